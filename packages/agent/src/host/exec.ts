@@ -1,0 +1,75 @@
+import { spawn } from 'node:child_process';
+
+export interface CommandResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface RunOptions {
+  input?: string | Buffer;
+  timeoutMs?: number;
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** The one way the agent runs host commands: argv arrays, never a shell string. */
+export interface CommandRunner {
+  run(cmd: string, args: readonly string[], opts?: RunOptions): Promise<CommandResult>;
+}
+
+export class CommandFailed extends Error {
+  constructor(
+    readonly cmd: string,
+    readonly args: readonly string[],
+    readonly result: CommandResult,
+  ) {
+    super(`${cmd} ${args.join(' ')} exited ${result.code}: ${result.stderr.trim() || result.stdout.trim()}`);
+    this.name = 'CommandFailed';
+  }
+}
+
+export const systemRunner: CommandRunner = {
+  run(cmd, args, opts = {}) {
+    return new Promise((resolve, reject) => {
+      const child = spawn(cmd, args, {
+        cwd: opts.cwd,
+        env: opts.env ?? process.env,
+        stdio: ['pipe', 'pipe', 'pipe'],
+        shell: false,
+      });
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      let timer: NodeJS.Timeout | undefined;
+      if (opts.timeoutMs) timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs);
+      child.stdout.on('data', (b: Buffer) => out.push(b));
+      child.stderr.on('data', (b: Buffer) => err.push(b));
+      child.on('error', (e) => {
+        if (timer) clearTimeout(timer);
+        reject(e);
+      });
+      child.on('close', (code, signal) => {
+        if (timer) clearTimeout(timer);
+        resolve({
+          code: code ?? (signal ? 128 : 1),
+          stdout: Buffer.concat(out).toString('utf8'),
+          stderr: Buffer.concat(err).toString('utf8'),
+        });
+      });
+      if (opts.input !== undefined) child.stdin.end(opts.input);
+      else child.stdin.end();
+    });
+  },
+};
+
+/** Runs a command and throws CommandFailed on a non-zero exit. */
+export async function runChecked(
+  runner: CommandRunner,
+  cmd: string,
+  args: readonly string[],
+  opts?: RunOptions,
+): Promise<string> {
+  const result = await runner.run(cmd, args, opts);
+  if (result.code !== 0) throw new CommandFailed(cmd, args, result);
+  return result.stdout;
+}
