@@ -100,9 +100,9 @@ export function parseLoadavg(text: string): LoadAverage {
 
 /** Seconds since boot, from the first field of /proc/uptime. */
 export function parseUptime(text: string): number {
-  const seconds = Number(text.trim().split(/\s+/)[0]);
-  if (!Number.isFinite(seconds) || seconds < 0) throw new ProcParseError('/proc/uptime', 'no uptime');
-  return seconds;
+  const m = /^\s*(\d+(?:\.\d+)?)(?:\s|$)/.exec(text);
+  if (!m?.[1]) throw new ProcParseError('/proc/uptime', 'no uptime');
+  return Number(m[1]);
 }
 
 /** Per-interface counters from /proc/net/dev, loopback excluded; malformed lines are skipped. */
