@@ -1,0 +1,92 @@
+import type { CommandRunner } from '../host/exec.ts';
+import { type BridgeInfo, type BridgeSpec, bridgeExists, deleteBridge, ensureBridge } from './bridge.ts';
+import { NetCommands } from './commands.ts';
+import { disableNat, enableNat, type NatRule, type NatSpec, natRules } from './nat.ts';
+import {
+  createTap,
+  deleteTap,
+  listTaps,
+  type TapCounters,
+  type TapInfo,
+  type TapSpec,
+  tapCounters,
+  tapInfo,
+} from './tap.ts';
+import { type AppliedNicLimits, applyNicLimits, clearNicLimits, type NicLimits, readNicLimits } from './tc.ts';
+
+export interface HostNetworkOptions {
+  runner: CommandRunner;
+  /** Network namespace to work in; absent = the agent's own (the root namespace in production). */
+  netns?: string;
+}
+
+/** The agent's host networking: bridges, NAT, TAPs and their tc limits, all via `ip`/`tc`/`nft` argv. */
+export class HostNetwork {
+  private readonly net: NetCommands;
+
+  constructor(opts: HostNetworkOptions) {
+    this.net = new NetCommands(opts.runner, opts.netns);
+  }
+
+  get netns(): string | undefined {
+    return this.net.netns;
+  }
+
+  ensureBridge(spec: BridgeSpec): Promise<BridgeInfo> {
+    return ensureBridge(this.net, spec);
+  }
+
+  bridgeExists(name: string): Promise<boolean> {
+    return bridgeExists(this.net, name);
+  }
+
+  deleteBridge(name: string): Promise<void> {
+    return deleteBridge(this.net, name);
+  }
+
+  enableNat(spec: NatSpec): Promise<void> {
+    return enableNat(this.net, spec);
+  }
+
+  disableNat(bridge: string): Promise<void> {
+    return disableNat(this.net, bridge);
+  }
+
+  natRules(): Promise<NatRule[]> {
+    return natRules(this.net);
+  }
+
+  createTap(spec: TapSpec): Promise<TapInfo> {
+    return createTap(this.net, spec);
+  }
+
+  /** Removes the TAP and its IFB shaper; nothing of it is left behind. */
+  async deleteTap(name: string): Promise<void> {
+    await clearNicLimits(this.net, name);
+    await deleteTap(this.net, name);
+  }
+
+  tapInfo(name: string): Promise<TapInfo | null> {
+    return tapInfo(this.net, name);
+  }
+
+  listTaps(prefix?: string): Promise<TapInfo[]> {
+    return listTaps(this.net, prefix);
+  }
+
+  tapCounters(name: string): Promise<TapCounters> {
+    return tapCounters(this.net, name);
+  }
+
+  applyNicLimits(tap: string, limits: NicLimits): Promise<void> {
+    return applyNicLimits(this.net, tap, limits);
+  }
+
+  clearNicLimits(tap: string): Promise<void> {
+    return clearNicLimits(this.net, tap);
+  }
+
+  readNicLimits(tap: string): Promise<AppliedNicLimits> {
+    return readNicLimits(this.net, tap);
+  }
+}

@@ -1,0 +1,99 @@
+import type { IpLink, NetCommands } from './commands.ts';
+import { NetConflict } from './errors.ts';
+import { assertBridgeName, assertMtu, assertNamePrefix, assertTapName } from './names.ts';
+
+export interface TapSpec {
+  name: string;
+  bridge: string;
+  mtu?: number;
+}
+
+export interface TapInfo {
+  name: string;
+  /** The bridge it is attached to, if any. */
+  bridge: string | null;
+  /** Administratively up; the carrier stays down until a VMM opens the TAP. */
+  up: boolean;
+  mtu: number;
+  mac: string;
+}
+
+/**
+ * Byte and packet counters as the host sees the TAP. Host rx is what the guest sent (guest tx) and
+ * host tx is what the guest was sent (guest rx).
+ */
+export interface TapCounters {
+  rxBytes: number;
+  rxPackets: number;
+  rxDropped: number;
+  txBytes: number;
+  txPackets: number;
+  txDropped: number;
+}
+
+function isTap(link: IpLink): boolean {
+  return link.linkinfo?.info_kind === 'tun' && link.linkinfo.info_data?.type === 'tap';
+}
+
+function toInfo(link: IpLink): TapInfo {
+  return {
+    name: link.ifname,
+    bridge: link.master ?? null,
+    up: link.flags?.includes('UP') ?? false,
+    mtu: link.mtu ?? 0,
+    mac: link.address ?? '',
+  };
+}
+
+/** Creates a persistent TAP, attaches it to the bridge and sets it up; converges an existing one. */
+export async function createTap(net: NetCommands, spec: TapSpec): Promise<TapInfo> {
+  const name = assertTapName(spec.name);
+  const bridge = assertBridgeName(spec.bridge);
+  const mtu = spec.mtu === undefined ? undefined : assertMtu(spec.mtu);
+  const existing = await net.link(name);
+  if (existing && !isTap(existing)) throw new NetConflict(name, 'tap', existing.linkinfo?.info_kind ?? '');
+  if (!existing) await net.ip(['tuntap', 'add', 'dev', name, 'mode', 'tap']);
+  if (mtu !== undefined) await net.ip(['link', 'set', 'dev', name, 'mtu', String(mtu)]);
+  await net.ip(['link', 'set', 'dev', name, 'master', bridge]);
+  await net.ip(['link', 'set', 'dev', name, 'up']);
+  const link = await net.link(name);
+  if (!link) throw new Error(`TAP ${name} vanished right after creation`);
+  return toInfo(link);
+}
+
+/** Deletes the TAP; a missing TAP is not an error. Callers also clear its IFB (see HostNetwork.deleteTap). */
+export async function deleteTap(net: NetCommands, name: string): Promise<void> {
+  const link = await net.link(assertTapName(name));
+  if (!link) return;
+  if (!isTap(link)) throw new NetConflict(name, 'tap', link.linkinfo?.info_kind ?? '');
+  await net.ip(['link', 'del', 'dev', name]);
+}
+
+export async function tapInfo(net: NetCommands, name: string): Promise<TapInfo | null> {
+  const link = await net.link(assertTapName(name));
+  return link && isTap(link) ? toInfo(link) : null;
+}
+
+/** TAP devices whose name starts with `prefix` (e.g. `nqt-` for all of nqvm's, `nqt-1a2b3c4d-` for one VM). */
+export async function listTaps(net: NetCommands, prefix = 'nqt'): Promise<TapInfo[]> {
+  const p = assertNamePrefix(prefix);
+  return (await net.links())
+    .filter((l) => isTap(l) && l.ifname.startsWith(p))
+    .map(toInfo)
+    .sort((a, b) => a.name.localeCompare(b.name));
+}
+
+export async function tapCounters(net: NetCommands, name: string): Promise<TapCounters> {
+  const link = await net.link(assertTapName(name));
+  if (!link || !isTap(link)) throw new Error(`TAP ${name} does not exist`);
+  const rx = link.stats64?.rx ?? {};
+  const tx = link.stats64?.tx ?? {};
+  return {
+    rxBytes: rx.bytes ?? 0,
+    rxPackets: rx.packets ?? 0,
+    rxDropped: rx.dropped ?? 0,
+    txBytes: tx.bytes ?? 0,
+    txPackets: tx.packets ?? 0,
+    txDropped: tx.dropped ?? 0,
+  };
+}
