@@ -1,0 +1,47 @@
+import path from 'node:path';
+import { assertAbsPath, assertJailerId, assertUint } from './validate.js';
+
+export interface JailerOptions {
+  /** Absolute path of the jailer binary. */
+  binary: string;
+  uid: number;
+  gid: number;
+  /** Defaults to /srv/jailer, as in the jailer itself. */
+  chrootBaseDir?: string;
+  /** A network namespace path, e.g. /var/run/netns/nqvm-vm1. */
+  netns?: string;
+  daemonize?: boolean;
+  newPidNs?: boolean;
+}
+
+export const JAILER_DEFAULT_BASE = '/srv/jailer';
+
+/** `jailer --id … --exec-file … --uid … --gid … [--chroot-base-dir] [--netns] [--daemonize] [--new-pid-ns] -- <fc args>`. */
+export function buildJailerArgv(
+  opts: JailerOptions,
+  id: string,
+  execFile: string,
+  firecrackerArgs: readonly string[],
+): string[] {
+  const argv = [
+    '--id',
+    assertJailerId(id),
+    '--exec-file',
+    assertAbsPath('exec-file', execFile),
+    '--uid',
+    String(assertUint('uid', opts.uid, 0, 0xffff_fffe)),
+    '--gid',
+    String(assertUint('gid', opts.gid, 0, 0xffff_fffe)),
+    '--chroot-base-dir',
+    assertAbsPath('chroot-base-dir', opts.chrootBaseDir ?? JAILER_DEFAULT_BASE),
+  ];
+  if (opts.netns) argv.push('--netns', assertAbsPath('netns', opts.netns));
+  if (opts.daemonize) argv.push('--daemonize');
+  if (opts.newPidNs) argv.push('--new-pid-ns');
+  return [...argv, '--', ...firecrackerArgs];
+}
+
+/** The jail's root: `<base>/<exec name>/<id>/root`; the API socket lands at `<root>/run/firecracker.socket`. */
+export function jailRoot(opts: JailerOptions, id: string, execFile: string): string {
+  return path.join(opts.chrootBaseDir ?? JAILER_DEFAULT_BASE, path.basename(execFile), assertJailerId(id), 'root');
+}
