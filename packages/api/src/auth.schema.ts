@@ -1,0 +1,118 @@
+import { type Static, Type } from 'typebox';
+import { IdParams, Ok, Timestamp, Uuid } from './common.schema.ts';
+import { route } from './route.ts';
+
+export const LoginRequest = Type.Object(
+  {
+    username: Type.String({ minLength: 1, maxLength: 64 }),
+    password: Type.String({ minLength: 1, maxLength: 1024 }),
+  },
+  { additionalProperties: false },
+);
+export type LoginRequest = Static<typeof LoginRequest>;
+
+export const LoginResponse = Type.Object(
+  { token: Type.String(), expires_at: Timestamp, user: Type.Object({ id: Uuid, username: Type.String() }) },
+  { additionalProperties: false },
+);
+
+export const Me = Type.Object(
+  {
+    id: Uuid,
+    username: Type.String(),
+    role: Type.Union([Type.Literal('admin'), Type.Literal('user')]),
+    auth: Type.Union([Type.Literal('session'), Type.Literal('token')]),
+  },
+  { additionalProperties: false },
+);
+export type Me = Static<typeof Me>;
+
+export const ApiToken = Type.Object(
+  {
+    id: Uuid,
+    name: Type.String(),
+    prefix: Type.String({ description: 'The first characters of the token, to recognise it' }),
+    created_at: Timestamp,
+    expires_at: Type.Union([Timestamp, Type.Null()]),
+    last_used_at: Type.Union([Timestamp, Type.Null()]),
+  },
+  { additionalProperties: false },
+);
+export type ApiToken = Static<typeof ApiToken>;
+
+export const CreateTokenRequest = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 100 }),
+    expires_in_days: Type.Optional(Type.Integer({ minimum: 1, maximum: 3650 })),
+  },
+  { additionalProperties: false },
+);
+export const CreatedToken = Type.Object(
+  { ...ApiToken.properties, token: Type.String({ description: 'Shown once' }) },
+  { additionalProperties: false },
+);
+
+export const authRoutes = {
+  login: route({
+    method: 'POST',
+    path: '/v1/auth/login',
+    operationId: 'login',
+    summary: 'Log in with a username and password; returns a session token and sets a session cookie',
+    tag: 'auth',
+    auth: 'public',
+    status: 200,
+    body: LoginRequest,
+    response: LoginResponse,
+  }),
+  logout: route({
+    method: 'POST',
+    path: '/v1/auth/logout',
+    operationId: 'logout',
+    summary: 'End the current session',
+    tag: 'auth',
+    auth: 'user',
+    status: 200,
+    response: Ok,
+  }),
+  me: route({
+    method: 'GET',
+    path: '/v1/auth/me',
+    operationId: 'me',
+    summary: 'The authenticated user',
+    tag: 'auth',
+    auth: 'user',
+    status: 200,
+    response: Me,
+  }),
+  listTokens: route({
+    method: 'GET',
+    path: '/v1/tokens',
+    operationId: 'listTokens',
+    summary: 'API tokens of the current user',
+    tag: 'tokens',
+    auth: 'user',
+    status: 200,
+    response: Type.Object({ items: Type.Array(ApiToken) }, { additionalProperties: false }),
+  }),
+  createToken: route({
+    method: 'POST',
+    path: '/v1/tokens',
+    operationId: 'createToken',
+    summary: 'Create an API token; the token value is shown only in this response',
+    tag: 'tokens',
+    auth: 'user',
+    status: 201,
+    body: CreateTokenRequest,
+    response: CreatedToken,
+  }),
+  deleteToken: route({
+    method: 'DELETE',
+    path: '/v1/tokens/:id',
+    operationId: 'deleteToken',
+    summary: 'Revoke an API token',
+    tag: 'tokens',
+    auth: 'user',
+    status: 204,
+    params: IdParams,
+  }),
+};

@@ -1,0 +1,135 @@
+import { type Static, Type } from 'typebox';
+import { IdParams, Labels, Name, Ok, Timestamp, Uuid } from './common.schema.ts';
+import { route } from './route.ts';
+
+export const VmmKind = Type.Union([Type.Literal('qemu'), Type.Literal('firecracker')]);
+export type VmmKind = Static<typeof VmmKind>;
+
+export const HostCapacity = Type.Object(
+  {
+    cpus: Type.Integer({ minimum: 1 }),
+    memory_mib: Type.Integer({ minimum: 1 }),
+    disk_free_bytes: Type.Integer({ minimum: 0 }),
+    disk_total_bytes: Type.Integer({ minimum: 0 }),
+  },
+  { additionalProperties: false },
+);
+export type HostCapacity = Static<typeof HostCapacity>;
+
+export const HostCapabilities = Type.Object(
+  {
+    vmm: Type.Array(VmmKind, { description: 'VMMs this host can run' }),
+    kvm: Type.Boolean(),
+    vsock: Type.Boolean(),
+    tc: Type.Boolean(),
+  },
+  { additionalProperties: false },
+);
+export type HostCapabilities = Static<typeof HostCapabilities>;
+
+export const RunningVmSummary = Type.Object(
+  { id: Uuid, state: Type.String({ maxLength: 32 }), pid: Type.Optional(Type.Integer()) },
+  { additionalProperties: false },
+);
+
+export const Host = Type.Object(
+  {
+    id: Uuid,
+    name: Type.String(),
+    addr: Type.String({ description: 'Base URL of the host agent' }),
+    health: Type.Union([Type.Literal('healthy'), Type.Literal('unreachable')]),
+    capacity: Type.Union([HostCapacity, Type.Null()]),
+    capabilities: Type.Union([HostCapabilities, Type.Null()]),
+    labels: Labels,
+    allocated: Type.Object({ vcpu: Type.Integer(), mem_mib: Type.Integer(), vms: Type.Integer() }),
+    last_seen_at: Type.Union([Timestamp, Type.Null()]),
+    created_at: Timestamp,
+  },
+  { additionalProperties: false },
+);
+export type Host = Static<typeof Host>;
+
+export const RegisterHostRequest = Type.Object(
+  {
+    join_token: Type.String({ minLength: 1, maxLength: 256 }),
+    name: Name,
+    addr: Type.String({ pattern: '^https?://[a-zA-Z0-9.\\[\\]:-]+(:[0-9]{1,5})?/?$', maxLength: 200 }),
+    labels: Type.Optional(Labels),
+    capacity: Type.Optional(HostCapacity),
+    capabilities: Type.Optional(HostCapabilities),
+  },
+  { additionalProperties: false },
+);
+export type RegisterHostRequest = Static<typeof RegisterHostRequest>;
+
+export const RegisterHostResponse = Type.Object(
+  { id: Uuid, secret: Type.String({ description: 'Per-host secret; sent on every later agent call' }) },
+  { additionalProperties: false },
+);
+
+export const HeartbeatRequest = Type.Object(
+  {
+    capacity: HostCapacity,
+    capabilities: HostCapabilities,
+    vms: Type.Array(RunningVmSummary, { maxItems: 10000 }),
+  },
+  { additionalProperties: false },
+);
+export type HeartbeatRequest = Static<typeof HeartbeatRequest>;
+
+export const hostRoutes = {
+  register: route({
+    method: 'POST',
+    path: '/v1/hosts/register',
+    operationId: 'registerHost',
+    summary: 'Register a host agent with the join token; returns its id and per-host secret',
+    tag: 'hosts',
+    auth: 'public',
+    status: 201,
+    body: RegisterHostRequest,
+    response: RegisterHostResponse,
+  }),
+  heartbeat: route({
+    method: 'POST',
+    path: '/v1/hosts/:id/heartbeat',
+    operationId: 'hostHeartbeat',
+    summary: 'Report capacity, capabilities and running VMs (host secret)',
+    tag: 'hosts',
+    auth: 'host',
+    status: 200,
+    params: IdParams,
+    body: HeartbeatRequest,
+    response: Ok,
+  }),
+  list: route({
+    method: 'GET',
+    path: '/v1/hosts',
+    operationId: 'listHosts',
+    summary: 'List hosts with health, capacity and allocation',
+    tag: 'hosts',
+    auth: 'user',
+    status: 200,
+    response: Type.Object({ items: Type.Array(Host) }, { additionalProperties: false }),
+  }),
+  get: route({
+    method: 'GET',
+    path: '/v1/hosts/:id',
+    operationId: 'getHost',
+    summary: 'One host',
+    tag: 'hosts',
+    auth: 'user',
+    status: 200,
+    params: IdParams,
+    response: Host,
+  }),
+  delete: route({
+    method: 'DELETE',
+    path: '/v1/hosts/:id',
+    operationId: 'deleteHost',
+    summary: 'Remove a host (refused while it has VMs)',
+    tag: 'hosts',
+    auth: 'user',
+    status: 204,
+    params: IdParams,
+  }),
+};

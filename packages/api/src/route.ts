@@ -1,0 +1,62 @@
+import type { Static, TSchema } from 'typebox';
+
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+/** Who may call a route: a console user or API token, a host agent (per-host secret), or nobody special. */
+export type RouteAuth = 'user' | 'host' | 'guest' | 'public';
+
+/**
+ * One HTTP operation of the public API. The manager registers its handler against this object, the
+ * OpenAPI document is generated from it, and the typed client calls through it — one source of truth.
+ */
+export interface RouteDef<
+  P extends TSchema | undefined = TSchema | undefined,
+  Q extends TSchema | undefined = TSchema | undefined,
+  B extends TSchema | undefined = TSchema | undefined,
+  R extends TSchema | undefined = TSchema | undefined,
+> {
+  method: HttpMethod;
+  /** Fastify-style path, e.g. `/v1/images/:id`. */
+  path: string;
+  operationId: string;
+  summary: string;
+  tag: string;
+  auth: RouteAuth;
+  status: 200 | 201 | 202 | 204;
+  params?: P;
+  query?: Q;
+  body?: B;
+  /** The body is a raw byte stream (uploads), not JSON. */
+  rawBody?: boolean;
+  response?: R;
+  /** Response is a raw byte stream (downloads), not JSON. */
+  rawResponse?: boolean;
+}
+
+export function route<
+  P extends TSchema | undefined = undefined,
+  Q extends TSchema | undefined = undefined,
+  B extends TSchema | undefined = undefined,
+  R extends TSchema | undefined = undefined,
+>(def: RouteDef<P, Q, B, R>): RouteDef<P, Q, B, R> {
+  return def;
+}
+
+type StaticOr<T, F> = T extends TSchema ? Static<T> : F;
+
+export type RouteParams<D> =
+  D extends RouteDef<infer P, TSchema | undefined, TSchema | undefined, TSchema | undefined>
+    ? StaticOr<P, undefined>
+    : never;
+export type RouteQuery<D> =
+  D extends RouteDef<TSchema | undefined, infer Q, TSchema | undefined, TSchema | undefined>
+    ? StaticOr<Q, undefined>
+    : never;
+export type RouteBody<D> =
+  D extends RouteDef<TSchema | undefined, TSchema | undefined, infer B, TSchema | undefined>
+    ? StaticOr<B, undefined>
+    : never;
+export type RouteResponse<D> =
+  D extends RouteDef<TSchema | undefined, TSchema | undefined, TSchema | undefined, infer R>
+    ? StaticOr<R, void>
+    : never;

@@ -1,0 +1,15 @@
+import { authRoutes } from './auth.schema.ts';
+import { eventRoutes } from './event.schema.ts';
+import { hostRoutes } from './host.schema.ts';
+import type { RouteDef } from './route.ts';
+
+/** Every route of the public API, grouped by feature. New features add their group here. */
+export const api = {
+  auth: authRoutes,
+  hosts: hostRoutes,
+  events: eventRoutes,
+};
+
+export function allRoutes(): RouteDef[] {
+  return Object.values(api).flatMap((group) => Object.values(group) as RouteDef[]);
+}

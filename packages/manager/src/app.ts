@@ -1,0 +1,121 @@
+import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import cookie from '@fastify/cookie';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import websocket from '@fastify/websocket';
+import { buildOpenApi } from '@nqvm/api';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { ManagerConfig } from './config.ts';
+import { type Database, openDatabase } from './db/client.ts';
+import { migrate } from './db/migrate.ts';
+import { AuthRepository } from './features/auth/auth.repository.ts';
+import { authRoutes } from './features/auth/auth.routes.ts';
+import { AuthService } from './features/auth/auth.service.ts';
+import { EventsRepository } from './features/events/events.repository.ts';
+import { eventsRoutes } from './features/events/events.routes.ts';
+import { EventsService } from './features/events/events.service.ts';
+import { HostsRepository } from './features/hosts/hosts.repository.ts';
+import { hostsRoutes } from './features/hosts/hosts.routes.ts';
+import { HostsService } from './features/hosts/hosts.service.ts';
+import { installHttpMetrics, MetricsRegistry } from './features/system/metrics.ts';
+import type { Authenticator } from './http/principal.ts';
+import { installErrorHandling, sendProblem } from './http/problem.ts';
+import { SecretBox } from './security/secret-box.ts';
+
+export interface Services {
+  database: Database;
+  events: EventsService;
+  auth: AuthService;
+  hosts: HostsService;
+  secrets: SecretBox;
+  metrics: MetricsRegistry;
+}
+
+export interface BuiltApp {
+  app: FastifyInstance;
+  services: Services;
+  /** Set on the very first start when no admin password was configured: print it once. */
+  generatedAdminPassword?: string;
+}
+
+export interface BuildOptions {
+  /** An already-open database (tests); otherwise opened from the config. */
+  database?: Database;
+  logger?: boolean | object;
+}
+
+/** Builds the manager (database migrated, features registered) without listening. */
+export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): Promise<BuiltApp> {
+  mkdirSync(config.dataDir, { recursive: true });
+  const database = opts.database ?? (await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir }));
+  await migrate(database);
+
+  const secrets = SecretBox.fromConfig(config.secretKey, config.dataDir);
+  const events = new EventsService(new EventsRepository(database.db));
+  const auth = new AuthService(new AuthRepository(database.db), { sessionTtlHours: config.sessionTtlHours });
+  const hosts = new HostsService(new HostsRepository(database.db), secrets, {
+    joinToken: config.joinToken,
+    heartbeatTimeoutS: config.hostHeartbeatTimeoutS,
+  });
+  const metrics = new MetricsRegistry();
+  const admin = await auth.ensureAdmin(config.adminPassword);
+  if (admin.created) await events.record({ actor: 'system', resourceType: 'user', action: 'create_admin' });
+
+  const authn: Authenticator = {
+    user: (token) => auth.authenticate(token),
+    host: (id, secret) => hosts.authenticate(id, secret),
+    guest: async () => null,
+  };
+
+  const app = Fastify({
+    logger: opts.logger ?? {
+      level: config.logLevel,
+      redact: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]'],
+    },
+    genReqId: () => randomUUID(),
+    requestIdHeader: false,
+    bodyLimit: 1024 * 1024,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: true } },
+  });
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+  });
+  installErrorHandling(app);
+  await app.register(cookie);
+  await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
+  await app.register(swagger, { mode: 'static', specification: { document: buildOpenApi() as never } });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  if (config.enableMetrics) installHttpMetrics(app, metrics);
+
+  app.get('/health', async () => ({ status: 'ok' }));
+  app.get('/ready', async (req, reply) => {
+    try {
+      await database.ping();
+      return { status: 'ready', database: database.kind };
+    } catch {
+      return sendProblem(reply, req, 503, 'database_unavailable', 'the database is not reachable');
+    }
+  });
+  app.get('/v1/openapi.json', async () => buildOpenApi());
+  if (config.enableMetrics)
+    app.get('/metrics', async (_req, reply) =>
+      reply.type('text/plain; version=0.0.4; charset=utf-8').send(await metrics.render()),
+    );
+
+  await app.register(async (v1) => {
+    authRoutes(v1, authn, auth, events);
+    hostsRoutes(v1, authn, hosts, events);
+    eventsRoutes(v1, authn, events);
+  });
+
+  app.addHook('onClose', async () => {
+    if (!opts.database) await database.close();
+  });
+
+  return {
+    app,
+    services: { database, events, auth, hosts, secrets, metrics },
+    generatedAdminPassword: admin.generatedPassword,
+  };
+}

@@ -1,0 +1,113 @@
+import { randomBytes } from 'node:crypto';
+import { resolve } from 'node:path';
+
+export interface ManagerConfig {
+  databaseUrl: string | undefined;
+  bind: { host: string; port: number };
+  dataDir: string;
+  imageRoot: string | undefined;
+  allowImagePaths: boolean;
+  reconcilerDisabled: boolean;
+  enableMetrics: boolean;
+  adminPassword: string | undefined;
+  joinToken: string;
+  /** True when the join token was generated at start (print it once so agents can join). */
+  joinTokenGenerated: boolean;
+  /** Base64 32-byte key for encrypting secrets at rest; generated under the data dir when absent. */
+  secretKey: string | undefined;
+  logLevel: string;
+  sessionTtlHours: number;
+  maxUploadBytes: number;
+  maxImportBytes: number;
+  metricsRetentionDays: number;
+  cpuOvercommit: number;
+  memOvercommit: number;
+  hostHeartbeatTimeoutS: number;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+/** Parses the manager's environment once; every problem is reported together. */
+export function loadConfig(env: Env): ManagerConfig {
+  const problems: string[] = [];
+  const bool = (name: string, def: boolean): boolean => {
+    const v = env[name];
+    if (v === undefined || v === '') return def;
+    if (/^(1|true|yes|on)$/i.test(v)) return true;
+    if (/^(0|false|no|off)$/i.test(v)) return false;
+    problems.push(`${name} must be true or false, got "${v}"`);
+    return def;
+  };
+  const num = (name: string, def: number, min: number, max: number): number => {
+    const v = env[name];
+    if (v === undefined || v === '') return def;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < min || n > max) {
+      problems.push(`${name} must be a number between ${min} and ${max}, got "${v}"`);
+      return def;
+    }
+    return n;
+  };
+
+  const bindRaw = env.MANAGER_BIND || '127.0.0.1:18080';
+  const m = /^(\[[0-9a-fA-F:]+\]|[a-zA-Z0-9.-]+):(\d{1,5})$/.exec(bindRaw);
+  let bind = { host: '127.0.0.1', port: 18080 };
+  if (!m || Number(m[2]) > 65535) problems.push(`MANAGER_BIND must be host:port, got "${bindRaw}"`);
+  else bind = { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
+
+  const databaseUrl = env.DATABASE_URL || undefined;
+  if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl))
+    problems.push('DATABASE_URL must be a postgres:// or postgresql:// URL');
+
+  const dataDir = resolve(env.NQVM_DATA_DIR || '/var/lib/nqvm');
+  const imageRoot = env.MANAGER_IMAGE_ROOT ? resolve(env.MANAGER_IMAGE_ROOT) : undefined;
+  const allowImagePaths = bool('MANAGER_ALLOW_IMAGE_PATHS', false);
+  if (allowImagePaths && !imageRoot) problems.push('MANAGER_ALLOW_IMAGE_PATHS=true needs MANAGER_IMAGE_ROOT');
+
+  const adminPassword = env.NQVM_ADMIN_PASSWORD || undefined;
+  if (adminPassword !== undefined && adminPassword.length < 8)
+    problems.push('NQVM_ADMIN_PASSWORD must be at least 8 characters');
+
+  const joinTokenGenerated = !env.NQVM_JOIN_TOKEN;
+  const joinToken = env.NQVM_JOIN_TOKEN || randomBytes(24).toString('base64url');
+  if (!joinTokenGenerated && joinToken.length < 16) problems.push('NQVM_JOIN_TOKEN must be at least 16 characters');
+
+  const secretKey = env.NQVM_SECRET_KEY || undefined;
+  if (secretKey !== undefined && Buffer.from(secretKey, 'base64').length !== 32)
+    problems.push('NQVM_SECRET_KEY must be 32 bytes, base64-encoded');
+
+  const logLevel = env.NQVM_LOG_LEVEL || 'info';
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel))
+    problems.push(`NQVM_LOG_LEVEL must be one of fatal,error,warn,info,debug,trace,silent, got "${logLevel}"`);
+
+  const config: ManagerConfig = {
+    databaseUrl,
+    bind,
+    dataDir,
+    imageRoot,
+    allowImagePaths,
+    reconcilerDisabled: bool('MANAGER_RECONCILER_DISABLED', false),
+    enableMetrics: bool('MANAGER_ENABLE_METRICS', true),
+    adminPassword,
+    joinToken,
+    joinTokenGenerated,
+    secretKey,
+    logLevel,
+    sessionTtlHours: num('NQVM_SESSION_TTL_HOURS', 12, 1, 24 * 90),
+    maxUploadBytes: num('NQVM_MAX_UPLOAD_BYTES', 20 * 1024 ** 3, 1024, 2 ** 50),
+    maxImportBytes: num('NQVM_MAX_IMPORT_BYTES', 20 * 1024 ** 3, 1024, 2 ** 50),
+    metricsRetentionDays: num('NQVM_METRICS_RETENTION_DAYS', 30, 1, 3650),
+    cpuOvercommit: num('NQVM_CPU_OVERCOMMIT', 4, 1, 64),
+    memOvercommit: num('NQVM_MEM_OVERCOMMIT', 1, 0.1, 8),
+    hostHeartbeatTimeoutS: num('NQVM_HOST_HEARTBEAT_TIMEOUT_S', 30, 3, 3600),
+  };
+  if (problems.length) throw new ConfigError(problems);
+  return config;
+}

@@ -1,0 +1,56 @@
+import { bigserial, jsonb, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core';
+
+// Mirrors the SQL migrations in ./migrations (the migrations are the source of truth for DDL).
+const tz = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
+
+export const users = pgTable('users', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  username: text('username').notNull(),
+  passwordHash: text('password_hash').notNull(),
+  role: text('role').$type<'admin' | 'user'>().notNull(),
+  createdAt: tz('created_at').notNull().defaultNow(),
+});
+
+export const sessions = pgTable('sessions', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  userId: uuid('user_id').notNull(),
+  tokenHash: text('token_hash').notNull(),
+  createdAt: tz('created_at').notNull().defaultNow(),
+  expiresAt: tz('expires_at').notNull(),
+});
+
+export const apiTokens = pgTable('api_tokens', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  userId: uuid('user_id').notNull(),
+  name: text('name').notNull(),
+  prefix: text('prefix').notNull(),
+  tokenHash: text('token_hash').notNull(),
+  createdAt: tz('created_at').notNull().defaultNow(),
+  expiresAt: tz('expires_at'),
+  lastUsedAt: tz('last_used_at'),
+});
+
+export const hosts = pgTable('hosts', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  name: text('name').notNull(),
+  addr: text('addr').notNull(),
+  secretHash: text('secret_hash').notNull(),
+  secretEnc: text('secret_enc').notNull(),
+  labels: jsonb('labels').$type<Record<string, string>>().notNull(),
+  capacity: jsonb('capacity').$type<unknown>(),
+  capabilities: jsonb('capabilities').$type<unknown>(),
+  reportedVms: jsonb('reported_vms').$type<unknown[]>().notNull(),
+  lastSeenAt: tz('last_seen_at'),
+  createdAt: tz('created_at').notNull().defaultNow(),
+});
+
+export const events = pgTable('events', {
+  id: bigserial('id', { mode: 'bigint' }).primaryKey(),
+  at: tz('at').notNull().defaultNow(),
+  actor: text('actor').notNull(),
+  resourceType: text('resource_type').notNull(),
+  resourceId: text('resource_id'),
+  action: text('action').notNull(),
+  result: text('result').$type<'ok' | 'error' | 'info'>().notNull(),
+  detail: jsonb('detail').$type<Record<string, unknown>>().notNull(),
+});

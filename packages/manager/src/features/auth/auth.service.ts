@@ -1,0 +1,123 @@
+import { randomBytes } from 'node:crypto';
+import type { ApiToken } from '@nqvm/api';
+import { NotFound, TooManyRequests, Unauthorized } from '../../domain/errors.ts';
+import type { Principal } from '../../http/principal.ts';
+import { DUMMY_HASH_PROMISE, hashPassword, verifyPassword } from '../../security/passwords.ts';
+import { FailureLimiter } from '../../security/rate-limit.ts';
+import { hashToken, newToken, tokenKind } from '../../security/tokens.ts';
+import type { AuthRepository, TokenRow } from './auth.repository.ts';
+
+export interface AuthServiceOptions {
+  sessionTtlHours: number;
+  now?: () => Date;
+}
+
+function toApiToken(t: TokenRow): ApiToken {
+  return {
+    id: t.id,
+    name: t.name,
+    prefix: t.prefix,
+    created_at: t.createdAt.toISOString(),
+    expires_at: t.expiresAt?.toISOString() ?? null,
+    last_used_at: t.lastUsedAt?.toISOString() ?? null,
+  };
+}
+
+export class AuthService {
+  private readonly now: () => Date;
+  // 10 failed logins per 5 minutes per client address, and per username.
+  private readonly limiter = new FailureLimiter(10, 5 * 60_000);
+
+  constructor(
+    private readonly repo: AuthRepository,
+    private readonly opts: AuthServiceOptions,
+  ) {
+    this.now = opts.now ?? (() => new Date());
+  }
+
+  /** First start: create `admin`. Returns the generated password when none was configured (print it once). */
+  async ensureAdmin(password: string | undefined): Promise<{ created: boolean; generatedPassword?: string }> {
+    if ((await this.repo.countUsers()) > 0) return { created: false };
+    const generated = password ? undefined : randomBytes(12).toString('base64url');
+    const created = await this.repo.insertUserIfAbsent({
+      username: 'admin',
+      passwordHash: await hashPassword(password ?? generated!),
+      role: 'admin',
+    });
+    return created ? { created, generatedPassword: generated } : { created: false };
+  }
+
+  async login(username: string, password: string, clientIp: string) {
+    const keys = [`ip:${clientIp}`, `user:${username}`];
+    const wait = Math.max(...keys.map((k) => this.limiter.retryAfterS(k)));
+    if (wait > 0) throw new TooManyRequests('too many failed logins; try again later', wait);
+    const user = await this.repo.userByName(username);
+    const ok = await verifyPassword(password, user?.passwordHash ?? (await DUMMY_HASH_PROMISE));
+    if (!user || !ok) {
+      keys.forEach((k) => this.limiter.fail(k));
+      throw new Unauthorized('invalid username or password');
+    }
+    keys.forEach((k) => this.limiter.reset(k));
+    const token = newToken('session');
+    const expiresAt = new Date(this.now().getTime() + this.opts.sessionTtlHours * 3600_000);
+    await this.repo.insertSession({ userId: user.id, tokenHash: hashToken(token), expiresAt });
+    await this.repo.deleteExpiredSessions(this.now());
+    return { token, expires_at: expiresAt.toISOString(), user: { id: user.id, username: user.username } };
+  }
+
+  async logout(p: Principal): Promise<void> {
+    if (p.kind === 'user' && p.via === 'session') await this.repo.deleteSession(p.credentialId);
+  }
+
+  async authenticate(token: string): Promise<Principal | null> {
+    const kind = tokenKind(token);
+    const now = this.now();
+    if (kind === 'session') {
+      const row = await this.repo.sessionByHash(hashToken(token), now);
+      if (!row) return null;
+      return {
+        kind: 'user',
+        userId: row.user.id,
+        username: row.user.username,
+        role: row.user.role,
+        via: 'session',
+        credentialId: row.session.id,
+      };
+    }
+    if (kind === 'api') {
+      const row = await this.repo.tokenByHash(hashToken(token), now);
+      if (!row) return null;
+      await this.repo.touchToken(row.token.id, now);
+      return {
+        kind: 'user',
+        userId: row.user.id,
+        username: row.user.username,
+        role: row.user.role,
+        via: 'token',
+        credentialId: row.token.id,
+        tokenName: row.token.name,
+      };
+    }
+    return null;
+  }
+
+  async createToken(userId: string, name: string, expiresInDays?: number) {
+    const token = newToken('api');
+    const row = await this.repo.insertToken({
+      userId,
+      name,
+      prefix: token.slice(0, 10),
+      tokenHash: hashToken(token),
+      expiresAt: expiresInDays ? new Date(this.now().getTime() + expiresInDays * 86400_000) : null,
+    });
+    return { ...toApiToken(row), token };
+  }
+
+  async listTokens(userId: string): Promise<ApiToken[]> {
+    return (await this.repo.listTokens(userId)).map(toApiToken);
+  }
+
+  async deleteToken(userId: string, id: string): Promise<void> {
+    if (!(await this.repo.deleteToken(userId, id))) throw new NotFound('token', id);
+  }
+}

@@ -1,0 +1,59 @@
+import { and, desc, eq, gt, gte, lt, lte, type SQL } from 'drizzle-orm';
+import type { Db } from '../../db/client.ts';
+import { events } from '../../db/schema.ts';
+
+export type EventRow = typeof events.$inferSelect;
+export type NewEvent = Omit<typeof events.$inferInsert, 'id' | 'at'>;
+
+export interface EventFilter {
+  resourceType?: string;
+  resourceId?: string;
+  action?: string;
+  result?: 'ok' | 'error' | 'info';
+  actor?: string;
+  since?: Date;
+  until?: Date;
+}
+
+export class EventsRepository {
+  constructor(private readonly db: Db) {}
+
+  async insert(e: NewEvent): Promise<EventRow> {
+    const [row] = await this.db.insert(events).values(e).returning();
+    return row!;
+  }
+
+  private where(f: EventFilter): SQL[] {
+    const w: SQL[] = [];
+    if (f.resourceType) w.push(eq(events.resourceType, f.resourceType));
+    if (f.resourceId) w.push(eq(events.resourceId, f.resourceId));
+    if (f.action) w.push(eq(events.action, f.action));
+    if (f.result) w.push(eq(events.result, f.result));
+    if (f.actor) w.push(eq(events.actor, f.actor));
+    if (f.since) w.push(gte(events.at, f.since));
+    if (f.until) w.push(lte(events.at, f.until));
+    return w;
+  }
+
+  /** Newest first, strictly older than `before` when given. */
+  listPage(f: EventFilter, limit: number, before?: bigint): Promise<EventRow[]> {
+    const w = this.where(f);
+    if (before !== undefined) w.push(lt(events.id, before));
+    return this.db
+      .select()
+      .from(events)
+      .where(and(...w))
+      .orderBy(desc(events.id))
+      .limit(limit);
+  }
+
+  /** Oldest first, strictly newer than `after` (the live stream's resume). */
+  listAfter(f: EventFilter, after: bigint, limit: number): Promise<EventRow[]> {
+    return this.db
+      .select()
+      .from(events)
+      .where(and(...this.where(f), gt(events.id, after)))
+      .orderBy(events.id)
+      .limit(limit);
+  }
+}

@@ -1,0 +1,60 @@
+import type {} from '@fastify/websocket';
+import { api, type Event, EventsWsQuery } from '@nqvm/api';
+import type { FastifyInstance } from 'fastify';
+import { authHook, mount } from '../../http/mount.ts';
+import type { Authenticator } from '../../http/principal.ts';
+import type { EventsService } from './events.service.ts';
+
+export function eventsRoutes(app: FastifyInstance, authn: Authenticator, events: EventsService): void {
+  mount(app, authn, api.events.list, async ({ query }) =>
+    events.list(
+      {
+        resourceType: query.resource_type,
+        resourceId: query.resource_id,
+        action: query.action,
+        result: query.result,
+        actor: query.actor,
+        since: query.since ? new Date(query.since) : undefined,
+        until: query.until ? new Date(query.until) : undefined,
+      },
+      query.limit ?? 50,
+      query.cursor,
+    ),
+  );
+
+  // Live stream: backlog after `after`, then every new event; the client resumes with the last id it saw.
+  app.get(
+    '/v1/events/ws',
+    { websocket: true, schema: { querystring: EventsWsQuery, hide: true }, onRequest: authHook('user', authn) },
+    (socket, req) => {
+      const q = req.query as { after?: string; resource_type?: string; resource_id?: string };
+      const matches = (e: Event) =>
+        (!q.resource_type || e.resource_type === q.resource_type) &&
+        (!q.resource_id || e.resource_id === q.resource_id);
+      let lastSent = q.after ? BigInt(q.after) : -1n;
+      let pending: Event[] | null = [];
+      const send = (e: Event) => {
+        if (BigInt(e.id) <= lastSent || !matches(e)) return;
+        lastSent = BigInt(e.id);
+        socket.send(JSON.stringify({ type: 'event', event: e }));
+      };
+      const unsubscribe = events.subscribe((e) => (pending ? pending.push(e) : send(e)));
+      socket.on('close', unsubscribe);
+      const backlog = q.after
+        ? events.after({ resourceType: q.resource_type, resourceId: q.resource_id }, q.after)
+        : Promise.resolve([]);
+      backlog
+        .then((rows) => {
+          rows.forEach(send);
+          const queued = pending ?? [];
+          pending = null;
+          queued.forEach(send);
+          socket.send(JSON.stringify({ type: 'ready', after: lastSent < 0n ? null : lastSent.toString() }));
+        })
+        .catch((err) => {
+          req.log.error({ err }, 'events backlog failed');
+          socket.close(1011, 'backlog failed');
+        });
+    },
+  );
+}

@@ -1,0 +1,43 @@
+import { api } from '@nqvm/api';
+import type { FastifyInstance } from 'fastify';
+import { mount } from '../../http/mount.ts';
+import { type Authenticator, actorOf } from '../../http/principal.ts';
+import type { EventsService } from '../events/events.service.ts';
+import type { HostsService } from './hosts.service.ts';
+
+export function hostsRoutes(app: FastifyInstance, authn: Authenticator, hosts: HostsService, events: EventsService) {
+  mount(app, authn, api.hosts.register, async ({ body, req }) => {
+    try {
+      const res = await hosts.register(body);
+      await events.record({
+        actor: `host:${res.id}`,
+        resourceType: 'host',
+        resourceId: res.id,
+        action: 'register',
+        detail: { name: body.name, addr: body.addr },
+      });
+      return res;
+    } catch (err) {
+      await events.record({
+        actor: 'anonymous',
+        resourceType: 'host',
+        action: 'register',
+        result: 'error',
+        detail: { name: body.name, ip: req.ip },
+      });
+      throw err;
+    }
+  });
+
+  mount(app, authn, api.hosts.heartbeat, async ({ params, body }) => {
+    await hosts.heartbeat(params.id, body);
+    return { ok: true as const };
+  });
+
+  mount(app, authn, api.hosts.list, async () => ({ items: await hosts.list() }));
+  mount(app, authn, api.hosts.get, async ({ params }) => hosts.get(params.id));
+  mount(app, authn, api.hosts.delete, async ({ params, principal }) => {
+    await hosts.delete(params.id);
+    await events.record({ actor: actorOf(principal), resourceType: 'host', resourceId: params.id, action: 'delete' });
+  });
+}

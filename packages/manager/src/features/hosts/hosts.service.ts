@@ -1,0 +1,130 @@
+import { timingSafeEqual } from 'node:crypto';
+import type { HeartbeatRequest, Host, HostCapabilities, HostCapacity, RegisterHostRequest } from '@nqvm/api';
+import { Conflict, NotFound, Unauthorized } from '../../domain/errors.ts';
+import type { Principal } from '../../http/principal.ts';
+import type { SecretBox } from '../../security/secret-box.ts';
+import { hashToken, newToken } from '../../security/tokens.ts';
+import type { HostRow, HostsRepository } from './hosts.repository.ts';
+
+export interface Allocation {
+  vcpu: number;
+  mem_mib: number;
+  vms: number;
+}
+
+/** What the VM feature tells hosts about: resources placed on each host. */
+export interface AllocationSource {
+  byHost(): Promise<Map<string, Allocation>>;
+}
+
+export const noAllocations: AllocationSource = { byHost: async () => new Map() };
+
+export interface HostsServiceOptions {
+  joinToken: string;
+  heartbeatTimeoutS: number;
+  now?: () => Date;
+}
+
+function safeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+export class HostsService {
+  private readonly now: () => Date;
+  private allocations: AllocationSource = noAllocations;
+
+  constructor(
+    private readonly repo: HostsRepository,
+    private readonly secrets: SecretBox,
+    private readonly opts: HostsServiceOptions,
+  ) {
+    this.now = opts.now ?? (() => new Date());
+  }
+
+  useAllocations(source: AllocationSource): void {
+    this.allocations = source;
+  }
+
+  isHealthy(row: HostRow): boolean {
+    return !!row.lastSeenAt && this.now().getTime() - row.lastSeenAt.getTime() <= this.opts.heartbeatTimeoutS * 1000;
+  }
+
+  toHost(row: HostRow, alloc: Allocation | undefined): Host {
+    return {
+      id: row.id,
+      name: row.name,
+      addr: row.addr,
+      health: this.isHealthy(row) ? 'healthy' : 'unreachable',
+      capacity: (row.capacity as HostCapacity | null) ?? null,
+      capabilities: (row.capabilities as HostCapabilities | null) ?? null,
+      labels: row.labels,
+      allocated: alloc ?? { vcpu: 0, mem_mib: 0, vms: 0 },
+      last_seen_at: row.lastSeenAt?.toISOString() ?? null,
+      created_at: row.createdAt.toISOString(),
+    };
+  }
+
+  async register(req: RegisterHostRequest): Promise<{ id: string; secret: string }> {
+    if (!safeEqual(req.join_token, this.opts.joinToken)) throw new Unauthorized('invalid join token');
+    const secret = newToken('host');
+    const row = await this.repo.upsert({
+      name: req.name,
+      addr: req.addr.replace(/\/$/, ''),
+      secretHash: hashToken(secret),
+      secretEnc: this.secrets.seal(secret),
+      labels: req.labels ?? {},
+      capacity: req.capacity ?? null,
+      capabilities: req.capabilities ?? null,
+      now: this.now(),
+    });
+    return { id: row.id, secret };
+  }
+
+  async authenticate(hostId: string, secret: string): Promise<Principal | null> {
+    const row = await this.repo.get(hostId);
+    if (!row || !safeEqual(hashToken(secret), row.secretHash)) return null;
+    return { kind: 'host', hostId };
+  }
+
+  async heartbeat(hostId: string, hb: HeartbeatRequest): Promise<void> {
+    await this.repo.heartbeat(hostId, {
+      capacity: hb.capacity,
+      capabilities: hb.capabilities,
+      vms: hb.vms,
+      now: this.now(),
+    });
+  }
+
+  async list(): Promise<Host[]> {
+    const [rows, alloc] = await Promise.all([this.repo.list(), this.allocations.byHost()]);
+    return rows.map((r) => this.toHost(r, alloc.get(r.id)));
+  }
+
+  async get(id: string): Promise<Host> {
+    const row = await this.repo.get(id);
+    if (!row) throw new NotFound('host', id);
+    return this.toHost(row, (await this.allocations.byHost()).get(id));
+  }
+
+  /** The row with its secret opened, for calling the host's agent. */
+  async connection(id: string): Promise<{ row: HostRow; secret: string }> {
+    const row = await this.repo.get(id);
+    if (!row) throw new NotFound('host', id);
+    return { row, secret: this.secrets.open(row.secretEnc) };
+  }
+
+  async rows(): Promise<HostRow[]> {
+    return this.repo.list();
+  }
+
+  async delete(id: string): Promise<void> {
+    const row = await this.repo.get(id);
+    if (!row) throw new NotFound('host', id);
+    const alloc = (await this.allocations.byHost()).get(id);
+    if (alloc && alloc.vms > 0)
+      throw new Conflict('host_in_use', `host ${row.name} still has ${alloc.vms} VM(s); move or delete them first`);
+    await this.repo.delete(id);
+  }
+}
