@@ -128,5 +128,6 @@ function deleteRule(handle: number): object {
 }
 
 async function nft(net: NetCommands, commands: object[]): Promise<void> {
-  await net.exec('nft', ['-j', '-f', '-'], { input: JSON.stringify({ nftables: commands }) });
+  // One argv element, not stdin: nft opens /dev/stdin, which fails on the socket pipes Node spawns with.
+  await net.exec('nft', ['-j', JSON.stringify({ nftables: commands })]);
 }
