@@ -54,10 +54,10 @@ export class AuthService {
     const user = await this.repo.userByName(username);
     const ok = await verifyPassword(password, user?.passwordHash ?? (await DUMMY_HASH_PROMISE));
     if (!user || !ok) {
-      keys.forEach((k) => this.limiter.fail(k));
+      for (const k of keys) this.limiter.fail(k);
       throw new Unauthorized('invalid username or password');
     }
-    keys.forEach((k) => this.limiter.reset(k));
+    for (const k of keys) this.limiter.reset(k);
     const token = newToken('session');
     const expiresAt = new Date(this.now().getTime() + this.opts.sessionTtlHours * 3600_000);
     await this.repo.insertSession({ userId: user.id, tokenHash: hashToken(token), expiresAt });
