@@ -2,7 +2,9 @@ export { type BundleResult, bundleGuestAgent, DEFAULT_BUNDLE_PATH } from './bund
 export { ConfigError, parseConfig, type ResolvedConfig } from './config';
 export {
   type CpuTimes,
+  countProcesses,
   cpuPercent,
+  diskUsage,
   type MemoryUsage,
   MetricsSampler,
   nodeProcSource,

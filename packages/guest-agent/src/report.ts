@@ -107,8 +107,14 @@ export function startReporter(config: ResolvedConfig, deps: ReporterDeps): Repor
   // Origin and path only: a host_url with userinfo must not reach the log.
   const safeUrl = url.origin + url.pathname;
 
+  // Never throws: any failure, even reading the interfaces, becomes a retry rather than a dead loop.
   const attempt = async (): Promise<{ ok: boolean; ip?: string; reason?: string }> => {
-    const report = await buildReport(deps);
+    let report: GuestReport | null;
+    try {
+      report = await buildReport(deps);
+    } catch (err) {
+      return { ok: false, reason: err instanceof Error ? err.message : String(err) };
+    }
     if (!report) return { ok: false, reason: 'no non-loopback IPv4 address yet' };
     try {
       const status = await deps.post(url, config.token, report, signal);

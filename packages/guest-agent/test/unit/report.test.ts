@@ -125,6 +125,18 @@ describe('startReporter', () => {
     });
   });
 
+  it('keeps retrying when reading the interfaces throws', async () => {
+    const h = harness([200]);
+    let calls = 0;
+    h.deps.guestIp = () => {
+      if (calls++ === 0) throw new Error('uv_interface_addresses failed');
+      return '10.0.0.5';
+    };
+    await h.run();
+    expect(h.sleeps).toEqual([1000, 30_000]);
+    expect(h.posts).toHaveLength(1);
+  });
+
   it('stop() ends the loop during a long sleep', async () => {
     const h = harness([200]);
     h.deps.sleep = (_ms, signal) => new Promise((resolve) => signal.addEventListener('abort', () => resolve()));
