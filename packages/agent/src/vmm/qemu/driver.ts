@@ -1,0 +1,267 @@
+import { spawn } from 'node:child_process';
+import { constants } from 'node:fs';
+import { access, mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { type CommandRunner, systemRunner } from '../../host/exec.js';
+import type { VmLaunchSpec, VmmAvailability, VmmDriver, VmmHandle, VmmRunState, VmPaths } from '../types.js';
+import { type Accel, buildQemuArgs, qemuIds, validatePath } from './args.js';
+import { VmmFeatureUnavailable, VmmLaunchFailed } from './errors.js';
+import { type QmpClient, withQmp } from './qmp.js';
+
+export interface QemuDriverOptions {
+  binary?: string;
+  runner?: CommandRunner;
+  /** Force an accelerator instead of probing /proc/cpuinfo and /dev/kvm. */
+  accel?: Accel;
+  /** How long launch() waits for QMP to answer. */
+  startTimeoutMs?: number;
+  procRoot?: string;
+  devKvm?: string;
+  devVhostVsock?: string;
+}
+
+const poll = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Alive and not a zombie (a reparented QEMU may linger as one until its new parent reaps it). */
+export async function isProcessAlive(pid: number, procRoot = '/proc'): Promise<boolean> {
+  try {
+    const stat = await readFile(`${procRoot}/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
+}
+
+async function waitForExit(pid: number, timeoutMs: number, procRoot: string): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (!(await isProcessAlive(pid, procRoot))) return true;
+    await poll(50);
+  }
+  return !(await isProcessAlive(pid, procRoot));
+}
+
+const STATUS_MAP: Readonly<Record<string, VmmRunState>> = {
+  running: 'running',
+  paused: 'paused',
+  postmigrate: 'paused',
+  inmigrate: 'paused',
+  prelaunch: 'paused',
+  'finish-migrate': 'paused',
+  'save-vm': 'paused',
+  'restore-vm': 'paused',
+  suspended: 'paused',
+  debug: 'paused',
+  'io-error': 'paused',
+  watchdog: 'paused',
+  colo: 'paused',
+  shutdown: 'shutdown',
+  'guest-panicked': 'shutdown',
+  'internal-error': 'shutdown',
+};
+
+/** Runs VMs as detached `qemu-system-x86_64 -M microvm` processes controlled over QMP. */
+export class QemuDriver implements VmmDriver {
+  readonly kind = 'qemu' as const;
+  private readonly binary: string;
+  private readonly runner: CommandRunner;
+  private readonly procRoot: string;
+  private accelCache: Promise<Accel> | undefined;
+
+  constructor(private readonly opts: QemuDriverOptions = {}) {
+    this.binary = opts.binary ?? 'qemu-system-x86_64';
+    this.runner = opts.runner ?? systemRunner;
+    this.procRoot = opts.procRoot ?? '/proc';
+  }
+
+  async availability(): Promise<VmmAvailability> {
+    let version: string | undefined;
+    try {
+      const res = await this.runner.run(this.binary, ['--version'], { timeoutMs: 10_000 });
+      if (res.code !== 0) return { kind: 'qemu', available: false, reason: res.stderr.trim() || `exit ${res.code}` };
+      version = /version\s+(\S+)/.exec(res.stdout)?.[1];
+    } catch (e) {
+      return { kind: 'qemu', available: false, reason: `${this.binary}: ${(e as Error).message}` };
+    }
+    return { kind: 'qemu', available: true, version, accel: await this.accel() };
+  }
+
+  /** KVM when the CPU advertises vmx/svm and /dev/kvm opens read-write, TCG otherwise. */
+  accel(): Promise<Accel> {
+    this.accelCache ??= (async (): Promise<Accel> => {
+      if (this.opts.accel) return this.opts.accel;
+      const cpuinfo = await readFile(`${this.procRoot}/cpuinfo`, 'utf8').catch(() => '');
+      if (!/^flags\s*:.*\b(vmx|svm)\b/m.test(cpuinfo)) return 'tcg';
+      try {
+        const fh = await open(this.opts.devKvm ?? '/dev/kvm', 'r+');
+        await fh.close();
+        return 'kvm';
+      } catch {
+        return 'tcg';
+      }
+    })();
+    return this.accelCache;
+  }
+
+  private async hostTscKhz(): Promise<number | undefined> {
+    const cpuinfo = await readFile(`${this.procRoot}/cpuinfo`, 'utf8').catch(() => '');
+    const mhz = /^cpu MHz\s*:\s*([0-9.]+)/m.exec(cpuinfo)?.[1];
+    return mhz ? Math.round(Number(mhz) * 1000) : undefined;
+  }
+
+  async launch(spec: VmLaunchSpec, paths: VmPaths): Promise<VmmHandle> {
+    const accel = await this.accel();
+    const argv = buildQemuArgs(spec, paths, {
+      accel,
+      hostTscKhz: accel === 'tcg' ? await this.hostTscKhz() : undefined,
+    });
+    if (spec.vsock) {
+      const dev = this.opts.devVhostVsock ?? '/dev/vhost-vsock';
+      await access(dev, constants.R_OK | constants.W_OK).catch(() => {
+        throw new VmmFeatureUnavailable('vsock', `${dev} is missing (modprobe vhost_vsock)`);
+      });
+    }
+    await mkdir(paths.dir, { recursive: true });
+    for (const stale of [paths.controlSocket, paths.consoleSocket, paths.pidFile]) await rm(stale, { force: true });
+
+    const log = await open(paths.vmmLog, 'a');
+    let exited: string | null = null;
+    let pid: number | undefined;
+    try {
+      // Own session and no pipes to us: an agent restart or crash must not take the VM with it.
+      const child = spawn(this.binary, argv, { detached: true, stdio: ['ignore', log.fd, log.fd] });
+      child.once('exit', (code, signal) => {
+        exited = `exited with ${signal ?? `code ${code}`}`;
+      });
+      child.once('error', (e) => {
+        exited = e.message;
+      });
+      child.unref();
+      pid = child.pid;
+    } finally {
+      await log.close();
+    }
+    if (pid === undefined) throw new VmmLaunchFailed(spec.vm_id, exited ?? 'spawn failed');
+
+    const handle: VmmHandle = { vmId: spec.vm_id, pid, paths };
+    const deadline = Date.now() + (this.opts.startTimeoutMs ?? 15_000);
+    let lastError = '';
+    while (Date.now() < deadline) {
+      if (exited) break;
+      try {
+        await withQmp(paths.controlSocket, (qmp) => this.afterStart(qmp, spec), { timeoutMs: 2000 });
+        // QEMU writes -pidfile itself before QMP listens; keep ours authoritative in case it did not.
+        await writeFile(paths.pidFile, `${pid}\n`);
+        return handle;
+      } catch (e) {
+        lastError = (e as Error).message;
+        await poll(30);
+      }
+    }
+    if (!exited) await this.kill(handle);
+    const tail = await readFile(paths.vmmLog, 'utf8').catch(() => '');
+    throw new VmmLaunchFailed(
+      spec.vm_id,
+      `${exited ?? lastError}; log: ${tail.trim().split('\n').slice(-5).join(' | ')}`,
+    );
+  }
+
+  /** Runtime settings QEMU only takes over QMP: the balloon target and its statistics polling. */
+  private async afterStart(qmp: QmpClient, spec: VmLaunchSpec): Promise<void> {
+    if (!spec.balloon || spec.incoming_state_path) return;
+    if (spec.balloon.stats_polling_interval_s > 0) {
+      await qmp.execute('qom-set', {
+        path: `/machine/peripheral/${qemuIds.balloon}`,
+        property: 'guest-stats-polling-interval',
+        value: spec.balloon.stats_polling_interval_s,
+      });
+    }
+    // QMP balloon takes the target guest RAM, Firecracker the balloon size.
+    if (spec.balloon.amount_mib > 0) {
+      await qmp.execute('balloon', { value: (spec.mem_mib - spec.balloon.amount_mib) * 1024 * 1024 });
+    }
+  }
+
+  async adopt(vmId: string, paths: VmPaths): Promise<VmmHandle | null> {
+    const pid = Number.parseInt(await readFile(paths.pidFile, 'utf8').catch(() => ''), 10);
+    if (!Number.isInteger(pid) || pid <= 1 || !(await isProcessAlive(pid, this.procRoot))) return null;
+    const cmdline = await readFile(`${this.procRoot}/${pid}/cmdline`, 'utf8').catch(() => '');
+    // pid reuse: only a QEMU serving this VM's control socket is ours
+    if (!cmdline.split('\0').includes(`unix:${paths.controlSocket},server=on,wait=off`)) return null;
+    try {
+      await withQmp(paths.controlSocket, (qmp) => qmp.execute('query-status'), { timeoutMs: 3000 });
+    } catch {
+      return null;
+    }
+    return { vmId, pid, paths };
+  }
+
+  async state(handle: VmmHandle): Promise<VmmRunState> {
+    if (!(await isProcessAlive(handle.pid, this.procRoot))) return 'shutdown';
+    try {
+      const status = await withQmp(handle.paths.controlSocket, (qmp) =>
+        qmp.execute<{ status: string }>('query-status'),
+      );
+      return STATUS_MAP[status.status] ?? 'unknown';
+    } catch {
+      return (await isProcessAlive(handle.pid, this.procRoot)) ? 'unknown' : 'shutdown';
+    }
+  }
+
+  async pause(handle: VmmHandle): Promise<void> {
+    await withQmp(handle.paths.controlSocket, (qmp) => qmp.execute('stop'));
+  }
+
+  async resume(handle: VmmHandle): Promise<void> {
+    await withQmp(handle.paths.controlSocket, (qmp) => qmp.execute('cont'));
+  }
+
+  /** microvm has no i8042, so Ctrl-Alt-Del is the ACPI power button, as Firecracker does for ACPI guests. */
+  async ctrlAltDel(handle: VmmHandle): Promise<void> {
+    await withQmp(handle.paths.controlSocket, (qmp) => qmp.execute('system_powerdown'));
+  }
+
+  async stop(handle: VmmHandle, opts: { timeoutMs: number }): Promise<void> {
+    if (!(await isProcessAlive(handle.pid, this.procRoot))) return;
+    await this.ctrlAltDel(handle).catch(() => undefined);
+    if (await waitForExit(handle.pid, opts.timeoutMs, this.procRoot)) return;
+    await withQmp(handle.paths.controlSocket, (qmp) => qmp.execute('quit'), { timeoutMs: 2000 }).catch(() => undefined);
+    if (await waitForExit(handle.pid, 2000, this.procRoot)) return;
+    await this.kill(handle);
+  }
+
+  async kill(handle: VmmHandle): Promise<void> {
+    try {
+      process.kill(handle.pid, 'SIGKILL');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
+    }
+    await waitForExit(handle.pid, 5000, this.procRoot);
+  }
+
+  /**
+   * Saves the paused guest's full state (RAM + devices) to `file` with QMP migrate; the VM stays paused
+   * (`postmigrate`) afterwards: resume() continues it, a new launch with `incoming_state_path` restores it.
+   */
+  async saveState(handle: VmmHandle, file: string, opts: { timeoutMs?: number } = {}): Promise<void> {
+    // exec: runs through /bin/sh, so the path must pass the strict charset check
+    const target = validatePath('file', file);
+    await withQmp(handle.paths.controlSocket, async (qmp) => {
+      await qmp.execute('stop');
+      // 7.2 caps migration at 128 MiB/s by default
+      await qmp.execute('migrate-set-parameters', { 'max-bandwidth': 1024 ** 4 });
+      await qmp.execute('migrate', { uri: `exec:cat > ${target}` });
+      const deadline = Date.now() + (opts.timeoutMs ?? 120_000);
+      while (Date.now() < deadline) {
+        const info = await qmp.execute<{ status?: string; 'error-desc'?: string }>('query-migrate');
+        if (info.status === 'completed') return;
+        if (info.status === 'failed' || info.status === 'cancelled') {
+          throw new Error(`saving state of ${handle.vmId} ${info.status}: ${info['error-desc'] ?? ''}`);
+        }
+        await poll(50);
+      }
+      await qmp.execute('migrate_cancel').catch(() => undefined);
+      throw new Error(`saving state of ${handle.vmId} timed out`);
+    });
+  }
+}

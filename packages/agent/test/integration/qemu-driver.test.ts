@@ -1,0 +1,107 @@
+import { spawn } from 'node:child_process';
+import { readFile, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import type { DemoImages } from '../../src/images/demo/index.js';
+import { READY_MARKER } from '../../src/images/demo/index.js';
+import { isProcessAlive, QemuDriver } from '../../src/vmm/qemu/index.js';
+import type { VmmHandle } from '../../src/vmm/types.js';
+import { demoImages, demoSpec, lastTick, vmPaths, waitForLog } from '../fixtures/demo-vm.js';
+
+const driver = new QemuDriver();
+let images: DemoImages;
+const cleanups: Array<() => Promise<void>> = [];
+
+beforeAll(async () => {
+  images = await demoImages();
+});
+
+afterAll(async () => {
+  for (const c of cleanups) await c();
+});
+
+function track(handle: VmmHandle): void {
+  cleanups.push(async () => {
+    await driver.kill(handle);
+    await rm(handle.paths.dir, { recursive: true, force: true });
+  });
+}
+
+describe.concurrent('QemuDriver on real QEMU (TCG)', () => {
+  test('reports QEMU as available with its version and accelerator', async () => {
+    const a = await driver.availability();
+    expect(a).toMatchObject({ kind: 'qemu', available: true });
+    expect(a.version).toMatch(/^\d+\.\d+/);
+    const cpuinfo = await readFile('/proc/cpuinfo', 'utf8');
+    if (!/\b(vmx|svm)\b/.test(cpuinfo)) expect(a.accel).toBe('tcg');
+  });
+
+  test('boots to userspace, pause freezes the guest, resume continues it, stop powers it off', async () => {
+    const paths = await vmPaths();
+    const spec = await demoSpec(images, paths, 'boot-pause', 'nqvm.tick=1');
+    const started = performance.now();
+    const handle = await driver.launch(spec, paths);
+    track(handle);
+    expect(await readFile(paths.pidFile, 'utf8')).toBe(`${handle.pid}\n`);
+    await waitForLog(paths.consoleLog, (t) => t.includes(READY_MARKER), 60_000);
+    const bootMs = performance.now() - started;
+    console.error(`[qemu-driver] process start -> "${READY_MARKER}": ${Math.round(bootMs)} ms`);
+    expect(await driver.state(handle)).toBe('running');
+
+    await waitForLog(paths.consoleLog, (t) => (lastTick(t) ?? 0) >= 3, 30_000);
+    await driver.pause(handle);
+    expect(await driver.state(handle)).toBe('paused');
+    const frozenAt = lastTick(await readFile(paths.consoleLog, 'utf8')) ?? -1;
+    // a running guest prints 5 ticks a second; watch 1.5 s for any new one
+    const watchUntil = Date.now() + 1500;
+    while (Date.now() < watchUntil) {
+      expect(lastTick(await readFile(paths.consoleLog, 'utf8'))).toBe(frozenAt);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+
+    await driver.resume(handle);
+    expect(await driver.state(handle)).toBe('running');
+    await waitForLog(paths.consoleLog, (t) => (lastTick(t) ?? 0) > frozenAt + 2, 30_000);
+
+    const stopStarted = Date.now();
+    await driver.stop(handle, { timeoutMs: 30_000 });
+    expect(await isProcessAlive(handle.pid)).toBe(false);
+    expect(Date.now() - stopStarted).toBeLessThan(30_000);
+    // the guest ran its shutdown actions: an ACPI power-off, not a kill
+    expect(await readFile(paths.consoleLog, 'utf8')).toContain('nqvm: shutting down');
+    expect(await driver.state(handle)).toBe('shutdown');
+  });
+
+  test('a detached VMM survives its launching process and is adopted with QMP working', async () => {
+    const paths = await vmPaths();
+    const spec = await demoSpec(images, paths, 'adopt-me');
+    const fixture = path.join(import.meta.dirname, '../fixtures/launch-detached.ts');
+    const parent = spawn(process.execPath, ['--import', 'tsx', fixture, JSON.stringify(spec), JSON.stringify(paths)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const launched = await new Promise<{ pid: number }>((resolve, reject) => {
+      let out = '';
+      parent.stdout.on('data', (b: Buffer) => {
+        out += b.toString();
+        const line = out.split('\n').find((l) => l.startsWith('{'));
+        if (line) resolve(JSON.parse(line) as { pid: number });
+      });
+      parent.once('exit', (code) => reject(new Error(`launcher exited ${code} before reporting`)));
+    });
+    const parentGone = new Promise((r) => parent.once('exit', r));
+    parent.kill('SIGKILL');
+    await parentGone;
+
+    const handle = await driver.adopt('adopt-me', paths);
+    expect(handle?.pid).toBe(launched.pid);
+    if (!handle) return;
+    track(handle);
+    expect(await isProcessAlive(handle.pid)).toBe(true);
+    await waitForLog(paths.consoleLog, (t) => t.includes(READY_MARKER), 60_000);
+    expect(await driver.state(handle)).toBe('running');
+    await driver.pause(handle);
+    expect(await driver.state(handle)).toBe('paused');
+    await driver.kill(handle);
+    expect(await driver.adopt('adopt-me', paths)).toBeNull();
+  });
+});
