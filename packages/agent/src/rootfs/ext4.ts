@@ -1,0 +1,402 @@
+import { stat as hostStat, symlink as hostSymlink, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type CommandRunner, runChecked } from '../host/exec.ts';
+
+/** A path inside the guest filesystem that cannot be used safely (it would reach debugfs' command parser). */
+export class GuestPathError extends Error {
+  constructor(
+    readonly path: string,
+    reason: string,
+  ) {
+    super(`unsafe guest path ${JSON.stringify(path)}: ${reason}`);
+    this.name = 'GuestPathError';
+  }
+}
+
+/** debugfs reported one or more errors (it usually exits 0 anyway). */
+export class Ext4CommandError extends Error {
+  constructor(
+    readonly image: string,
+    readonly errors: readonly { step: string; message: string }[],
+  ) {
+    super(`debugfs on ${image}: ${errors.map((e) => (e.step ? `[${e.step}] ${e.message}` : e.message)).join('; ')}`);
+    this.name = 'Ext4CommandError';
+  }
+}
+
+// No whitespace, quotes, backslashes or '#': debugfs' command-file parser splits and unquotes on those.
+const SAFE_SEGMENT = /^[A-Za-z0-9_@%+=,.:-]+$/;
+const SAFE_LINK_TARGET = /^[A-Za-z0-9_@%+=,.:/-]+$/;
+const SAFE_HOST_PATH = /^\/[A-Za-z0-9_@%+=,.:/-]*$/;
+
+/** Returns `path` if it is absolute, normalized, free of `..` and within the safe charset; throws otherwise. */
+export function assertGuestPath(path: string): string {
+  if (typeof path !== 'string' || path.length === 0) throw new GuestPathError(String(path), 'empty');
+  if (path.length > 1024) throw new GuestPathError(path, 'too long');
+  if (!path.startsWith('/')) throw new GuestPathError(path, 'not absolute');
+  if (path === '/') return path;
+  if (path.endsWith('/')) throw new GuestPathError(path, 'trailing slash');
+  for (const seg of path.slice(1).split('/')) {
+    if (seg === '' || seg === '.' || seg === '..') throw new GuestPathError(path, 'not normalized');
+    if (!SAFE_SEGMENT.test(seg)) throw new GuestPathError(path, 'characters outside [A-Za-z0-9_@%+=,.:-]');
+  }
+  return path;
+}
+
+function assertLinkTarget(target: string): string {
+  if (!SAFE_LINK_TARGET.test(target) || target.length > 1024) throw new GuestPathError(target, 'unsafe symlink target');
+  return target;
+}
+
+function parentOf(path: string): string {
+  const i = path.lastIndexOf('/');
+  return i <= 0 ? '/' : path.slice(0, i);
+}
+
+export type Ext4FileType = 'regular' | 'directory' | 'symlink' | 'other';
+
+export interface Ext4Stat {
+  type: Ext4FileType;
+  /** Permission bits only (e.g. 0o644). */
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+}
+
+export interface Ext4DirEntry {
+  name: string;
+  type: Ext4FileType;
+  mode: number;
+  uid: number;
+  gid: number;
+}
+
+export interface Ownership {
+  mode?: number;
+  uid?: number;
+  gid?: number;
+}
+
+function typeFromMode(mode: number): Ext4FileType {
+  const fmt = mode & 0o170000;
+  if (fmt === 0o100000) return 'regular';
+  if (fmt === 0o040000) return 'directory';
+  if (fmt === 0o120000) return 'symlink';
+  return 'other';
+}
+
+const NOT_FOUND = /File not found by ext2_lookup/;
+
+function errorLines(stderr: string): string[] {
+  return stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !/^debugfs \d+\.\d+/.test(l));
+}
+
+/** Read-only view of a guest filesystem; what init detection and account editing need. */
+export interface RootfsReader {
+  exists(path: string): Promise<boolean>;
+  stat(path: string): Promise<Ext4Stat | null>;
+  readLink(path: string): Promise<string>;
+  readText(path: string): Promise<string>;
+}
+
+/**
+ * Edits an ext4 image in place with e2fsprogs' debugfs — no loop mount, no root-only kernel features.
+ * Reads run `debugfs -R`; writes are collected in an {@link Ext4Batch} and applied by one `debugfs -w -f`.
+ */
+export class Ext4Image implements RootfsReader {
+  constructor(
+    readonly path: string,
+    private readonly runner: CommandRunner,
+  ) {}
+
+  private async request(command: string): Promise<{ stdout: string; errors: string[] }> {
+    const res = await this.runner.run('debugfs', ['-R', command, '--', this.path]);
+    const errors = errorLines(res.stderr);
+    if (res.code !== 0 && errors.length === 0) errors.push(`exited ${res.code}`);
+    return { stdout: res.stdout, errors };
+  }
+
+  async stat(path: string): Promise<Ext4Stat | null> {
+    const { stdout, errors } = await this.request(`stat ${assertGuestPath(path)}`);
+    if (errors.some((e) => NOT_FOUND.test(e))) return null;
+    if (errors.length)
+      throw new Ext4CommandError(
+        this.path,
+        errors.map((message) => ({ step: 'stat', message })),
+      );
+    const mode = /Mode:\s+(\d+)/.exec(stdout);
+    const type = /Type:\s+(\w+)/.exec(stdout);
+    const owner = /User:\s+(\d+)\s+Group:\s+(\d+)/.exec(stdout);
+    const size = /Size:\s+(\d+)/.exec(stdout);
+    if (!mode || !type || !owner || !size) {
+      throw new Ext4CommandError(this.path, [{ step: 'stat', message: `unparsable stat output for ${path}` }]);
+    }
+    const t = type[1];
+    return {
+      type: t === 'regular' || t === 'directory' || t === 'symlink' ? t : 'other',
+      mode: Number.parseInt(mode[1] ?? '0', 8),
+      uid: Number(owner[1]),
+      gid: Number(owner[2]),
+      size: Number(size[1]),
+    };
+  }
+
+  async exists(path: string): Promise<boolean> {
+    return (await this.stat(path)) !== null;
+  }
+
+  /** The target of a symlink (fast links from `stat`, slow links by reading their data block). */
+  async readLink(path: string): Promise<string> {
+    const { stdout, errors } = await this.request(`stat ${assertGuestPath(path)}`);
+    if (errors.length)
+      throw new Ext4CommandError(
+        this.path,
+        errors.map((message) => ({ step: 'readlink', message })),
+      );
+    if (!/Type:\s+symlink/.test(stdout))
+      throw new Ext4CommandError(this.path, [{ step: 'readlink', message: `${path} is not a symlink` }]);
+    const fast = /Fast link dest: "(.*)"/.exec(stdout);
+    if (fast) return fast[1] ?? '';
+    return (await this.readFile(path)).toString('utf8');
+  }
+
+  /** Exact bytes of a file (via `dump` to a temp file, so binary content survives). */
+  async readFile(path: string): Promise<Buffer> {
+    assertGuestPath(path);
+    const dir = await mkdtemp(join(tmpdir(), 'nqvm-ext4-'));
+    try {
+      const out = join(dir, 'out');
+      const { errors } = await this.request(`dump ${path} ${out}`);
+      if (errors.length)
+        throw new Ext4CommandError(
+          this.path,
+          errors.map((message) => ({ step: 'read', message })),
+        );
+      return await readFile(out);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  async readText(path: string): Promise<string> {
+    return (await this.readFile(path)).toString('utf8');
+  }
+
+  async listDir(path: string): Promise<Ext4DirEntry[]> {
+    const { stdout, errors } = await this.request(`ls -p ${assertGuestPath(path)}`);
+    if (errors.length)
+      throw new Ext4CommandError(
+        this.path,
+        errors.map((message) => ({ step: 'ls', message })),
+      );
+    const entries: Ext4DirEntry[] = [];
+    for (const line of stdout.split('\n')) {
+      const m = /^\/(\d+)\/(\d+)\/(\d+)\/(\d+)\/(.*)\/\d*\/$/.exec(line.trim());
+      if (!m || m[5] === '.' || m[5] === '..') continue;
+      const mode = Number.parseInt(m[2] ?? '0', 8);
+      entries.push({
+        name: m[5] ?? '',
+        type: typeFromMode(mode),
+        mode: mode & 0o7777,
+        uid: Number(m[3]),
+        gid: Number(m[4]),
+      });
+    }
+    return entries;
+  }
+
+  batch(): Ext4Batch {
+    return new Ext4Batch(this, this.runner);
+  }
+
+  async mkdirP(path: string, own: Ownership = {}): Promise<void> {
+    const b = this.batch();
+    await b.mkdirP(path, own);
+    await b.commit();
+  }
+
+  async writeFile(path: string, content: string | Buffer | { hostFile: string }, own: Ownership = {}): Promise<void> {
+    const b = this.batch();
+    await b.writeFile(path, content, own);
+    await b.commit();
+  }
+
+  async symlink(path: string, target: string): Promise<void> {
+    const b = this.batch();
+    await b.symlink(path, target);
+    await b.commit();
+  }
+}
+
+type Staged = { kind: 'content'; data: string | Buffer } | { kind: 'host'; file: string };
+
+/**
+ * Write operations queued as one debugfs command file. Existence is looked up (read-only) while queueing so
+ * replacements become `rm` + `write`; `commit()` applies everything and throws on any reported error.
+ */
+export class Ext4Batch {
+  private readonly lines: string[] = [];
+  private readonly staged = new Map<string, Staged>();
+  private readonly known = new Map<string, Ext4FileType | 'absent'>();
+
+  constructor(
+    private readonly image: Ext4Image,
+    private readonly runner: CommandRunner,
+  ) {}
+
+  /** Labels the following commands; errors debugfs reports after this point are attributed to `name`. */
+  setStep(name: string): void {
+    if (!/^[a-z0-9-]+$/.test(name)) throw new GuestPathError(name, 'invalid step name');
+    // debugfs has no echo: an unknown command leaves an ordered marker on stderr among the real errors.
+    this.lines.push(`nqvm-step:${name}`);
+  }
+
+  get size(): number {
+    return this.lines.filter((l) => !l.startsWith('nqvm-step:')).length;
+  }
+
+  private async typeOf(path: string): Promise<Ext4FileType | 'absent'> {
+    const cached = this.known.get(path);
+    if (cached) return cached;
+    const st = await this.image.stat(path);
+    const t = st ? st.type : 'absent';
+    this.known.set(path, t);
+    return t;
+  }
+
+  private own(path: string, fileType: number, own: Ownership, defaultMode: number): void {
+    const mode = own.mode ?? defaultMode;
+    if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) throw new GuestPathError(path, `bad mode ${mode}`);
+    this.lines.push(`sif ${path} mode 0${(fileType | mode).toString(8)}`);
+    for (const [field, id] of [
+      ['uid', own.uid ?? 0],
+      ['gid', own.gid ?? 0],
+    ] as const) {
+      if (!Number.isInteger(id) || id < 0 || id > 0xfffffffe) throw new GuestPathError(path, `bad ${field} ${id}`);
+      this.lines.push(`sif ${path} ${field} ${id}`);
+    }
+  }
+
+  /** Creates missing directories (with `own` applied to each one created) and applies `own` to the leaf. */
+  async mkdirP(path: string, own: Ownership = {}): Promise<void> {
+    assertGuestPath(path);
+    if (path === '/') return;
+    const segs = path.slice(1).split('/');
+    for (let i = 1; i <= segs.length; i++) {
+      const p = `/${segs.slice(0, i).join('/')}`;
+      const t = await this.typeOf(p);
+      const leaf = i === segs.length;
+      if (t === 'absent') {
+        this.lines.push(`mkdir ${p}`);
+        this.known.set(p, 'directory');
+        this.own(p, 0o040000, leaf ? own : { mode: own.mode ?? 0o755 }, 0o755);
+      } else if (t === 'directory' || t === 'symlink') {
+        if (leaf && (own.mode !== undefined || own.uid !== undefined || own.gid !== undefined)) {
+          if (t === 'symlink') throw new GuestPathError(p, 'is a symlink, cannot set ownership');
+          this.own(p, 0o040000, own, 0o755);
+        }
+      } else {
+        throw new GuestPathError(p, 'exists and is not a directory');
+      }
+    }
+  }
+
+  private async replaceable(path: string): Promise<void> {
+    const t = await this.typeOf(path);
+    if (t === 'directory') throw new GuestPathError(path, 'is a directory');
+    if (t !== 'absent') this.lines.push(`rm ${path}`);
+    const parent = await this.typeOf(parentOf(path));
+    if (parent !== 'directory' && parent !== 'symlink') throw new GuestPathError(path, 'parent directory missing');
+  }
+
+  /** Writes (or replaces) a regular file from a string/Buffer or from a host file; default mode 0644 root:root. */
+  async writeFile(path: string, content: string | Buffer | { hostFile: string }, own: Ownership = {}): Promise<void> {
+    assertGuestPath(path);
+    await this.replaceable(path);
+    const id = `f${this.staged.size}`;
+    if (typeof content === 'string' || Buffer.isBuffer(content))
+      this.staged.set(id, { kind: 'content', data: content });
+    else this.staged.set(id, { kind: 'host', file: content.hostFile });
+    this.lines.push(`write @STAGE@/${id} ${path}`);
+    this.known.set(path, 'regular');
+    this.own(path, 0o100000, own, 0o644);
+  }
+
+  /** Creates (or replaces) a symlink at `path` pointing to `target`. */
+  async symlink(path: string, target: string): Promise<void> {
+    assertGuestPath(path);
+    assertLinkTarget(target);
+    await this.replaceable(path);
+    this.lines.push(`symlink ${path} ${target}`);
+    this.known.set(path, 'symlink');
+  }
+
+  /** Removes a file or symlink if present. */
+  async remove(path: string): Promise<void> {
+    assertGuestPath(path);
+    const t = await this.typeOf(path);
+    if (t === 'directory') throw new GuestPathError(path, 'is a directory');
+    if (t !== 'absent') this.lines.push(`rm ${path}`);
+    this.known.set(path, 'absent');
+  }
+
+  async commit(): Promise<void> {
+    if (this.size === 0) return;
+    const dir = await mkdtemp(join(tmpdir(), 'nqvm-ext4-'));
+    try {
+      if (!SAFE_HOST_PATH.test(dir)) throw new GuestPathError(dir, 'temp dir path unsafe for debugfs');
+      for (const [id, s] of this.staged) {
+        const at = join(dir, id);
+        if (s.kind === 'content') await writeFile(at, s.data);
+        else {
+          // A symlink with a safe name keeps arbitrary host paths out of the command file.
+          const st = await hostStat(s.file);
+          if (!st.isFile()) throw new GuestPathError(s.file, 'host source is not a regular file');
+          await hostSymlink(s.file, at);
+        }
+      }
+      const cmdFile = join(dir, 'commands');
+      await writeFile(cmdFile, `${this.lines.map((l) => l.replace('@STAGE@', dir)).join('\n')}\n`);
+      const res = await this.runner.run('debugfs', ['-w', '-f', cmdFile, '--', this.image.path]);
+      const errors: { step: string; message: string }[] = [];
+      let step = '';
+      let markers = 0;
+      for (const line of errorLines(res.stderr)) {
+        const marker = /^debugfs: Command not found nqvm-step:([a-z0-9-]+)$/.exec(line);
+        if (marker) {
+          step = marker[1] ?? '';
+          markers++;
+        } else errors.push({ step, message: line });
+      }
+      if (res.code !== 0 && markers === 0 && errors.length === 0) errors.push({ step, message: `exited ${res.code}` });
+      if (errors.length) throw new Ext4CommandError(this.image.path, errors);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    this.lines.length = 0;
+    this.staged.clear();
+  }
+}
+
+/** Per-VM copy of a base image: reflink where the filesystem allows, sparse otherwise; the base is only read. */
+export async function copyImage(runner: CommandRunner, src: string, dst: string): Promise<void> {
+  await runChecked(runner, 'cp', ['--reflink=auto', '--sparse=always', '--', src, dst]);
+}
+
+/** Grows an image file and its ext4 filesystem to `sizeMiB` (shrinking is refused). */
+export async function resizeImage(runner: CommandRunner, path: string, sizeMiB: number): Promise<void> {
+  if (!Number.isInteger(sizeMiB) || sizeMiB <= 0) throw new RangeError(`bad size ${sizeMiB} MiB`);
+  const current = (await hostStat(path)).size;
+  if (sizeMiB * 1024 * 1024 < current) throw new RangeError(`refusing to shrink ${path} to ${sizeMiB} MiB`);
+  await runChecked(runner, 'truncate', ['-s', `${sizeMiB}M`, '--', path]);
+  const fsck = await runner.run('e2fsck', ['-fy', '--', path]);
+  // e2fsck: 0 clean, 1 errors corrected; anything else means the filesystem is not safe to resize.
+  if (fsck.code !== 0 && fsck.code !== 1)
+    throw new Ext4CommandError(path, [{ step: 'e2fsck', message: fsck.stdout + fsck.stderr }]);
+  await runChecked(runner, 'resize2fs', ['--', path]);
+}
