@@ -16,6 +16,7 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['packages/*/test/integration/**/*.test.ts'],
+          globalSetup: ['packages/manager/test/support/global-postgres.ts'],
           environment: 'node',
           testTimeout: 120_000,
           hookTimeout: 120_000,

@@ -1,0 +1,67 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
+import { inject } from 'vitest';
+import { type BuiltApp, buildApp } from '../../src/app.ts';
+import { loadConfig, type ManagerConfig } from '../../src/config.ts';
+import { type Database, openPglite, openPostgres } from '../../src/db/client.ts';
+import { createDatabase } from './postgres.ts';
+
+export type DbKind = 'postgres' | 'pglite';
+export const DB_KINDS: DbKind[] = ['postgres', 'pglite'];
+export const ADMIN_PASSWORD = 'admin-password-for-tests';
+export const JOIN_TOKEN = 'join-token-for-tests-0123456789';
+
+export interface TestApp {
+  built: BuiltApp;
+  app: FastifyInstance;
+  config: ManagerConfig;
+  database: Database;
+  dataDir: string;
+  /** A session token for the admin user. */
+  token: string;
+  request(opts: InjectOptions): Promise<LightMyRequestResponse>;
+  close(): Promise<void>;
+}
+
+export async function openTestDatabase(kind: DbKind): Promise<Database> {
+  if (kind === 'pglite') return openPglite(new PGlite());
+  return openPostgres(await createDatabase(inject('pgBaseUrl')));
+}
+
+/** A manager on a fresh database (real PostgreSQL or in-memory PGlite) with a temp data dir. */
+export async function startTestApp(kind: DbKind, env: Record<string, string> = {}): Promise<TestApp> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'nqvm-mgr-'));
+  const config = loadConfig({
+    NQVM_DATA_DIR: dataDir,
+    NQVM_ADMIN_PASSWORD: ADMIN_PASSWORD,
+    NQVM_JOIN_TOKEN: JOIN_TOKEN,
+    NQVM_LOG_LEVEL: 'silent',
+    ...env,
+  });
+  const database = await openTestDatabase(kind);
+  const built = await buildApp(config, { database, logger: false });
+  const login = await built.app.inject({
+    method: 'POST',
+    url: '/v1/auth/login',
+    payload: { username: 'admin', password: ADMIN_PASSWORD },
+  });
+  const token = (login.json() as { token: string }).token;
+  return {
+    built,
+    app: built.app,
+    config,
+    database,
+    dataDir,
+    token,
+    request: (opts) =>
+      built.app.inject({ ...opts, headers: { authorization: `Bearer ${token}`, ...(opts.headers ?? {}) } }),
+    async close() {
+      await built.app.close();
+      await database.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
