@@ -6,3 +6,4 @@ export * from './host.schema.ts';
 export * from './openapi.ts';
 export * from './route.ts';
 export * from './routes.ts';
+export * from './vm.schema.ts';

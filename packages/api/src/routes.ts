@@ -2,12 +2,14 @@ import { authRoutes } from './auth.schema.ts';
 import { eventRoutes } from './event.schema.ts';
 import { hostRoutes } from './host.schema.ts';
 import type { RouteDef } from './route.ts';
+import { vmRoutes } from './vm.schema.ts';
 
 /** Every route of the public API, grouped by feature. New features add their group here. */
 export const api = {
   auth: authRoutes,
   hosts: hostRoutes,
   events: eventRoutes,
+  vms: vmRoutes,
 };
 
 export function allRoutes(): RouteDef[] {
