@@ -294,7 +294,7 @@ export class Ext4Batch {
       if (t === 'absent') {
         this.lines.push(`mkdir ${p}`);
         this.known.set(p, 'directory');
-        this.own(p, 0o040000, leaf ? own : { mode: own.mode ?? 0o755 }, 0o755);
+        this.own(p, 0o040000, leaf ? own : {}, 0o755);
       } else if (t === 'directory' || t === 'symlink') {
         if (leaf && (own.mode !== undefined || own.uid !== undefined || own.gid !== undefined)) {
           if (t === 'symlink') throw new GuestPathError(p, 'is a symlink, cannot set ownership');
