@@ -26,18 +26,13 @@ export async function ensureBridge(net: NetCommands, spec: BridgeSpec): Promise<
     throw new NetConflict(name, 'bridge', link.linkinfo?.info_kind ?? '');
   }
   if (!link) {
-    const res = await net.ipTry(['link', 'add', 'name', name, 'type', 'bridge']);
     // Another caller may have created it between our look and our add.
-    if (res.code !== 0 && !/File exists/i.test(res.stderr))
-      await net.ip(['link', 'add', 'name', name, 'type', 'bridge']);
+    await net.ipTolerating(['link', 'add', 'name', name, 'type', 'bridge'], /File exists/i);
   }
   if (mtu !== undefined) await net.ip(['link', 'set', 'dev', name, 'mtu', String(mtu)]);
   const want = `${addr.address}/${addr.prefix}`;
   const existing = await bridgeAddresses(net, name);
-  if (!existing.includes(want)) {
-    const res = await net.ipTry(['addr', 'add', want, 'dev', name]);
-    if (res.code !== 0 && !/File exists/i.test(res.stderr)) await net.ip(['addr', 'add', want, 'dev', name]);
-  }
+  if (!existing.includes(want)) await net.ipTolerating(['addr', 'add', want, 'dev', name], /File exists/i);
   await net.ip(['link', 'set', 'dev', name, 'up']);
   link = await net.link(name);
   return {

@@ -44,6 +44,13 @@ export class NetCommands {
     return this.checked('ip', [...this.nsFlag(), ...args], opts);
   }
 
+  /** Runs `ip`, treating a failure whose stderr matches `tolerated` (e.g. a lost creation race) as success. */
+  async ipTolerating(args: readonly string[], tolerated: RegExp): Promise<void> {
+    const full = [...this.nsFlag(), ...args];
+    const res = await this.runner.run('ip', full);
+    if (res.code !== 0 && !tolerated.test(res.stderr)) throw new CommandFailed('ip', full, res);
+  }
+
   tcTry(args: readonly string[], opts?: RunOptions): Promise<CommandResult> {
     return this.runner.run('tc', [...this.nsFlag(), ...args], opts);
   }

@@ -166,10 +166,7 @@ async function shapeIngress(net: NetCommands, tap: string, mtu: number, p: TbfPa
   const ifb = ifbNameForTap(tap);
   const existing = await net.link(ifb);
   if (existing && existing.linkinfo?.info_kind !== 'ifb') throw new Error(`${ifb} exists and is not an ifb device`);
-  if (!existing) {
-    const res = await net.ipTry(['link', 'add', 'name', ifb, 'type', 'ifb']);
-    if (res.code !== 0 && !/File exists/i.test(res.stderr)) await net.ip(['link', 'add', 'name', ifb, 'type', 'ifb']);
-  }
+  if (!existing) await net.ipTolerating(['link', 'add', 'name', ifb, 'type', 'ifb'], /File exists/i);
   await net.ip(['link', 'set', 'dev', ifb, 'mtu', String(mtu), 'up']);
   await net.tc(tbfArgs(ifb, p));
   await net.tc(['qdisc', 'replace', 'dev', tap, 'handle', 'ffff:', 'ingress']);
