@@ -8,7 +8,7 @@
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { pathToFileURL } from 'node:url';
-import { FirecrackerSpec } from './firecracker-spec.js';
+import type { FirecrackerSpec } from './firecracker-spec.js';
 
 type Obj = Record<string, unknown>;
 export type StandinPhase = 'Not started' | 'Running' | 'Paused';
@@ -358,7 +358,8 @@ export class StandinVm {
 }
 
 export async function startFirecrackerStandin(opts: StandinOptions): Promise<Standin> {
-  const spec = opts.spec ?? new FirecrackerSpec();
+  // Loaded lazily so `--version` answers without parsing the swagger.
+  const spec = opts.spec ?? new (await import('./firecracker-spec.js')).FirecrackerSpec();
   const vm = new StandinVm(opts.id, opts);
   const records: RecordedRequest[] = [];
   const server = http.createServer((req, res) => {
