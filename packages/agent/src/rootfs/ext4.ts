@@ -49,6 +49,16 @@ function assertLinkTarget(target: string): string {
   return target;
 }
 
+/** A fresh temp dir whose path can appear in a debugfs command (TMPDIR could contain anything). */
+async function safeTempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'nqvm-ext4-'));
+  if (!SAFE_HOST_PATH.test(dir)) {
+    await rm(dir, { recursive: true, force: true });
+    throw new GuestPathError(dir, 'temp dir path unsafe for debugfs');
+  }
+  return dir;
+}
+
 function parentOf(path: string): string {
   const i = path.lastIndexOf('/');
   return i <= 0 ? '/' : path.slice(0, i);
@@ -168,7 +178,7 @@ export class Ext4Image implements RootfsReader {
   /** Exact bytes of a file (via `dump` to a temp file, so binary content survives). */
   async readFile(path: string): Promise<Buffer> {
     assertGuestPath(path);
-    const dir = await mkdtemp(join(tmpdir(), 'nqvm-ext4-'));
+    const dir = await safeTempDir();
     try {
       const out = join(dir, 'out');
       const { errors } = await this.request(`dump ${path} ${out}`);
@@ -347,9 +357,8 @@ export class Ext4Batch {
 
   async commit(): Promise<void> {
     if (this.size === 0) return;
-    const dir = await mkdtemp(join(tmpdir(), 'nqvm-ext4-'));
+    const dir = await safeTempDir();
     try {
-      if (!SAFE_HOST_PATH.test(dir)) throw new GuestPathError(dir, 'temp dir path unsafe for debugfs');
       for (const [id, s] of this.staged) {
         const at = join(dir, id);
         if (s.kind === 'content') await writeFile(at, s.data);
