@@ -72,6 +72,35 @@ describe.concurrent('QemuDriver on real QEMU (TCG)', () => {
     expect(await driver.state(handle)).toBe('shutdown');
   });
 
+  test('saveState writes the paused guest to a file and -incoming restores it where it left off', async () => {
+    const paths = await vmPaths();
+    const spec = await demoSpec(images, paths, 'snap', 'nqvm.tick=1');
+    const handle = await driver.launch(spec, paths);
+    track(handle);
+    await waitForLog(paths.consoleLog, (t) => (lastTick(t) ?? 0) >= 3, 60_000);
+    const stateFile = path.join(paths.dir, 'state.bin');
+    await driver.saveState(handle, stateFile);
+    expect(await driver.state(handle)).toBe('paused');
+    const savedTick = lastTick(await readFile(paths.consoleLog, 'utf8')) ?? -1;
+    await driver.kill(handle);
+
+    const offset = (await readFile(paths.consoleLog)).length;
+    const restored = await driver.launch({ ...spec, incoming_state_path: stateFile }, paths);
+    track(restored);
+    await driver.resume(restored);
+    const after = await waitForLog(
+      paths.consoleLog,
+      (t) => {
+        const fresh = t.slice(offset);
+        return (lastTick(fresh) ?? -1) > savedTick + 2 ? fresh : null;
+      },
+      30_000,
+    );
+    const firstTick = Number(/^tick (\d+)/m.exec(after)?.[1]);
+    expect(firstTick).toBeGreaterThan(savedTick);
+    expect(after).not.toContain(READY_MARKER);
+  });
+
   test('a detached VMM survives its launching process and is adopted with QMP working', async () => {
     const paths = await vmPaths();
     const spec = await demoSpec(images, paths, 'adopt-me');

@@ -14,6 +14,11 @@ export interface QemuDriverOptions {
   accel?: Accel;
   /** How long launch() waits for QMP to answer. */
   startTimeoutMs?: number;
+  /**
+   * Argv put before the QEMU binary, e.g. `['ip', 'netns', 'exec', ns]` to run it in a network namespace.
+   * It must exec QEMU in place so the spawned pid stays QEMU's.
+   */
+  launchPrefix?: readonly string[];
   procRoot?: string;
   devKvm?: string;
   devVhostVsock?: string;
@@ -129,7 +134,11 @@ export class QemuDriver implements VmmDriver {
     let pid: number | undefined;
     try {
       // Own session and no pipes to us: an agent restart or crash must not take the VM with it.
-      const child = spawn(this.binary, argv, { detached: true, stdio: ['ignore', log.fd, log.fd] });
+      const [cmd, ...prefixArgs] = [...(this.opts.launchPrefix ?? []), this.binary];
+      const child = spawn(cmd ?? this.binary, [...prefixArgs, ...argv], {
+        detached: true,
+        stdio: ['ignore', log.fd, log.fd],
+      });
       child.once('exit', (code, signal) => {
         exited = `exited with ${signal ?? `code ${code}`}`;
       });
@@ -146,16 +155,24 @@ export class QemuDriver implements VmmDriver {
     const handle: VmmHandle = { vmId: spec.vm_id, pid, paths };
     const deadline = Date.now() + (this.opts.startTimeoutMs ?? 15_000);
     let lastError = '';
-    while (Date.now() < deadline) {
-      if (exited) break;
+    let ready = false;
+    while (!ready && !exited && Date.now() < deadline) {
       try {
-        await withQmp(paths.controlSocket, (qmp) => this.afterStart(qmp, spec), { timeoutMs: 2000 });
+        await withQmp(paths.controlSocket, (qmp) => qmp.execute('query-version'), { timeoutMs: 2000 });
+        ready = true;
+      } catch (e) {
+        lastError = (e as Error).message;
+        await poll(30);
+      }
+    }
+    if (ready) {
+      try {
+        await withQmp(paths.controlSocket, (qmp) => this.afterStart(qmp, spec));
         // QEMU writes -pidfile itself before QMP listens; keep ours authoritative in case it did not.
         await writeFile(paths.pidFile, `${pid}\n`);
         return handle;
       } catch (e) {
         lastError = (e as Error).message;
-        await poll(30);
       }
     }
     if (!exited) await this.kill(handle);
@@ -168,7 +185,18 @@ export class QemuDriver implements VmmDriver {
 
   /** Runtime settings QEMU only takes over QMP: the balloon target and its statistics polling. */
   private async afterStart(qmp: QmpClient, spec: VmLaunchSpec): Promise<void> {
-    if (!spec.balloon || spec.incoming_state_path) return;
+    if (spec.incoming_state_path) {
+      // A `cont` before the stream is loaded is overridden by the saved run state, so finish the load first.
+      const deadline = Date.now() + (this.opts.startTimeoutMs ?? 60_000);
+      for (;;) {
+        const { status } = await qmp.execute<{ status: string }>('query-status');
+        if (status !== 'inmigrate') break;
+        if (Date.now() > deadline) throw new VmmLaunchFailed(spec.vm_id, 'restoring the saved state timed out');
+        await poll(20);
+      }
+      return;
+    }
+    if (!spec.balloon) return;
     if (spec.balloon.stats_polling_interval_s > 0) {
       await qmp.execute('qom-set', {
         path: `/machine/peripheral/${qemuIds.balloon}`,
