@@ -1,7 +1,9 @@
 import { authRoutes } from './auth.schema.ts';
 import { eventRoutes } from './event.schema.ts';
 import { hostRoutes } from './host.schema.ts';
+import { imageRoutes } from './image.schema.ts';
 import type { RouteDef } from './route.ts';
+import { templateRoutes } from './template.schema.ts';
 import { vmRoutes } from './vm.schema.ts';
 
 /** Every route of the public API, grouped by feature. New features add their group here. */
@@ -9,6 +11,8 @@ export const api = {
   auth: authRoutes,
   hosts: hostRoutes,
   events: eventRoutes,
+  images: imageRoutes,
+  templates: templateRoutes,
   vms: vmRoutes,
 };
 

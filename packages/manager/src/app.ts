@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import cookie from '@fastify/cookie';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -18,7 +19,15 @@ import { EventsService } from './features/events/events.service.ts';
 import { HostsRepository } from './features/hosts/hosts.repository.ts';
 import { hostsRoutes } from './features/hosts/hosts.routes.ts';
 import { HostsService } from './features/hosts/hosts.service.ts';
+import { systemRunner } from './features/images/images.exec.ts';
+import { ImagesRepository } from './features/images/images.repository.ts';
+import { imagesRoutes } from './features/images/images.routes.ts';
+import { ImagesService } from './features/images/images.service.ts';
+import { ImageStore } from './features/images/images.store.ts';
 import { installHttpMetrics, MetricsRegistry } from './features/system/metrics.ts';
+import { TemplatesRepository } from './features/templates/templates.repository.ts';
+import { templatesRoutes } from './features/templates/templates.routes.ts';
+import { TemplatesService } from './features/templates/templates.service.ts';
 import type { Authenticator } from './http/principal.ts';
 import { installErrorHandling, sendProblem } from './http/problem.ts';
 import { SecretBox } from './security/secret-box.ts';
@@ -30,6 +39,8 @@ export interface Services {
   hosts: HostsService;
   secrets: SecretBox;
   metrics: MetricsRegistry;
+  images: ImagesService;
+  templates: TemplatesService;
 }
 
 export interface BuiltApp {
@@ -59,6 +70,21 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
     heartbeatTimeoutS: config.hostHeartbeatTimeoutS,
   });
   const metrics = new MetricsRegistry();
+  const images = new ImagesService(
+    new ImagesRepository(database.db),
+    new ImageStore(join(config.dataDir, 'images')),
+    systemRunner,
+    events,
+    {
+      imageRoot: config.imageRoot,
+      allowImagePaths: config.allowImagePaths,
+      maxUploadBytes: config.maxUploadBytes,
+      maxImportBytes: config.maxImportBytes,
+    },
+  );
+  await images.start();
+  const templates = new TemplatesService(new TemplatesRepository(database.db), images, events);
+  images.addUsage(templates);
   const admin = await auth.ensureAdmin(config.adminPassword);
   if (admin.created) await events.record({ actor: 'system', resourceType: 'user', action: 'create_admin' });
 
@@ -107,15 +133,18 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
     authRoutes(v1, authn, auth, events);
     hostsRoutes(v1, authn, hosts, events);
     eventsRoutes(v1, authn, events);
+    imagesRoutes(v1, authn, images);
+    templatesRoutes(v1, authn, templates);
   });
 
   app.addHook('onClose', async () => {
+    await images.stop();
     if (!opts.database) await database.close();
   });
 
   return {
     app,
-    services: { database, events, auth, hosts, secrets, metrics },
+    services: { database, events, auth, hosts, secrets, metrics, images, templates },
     generatedAdminPassword: admin.generatedPassword,
   };
 }

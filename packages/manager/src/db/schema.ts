@@ -1,4 +1,4 @@
-import { bigserial, jsonb, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core';
+import { bigint, bigserial, jsonb, pgTable, primaryKey, text, timestamp, uuid } from 'drizzle-orm/pg-core';
 
 // Mirrors the SQL migrations in ./migrations (the migrations are the source of truth for DDL).
 const tz = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
@@ -54,3 +54,33 @@ export const events = pgTable('events', {
   result: text('result').$type<'ok' | 'error' | 'info'>().notNull(),
   detail: jsonb('detail').$type<Record<string, unknown>>().notNull(),
 });
+
+export const images = pgTable('images', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  name: text('name').notNull(),
+  kind: text('kind').$type<'kernel' | 'initrd' | 'rootfs' | 'volume'>().notNull(),
+  description: text('description').notNull(),
+  state: text('state').$type<'importing' | 'ready'>().notNull(),
+  sha256: text('sha256'),
+  sizeBytes: bigint('size_bytes', { mode: 'number' }),
+  bytesDone: bigint('bytes_done', { mode: 'number' }).notNull(),
+  bytesTotal: bigint('bytes_total', { mode: 'number' }),
+  source: jsonb('source').$type<Record<string, unknown>>().notNull(),
+  createdAt: tz('created_at').notNull().defaultNow(),
+  updatedAt: tz('updated_at').notNull().defaultNow(),
+});
+
+export const templates = pgTable('templates', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  name: text('name').notNull(),
+  description: text('description').notNull(),
+  spec: jsonb('spec').$type<Record<string, unknown>>().notNull(),
+  createdAt: tz('created_at').notNull().defaultNow(),
+  updatedAt: tz('updated_at').notNull().defaultNow(),
+});
+
+export const templateImages = pgTable(
+  'template_images',
+  { templateId: uuid('template_id').notNull(), imageId: uuid('image_id').notNull() },
+  (t) => [primaryKey({ columns: [t.templateId, t.imageId] })],
+);

@@ -1,0 +1,181 @@
+import { type Static, Type } from 'typebox';
+import { Description, IdParams, Name, Page, Sha256, Timestamp, Uuid } from './common.schema.ts';
+import { route } from './route.ts';
+
+export const ImageKind = Type.Union([
+  Type.Literal('kernel'),
+  Type.Literal('initrd'),
+  Type.Literal('rootfs'),
+  Type.Literal('volume'),
+]);
+export type ImageKind = Static<typeof ImageKind>;
+export const IMAGE_KINDS: ImageKind[] = ['kernel', 'initrd', 'rootfs', 'volume'];
+
+/** A failed or aborted import leaves no image behind: its row is removed and an `import` error event says why. */
+export const ImageState = Type.Union([Type.Literal('importing'), Type.Literal('ready')]);
+export type ImageState = Static<typeof ImageState>;
+
+export const ImageSource = Type.Union([
+  Type.Object({ type: Type.Literal('path'), path: Type.String() }, { additionalProperties: false }),
+  Type.Object({ type: Type.Literal('url'), url: Type.String() }, { additionalProperties: false }),
+  Type.Object({ type: Type.Literal('upload') }, { additionalProperties: false }),
+  Type.Object({ type: Type.Literal('blank'), size_mib: Type.Integer() }, { additionalProperties: false }),
+]);
+export type ImageSource = Static<typeof ImageSource>;
+
+export const Image = Type.Object(
+  {
+    id: Uuid,
+    name: Type.String(),
+    kind: ImageKind,
+    description: Type.String(),
+    state: ImageState,
+    sha256: Type.Union([Sha256, Type.Null()], {
+      description: 'Content hash, computed by the manager; null while importing',
+    }),
+    size_bytes: Type.Union([Type.Integer(), Type.Null()]),
+    bytes_done: Type.Integer({ description: 'Bytes received so far (import progress)' }),
+    bytes_total: Type.Union([Type.Integer(), Type.Null()], { description: 'Expected size when known' }),
+    source: ImageSource,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+  },
+  { additionalProperties: false },
+);
+export type Image = Static<typeof Image>;
+
+export const ListImagesQuery = Type.Object(
+  {
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100 })),
+    cursor: Type.Optional(Type.String({ maxLength: 200 })),
+    kind: Type.Optional(ImageKind),
+    state: Type.Optional(ImageState),
+    q: Type.Optional(Type.String({ maxLength: 63, description: 'Substring of the name' })),
+  },
+  { additionalProperties: false },
+);
+export type ListImagesQuery = Static<typeof ListImagesQuery>;
+
+const PathSource = Type.Object(
+  {
+    type: Type.Literal('path'),
+    path: Type.String({ minLength: 1, maxLength: 4096, description: 'A file under MANAGER_IMAGE_ROOT' }),
+  },
+  { additionalProperties: false },
+);
+const UrlSource = Type.Object(
+  {
+    type: Type.Literal('url'),
+    url: Type.String({ minLength: 8, maxLength: 2048, pattern: '^[hH][tT][tT][pP][sS]?://' }),
+    sha256: Type.Optional(Type.String({ pattern: '^[a-fA-F0-9]{64}$', description: 'Expected content hash' })),
+  },
+  { additionalProperties: false },
+);
+const BlankSource = Type.Object(
+  { type: Type.Literal('blank'), size_mib: Type.Integer({ minimum: 8, maximum: 1048576 }) },
+  { additionalProperties: false },
+);
+
+export const CreateImageRequest = Type.Object(
+  {
+    name: Name,
+    kind: ImageKind,
+    description: Type.Optional(Description),
+    source: Type.Union([PathSource, UrlSource, BlankSource]),
+  },
+  { additionalProperties: false },
+);
+export type CreateImageRequest = Static<typeof CreateImageRequest>;
+
+export const UploadImageQuery = Type.Object(
+  { name: Name, kind: ImageKind, description: Type.Optional(Description) },
+  { additionalProperties: false },
+);
+export type UploadImageQuery = Static<typeof UploadImageQuery>;
+
+export const UpdateImageRequest = Type.Object(
+  { name: Type.Optional(Name), description: Type.Optional(Description) },
+  { additionalProperties: false, minProperties: 1 },
+);
+export type UpdateImageRequest = Static<typeof UpdateImageRequest>;
+
+export const imageRoutes = {
+  list: route({
+    method: 'GET',
+    path: '/v1/images',
+    operationId: 'listImages',
+    summary: 'Images by name, with kind/state/name filters and cursor pagination',
+    tag: 'images',
+    auth: 'user',
+    status: 200,
+    query: ListImagesQuery,
+    response: Page(Image),
+  }),
+  create: route({
+    method: 'POST',
+    path: '/v1/images',
+    operationId: 'createImage',
+    summary: 'Add an image from a path under the image root (201), a URL (202, importing) or a blank ext4 volume (201)',
+    tag: 'images',
+    auth: 'user',
+    status: 201,
+    body: CreateImageRequest,
+    response: Image,
+  }),
+  upload: route({
+    method: 'POST',
+    path: '/v1/images/upload',
+    operationId: 'uploadImage',
+    summary: 'Upload an image as a raw application/octet-stream body, streamed to the store',
+    tag: 'images',
+    auth: 'user',
+    status: 201,
+    query: UploadImageQuery,
+    rawBody: true,
+    response: Image,
+  }),
+  get: route({
+    method: 'GET',
+    path: '/v1/images/:id',
+    operationId: 'getImage',
+    summary: 'One image, with import progress while it is importing',
+    tag: 'images',
+    auth: 'user',
+    status: 200,
+    params: IdParams,
+    response: Image,
+  }),
+  update: route({
+    method: 'PATCH',
+    path: '/v1/images/:id',
+    operationId: 'updateImage',
+    summary: 'Rename an image or edit its description',
+    tag: 'images',
+    auth: 'user',
+    status: 200,
+    params: IdParams,
+    body: UpdateImageRequest,
+    response: Image,
+  }),
+  delete: route({
+    method: 'DELETE',
+    path: '/v1/images/:id',
+    operationId: 'deleteImage',
+    summary: 'Delete an image (409 while a template or VM uses it); its file goes when no image shares it',
+    tag: 'images',
+    auth: 'user',
+    status: 204,
+    params: IdParams,
+  }),
+  content: route({
+    method: 'GET',
+    path: '/v1/images/:id/content',
+    operationId: 'getImageContent',
+    summary: 'The image bytes, with HTTP range requests; users, or host agents with their secret and x-nqvm-host-id',
+    tag: 'images',
+    auth: 'user',
+    status: 200,
+    params: IdParams,
+    rawResponse: true,
+  }),
+};

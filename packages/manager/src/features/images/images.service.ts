@@ -1,0 +1,369 @@
+import { createReadStream } from 'node:fs';
+import { Readable } from 'node:stream';
+import type { CreateImageRequest, Image, ImageKind, ImageSource, ListImagesQuery, UpdateImageRequest } from '@nqvm/api';
+import { BadRequest, Conflict, DomainError, NotFound, Unprocessable } from '../../domain/errors.ts';
+import type { EventsService } from '../events/events.service.ts';
+import type { CommandRunner } from './images.exec.ts';
+import { resolveImagePath } from './images.paths.ts';
+import { type ImageRow, type ImagesRepository, pgCode } from './images.repository.ts';
+import { type ImageStore, type Ingested, TooLarge } from './images.store.ts';
+
+/** Something that references images (templates, VMs): says who uses one, so it is not deleted under them. */
+export interface ImageUsage {
+  imageUsers(imageId: string): Promise<string[]>;
+}
+
+export interface ImagesServiceOptions {
+  imageRoot: string | undefined;
+  allowImagePaths: boolean;
+  maxUploadBytes: number;
+  maxImportBytes: number;
+  /** An import that receives nothing for this long is aborted. */
+  importIdleTimeoutMs?: number;
+  /** At most one progress write per import per interval. */
+  progressIntervalMs?: number;
+}
+
+export class ImageTooLarge extends DomainError {
+  constructor(limit: number, field: string) {
+    super(413, 'image_too_large', `the image is larger than the limit of ${limit} bytes`, field, { limit });
+  }
+}
+
+const NAME = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/;
+
+export function toImage(r: ImageRow): Image {
+  return {
+    id: r.id,
+    name: r.name,
+    kind: r.kind,
+    description: r.description,
+    state: r.state,
+    sha256: r.sha256,
+    size_bytes: r.sizeBytes,
+    bytes_done: r.bytesDone,
+    bytes_total: r.bytesTotal,
+    source: r.source as ImageSource,
+    created_at: r.createdAt.toISOString(),
+    updated_at: r.updatedAt.toISOString(),
+  };
+}
+
+function nameTaken(err: unknown, name: string): never {
+  if (pgCode(err) === '23505') throw new Conflict('image_name_taken', `an image named ${name} exists`, 'body.name');
+  throw err;
+}
+
+function reasonOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+interface RunningImport {
+  abort: AbortController;
+  done: Promise<void>;
+}
+
+export class ImagesService {
+  private readonly usages: ImageUsage[] = [];
+  private readonly imports = new Map<string, RunningImport>();
+
+  constructor(
+    private readonly repo: ImagesRepository,
+    private readonly store: ImageStore,
+    private readonly runner: CommandRunner,
+    private readonly events: EventsService,
+    private readonly opts: ImagesServiceOptions,
+  ) {}
+
+  /** Templates, and later VMs, plug in here so images they reference cannot be deleted. */
+  addUsage(usage: ImageUsage): void {
+    this.usages.push(usage);
+  }
+
+  /** Prepares the store and removes imports a dead process left half-done (idle for 10 minutes). */
+  async start(): Promise<void> {
+    await this.store.init();
+    for (const row of await this.repo.deleteStaleImports(new Date(Date.now() - 10 * 60_000)))
+      await this.events.record({
+        actor: 'system',
+        resourceType: 'image',
+        resourceId: row.id,
+        action: 'import',
+        result: 'error',
+        detail: { name: row.name, reason: 'the manager stopped during the import' },
+      });
+  }
+
+  /** Aborts running imports and waits until each has cleaned up. */
+  async stop(): Promise<void> {
+    const running = [...this.imports.values()];
+    for (const r of running) r.abort.abort(new Error('the manager is shutting down'));
+    await Promise.allSettled(running.map((r) => r.done));
+  }
+
+  async list(q: ListImagesQuery): Promise<{ items: Image[]; next_cursor: string | null }> {
+    const limit = q.limit ?? 100;
+    let after: string | undefined;
+    if (q.cursor !== undefined) {
+      after = Buffer.from(q.cursor, 'base64url').toString('utf8');
+      if (!NAME.test(after)) throw new BadRequest('invalid_cursor', 'cursor is not valid', 'query.cursor');
+    }
+    const rows = await this.repo.list({ kind: q.kind, state: q.state, q: q.q }, limit + 1, after);
+    const items = rows.slice(0, limit).map(toImage);
+    const last = items[items.length - 1];
+    return { items, next_cursor: rows.length > limit && last ? Buffer.from(last.name).toString('base64url') : null };
+  }
+
+  async row(id: string): Promise<ImageRow> {
+    const row = await this.repo.get(id);
+    if (!row) throw new NotFound('image', id);
+    return row;
+  }
+
+  async get(id: string): Promise<Image> {
+    return toImage(await this.row(id));
+  }
+
+  /** Ready images by id, for validating references (templates, VMs). */
+  async rows(ids: string[]): Promise<Map<string, ImageRow>> {
+    return new Map((await this.repo.getMany([...new Set(ids)])).map((r) => [r.id, r]));
+  }
+
+  /** Path and blank sources finish before answering (201); URL imports answer at once while importing (202). */
+  async create(req: CreateImageRequest, actor: string): Promise<{ image: Image; status: 201 | 202 }> {
+    const src = req.source;
+    if (src.type === 'path') {
+      if (!this.opts.allowImagePaths || !this.opts.imageRoot)
+        throw new DomainError(403, 'image_paths_disabled', 'adding images by path is off', 'body.source.type');
+      const real = await resolveImagePath(this.opts.imageRoot, src.path);
+      const row = await this.insert(req.name, req.kind, req.description, { type: 'path', path: src.path });
+      const image = await this.fill(row, actor, 'create', () =>
+        this.store.ingest(createReadStream(real), { limit: Number.MAX_SAFE_INTEGER }),
+      );
+      return { image, status: 201 };
+    }
+    if (src.type === 'blank') {
+      if (req.kind !== 'volume')
+        throw new Unprocessable('blank_needs_volume', 'a blank image must be of kind volume', 'body.kind');
+      const row = await this.insert(req.name, req.kind, req.description, { type: 'blank', size_mib: src.size_mib });
+      const image = await this.fill(row, actor, 'create', async () => {
+        const tmp = this.store.tempPath();
+        try {
+          await this.runner.run('truncate', ['-s', `${src.size_mib}M`, tmp]);
+          await this.runner.run('mkfs.ext4', ['-F', '-q', tmp]);
+          return await this.store.hashTemp(tmp);
+        } catch (err) {
+          await this.store.discard(tmp);
+          throw err;
+        }
+      });
+      return { image, status: 201 };
+    }
+    let url: URL;
+    try {
+      url = new URL(src.url);
+    } catch {
+      throw new BadRequest('invalid_url', 'not a valid URL', 'body.source.url');
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+      throw new BadRequest('invalid_url', 'only http and https URLs can be imported', 'body.source.url');
+    const row = await this.insert(req.name, req.kind, req.description, { type: 'url', url: url.href });
+    await this.events.record({
+      actor,
+      resourceType: 'image',
+      resourceId: row.id,
+      action: 'import_started',
+      result: 'info',
+      detail: { name: row.name, url: url.href },
+    });
+    const abort = new AbortController();
+    const done = this.runImport(row, url, src.sha256?.toLowerCase(), abort.signal, actor).finally(() =>
+      this.imports.delete(row.id),
+    );
+    this.imports.set(row.id, { abort, done });
+    return { image: toImage(row), status: 202 };
+  }
+
+  /** Streams a request body into the store; the caller passes the declared length to refuse early. */
+  async upload(
+    q: { name: string; kind: ImageKind; description?: string },
+    body: Readable,
+    declaredLength: number | undefined,
+    actor: string,
+  ): Promise<Image> {
+    const limit = this.opts.maxUploadBytes;
+    if (declaredLength !== undefined && declaredLength > limit) throw new ImageTooLarge(limit, 'body');
+    const row = await this.insert(q.name, q.kind, q.description, { type: 'upload' });
+    return this.fill(row, actor, 'upload', async () => {
+      try {
+        return await this.store.ingest(body, { limit });
+      } catch (err) {
+        if (err instanceof TooLarge) throw new ImageTooLarge(limit, 'body');
+        throw new BadRequest('upload_incomplete', `the upload did not complete: ${reasonOf(err)}`, 'body');
+      }
+    });
+  }
+
+  async update(id: string, patch: UpdateImageRequest, actor: string): Promise<Image> {
+    const before = await this.row(id);
+    const row = await this.repo.update(id, patch).catch((err) => nameTaken(err, patch.name ?? ''));
+    if (!row) throw new NotFound('image', id);
+    await this.events.record({
+      actor,
+      resourceType: 'image',
+      resourceId: id,
+      action: 'update',
+      detail: { ...(patch.name !== undefined ? { name: patch.name, previous_name: before.name } : {}) },
+    });
+    return toImage(row);
+  }
+
+  /** Refused while something uses the image; an importing image has its import aborted. */
+  async delete(id: string, actor: string): Promise<void> {
+    const row = await this.row(id);
+    const running = this.imports.get(id);
+    if (running) {
+      running.abort.abort(new Error('deleted while importing'));
+      await running.done;
+      await this.events.record({ actor, resourceType: 'image', resourceId: id, action: 'delete' });
+      return;
+    }
+    const users = (await Promise.all(this.usages.map((u) => u.imageUsers(id)))).flat();
+    if (users.length) throw this.inUse(row, users);
+    try {
+      await this.repo.delete(id);
+    } catch (err) {
+      if (pgCode(err) === '23503') throw this.inUse(row, []);
+      throw err;
+    }
+    if (row.sha256) {
+      const sha = row.sha256;
+      await this.store.release(sha, () => this.repo.shaInUse(sha));
+    }
+    await this.events.record({
+      actor,
+      resourceType: 'image',
+      resourceId: id,
+      action: 'delete',
+      detail: { name: row.name },
+    });
+  }
+
+  /** Where a ready image's bytes are. */
+  async content(id: string): Promise<{ path: string; size: number; sha256: string }> {
+    const row = await this.row(id);
+    if (row.state !== 'ready' || !row.sha256 || row.sizeBytes === null)
+      throw new Conflict('image_not_ready', `image ${row.name} is still importing`);
+    return { path: this.store.pathOf(row.sha256), size: row.sizeBytes, sha256: row.sha256 };
+  }
+
+  private inUse(row: ImageRow, users: string[]): Conflict {
+    return new Conflict('image_in_use', `image ${row.name} is in use`, undefined, { used_by: users });
+  }
+
+  private async insert(
+    name: string,
+    kind: ImageKind,
+    description: string | undefined,
+    source: Record<string, unknown>,
+  ): Promise<ImageRow> {
+    return this.repo
+      .insert({ name, kind, description: description ?? '', source, bytesTotal: null })
+      .catch((err) => nameTaken(err, name));
+  }
+
+  /** Produces the content, stores it and marks the row ready; on any failure leaves no row and no file. */
+  private async fill(row: ImageRow, actor: string, action: string, produce: () => Promise<Ingested>): Promise<Image> {
+    let file: Ingested | undefined;
+    try {
+      file = await produce();
+      const f = file;
+      const ready = await this.store.commit(f, () => this.repo.markReady(row.id, f.sha256, f.size));
+      if (!ready) {
+        await this.store.release(f.sha256, () => this.repo.shaInUse(f.sha256));
+        throw new NotFound('image', row.id);
+      }
+      await this.events.record({
+        actor,
+        resourceType: 'image',
+        resourceId: row.id,
+        action,
+        detail: { name: row.name, kind: row.kind, sha256: f.sha256, size_bytes: f.size },
+      });
+      return toImage(ready);
+    } catch (err) {
+      await this.fail(row, actor, action, err);
+      throw err;
+    }
+  }
+
+  private async fail(row: ImageRow, actor: string, action: string, err: unknown): Promise<void> {
+    await this.repo.delete(row.id).catch(() => undefined);
+    await this.events.record({
+      actor,
+      resourceType: 'image',
+      resourceId: row.id,
+      action,
+      result: 'error',
+      detail: { name: row.name, reason: reasonOf(err) },
+    });
+  }
+
+  private async runImport(
+    row: ImageRow,
+    url: URL,
+    expected: string | undefined,
+    signal: AbortSignal,
+    actor: string,
+  ): Promise<void> {
+    const limit = this.opts.maxImportBytes;
+    const idleMs = this.opts.importIdleTimeoutMs ?? 60_000;
+    const every = this.opts.progressIntervalMs ?? 250;
+    const idle = new AbortController();
+    let idleTimer = setTimeout(() => idle.abort(new Error(`no data for ${idleMs} ms`)), idleMs);
+    const kick = () => {
+      clearTimeout(idleTimer);
+      idleTimer = setTimeout(() => idle.abort(new Error(`no data for ${idleMs} ms`)), idleMs);
+    };
+    const finished = new AbortController();
+    const both = AbortSignal.any([signal, idle.signal, finished.signal]);
+    let lastWrite = 0;
+    let writing: Promise<void> = Promise.resolve();
+    try {
+      await this.fill(row, actor, 'import', async () => {
+        const res = await fetch(url, { signal: both, redirect: 'follow' });
+        if (!res.ok || !res.body) throw new Error(`the server answered ${res.status} ${res.statusText}`.trim());
+        const declared = res.headers.get('content-length');
+        const total = declared !== null && /^\d+$/.test(declared) ? Number(declared) : null;
+        if (total !== null && total > limit) throw new TooLarge(limit);
+        await this.repo.progress(row.id, 0, total);
+        const file = await this.store
+          .ingest(Readable.fromWeb(res.body as never, { signal: both }), {
+            limit,
+            onBytes: (n) => {
+              kick();
+              const now = Date.now();
+              if (now - lastWrite < every) return;
+              lastWrite = now;
+              writing = writing.then(() => this.repo.progress(row.id, n)).catch(() => undefined);
+            },
+          })
+          .catch((err: unknown) => {
+            throw both.aborted ? both.reason : err;
+          });
+        await writing;
+        if (expected && file.sha256 !== expected) {
+          await this.store.discard(file.tmp);
+          throw new Error(`sha256 mismatch: expected ${expected}, got ${file.sha256}`);
+        }
+        return file;
+      });
+    } catch {
+      // fill() recorded the failure event and removed the row.
+    } finally {
+      clearTimeout(idleTimer);
+      // Stops the response body flowing when the import ended early (too large, wrong hash).
+      finished.abort();
+    }
+  }
+}
