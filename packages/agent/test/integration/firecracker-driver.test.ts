@@ -242,6 +242,17 @@ describe('FirecrackerDriver against the spec-checked stand-in executable', () =>
     expect(existsSync(paths.controlSocket)).toBe(false);
   });
 
+  it('a VMM that exits before its socket answers fails launch fast with the exit status', async () => {
+    const paths = vmPaths();
+    const started = Date.now();
+    const err = await new FirecrackerDriver({ binary: '/bin/false', socketTimeoutMs: 20_000 })
+      .launch(vmSpec('vm-dies'), paths)
+      .catch((e: unknown) => e);
+    expect(String(err)).toMatch(/firecracker exited with code 1 during launch/);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(existsSync(paths.pidFile)).toBe(false);
+  });
+
   it('runtime helpers: rate limiters, balloon, MMDS, snapshot create, then restore with snapshot/load', async () => {
     const { driver, handle, paths } = await launch('vm-helpers');
     await updateDriveRateLimiter(handle, 'rootfs', { bandwidth: { size: 0, refill_time: 0 } });
