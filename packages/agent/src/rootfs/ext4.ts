@@ -99,6 +99,23 @@ function typeFromMode(mode: number): Ext4FileType {
 
 const NOT_FOUND = /File not found by ext2_lookup/;
 
+function parseStat(image: string, path: string, stdout: string): Ext4Stat {
+  const mode = /Mode:\s+(\d+)/.exec(stdout);
+  const type = /Type:\s+(\w+)/.exec(stdout);
+  const owner = /User:\s+(\d+)\s+Group:\s+(\d+)/.exec(stdout);
+  const size = /Size:\s+(\d+)/.exec(stdout);
+  if (!mode || !type || !owner || !size)
+    throw new Ext4CommandError(image, [{ step: 'stat', message: `unparsable stat output for ${path}` }]);
+  const t = type[1];
+  return {
+    type: t === 'regular' || t === 'directory' || t === 'symlink' ? t : 'other',
+    mode: Number.parseInt(mode[1] ?? '0', 8),
+    uid: Number(owner[1]),
+    gid: Number(owner[2]),
+    size: Number(size[1]),
+  };
+}
+
 function errorLines(stderr: string): string[] {
   return stderr
     .split('\n')
@@ -119,6 +136,9 @@ export interface RootfsReader {
  * Reads run `debugfs -R`; writes are collected in an {@link Ext4Batch} and applied by one `debugfs -w -f`.
  */
 export class Ext4Image implements RootfsReader {
+  private readonly statCache = new Map<string, Ext4Stat | null>();
+  private readonly fileCache = new Map<string, Buffer>();
+
   constructor(
     readonly path: string,
     private readonly runner: CommandRunner,
@@ -132,28 +152,65 @@ export class Ext4Image implements RootfsReader {
   }
 
   async stat(path: string): Promise<Ext4Stat | null> {
-    const { stdout, errors } = await this.request(`stat ${assertGuestPath(path)}`);
+    assertGuestPath(path);
+    const cached = this.statCache.get(path);
+    if (cached !== undefined) return cached;
+    const { stdout, errors } = await this.request(`stat ${path}`);
     if (errors.some((e) => NOT_FOUND.test(e))) return null;
     if (errors.length)
       throw new Ext4CommandError(
         this.path,
         errors.map((message) => ({ step: 'stat', message })),
       );
-    const mode = /Mode:\s+(\d+)/.exec(stdout);
-    const type = /Type:\s+(\w+)/.exec(stdout);
-    const owner = /User:\s+(\d+)\s+Group:\s+(\d+)/.exec(stdout);
-    const size = /Size:\s+(\d+)/.exec(stdout);
-    if (!mode || !type || !owner || !size) {
-      throw new Ext4CommandError(this.path, [{ step: 'stat', message: `unparsable stat output for ${path}` }]);
+    return parseStat(this.path, path, stdout);
+  }
+
+  /**
+   * Stats many paths, and reads the regular files among `read`, in one debugfs run (each run costs tens of
+   * milliseconds); later stat/read calls are answered from this until the next write.
+   */
+  async prefetch(paths: readonly string[], read: readonly string[] = []): Promise<void> {
+    const all = [...new Set([...paths, ...read])].map(assertGuestPath);
+    const dir = await safeTempDir();
+    try {
+      const cmds = all.map((p) => `stat ${p}`);
+      for (const [i, p] of read.entries()) cmds.push(`dump ${p} ${dir}/r${i}`);
+      await writeFile(join(dir, 'commands'), `${cmds.join('\n')}\n`);
+      const res = await this.runner.run('debugfs', ['-f', join(dir, 'commands'), '--', this.path]);
+      const unexpected = errorLines(res.stderr).filter((e) => !NOT_FOUND.test(e));
+      if (res.code !== 0 || unexpected.length) {
+        throw new Ext4CommandError(
+          this.path,
+          (unexpected.length ? unexpected : [`exited ${res.code}`]).map((message) => ({ step: 'prefetch', message })),
+        );
+      }
+      const sections = new Map<string, string>();
+      let current: string | undefined;
+      for (const line of res.stdout.split('\n')) {
+        const echo = /^debugfs: (\S+) (\S+)/.exec(line);
+        if (echo) {
+          current = echo[1] === 'stat' ? (echo[2] ?? '') : undefined;
+          if (current !== undefined) sections.set(current, '');
+        } else if (current !== undefined) sections.set(current, `${sections.get(current)}${line}\n`);
+      }
+      for (const p of all) {
+        const out = sections.get(p);
+        if (out === undefined)
+          throw new Ext4CommandError(this.path, [{ step: 'prefetch', message: `no answer for ${p}` }]);
+        this.statCache.set(p, out.includes('Inode:') ? parseStat(this.path, p, out) : null);
+      }
+      for (const [i, p] of read.entries()) {
+        if (this.statCache.get(p)?.type === 'regular') this.fileCache.set(p, await readFile(join(dir, `r${i}`)));
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
-    const t = type[1];
-    return {
-      type: t === 'regular' || t === 'directory' || t === 'symlink' ? t : 'other',
-      mode: Number.parseInt(mode[1] ?? '0', 8),
-      uid: Number(owner[1]),
-      gid: Number(owner[2]),
-      size: Number(size[1]),
-    };
+  }
+
+  /** Drops prefetched answers; called after every write. */
+  invalidate(): void {
+    this.statCache.clear();
+    this.fileCache.clear();
   }
 
   async exists(path: string): Promise<boolean> {
@@ -178,6 +235,8 @@ export class Ext4Image implements RootfsReader {
   /** Exact bytes of a file (via `dump` to a temp file, so binary content survives). */
   async readFile(path: string): Promise<Buffer> {
     assertGuestPath(path);
+    const cached = this.fileCache.get(path);
+    if (cached) return Buffer.from(cached);
     const dir = await safeTempDir();
     try {
       const out = join(dir, 'out');
@@ -371,6 +430,7 @@ export class Ext4Batch {
       }
       const cmdFile = join(dir, 'commands');
       await writeFile(cmdFile, `${this.lines.map((l) => l.replace('@STAGE@', dir)).join('\n')}\n`);
+      this.image.invalidate();
       const res = await this.runner.run('debugfs', ['-w', '-f', cmdFile, '--', this.image.path]);
       const errors: { step: string; message: string }[] = [];
       let step = '';

@@ -245,6 +245,60 @@ async function writeService(
   }
 }
 
+const READ_AHEAD = ['/etc/passwd', '/etc/group', '/etc/shadow', '/etc/gshadow', '/etc/hosts', '/etc/inittab'];
+
+/** Every path preparation may look at, so one debugfs run answers them instead of one run each. */
+function prefetchPaths(plan: RootfsPlan): string[] {
+  const paths = [
+    '/sbin/init',
+    '/lib/systemd/systemd',
+    '/usr/lib/systemd/systemd',
+    '/sbin/openrc',
+    '/etc/rc.conf',
+    '/bin/bash',
+    '/etc',
+    '/etc/hostname',
+    '/etc/resolv.conf',
+    '/etc/network',
+    '/etc/network/interfaces',
+    '/etc/init.d',
+    '/etc/init.d/networking',
+    `/etc/init.d/${SERVICE_NAME}`,
+    '/etc/runlevels',
+    '/etc/runlevels/boot',
+    '/etc/runlevels/boot/networking',
+    '/etc/runlevels/default',
+    `/etc/runlevels/default/${SERVICE_NAME}`,
+    '/etc/rcS.d',
+    '/etc/rcS.d/S10networking',
+    '/etc/systemd',
+    '/etc/systemd/network',
+    '/etc/systemd/network/10-nqvm.network',
+    '/etc/systemd/system',
+    `/etc/systemd/system/${SERVICE_NAME}.service`,
+    '/etc/systemd/system/multi-user.target.wants',
+    `/etc/systemd/system/multi-user.target.wants/${SERVICE_NAME}.service`,
+    '/etc/systemd/system/multi-user.target.wants/systemd-networkd.service',
+    '/lib/systemd/system/systemd-networkd.service',
+    '/usr/lib/systemd/system/systemd-networkd.service',
+    CONFIG_DIR,
+    AGENT_CONFIG,
+    RUN_AGENT,
+    SUPERVISE,
+    NETWORK_SCRIPT,
+    '/opt',
+    AGENT_DIR,
+  ];
+  for (const rl of ['0', '1', '6']) paths.push(`/etc/rc${rl}.d`, `/etc/rc${rl}.d/K01${SERVICE_NAME}`);
+  for (const rl of ['2', '3', '4', '5']) paths.push(`/etc/rc${rl}.d`, `/etc/rc${rl}.d/S99${SERVICE_NAME}`);
+  const name = plan.user?.username;
+  if (name && /^[a-z_][a-z0-9_-]{0,31}$/.test(name)) {
+    const home = name === 'root' ? '/root' : `/home/${name}`;
+    paths.push('/home', home, `${home}/.ssh`, `${home}/.ssh/authorized_keys`);
+  }
+  return paths;
+}
+
 /**
  * Writes hostname, static network, credentials, the guest agent and its init service into a VM's own copy of
  * a rootfs, without mounting it. All reads happen first; all writes go to debugfs as one batch.
@@ -254,7 +308,10 @@ export async function prepareRootfs(
   plan: RootfsPlan,
   deps: PrepareDeps = {},
 ): Promise<PrepareResult> {
-  const init = await step('detect-init', () => detectInit(image));
+  const init = await step('detect-init', async () => {
+    await image.prefetch(prefetchPaths(plan), READ_AHEAD);
+    return detectInit(image);
+  });
   const b = image.batch();
   let user: PrepareResult['user'];
 
