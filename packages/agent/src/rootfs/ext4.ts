@@ -1,18 +1,11 @@
 import { stat as hostStat, symlink as hostSymlink, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type CommandRunner, runChecked } from '../host/exec.ts';
+import type { CommandRunner } from '../host/exec.ts';
+import { assertGuestPath, assertLinkTarget, GuestPathError, SAFE_HOST_PATH } from './guest-path.ts';
 
-/** A path inside the guest filesystem that cannot be used safely (it would reach debugfs' command parser). */
-export class GuestPathError extends Error {
-  constructor(
-    readonly path: string,
-    reason: string,
-  ) {
-    super(`unsafe guest path ${JSON.stringify(path)}: ${reason}`);
-    this.name = 'GuestPathError';
-  }
-}
+export { copyImage, resizeImage } from './disk-image.ts';
+export { assertGuestPath, GuestPathError } from './guest-path.ts';
 
 /** debugfs reported one or more errors (it usually exits 0 anyway). */
 export class Ext4CommandError extends Error {
@@ -23,30 +16,6 @@ export class Ext4CommandError extends Error {
     super(`debugfs on ${image}: ${errors.map((e) => (e.step ? `[${e.step}] ${e.message}` : e.message)).join('; ')}`);
     this.name = 'Ext4CommandError';
   }
-}
-
-// No whitespace, quotes, backslashes or '#': debugfs' command-file parser splits and unquotes on those.
-const SAFE_SEGMENT = /^[A-Za-z0-9_@%+=,.:-]+$/;
-const SAFE_LINK_TARGET = /^[A-Za-z0-9_@%+=,.:/-]+$/;
-const SAFE_HOST_PATH = /^\/[A-Za-z0-9_@%+=,.:/-]*$/;
-
-/** Returns `path` if it is absolute, normalized, free of `..` and within the safe charset; throws otherwise. */
-export function assertGuestPath(path: string): string {
-  if (typeof path !== 'string' || path.length === 0) throw new GuestPathError(String(path), 'empty');
-  if (path.length > 1024) throw new GuestPathError(path, 'too long');
-  if (!path.startsWith('/')) throw new GuestPathError(path, 'not absolute');
-  if (path === '/') return path;
-  if (path.endsWith('/')) throw new GuestPathError(path, 'trailing slash');
-  for (const seg of path.slice(1).split('/')) {
-    if (seg === '' || seg === '.' || seg === '..') throw new GuestPathError(path, 'not normalized');
-    if (!SAFE_SEGMENT.test(seg)) throw new GuestPathError(path, 'characters outside [A-Za-z0-9_@%+=,.:-]');
-  }
-  return path;
-}
-
-function assertLinkTarget(target: string): string {
-  if (!SAFE_LINK_TARGET.test(target) || target.length > 1024) throw new GuestPathError(target, 'unsafe symlink target');
-  return target;
 }
 
 /** A fresh temp dir whose path can appear in a debugfs command (TMPDIR could contain anything). */
@@ -450,22 +419,4 @@ export class Ext4Batch {
     this.lines.length = 0;
     this.staged.clear();
   }
-}
-
-/** Per-VM copy of a base image: reflink where the filesystem allows, sparse otherwise; the base is only read. */
-export async function copyImage(runner: CommandRunner, src: string, dst: string): Promise<void> {
-  await runChecked(runner, 'cp', ['--reflink=auto', '--sparse=always', '--', src, dst]);
-}
-
-/** Grows an image file and its ext4 filesystem to `sizeMiB` (shrinking is refused). */
-export async function resizeImage(runner: CommandRunner, path: string, sizeMiB: number): Promise<void> {
-  if (!Number.isInteger(sizeMiB) || sizeMiB <= 0) throw new RangeError(`bad size ${sizeMiB} MiB`);
-  const current = (await hostStat(path)).size;
-  if (sizeMiB * 1024 * 1024 < current) throw new RangeError(`refusing to shrink ${path} to ${sizeMiB} MiB`);
-  await runChecked(runner, 'truncate', ['-s', `${sizeMiB}M`, '--', path]);
-  const fsck = await runner.run('e2fsck', ['-fy', '--', path]);
-  // e2fsck: 0 clean, 1 errors corrected; anything else means the filesystem is not safe to resize.
-  if (fsck.code !== 0 && fsck.code !== 1)
-    throw new Ext4CommandError(path, [{ step: 'e2fsck', message: fsck.stdout + fsck.stderr }]);
-  await runChecked(runner, 'resize2fs', ['--', path]);
 }
