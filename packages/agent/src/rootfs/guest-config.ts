@@ -154,7 +154,7 @@ fi
       : '';
   return `#!/bin/sh
 # Written by nqvm: started (and restarted on exit) by the guest's init.
-${mount}exec ${RUNTIME_DIR}/${LOADER} --library-path ${RUNTIME_DIR} ${RUNTIME_DIR}/node ${AGENT_JS} --config ${AGENT_CONFIG}
+${mount}exec ${RUNTIME_DIR}/${LOADER} --library-path ${RUNTIME_DIR} ${RUNTIME_DIR}/node ${AGENT_JS}
 `;
 }
 
