@@ -56,32 +56,33 @@ export const ListImagesQuery = Type.Object(
 );
 export type ListImagesQuery = Static<typeof ListImagesQuery>;
 
-const PathSource = Type.Object(
+/** One flat object rather than a union, so a validation error names the exact field; the service checks which fields each type needs. */
+export const CreateImageSource = Type.Object(
   {
-    type: Type.Literal('path'),
-    path: Type.String({ minLength: 1, maxLength: 4096, description: 'A file under MANAGER_IMAGE_ROOT' }),
+    type: Type.Union([Type.Literal('path'), Type.Literal('url'), Type.Literal('blank')]),
+    path: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 4096, description: 'type path: a file under MANAGER_IMAGE_ROOT' }),
+    ),
+    url: Type.Optional(
+      Type.String({ minLength: 8, maxLength: 2048, pattern: '^[hH][tT][tT][pP][sS]?://', description: 'type url' }),
+    ),
+    sha256: Type.Optional(
+      Type.String({ pattern: '^[a-fA-F0-9]{64}$', description: 'type url: the expected content hash, verified' }),
+    ),
+    size_mib: Type.Optional(
+      Type.Integer({ minimum: 8, maximum: 1048576, description: 'type blank: size of the ext4 volume' }),
+    ),
   },
   { additionalProperties: false },
 );
-const UrlSource = Type.Object(
-  {
-    type: Type.Literal('url'),
-    url: Type.String({ minLength: 8, maxLength: 2048, pattern: '^[hH][tT][tT][pP][sS]?://' }),
-    sha256: Type.Optional(Type.String({ pattern: '^[a-fA-F0-9]{64}$', description: 'Expected content hash' })),
-  },
-  { additionalProperties: false },
-);
-const BlankSource = Type.Object(
-  { type: Type.Literal('blank'), size_mib: Type.Integer({ minimum: 8, maximum: 1048576 }) },
-  { additionalProperties: false },
-);
+export type CreateImageSource = Static<typeof CreateImageSource>;
 
 export const CreateImageRequest = Type.Object(
   {
     name: Name,
     kind: ImageKind,
     description: Type.Optional(Description),
-    source: Type.Union([PathSource, UrlSource, BlankSource]),
+    source: CreateImageSource,
   },
   { additionalProperties: false },
 );

@@ -1,3 +1,4 @@
+export * from './agent.schema.ts';
 export * from './auth.schema.ts';
 export * from './client.ts';
 export * from './common.schema.ts';
@@ -7,5 +8,6 @@ export * from './image.schema.ts';
 export * from './openapi.ts';
 export * from './route.ts';
 export * from './routes.ts';
+export * from './stats.schema.ts';
 export * from './template.schema.ts';
 export * from './vm.schema.ts';

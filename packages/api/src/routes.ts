@@ -1,8 +1,10 @@
+import { agentCallbackRoutes } from './agent.schema.ts';
 import { authRoutes } from './auth.schema.ts';
 import { eventRoutes } from './event.schema.ts';
 import { hostRoutes } from './host.schema.ts';
 import { imageRoutes } from './image.schema.ts';
 import type { RouteDef } from './route.ts';
+import { statsRoutes } from './stats.schema.ts';
 import { templateRoutes } from './template.schema.ts';
 import { vmRoutes } from './vm.schema.ts';
 
@@ -14,6 +16,8 @@ export const api = {
   images: imageRoutes,
   templates: templateRoutes,
   vms: vmRoutes,
+  stats: statsRoutes,
+  agentCallbacks: agentCallbackRoutes,
 };
 
 export function allRoutes(): RouteDef[] {

@@ -24,10 +24,18 @@ import { ImagesRepository } from './features/images/images.repository.ts';
 import { imagesRoutes } from './features/images/images.routes.ts';
 import { ImagesService } from './features/images/images.service.ts';
 import { ImageStore } from './features/images/images.store.ts';
+import { StatsRepository } from './features/stats/stats.repository.ts';
+import { statsRoutes } from './features/stats/stats.routes.ts';
 import { installHttpMetrics, MetricsRegistry } from './features/system/metrics.ts';
 import { TemplatesRepository } from './features/templates/templates.repository.ts';
 import { templatesRoutes } from './features/templates/templates.routes.ts';
 import { TemplatesService } from './features/templates/templates.service.ts';
+import { type AgentApi, HttpAgentApi } from './features/vms/agent-client.ts';
+import { startReconciler } from './features/vms/reconciler.ts';
+import { VmsRepository } from './features/vms/vms.repository.ts';
+import { instantiateRoute, vmsRoutes } from './features/vms/vms.routes.ts';
+import { VmsService } from './features/vms/vms.service.ts';
+import { webConsole } from './features/web/web.plugin.ts';
 import type { Authenticator } from './http/principal.ts';
 import { installErrorHandling, sendProblem } from './http/problem.ts';
 import { SecretBox } from './security/secret-box.ts';
@@ -41,6 +49,7 @@ export interface Services {
   metrics: MetricsRegistry;
   images: ImagesService;
   templates: TemplatesService;
+  vms: VmsService;
 }
 
 export interface BuiltApp {
@@ -54,6 +63,8 @@ export interface BuildOptions {
   /** An already-open database (tests); otherwise opened from the config. */
   database?: Database;
   logger?: boolean | object;
+  /** How the manager reaches host agents (tests may pass their own). */
+  agentApi?: AgentApi;
 }
 
 /** Builds the manager (database migrated, features registered) without listening. */
@@ -91,7 +102,7 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
   const authn: Authenticator = {
     user: (token) => auth.authenticate(token),
     host: (id, secret) => hosts.authenticate(id, secret),
-    guest: async () => null,
+    guest: async (id, token) => ((await vms.authenticateGuest(id, token)) ? { kind: 'guest', vmId: id } : null),
   };
 
   const app = Fastify({
@@ -107,6 +118,46 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);
   });
+
+  const vmsRepo = new VmsRepository(database.db);
+  const agentApi = opts.agentApi ?? new HttpAgentApi();
+  const vms = new VmsService(
+    vmsRepo,
+    hosts,
+    events,
+    {
+      find: async (id) => {
+        const img = await images.row(id).catch(() => undefined);
+        return (
+          img && {
+            id: img.id,
+            kind: img.kind,
+            state: img.state,
+            sha256: img.sha256,
+            size_bytes: Number(img.sizeBytes ?? 0),
+          }
+        );
+      },
+    },
+    agentApi,
+    secrets,
+    {
+      cpuOvercommit: config.cpuOvercommit,
+      memOvercommit: config.memOvercommit,
+      stopTimeoutS: config.stopTimeoutS,
+      defaultNetwork: { name: 'default', ...config.network },
+    },
+    app.log,
+  );
+  await vms.init();
+  hosts.useAllocations({ byHost: () => vmsRepo.allocationsByHost() });
+  images.addUsage({ imageUsers: async (id) => ((await vmsRepo.imageInUse(id)) ? ['a VM'] : []) });
+  const stopReconciler = config.reconcilerDisabled
+    ? async () => {}
+    : startReconciler(
+        { database, repo: vmsRepo, vms, hosts, agent: agentApi, events, log: app.log },
+        config.reconcileIntervalMs,
+      );
   installErrorHandling(app);
   await app.register(cookie);
   await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
@@ -135,16 +186,23 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
     eventsRoutes(v1, authn, events);
     imagesRoutes(v1, authn, images);
     templatesRoutes(v1, authn, templates);
+    vmsRoutes(v1, authn, vms);
+    statsRoutes(v1, authn, new StatsRepository(database.db), { heartbeatTimeoutS: config.hostHeartbeatTimeoutS });
+    instantiateRoute(v1, authn, vms, templates);
   });
 
+  await app.register(webConsole);
+
   app.addHook('onClose', async () => {
+    await stopReconciler();
+    await vms.idle();
     await images.stop();
     if (!opts.database) await database.close();
   });
 
   return {
     app,
-    services: { database, events, auth, hosts, secrets, metrics, images, templates },
+    services: { database, events, auth, hosts, secrets, metrics, images, templates, vms },
     generatedAdminPassword: admin.generatedPassword,
   };
 }

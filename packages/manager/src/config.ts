@@ -23,6 +23,10 @@ export interface ManagerConfig {
   cpuOvercommit: number;
   memOvercommit: number;
   hostHeartbeatTimeoutS: number;
+  reconcileIntervalMs: number;
+  stopTimeoutS: number;
+  /** The managed default network: a bridge of this name on every host, addresses from this CIDR. */
+  network: { cidr: string; gateway: string; bridge: string; nat: boolean };
 }
 
 export class ConfigError extends Error {
@@ -87,6 +91,16 @@ export function loadConfig(env: Env): ManagerConfig {
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel))
     problems.push(`NQVM_LOG_LEVEL must be one of fatal,error,warn,info,debug,trace,silent, got "${logLevel}"`);
 
+  const cidr = env.NQVM_NETWORK_CIDR || '10.88.0.0/24';
+  const cm = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(cidr);
+  let gateway = '10.88.0.1';
+  if (!cm || cm.slice(1, 5).some((o) => Number(o) > 255) || Number(cm[5]) < 8 || Number(cm[5]) > 29)
+    problems.push(`NQVM_NETWORK_CIDR must be an IPv4 CIDR with a prefix from /8 to /29, got "${cidr}"`);
+  else gateway = `${cm[1]}.${cm[2]}.${cm[3]}.${Number(cm[4]) + 1}`;
+  const bridge = env.FC_BRIDGE || 'nqbr0';
+  if (!/^[a-zA-Z0-9_.-]{1,15}$/.test(bridge))
+    problems.push(`FC_BRIDGE must be a valid interface name, got "${bridge}"`);
+
   const config: ManagerConfig = {
     databaseUrl,
     bind,
@@ -107,6 +121,9 @@ export function loadConfig(env: Env): ManagerConfig {
     cpuOvercommit: num('NQVM_CPU_OVERCOMMIT', 4, 1, 64),
     memOvercommit: num('NQVM_MEM_OVERCOMMIT', 1, 0.1, 8),
     hostHeartbeatTimeoutS: num('NQVM_HOST_HEARTBEAT_TIMEOUT_S', 30, 3, 3600),
+    reconcileIntervalMs: num('NQVM_RECONCILE_INTERVAL_MS', 5000, 200, 600_000),
+    stopTimeoutS: num('NQVM_STOP_TIMEOUT_S', 20, 1, 600),
+    network: { cidr, gateway, bridge, nat: bool('NQVM_NETWORK_NAT', false) },
   };
   if (problems.length) throw new ConfigError(problems);
   return config;

@@ -1,4 +1,16 @@
-import { bigint, bigserial, jsonb, pgTable, primaryKey, text, timestamp, uuid } from 'drizzle-orm/pg-core';
+import type { VmState } from '@nqvm/api';
+import {
+  bigint,
+  bigserial,
+  boolean,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uuid,
+} from 'drizzle-orm/pg-core';
 
 // Mirrors the SQL migrations in ./migrations (the migrations are the source of truth for DDL).
 const tz = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
@@ -84,3 +96,60 @@ export const templateImages = pgTable(
   { templateId: uuid('template_id').notNull(), imageId: uuid('image_id').notNull() },
   (t) => [primaryKey({ columns: [t.templateId, t.imageId] })],
 );
+
+export const networks = pgTable('networks', {
+  name: text('name').primaryKey(),
+  cidr: text('cidr').notNull(),
+  gateway: text('gateway').notNull(),
+  bridge: text('bridge').notNull(),
+  nat: boolean('nat').notNull(),
+  createdAt: tz('created_at').notNull().defaultNow(),
+});
+
+export const vms = pgTable('vms', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  name: text('name').notNull(),
+  description: text('description').notNull(),
+  state: text('state').$type<VmState>().notNull(),
+  hostId: uuid('host_id'),
+  vmm: text('vmm').$type<'qemu' | 'firecracker'>().notNull(),
+  vcpu: integer('vcpu').notNull(),
+  memMib: integer('mem_mib').notNull(),
+  smt: boolean('smt').notNull(),
+  cpuTemplate: text('cpu_template').$type<'C3' | 'T2' | 'T2S' | 'T2CL' | 'T2A' | 'None'>().notNull(),
+  kernelImageId: uuid('kernel_image_id').notNull(),
+  initrdImageId: uuid('initrd_image_id'),
+  rootfsImageId: uuid('rootfs_image_id').notNull(),
+  bootArgs: text('boot_args').notNull(),
+  tags: text('tags').array().notNull(),
+  owner: text('owner').notNull(),
+  environment: text('environment').notNull(),
+  restartPolicy: text('restart_policy').$type<'never' | 'on-failure' | 'always'>().notNull(),
+  username: text('username'),
+  passwordEnc: text('password_enc'),
+  sshAuthorizedKeys: jsonb('ssh_authorized_keys').$type<string[]>().notNull(),
+  guestTokenHash: text('guest_token_hash').notNull(),
+  guestTokenEnc: text('guest_token_enc').notNull(),
+  templateId: uuid('template_id'),
+  sourceSnapshotId: uuid('source_snapshot_id'),
+  guestIp: text('guest_ip'),
+  pid: integer('pid'),
+  lastError: text('last_error'),
+  restartCount: integer('restart_count').notNull(),
+  desiredRunning: boolean('desired_running').notNull(),
+  config: jsonb('config').$type<Record<string, unknown>>().notNull(),
+  createdBy: text('created_by').notNull(),
+  createdAt: tz('created_at').notNull().defaultNow(),
+  updatedAt: tz('updated_at').notNull().defaultNow(),
+  bootedAt: tz('booted_at'),
+  guestReadyAt: tz('guest_ready_at'),
+});
+
+export const vmNics = pgTable('vm_nics', {
+  vmId: uuid('vm_id').notNull(),
+  ifaceId: text('iface_id').notNull(),
+  network: text('network').notNull(),
+  mac: text('mac').notNull(),
+  ip: text('ip').notNull(),
+  config: jsonb('config').$type<Record<string, unknown>>().notNull(),
+});

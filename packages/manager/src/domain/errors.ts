@@ -65,12 +65,18 @@ export class InvalidTransition extends DomainError {
 
 export class NoCapacity extends DomainError {
   constructor(message: string, reasons: Record<string, string>) {
-    super(507, 'no_capacity', message, undefined, { hosts: reasons });
+    super(409, 'no_capacity', message, undefined, { hosts: reasons });
   }
 }
 
 export class UpstreamError extends DomainError {
   constructor(message: string, extra?: Record<string, unknown>) {
     super(502, 'host_error', message, undefined, extra);
+  }
+}
+
+export class WaitTimeout extends DomainError {
+  constructor(state: string, wanted: string) {
+    super(408, 'wait_timeout', `VM is ${state}, not ${wanted}, after the timeout`, 'query.timeout', { state });
   }
 }

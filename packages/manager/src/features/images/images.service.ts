@@ -1,6 +1,14 @@
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
-import type { CreateImageRequest, Image, ImageKind, ImageSource, ListImagesQuery, UpdateImageRequest } from '@nqvm/api';
+import type {
+  CreateImageRequest,
+  CreateImageSource,
+  Image,
+  ImageKind,
+  ImageSource,
+  ListImagesQuery,
+  UpdateImageRequest,
+} from '@nqvm/api';
 import { BadRequest, Conflict, DomainError, NotFound, Unprocessable } from '../../domain/errors.ts';
 import type { EventsService } from '../events/events.service.ts';
 import type { CommandRunner } from './images.exec.ts';
@@ -52,6 +60,29 @@ export function toImage(r: ImageRow): Image {
 function nameTaken(err: unknown, name: string): never {
   if (pgCode(err) === '23505') throw new Conflict('image_name_taken', `an image named ${name} exists`, 'body.name');
   throw err;
+}
+
+type Source =
+  | { type: 'path'; path: string }
+  | { type: 'url'; url: string; sha256?: string }
+  | { type: 'blank'; size_mib: number };
+
+const SOURCE_FIELDS: Record<Source['type'], { required: string[]; optional: string[] }> = {
+  path: { required: ['path'], optional: [] },
+  url: { required: ['url'], optional: ['sha256'] },
+  blank: { required: ['size_mib'], optional: [] },
+};
+
+/** Each source type takes its own fields and no others. */
+export function checkSource(src: CreateImageSource): Source {
+  const spec = SOURCE_FIELDS[src.type];
+  for (const f of spec.required)
+    if (src[f as keyof CreateImageSource] === undefined)
+      throw new BadRequest('invalid_source', `a ${src.type} source needs ${f}`, `body.source.${f}`);
+  for (const f of Object.keys(src))
+    if (f !== 'type' && !spec.required.includes(f) && !spec.optional.includes(f))
+      throw new BadRequest('invalid_source', `a ${src.type} source does not take ${f}`, `body.source.${f}`);
+  return src as Source;
 }
 
 function reasonOf(err: unknown): string {
@@ -131,7 +162,7 @@ export class ImagesService {
 
   /** Path and blank sources finish before answering (201); URL imports answer at once while importing (202). */
   async create(req: CreateImageRequest, actor: string): Promise<{ image: Image; status: 201 | 202 }> {
-    const src = req.source;
+    const src = checkSource(req.source);
     if (src.type === 'path') {
       if (!this.opts.allowImagePaths || !this.opts.imageRoot)
         throw new DomainError(403, 'image_paths_disabled', 'adding images by path is off', 'body.source.type');
@@ -349,7 +380,9 @@ export class ImagesService {
             },
           })
           .catch((err: unknown) => {
-            throw both.aborted ? both.reason : err;
+            if (both.aborted) throw both.reason;
+            if (err instanceof TooLarge) throw err;
+            throw new Error(`the download broke off: ${reasonOf(err)}`);
           });
         await writing;
         if (expected && file.sha256 !== expected) {

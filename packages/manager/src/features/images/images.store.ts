@@ -8,7 +8,7 @@ import { pipeline } from 'node:stream/promises';
 /** The stream carried more bytes than the limit allows. */
 export class TooLarge extends Error {
   constructor(readonly limit: number) {
-    super(`more than ${limit} bytes`);
+    super(`the image is larger than the limit of ${limit} bytes`);
     this.name = 'TooLarge';
   }
 }

@@ -1,0 +1,138 @@
+import { type Static, Type } from 'typebox';
+import { IdParams, Ok, Sha256, Uuid } from './common.schema.ts';
+import { VmmKind } from './host.schema.ts';
+import { route } from './route.ts';
+import { CpuTemplate, Mac } from './vm.schema.ts';
+
+/**
+ * The manager ↔ agent contract (`/agent/v1` on each host, Bearer per-host secret both ways).
+ * Not part of the public OpenAPI document.
+ */
+export const AgentImageRef = Type.Object(
+  { image_id: Uuid, sha256: Sha256, size_bytes: Type.Integer({ minimum: 0 }) },
+  { additionalProperties: false },
+);
+export type AgentImageRef = Static<typeof AgentImageRef>;
+
+const TokenBucket = Type.Object(
+  {
+    size: Type.Integer({ minimum: 0 }),
+    one_time_burst: Type.Optional(Type.Integer({ minimum: 0 })),
+    refill_time: Type.Integer({ minimum: 0 }),
+  },
+  { additionalProperties: false },
+);
+export const RateLimiterSchema = Type.Object(
+  { bandwidth: Type.Optional(TokenBucket), ops: Type.Optional(TokenBucket) },
+  { additionalProperties: false },
+);
+
+export const AgentNic = Type.Object(
+  {
+    iface_id: Type.String({ pattern: '^eth[0-9]{1,2}$' }),
+    mac: Mac,
+    ip: Type.String({ description: 'CIDR, e.g. 10.88.0.5/24' }),
+    gateway: Type.String(),
+    bridge: Type.String({ pattern: '^[a-zA-Z0-9_.-]{1,15}$' }),
+    rx_rate_limiter: Type.Optional(RateLimiterSchema),
+    tx_rate_limiter: Type.Optional(RateLimiterSchema),
+  },
+  { additionalProperties: false },
+);
+export type AgentNic = Static<typeof AgentNic>;
+
+export const AgentGuest = Type.Object(
+  {
+    hostname: Type.String({ pattern: '^[a-zA-Z0-9][a-zA-Z0-9-]{0,62}$' }),
+    username: Type.Optional(Type.String()),
+    password: Type.Optional(Type.String()),
+    ssh_authorized_keys: Type.Optional(Type.Array(Type.String())),
+    token: Type.String({ description: 'Per-VM token the guest agent presents' }),
+    install_agent: Type.Boolean(),
+  },
+  { additionalProperties: false },
+);
+export type AgentGuest = Static<typeof AgentGuest>;
+
+export const AgentVmSpec = Type.Object(
+  {
+    vm_id: Uuid,
+    name: Type.String(),
+    vmm: VmmKind,
+    vcpu: Type.Integer({ minimum: 1, maximum: 32 }),
+    mem_mib: Type.Integer({ minimum: 128 }),
+    smt: Type.Boolean(),
+    cpu_template: CpuTemplate,
+    boot_args: Type.String(),
+    kernel: AgentImageRef,
+    initrd: Type.Optional(AgentImageRef),
+    rootfs: AgentImageRef,
+    nics: Type.Array(AgentNic, { maxItems: 8 }),
+    guest: AgentGuest,
+  },
+  { additionalProperties: false },
+);
+export type AgentVmSpec = Static<typeof AgentVmSpec>;
+
+export const AgentVmStatus = Type.Object(
+  {
+    id: Uuid,
+    state: Type.Union([Type.Literal('running'), Type.Literal('paused'), Type.Literal('stopped')]),
+    pid: Type.Union([Type.Integer(), Type.Null()]),
+    booted_at: Type.Union([Type.String(), Type.Null()]),
+  },
+  { additionalProperties: false },
+);
+export type AgentVmStatus = Static<typeof AgentVmStatus>;
+
+/** Pushed by an agent the moment a VMM it runs exits without being asked to. */
+export const VmExitReport = Type.Object(
+  {
+    vm_id: Uuid,
+    exit_code: Type.Union([Type.Integer(), Type.Null()]),
+    signal: Type.Union([Type.String(), Type.Null()]),
+    at: Type.String(),
+  },
+  { additionalProperties: false },
+);
+export type VmExitReport = Static<typeof VmExitReport>;
+
+/** The guest agent's report, relayed by the host agent to the manager with the VM's token. */
+export const GuestReportBody = Type.Object(
+  {
+    ip: Type.String({ maxLength: 64 }),
+    hostname: Type.Optional(Type.String({ maxLength: 255 })),
+    ready: Type.Optional(Type.Boolean()),
+    agent_version: Type.Optional(Type.String({ maxLength: 64 })),
+    boot_id: Type.Optional(Type.String({ maxLength: 64 })),
+  },
+  { additionalProperties: false },
+);
+
+/** Routes agents and guests call on the manager (authenticated with the host secret or the VM token). */
+export const agentCallbackRoutes = {
+  vmExit: route({
+    method: 'POST',
+    path: '/v1/hosts/:id/vm-exits',
+    operationId: 'reportVmExit',
+    summary: 'An agent reports a VMM that exited on its own (host secret)',
+    tag: 'hosts',
+    auth: 'host',
+    status: 200,
+    params: IdParams,
+    body: VmExitReport,
+    response: Ok,
+  }),
+  guestIp: route({
+    method: 'POST',
+    path: '/v1/vms/:id/guest-ip',
+    operationId: 'reportGuestIp',
+    summary: "The guest reports its address and readiness (that VM's token only)",
+    tag: 'vms',
+    auth: 'guest',
+    status: 200,
+    params: IdParams,
+    body: GuestReportBody,
+    response: Ok,
+  }),
+};

@@ -1,0 +1,70 @@
+import { api, type Template } from '@nqvm/api';
+import type { FastifyInstance } from 'fastify';
+import { Forbidden, Unprocessable } from '../../domain/errors.ts';
+import { mount } from '../../http/mount.ts';
+import { type Authenticator, actorOf } from '../../http/principal.ts';
+import type { VmsService } from './vms.service.ts';
+
+export function vmsRoutes(app: FastifyInstance, authn: Authenticator, vms: VmsService): void {
+  mount(app, authn, api.vms.create, async ({ body, principal }) => vms.create(body, actorOf(principal)));
+  mount(app, authn, api.vms.list, async ({ query }) =>
+    vms.list({
+      search: query.search,
+      state: query.state,
+      hostId: query.host_id,
+      tag: query.tag,
+      owner: query.owner,
+      environment: query.environment,
+      limit: query.limit,
+      cursor: query.cursor,
+      sort: query.sort,
+    }),
+  );
+  mount(app, authn, api.vms.get, async ({ params }) => vms.get(params.id));
+  mount(app, authn, api.vms.delete, async ({ params, principal }) => vms.delete(params.id, actorOf(principal)));
+  mount(app, authn, api.vms.wait, async ({ params, query }) => vms.wait(params.id, query.state, query.timeout ?? 60));
+  for (const action of ['start', 'stop', 'pause', 'resume', 'ctrlAltDel'] as const) {
+    const name = action === 'ctrlAltDel' ? 'ctrl-alt-del' : action;
+    mount(app, authn, api.vms[action], async ({ params, principal }) =>
+      vms.action(params.id, name, actorOf(principal)),
+    );
+  }
+
+  mount(app, authn, api.agentCallbacks.vmExit, async ({ params, body }) => {
+    await vms.handleExit(params.id, body);
+    return { ok: true as const };
+  });
+  mount(app, authn, api.agentCallbacks.guestIp, async ({ params, body, principal }) => {
+    if (principal.kind !== 'guest' || principal.vmId !== params.id) throw new Forbidden('not this VM');
+    await vms.guestReport(params.id, body);
+    return { ok: true as const };
+  });
+}
+
+/** Template instantiation: the template's spec, the request's overrides on top, then a normal create. */
+export function instantiateRoute(
+  app: FastifyInstance,
+  authn: Authenticator,
+  vms: VmsService,
+  templates: { get(id: string): Promise<Template> },
+): void {
+  mount(app, authn, api.vms.instantiateTemplate, async ({ params, body, principal }) => {
+    const t = await templates.get(params.id);
+    const { drives, nics, metadata, network, ...spec } = t.spec;
+    // Extra drives, extra NICs and metadata are applied by the device features; refuse rather than drop them.
+    for (const [field, v] of Object.entries({ drives, nics, metadata }))
+      if (v && (Array.isArray(v) ? v.length : Object.keys(v).length))
+        throw new Unprocessable(
+          'template_field_unsupported',
+          `template ${field} cannot be instantiated yet`,
+          `spec.${field}`,
+        );
+    return vms.create(
+      { ...spec, ...(network ? { network } : {}), ...(body.overrides ?? {}), name: body.name },
+      actorOf(principal),
+      {
+        templateId: t.id,
+      },
+    );
+  });
+}

@@ -1,0 +1,524 @@
+import { timingSafeEqual } from 'node:crypto';
+import type { AgentVmSpec, CreateVmRequest, Vm, VmAction, VmExitReport, VmState } from '@nqvm/api';
+import type { FastifyBaseLogger } from 'fastify';
+import { Conflict, DomainError, InvalidTransition, NotFound, Unprocessable, WaitTimeout } from '../../domain/errors.ts';
+import type { SecretBox } from '../../security/secret-box.ts';
+import { hashToken, newToken } from '../../security/tokens.ts';
+import type { EventsService } from '../events/events.service.ts';
+import type { HostsService } from '../hosts/hosts.service.ts';
+import type { AgentApi, AgentTarget } from './agent-client.ts';
+import { firstFreeIp, parseCidr, randomMac } from './ipam.ts';
+import { type Candidate, place } from './scheduler.ts';
+import { ACTIONS, assertAction } from './vm-state.ts';
+import { decodeCursor, encodeCursor, toVm } from './vm-view.ts';
+import {
+  isUniqueViolation,
+  type SortKey,
+  type VmListFilter,
+  type VmRow,
+  type VmsRepository,
+} from './vms.repository.ts';
+
+export interface CatalogImage {
+  id: string;
+  kind: string;
+  state: string;
+  sha256: string | null;
+  size_bytes: number;
+}
+
+/** Looks images up for VM creation; the images feature implements it. */
+export interface ImageCatalog {
+  find(id: string): Promise<CatalogImage | undefined>;
+}
+
+export interface VmsServiceOptions {
+  cpuOvercommit: number;
+  memOvercommit: number;
+  stopTimeoutS: number;
+  defaultNetwork: { name: string; cidr: string; gateway: string; bridge: string; nat: boolean };
+}
+
+type ImageField = 'kernel_image_id' | 'initrd_image_id' | 'rootfs_image_id';
+const IMAGE_KINDS: Record<ImageField, string> = {
+  kernel_image_id: 'kernel',
+  initrd_image_id: 'initrd',
+  rootfs_image_id: 'rootfs',
+};
+
+export class VmsService {
+  /** One operation at a time per VM; later requests queue behind the running one. */
+  private readonly chains = new Map<string, Promise<unknown>>();
+  private readonly pending = new Set<Promise<unknown>>();
+
+  constructor(
+    private readonly repo: VmsRepository,
+    private readonly hosts: HostsService,
+    private readonly events: EventsService,
+    private readonly images: ImageCatalog,
+    private readonly agent: AgentApi,
+    private readonly secrets: SecretBox,
+    private readonly opts: VmsServiceOptions,
+    private readonly log: FastifyBaseLogger,
+  ) {}
+
+  async init(): Promise<void> {
+    const n = this.opts.defaultNetwork;
+    await this.repo.ensureNetwork(n);
+  }
+
+  /** Waits for background operations (tests and shutdown). */
+  async idle(): Promise<void> {
+    while (this.pending.size) await Promise.allSettled([...this.pending]);
+  }
+
+  private background(vmId: string, what: string, fn: () => Promise<void>): void {
+    const prev = this.chains.get(vmId) ?? Promise.resolve();
+    const next = prev
+      .catch(() => {})
+      .then(fn)
+      .catch((err) => this.log.error({ err, vm_id: vmId }, `${what} failed`));
+    this.chains.set(vmId, next);
+    this.pending.add(next);
+    next.finally(() => {
+      this.pending.delete(next);
+      if (this.chains.get(vmId) === next) this.chains.delete(vmId);
+    });
+  }
+
+  private async view(row: VmRow): Promise<Vm> {
+    const nics = (await this.repo.nics([row.id])).get(row.id) ?? [];
+    const net = await this.repo.network(this.opts.defaultNetwork.name);
+    return toVm(row, nics, new Map(net ? [[net.name, net.gateway]] : []));
+  }
+
+  async get(id: string): Promise<Vm> {
+    return this.view(await this.row(id));
+  }
+
+  async row(id: string): Promise<VmRow> {
+    const row = await this.repo.get(id);
+    if (!row) throw new NotFound('vm', id);
+    return row;
+  }
+
+  async list(q: VmListFilter & { limit?: number; cursor?: string; sort?: string }) {
+    const sortRaw = q.sort ?? '-created_at';
+    const dir = sortRaw.startsWith('-') ? 'desc' : 'asc';
+    const sort = sortRaw.replace(/^-/, '') as SortKey;
+    const limit = q.limit ?? 50;
+    let after: [string, string] | undefined;
+    if (q.cursor) {
+      const c = decodeCursor(q.cursor);
+      if (!c) throw new DomainError(400, 'invalid_cursor', 'cursor is not valid', 'query.cursor');
+      after = c;
+    }
+    const rows = await this.repo.list(q, sort, dir, limit + 1, after);
+    const page = rows.slice(0, limit);
+    const nics = await this.repo.nics(page.map((r) => r.id));
+    const net = await this.repo.network(this.opts.defaultNetwork.name);
+    const gw = new Map(net ? [[net.name, net.gateway]] : []);
+    const items = page.map((r) => toVm(r, nics.get(r.id) ?? [], gw));
+    const last = page[page.length - 1];
+    const sortValue = (r: VmRow) =>
+      sort === 'created_at' ? r.createdAt.toISOString() : sort === 'name' ? r.name : r.state;
+    return { items, next_cursor: rows.length > limit && last ? encodeCursor(sortValue(last), last.id) : null };
+  }
+
+  private async checkImages(
+    req: Pick<CreateVmRequest, ImageField>,
+  ): Promise<Record<ImageField, CatalogImage | undefined>> {
+    const out = {} as Record<ImageField, CatalogImage | undefined>;
+    for (const field of Object.keys(IMAGE_KINDS) as ImageField[]) {
+      const id = req[field];
+      if (!id) continue;
+      const img = await this.images.find(id);
+      if (!img) throw new Unprocessable('image_not_found', `image ${id} does not exist`, `body.${field}`);
+      if (img.kind !== IMAGE_KINDS[field])
+        throw new Unprocessable(
+          'wrong_image_kind',
+          `image ${id} is a ${img.kind}, not a ${IMAGE_KINDS[field]}`,
+          `body.${field}`,
+        );
+      if (img.state !== 'ready' || !img.sha256)
+        throw new Unprocessable('image_not_ready', `image ${id} is ${img.state}`, `body.${field}`);
+      out[field] = img;
+    }
+    return out;
+  }
+
+  private async candidates(): Promise<Candidate[]> {
+    const [rows, alloc] = await Promise.all([this.hosts.rows(), this.repo.allocationsByHost()]);
+    return rows.map((r) => {
+      const h = this.hosts.toHost(r, alloc.get(r.id));
+      return {
+        id: h.id,
+        name: h.name,
+        healthy: h.health === 'healthy',
+        capacity: h.capacity,
+        capabilities: h.capabilities,
+        labels: h.labels,
+        allocated: h.allocated,
+      };
+    });
+  }
+
+  async create(req: CreateVmRequest, actor: string, extra: { templateId?: string } = {}): Promise<Vm> {
+    await this.checkImages(req);
+    const vmm = req.vmm ?? 'qemu';
+    const hosts = await this.candidates();
+    if (!hosts.some((h) => h.healthy && h.capabilities?.vmm.includes(vmm)))
+      throw new Unprocessable('vmm_unavailable', `no healthy host can run ${vmm}`, 'body.vmm');
+    if (req.host_id && !hosts.some((h) => h.id === req.host_id))
+      throw new Unprocessable('host_not_found', `host ${req.host_id} does not exist`, 'body.host_id');
+    const host = place(
+      hosts,
+      { vcpu: req.vcpu, mem_mib: req.mem_mib, vmm, host_id: req.host_id, host_labels: req.host_labels },
+      {
+        cpu: this.opts.cpuOvercommit,
+        mem: this.opts.memOvercommit,
+      },
+    );
+    const networkName = req.network === null ? null : (req.network ?? this.opts.defaultNetwork.name);
+    const network = networkName ? await this.repo.network(networkName) : undefined;
+    if (networkName && !network)
+      throw new Unprocessable('network_not_found', `network ${networkName} does not exist`, 'body.network');
+    if (req.password && !req.username)
+      throw new Unprocessable('username_required', 'a password needs a username', 'body.username');
+
+    const token = newToken('vm');
+    const start = req.start ?? true;
+    const base = {
+      name: req.name,
+      description: req.description ?? '',
+      state: (start ? 'creating' : 'stopped') as VmState,
+      hostId: host.id,
+      vmm,
+      vcpu: req.vcpu,
+      memMib: req.mem_mib,
+      smt: req.smt ?? false,
+      cpuTemplate: req.cpu_template ?? 'None',
+      kernelImageId: req.kernel_image_id,
+      initrdImageId: req.initrd_image_id ?? null,
+      rootfsImageId: req.rootfs_image_id,
+      bootArgs: req.boot_args ?? '',
+      tags: req.tags ?? [],
+      owner: req.owner ?? '',
+      environment: req.environment ?? '',
+      restartPolicy: req.restart_policy ?? 'never',
+      username: req.username ?? null,
+      passwordEnc: req.password ? this.secrets.seal(req.password) : null,
+      sshAuthorizedKeys: req.ssh_authorized_keys ?? [],
+      guestTokenHash: hashToken(token),
+      guestTokenEnc: this.secrets.seal(token),
+      templateId: extra.templateId ?? null,
+      restartCount: 0,
+      desiredRunning: start,
+      config: {},
+      createdBy: actor,
+    };
+
+    let row: VmRow | undefined;
+    for (let attempt = 0; !row; attempt++) {
+      let nic = null;
+      if (network) {
+        const ip = firstFreeIp(parseCidr(network.cidr), network.gateway, await this.repo.usedIps(network.name));
+        if (!ip) throw new Conflict('network_full', `network ${network.name} has no free address`, 'body.network');
+        nic = {
+          ifaceId: 'eth0',
+          network: network.name,
+          mac: req.mac ?? randomMac(),
+          ip: `${ip}/${parseCidr(network.cidr).prefix}`,
+          config: {},
+        };
+      }
+      try {
+        row = await this.repo.insert(base, nic);
+      } catch (err) {
+        const constraint = isUniqueViolation(err);
+        if (!constraint) throw err;
+        if (constraint.includes('name'))
+          throw new Conflict('vm_name_taken', `a VM named ${req.name} exists`, 'body.name');
+        if (req.mac && constraint.includes('mac'))
+          throw new Conflict('mac_taken', `MAC ${req.mac} is used by another VM`, 'body.mac');
+        if (attempt >= 20) throw err;
+      }
+    }
+    await this.events.record({
+      actor,
+      resourceType: 'vm',
+      resourceId: row.id,
+      action: 'create',
+      detail: { name: row.name, host_id: host.id, vcpu: row.vcpu, mem_mib: row.memMib, vmm },
+    });
+    if (start) this.background(row.id, 'boot', () => this.boot(row.id, actor));
+    return this.view(row);
+  }
+
+  private async target(hostId: string): Promise<AgentTarget> {
+    const { row, secret } = await this.hosts.connection(hostId);
+    return { hostId, addr: row.addr, secret };
+  }
+
+  private async agentSpec(row: VmRow): Promise<AgentVmSpec> {
+    const ref = async (id: string) => {
+      const img = await this.images.find(id);
+      if (!img?.sha256) throw new Unprocessable('image_not_ready', `image ${id} is not available`, 'image');
+      return { image_id: id, sha256: img.sha256, size_bytes: img.size_bytes };
+    };
+    const nics = (await this.repo.nics([row.id])).get(row.id) ?? [];
+    const nets = new Map<string, Awaited<ReturnType<VmsRepository['network']>>>();
+    for (const n of nics) if (!nets.has(n.network)) nets.set(n.network, await this.repo.network(n.network));
+    return {
+      vm_id: row.id,
+      name: row.name,
+      vmm: row.vmm,
+      vcpu: row.vcpu,
+      mem_mib: row.memMib,
+      smt: row.smt,
+      cpu_template: row.cpuTemplate,
+      boot_args: row.bootArgs,
+      kernel: await ref(row.kernelImageId),
+      ...(row.initrdImageId ? { initrd: await ref(row.initrdImageId) } : {}),
+      rootfs: await ref(row.rootfsImageId),
+      nics: nics.map((n) => {
+        const net = nets.get(n.network)!;
+        return { iface_id: n.ifaceId, mac: n.mac, ip: n.ip, gateway: net.gateway, bridge: net.bridge };
+      }),
+      guest: {
+        hostname: row.name.replace(/[^a-zA-Z0-9-]/g, '-').slice(0, 63),
+        ...(row.username ? { username: row.username } : {}),
+        ...(row.passwordEnc ? { password: this.secrets.open(row.passwordEnc) } : {}),
+        ...(row.sshAuthorizedKeys.length ? { ssh_authorized_keys: row.sshAuthorizedKeys } : {}),
+        token: this.secrets.open(row.guestTokenEnc),
+        install_agent: true,
+      },
+    };
+  }
+
+  /** Boots the VM on its host (first boot prepares its disk); ends in running or error. */
+  private async boot(id: string, actor: string): Promise<void> {
+    const row = await this.repo.transition(id, ['creating', 'starting'], 'starting');
+    if (!row?.hostId) return;
+    try {
+      const status = await this.agent.boot(await this.target(row.hostId), await this.agentSpec(row));
+      const now = new Date();
+      const done = await this.repo.transition(id, ['starting'], 'running', {
+        pid: status.pid,
+        bootedAt: now,
+        lastError: null,
+        guestReadyAt: null,
+      });
+      if (done)
+        await this.events.record({
+          actor,
+          resourceType: 'vm',
+          resourceId: id,
+          action: 'boot',
+          detail: { pid: status.pid },
+        });
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      await this.repo.transition(id, ['starting'], 'error', { lastError: message, pid: null });
+      await this.events.record({
+        actor,
+        resourceType: 'vm',
+        resourceId: id,
+        action: 'boot',
+        result: 'error',
+        detail: { error: message },
+      });
+    }
+  }
+
+  /** Moves the VM for a user action, or explains with a 409 why it cannot. */
+  private async guard(id: string, action: VmAction | 'delete', patch: Partial<VmRow> = {}): Promise<VmRow> {
+    const current = await this.row(id);
+    const to = assertAction(action, current.state);
+    if (to === null) return current;
+    const moved = await this.repo.transition(id, ACTIONS[action].from, to, patch);
+    if (!moved) throw new InvalidTransition(action, (await this.row(id)).state);
+    return moved;
+  }
+
+  async action(id: string, action: VmAction, actor: string): Promise<Vm> {
+    switch (action) {
+      case 'start': {
+        const row = await this.guard(id, 'start', { desiredRunning: true, lastError: null });
+        await this.events.record({ actor, resourceType: 'vm', resourceId: id, action: 'start' });
+        this.background(id, 'start', () => this.boot(id, actor));
+        return this.view(row);
+      }
+      case 'stop': {
+        const row = await this.guard(id, 'stop', { desiredRunning: false });
+        await this.events.record({ actor, resourceType: 'vm', resourceId: id, action: 'stop' });
+        this.background(id, 'stop', () => this.stopOnHost(id, actor));
+        return this.view(row);
+      }
+      case 'pause':
+      case 'resume':
+      case 'ctrl-alt-del':
+        return this.quickAction(id, action, actor);
+    }
+  }
+
+  private async quickAction(id: string, action: 'pause' | 'resume' | 'ctrl-alt-del', actor: string): Promise<Vm> {
+    const before = await this.row(id);
+    const row = await this.guard(id, action);
+    try {
+      await this.agent.action(await this.target(row.hostId!), id, action);
+    } catch (err) {
+      if (row.state !== before.state) await this.repo.transition(id, [row.state], before.state);
+      await this.events.record({
+        actor,
+        resourceType: 'vm',
+        resourceId: id,
+        action,
+        result: 'error',
+        detail: { error: String(err) },
+      });
+      throw err;
+    }
+    await this.events.record({ actor, resourceType: 'vm', resourceId: id, action });
+    return this.view(row);
+  }
+
+  private async stopOnHost(id: string, actor: string): Promise<void> {
+    const row = await this.row(id);
+    if (row.state !== 'stopping') return;
+    try {
+      if (row.hostId) await this.agent.stop(await this.target(row.hostId), id, this.opts.stopTimeoutS);
+      await this.repo.transition(id, ['stopping'], 'stopped', { pid: null });
+      await this.events.record({ actor, resourceType: 'vm', resourceId: id, action: 'stopped' });
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      await this.repo.transition(id, ['stopping'], 'error', { lastError: message });
+      await this.events.record({
+        actor,
+        resourceType: 'vm',
+        resourceId: id,
+        action: 'stop',
+        result: 'error',
+        detail: { error: message },
+      });
+    }
+  }
+
+  async delete(id: string, actor: string): Promise<Vm> {
+    const row = await this.guard(id, 'delete', { desiredRunning: false });
+    await this.events.record({ actor, resourceType: 'vm', resourceId: id, action: 'delete' });
+    this.background(id, 'delete', async () => {
+      try {
+        if (row.hostId) await this.agent.remove(await this.target(row.hostId), id);
+        await this.repo.delete(id);
+        await this.events.record({ actor, resourceType: 'vm', resourceId: id, action: 'deleted' });
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        await this.repo.transition(id, ['deleting'], 'error', { lastError: `delete failed: ${message}` });
+        await this.events.record({
+          actor,
+          resourceType: 'vm',
+          resourceId: id,
+          action: 'delete',
+          result: 'error',
+          detail: { error: message },
+        });
+      }
+    });
+    return this.view(row);
+  }
+
+  /** Resolves when the VM is in `state` (or gone, for `deleting`), else a 408 after the timeout. */
+  async wait(id: string, state: VmState, timeoutS: number): Promise<Vm> {
+    const deadline = Date.now() + timeoutS * 1000;
+    let wake: () => void = () => {};
+    const unsubscribe = this.events.subscribe((e) => {
+      if (e.resource_id === id) wake();
+    });
+    try {
+      for (;;) {
+        const row = await this.repo.get(id);
+        if (!row) throw new NotFound('vm', id);
+        if (row.state === state) return this.view(row);
+        const left = deadline - Date.now();
+        if (left <= 0) throw new WaitTimeout(row.state, state);
+        // Events wake us at once; the periodic re-read covers changes made by another manager.
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, Math.min(left, 1000));
+          wake = () => {
+            clearTimeout(t);
+            resolve();
+          };
+        });
+      }
+    } finally {
+      unsubscribe();
+    }
+  }
+
+  /** An agent says a VMM exited on its own: record it and apply the restart policy. */
+  async handleExit(hostId: string, report: VmExitReport): Promise<void> {
+    const row = await this.repo.get(report.vm_id);
+    if (!row || row.hostId !== hostId) return;
+    if (!['running', 'paused', 'starting', 'unknown'].includes(row.state)) return;
+    const failed = report.signal !== null || (report.exit_code ?? 1) !== 0;
+    const reason = report.signal ? `VMM killed by ${report.signal}` : `VMM exited with code ${report.exit_code}`;
+    const moved = await this.repo.transition(row.id, [row.state], 'stopped', {
+      pid: null,
+      lastError: failed ? reason : null,
+    });
+    if (!moved) return;
+    await this.events.record({
+      actor: `host:${hostId}`,
+      resourceType: 'vm',
+      resourceId: row.id,
+      action: 'vmm_exited',
+      result: failed ? 'error' : 'info',
+      detail: { exit_code: report.exit_code, signal: report.signal, restart_policy: row.restartPolicy },
+    });
+    const restart = row.restartPolicy === 'always' || (row.restartPolicy === 'on-failure' && failed);
+    if (!restart) return;
+    const again = await this.repo.transition(row.id, ['stopped'], 'starting', { restartCount: row.restartCount + 1 });
+    if (!again) return;
+    await this.events.record({
+      actor: 'system',
+      resourceType: 'vm',
+      resourceId: row.id,
+      action: 'restart',
+      detail: { policy: row.restartPolicy, restart_count: row.restartCount + 1 },
+    });
+    this.background(row.id, 'restart', () => this.boot(row.id, 'system'));
+  }
+
+  async authenticateGuest(id: string, token: string): Promise<boolean> {
+    const row = await this.repo.get(id);
+    if (!row) return false;
+    const a = Buffer.from(hashToken(token));
+    const b = Buffer.from(row.guestTokenHash);
+    return a.length === b.length && timingSafeEqual(a, b);
+  }
+
+  async guestReport(id: string, report: { ip: string; ready?: boolean }): Promise<void> {
+    const row = await this.row(id);
+    const first = !row.guestReadyAt && report.ready !== false;
+    await this.repo.update(id, { guestIp: report.ip, ...(first ? { guestReadyAt: new Date() } : {}) });
+    if (first || row.guestIp !== report.ip)
+      await this.events.record({
+        actor: `guest:${id}`,
+        resourceType: 'vm',
+        resourceId: id,
+        action: first ? 'guest_ready' : 'guest_ip',
+        detail: { ip: report.ip },
+      });
+  }
+
+  /** The guest's credentials for users allowed to see them. */
+  async shellCredentials(id: string): Promise<{ username: string | null; password: string | null }> {
+    const row = await this.row(id);
+    return { username: row.username, password: row.passwordEnc ? this.secrets.open(row.passwordEnc) : null };
+  }
+
+  agentTarget(hostId: string): Promise<AgentTarget> {
+    return this.target(hostId);
+  }
+}
