@@ -1,0 +1,89 @@
+import { api } from '@nqvm/api';
+import { useQueryClient } from '@tanstack/react-query';
+import { useState } from 'react';
+import { NavLink, Outlet, useNavigate } from 'react-router';
+import { call } from '../lib/api.ts';
+import { useLiveConnected } from '../lib/live.ts';
+import { useMe } from '../lib/session.tsx';
+import { Button } from './ui.tsx';
+
+const NAV: [string, string][] = [
+  ['/', 'Dashboard'],
+  ['/vms', 'Virtual machines'],
+  ['/registry', 'Registry'],
+  ['/templates', 'Templates'],
+  ['/hosts', 'Hosts'],
+  ['/events', 'Events'],
+  ['/settings', 'Settings'],
+];
+
+export function AppShell() {
+  const me = useMe();
+  const live = useLiveConnected();
+  const qc = useQueryClient();
+  const navigate = useNavigate();
+  const [menuOpen, setMenuOpen] = useState(false);
+
+  const logout = async () => {
+    await call(api.auth.logout).catch(() => undefined);
+    qc.clear();
+    navigate('/login', { replace: true });
+  };
+
+  return (
+    <div className="min-h-screen md:grid md:grid-cols-[14rem_1fr]">
+      <a href="#main" className="sr-only focus:not-sr-only focus:absolute focus:p-2">
+        Skip to content
+      </a>
+      <aside className="border-b border-slate-200 bg-slate-900 text-slate-100 md:min-h-screen md:border-r md:border-b-0">
+        <div className="flex items-center justify-between px-4 py-3">
+          <span className="text-lg font-bold tracking-tight">nqvm</span>
+          <Button
+            variant="ghost"
+            className="text-slate-100 hover:bg-slate-700 md:hidden"
+            aria-expanded={menuOpen}
+            aria-controls="main-nav"
+            onClick={() => setMenuOpen((o) => !o)}
+          >
+            Menu
+          </Button>
+        </div>
+        <nav id="main-nav" aria-label="Main" className={`${menuOpen ? 'block' : 'hidden'} px-2 pb-3 md:block`}>
+          <ul className="flex flex-col gap-0.5">
+            {NAV.map(([to, label]) => (
+              <li key={to}>
+                <NavLink
+                  to={to}
+                  end={to === '/'}
+                  onClick={() => setMenuOpen(false)}
+                  className={({ isActive }) =>
+                    `block rounded px-3 py-1.5 text-sm ${isActive ? 'bg-slate-700 font-medium text-white' : 'text-slate-300 hover:bg-slate-800'}`
+                  }
+                >
+                  {label}
+                </NavLink>
+              </li>
+            ))}
+          </ul>
+        </nav>
+      </aside>
+      <div className="flex min-w-0 flex-col">
+        <header className="flex items-center justify-end gap-3 border-b border-slate-200 bg-white px-4 py-2 text-sm">
+          <span className="flex items-center gap-1.5 text-slate-500" title="Live updates over the events WebSocket">
+            <span className={`h-2 w-2 rounded-full ${live ? 'bg-green-500' : 'bg-slate-400'}`} aria-hidden />
+            {live ? 'Live' : 'Connecting…'}
+          </span>
+          <span className="text-slate-700">
+            {me.username} <span className="text-slate-400">({me.role})</span>
+          </span>
+          <Button variant="secondary" onClick={logout}>
+            Log out
+          </Button>
+        </header>
+        <main id="main" className="min-w-0 flex-1 p-4 md:p-6">
+          <Outlet />
+        </main>
+      </div>
+    </div>
+  );
+}

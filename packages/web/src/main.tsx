@@ -1,0 +1,34 @@
+import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
+import { Tooltip } from 'radix-ui';
+import { StrictMode } from 'react';
+import { createRoot } from 'react-dom/client';
+import { RouterProvider } from 'react-router';
+import { ToastProvider } from './components/toast.tsx';
+import { ApiError } from './lib/api.ts';
+import { router } from './router.tsx';
+import './index.css';
+
+const queryClient = new QueryClient({
+  defaultOptions: {
+    queries: {
+      // Events over the WebSocket mark data stale; no interval polling.
+      staleTime: 30_000,
+      refetchOnWindowFocus: true,
+      retry: (n, err) => !(err instanceof ApiError && err.status < 500) && n < 2,
+    },
+  },
+});
+
+const root = document.getElementById('root');
+if (root)
+  createRoot(root).render(
+    <StrictMode>
+      <QueryClientProvider client={queryClient}>
+        <Tooltip.Provider delayDuration={300}>
+          <ToastProvider>
+            <RouterProvider router={router} />
+          </ToastProvider>
+        </Tooltip.Provider>
+      </QueryClientProvider>
+    </StrictMode>,
+  );

@@ -1,0 +1,397 @@
+import { api, type Image, type ImageKind } from '@nqvm/api';
+import { useMutation, useQuery } from '@tanstack/react-query';
+import { type FormEvent, type ReactNode, useState } from 'react';
+import { Link, useNavigate, useSearchParams } from 'react-router';
+import { Button, Card, DefinitionList, ErrorState, Field, PageHeader } from '../../components/ui.tsx';
+import { call, errorMessage, fieldErrors } from '../../lib/api.ts';
+import { formatBytes } from '../../lib/format.ts';
+import {
+  EMPTY_FORM,
+  FIELD_STEP,
+  STEPS,
+  type Step,
+  topField,
+  toRequest,
+  validate,
+  type WizardForm,
+} from './wizard-model.ts';
+
+function useImages(kind: ImageKind) {
+  return useQuery({
+    queryKey: ['images', 'ready', kind],
+    queryFn: () => call(api.images.list, { query: { kind, state: 'ready', limit: 500 } }),
+  });
+}
+
+export function VmCreatePage() {
+  const navigate = useNavigate();
+  const [params] = useSearchParams();
+  const [form, setForm] = useState<WizardForm>(EMPTY_FORM);
+  const [step, setStep] = useState<Step>('Basics');
+  const [templateId, setTemplateId] = useState(params.get('template') ?? '');
+  const [errors, setErrors] = useState<Record<string, string>>({});
+  const templates = useQuery({
+    queryKey: ['templates'],
+    queryFn: () => call(api.templates.list, { query: { limit: 500 } }),
+  });
+  const hosts = useQuery({ queryKey: ['hosts'], queryFn: () => call(api.hosts.list) });
+  const kernels = useImages('kernel');
+  const initrds = useImages('initrd');
+  const rootfs = useImages('rootfs');
+
+  const upd = <K extends keyof WizardForm>(k: K, v: WizardForm[K]) => setForm((f) => ({ ...f, [k]: v }));
+  const create = useMutation({
+    mutationFn: () => {
+      const { name, ...overrides } = toRequest(form);
+      return templateId
+        ? call(api.vms.instantiateTemplate, { params: { id: templateId }, body: { name, overrides } })
+        : call(api.vms.create, { body: toRequest(form) });
+    },
+    onSuccess: (vm) => navigate(`/vms/${vm.id}`),
+    onError: (err) => {
+      const fe = Object.fromEntries(
+        Object.entries(fieldErrors(err)).map(([k, v]) => [topField(k.replace(/^overrides\./, '')), v]),
+      );
+      setErrors(fe);
+      const first = Object.keys(fe)
+        .map((k) => FIELD_STEP[k])
+        .find(Boolean);
+      if (first) setStep(first);
+    },
+  });
+  const applyTemplate = (id: string) => {
+    setTemplateId(id);
+    const t = templates.data?.items.find((x) => x.id === id);
+    if (!t) return;
+    setForm((f) => ({
+      ...f,
+      vcpu: String(t.spec.vcpu),
+      mem_mib: String(t.spec.mem_mib),
+      vmm: t.spec.vmm ?? '',
+      kernel_image_id: t.spec.kernel_image_id,
+      initrd_image_id: t.spec.initrd_image_id ?? '',
+      rootfs_image_id: t.spec.rootfs_image_id,
+      boot_args: t.spec.boot_args ?? '',
+      network: t.spec.network ?? f.network,
+      tags: (t.spec.tags ?? []).join(', '),
+    }));
+  };
+
+  const idx = STEPS.indexOf(step);
+  const go = (to: number) => {
+    const next = STEPS[to];
+    if (next) setStep(next);
+  };
+  const onSubmit = (e: FormEvent) => {
+    e.preventDefault();
+    if (step !== 'Review') return go(idx + 1);
+    const local = validate(form);
+    setErrors(local);
+    const first = Object.keys(local)
+      .map((k) => FIELD_STEP[k])
+      .find(Boolean);
+    if (first) return setStep(first);
+    create.mutate();
+  };
+  const err = (k: string) => errors[k];
+  const imageSelect = (
+    label: string,
+    key: 'kernel_image_id' | 'initrd_image_id' | 'rootfs_image_id',
+    q: ReturnType<typeof useImages>,
+    optional = false,
+  ) => (
+    <Field
+      label={label}
+      error={err(key)}
+      hint={q.error ? `could not load images: ${errorMessage(q.error)}` : undefined}
+    >
+      {(p) => (
+        <select {...p} value={form[key]} onChange={(e) => upd(key, e.target.value)}>
+          <option value="">{optional ? 'none' : q.isPending ? 'loading…' : 'choose…'}</option>
+          {(q.data?.items ?? []).map((i: Image) => (
+            <option key={i.id} value={i.id}>
+              {i.name} ({formatBytes(i.size_bytes)})
+            </option>
+          ))}
+        </select>
+      )}
+    </Field>
+  );
+
+  const panels: Record<Step, ReactNode> = {
+    Basics: (
+      <Grid>
+        <Field label="Name" error={err('name')}>
+          {(p) => <input {...p} required value={form.name} onChange={(e) => upd('name', e.target.value)} />}
+        </Field>
+        <Field label="Description" error={err('description')}>
+          {(p) => <input {...p} value={form.description} onChange={(e) => upd('description', e.target.value)} />}
+        </Field>
+        <Field label="Owner" error={err('owner')}>
+          {(p) => <input {...p} value={form.owner} onChange={(e) => upd('owner', e.target.value)} />}
+        </Field>
+        <Field label="Environment" error={err('environment')}>
+          {(p) => (
+            <input
+              {...p}
+              value={form.environment}
+              onChange={(e) => upd('environment', e.target.value)}
+              placeholder="dev, staging, prod"
+            />
+          )}
+        </Field>
+        <Field label="Tags" error={err('tags')} hint="Comma or space separated">
+          {(p) => <input {...p} value={form.tags} onChange={(e) => upd('tags', e.target.value)} />}
+        </Field>
+      </Grid>
+    ),
+    Credentials: (
+      <Grid>
+        <Field label="Username" error={err('username')}>
+          {(p) => (
+            <input {...p} value={form.username} onChange={(e) => upd('username', e.target.value)} autoComplete="off" />
+          )}
+        </Field>
+        <Field label="Password" error={err('password')} hint="Set in the guest's /etc/shadow before boot">
+          {(p) => (
+            <input
+              {...p}
+              type="password"
+              value={form.password}
+              onChange={(e) => upd('password', e.target.value)}
+              autoComplete="new-password"
+            />
+          )}
+        </Field>
+        <Field label="SSH authorized keys" error={err('ssh_authorized_keys')} hint="One public key per line">
+          {(p) => <textarea {...p} rows={3} value={form.ssh_keys} onChange={(e) => upd('ssh_keys', e.target.value)} />}
+        </Field>
+      </Grid>
+    ),
+    Machine: (
+      <Grid>
+        <Field label="vCPUs" error={err('vcpu')}>
+          {(p) => (
+            <input
+              {...p}
+              type="number"
+              min={1}
+              max={32}
+              value={form.vcpu}
+              onChange={(e) => upd('vcpu', e.target.value)}
+            />
+          )}
+        </Field>
+        <Field label="Memory (MiB)" error={err('mem_mib')}>
+          {(p) => (
+            <input
+              {...p}
+              type="number"
+              min={128}
+              max={65536}
+              step={64}
+              value={form.mem_mib}
+              onChange={(e) => upd('mem_mib', e.target.value)}
+            />
+          )}
+        </Field>
+        <Field label="VMM" error={err('vmm')} hint="Default: what the chosen host runs">
+          {(p) => (
+            <select {...p} value={form.vmm} onChange={(e) => upd('vmm', e.target.value as WizardForm['vmm'])}>
+              <option value="">default</option>
+              <option value="qemu">QEMU microvm</option>
+              <option value="firecracker">Firecracker</option>
+            </select>
+          )}
+        </Field>
+        <Field label="CPU template" error={err('cpu_template')}>
+          {(p) => (
+            <select
+              {...p}
+              value={form.cpu_template}
+              onChange={(e) => upd('cpu_template', e.target.value as WizardForm['cpu_template'])}
+            >
+              <option value="">default</option>
+              {['None', 'C3', 'T2', 'T2S', 'T2CL', 'T2A'].map((t) => (
+                <option key={t} value={t}>
+                  {t}
+                </option>
+              ))}
+            </select>
+          )}
+        </Field>
+        <label className="flex items-center gap-2 text-sm">
+          <input type="checkbox" checked={form.smt} onChange={(e) => upd('smt', e.target.checked)} /> Simultaneous
+          multithreading (SMT)
+        </label>
+      </Grid>
+    ),
+    'Boot source': (
+      <Grid>
+        {imageSelect('Kernel', 'kernel_image_id', kernels)}
+        {imageSelect('Initrd', 'initrd_image_id', initrds, true)}
+        {imageSelect('Root filesystem', 'rootfs_image_id', rootfs)}
+        <Field label="Boot arguments" error={err('boot_args')} hint="Empty: the VMM's defaults">
+          {(p) => (
+            <input
+              {...p}
+              value={form.boot_args}
+              onChange={(e) => upd('boot_args', e.target.value)}
+              placeholder="console=ttyS0 reboot=k panic=1"
+            />
+          )}
+        </Field>
+        <p className="text-sm text-slate-600">
+          Images come from the{' '}
+          <Link to="/registry" className="text-blue-700 underline">
+            registry
+          </Link>
+          .
+        </p>
+      </Grid>
+    ),
+    Network: (
+      <Grid>
+        <label className="flex items-center gap-2 text-sm">
+          <input type="checkbox" checked={form.no_network} onChange={(e) => upd('no_network', e.target.checked)} /> No
+          network
+        </label>
+        <Field label="Network" error={err('network')}>
+          {(p) => (
+            <input
+              {...p}
+              disabled={form.no_network}
+              value={form.network}
+              onChange={(e) => upd('network', e.target.value)}
+            />
+          )}
+        </Field>
+        <Field label="MAC address" error={err('mac')} hint="Empty: allocated by the manager">
+          {(p) => (
+            <input
+              {...p}
+              disabled={form.no_network}
+              value={form.mac}
+              onChange={(e) => upd('mac', e.target.value)}
+              placeholder="02:00:00:00:00:01"
+            />
+          )}
+        </Field>
+        <p className="text-sm text-slate-600">NIC rate limits are set on the VM's Network tab after creation.</p>
+      </Grid>
+    ),
+    Advanced: (
+      <Grid>
+        <Field label="Restart policy" error={err('restart_policy')}>
+          {(p) => (
+            <select
+              {...p}
+              value={form.restart_policy}
+              onChange={(e) => upd('restart_policy', e.target.value as WizardForm['restart_policy'])}
+            >
+              <option value="">default (never)</option>
+              <option value="never">never</option>
+              <option value="on-failure">on failure</option>
+              <option value="always">always</option>
+            </select>
+          )}
+        </Field>
+        <Field label="Host" error={err('host_id')} hint="Default: the scheduler picks one">
+          {(p) => (
+            <select {...p} value={form.host_id} onChange={(e) => upd('host_id', e.target.value)}>
+              <option value="">any</option>
+              {(hosts.data?.items ?? []).map((h) => (
+                <option key={h.id} value={h.id}>
+                  {h.name} ({h.health})
+                </option>
+              ))}
+            </select>
+          )}
+        </Field>
+        <label className="flex items-center gap-2 text-sm">
+          <input type="checkbox" checked={form.start} onChange={(e) => upd('start', e.target.checked)} /> Boot right
+          after creation
+        </label>
+        <p className="text-sm text-slate-600">
+          Vsock, entropy, balloon, serial, logger and MMDS are configured on the VM's Config and Metadata tabs once the
+          API offers them.
+        </p>
+      </Grid>
+    ),
+    Review: (
+      <DefinitionList
+        items={Object.entries(toRequest(form)).map(([k, v]) => [
+          k,
+          <span key={k} className={errors[topField(k)] ? 'text-red-700' : ''}>
+            {k === 'password' ? '••••••' : Array.isArray(v) ? v.join(', ') : String(v)}
+            {errors[topField(k)] ? ` — ${errors[topField(k)]}` : ''}
+          </span>,
+        ])}
+      />
+    ),
+  };
+
+  return (
+    <>
+      <PageHeader title="Create a VM" />
+      <Card className="mb-4">
+        <Field
+          label="Start from template"
+          hint={
+            templates.error ? errorMessage(templates.error) : 'Optional: prefill from a template and create through it'
+          }
+        >
+          {(p) => (
+            <select {...p} value={templateId} onChange={(e) => applyTemplate(e.target.value)}>
+              <option value="">none (from scratch)</option>
+              {(templates.data?.items ?? []).map((t) => (
+                <option key={t.id} value={t.id}>
+                  {t.name}
+                </option>
+              ))}
+            </select>
+          )}
+        </Field>
+      </Card>
+      <form onSubmit={onSubmit} noValidate aria-label="Create VM">
+        <nav aria-label="Wizard steps" className="mb-4 overflow-x-auto">
+          <ol className="flex gap-1 text-sm">
+            {STEPS.map((s, i) => {
+              const bad = Object.keys(errors).some((k) => FIELD_STEP[k] === s);
+              return (
+                <li key={s}>
+                  <button
+                    type="button"
+                    onClick={() => setStep(s)}
+                    aria-current={s === step ? 'step' : undefined}
+                    className={`rounded-full px-3 py-1 whitespace-nowrap ${s === step ? 'bg-blue-600 text-white' : bad ? 'bg-red-100 text-red-800' : 'bg-slate-200 text-slate-700'}`}
+                  >
+                    {i + 1}. {s}
+                  </button>
+                </li>
+              );
+            })}
+          </ol>
+        </nav>
+        <Card title={step}>{panels[step]}</Card>
+        {create.error && !Object.keys(errors).length ? (
+          <div className="mt-3">
+            <ErrorState error={create.error} />
+          </div>
+        ) : null}
+        <div className="mt-4 flex gap-2">
+          <Button disabled={idx === 0} onClick={() => go(idx - 1)}>
+            Back
+          </Button>
+          <Button type="submit" variant="primary" disabled={create.isPending}>
+            {step === 'Review' ? (create.isPending ? 'Creating…' : 'Create VM') : 'Next'}
+          </Button>
+        </div>
+      </form>
+    </>
+  );
+}
+
+function Grid({ children }: { children: ReactNode }) {
+  return <div className="grid gap-4 md:grid-cols-2">{children}</div>;
+}

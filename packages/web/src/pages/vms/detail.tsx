@@ -1,0 +1,197 @@
+import { api, type Vm } from '@nqvm/api';
+import { useQuery, useQueryClient } from '@tanstack/react-query';
+import { Tabs } from 'radix-ui';
+import { lazy, Suspense } from 'react';
+import { Link, useNavigate, useParams } from 'react-router';
+import { ConfirmButton } from '../../components/dialog.tsx';
+import { useToast } from '../../components/toast.tsx';
+import { Badge, Card, DefinitionList, ErrorState, Loading, PageHeader } from '../../components/ui.tsx';
+import { call } from '../../lib/api.ts';
+import { formatDate, formatDuration, formatMib } from '../../lib/format.ts';
+import { type BulkAction, vmAction } from '../../lib/pending.ts';
+import { EventList } from '../events.tsx';
+import { ConfigTab, LogsTab, MetadataTab, NetworkTab, SnapshotsTab, StorageTab } from './tabs.tsx';
+
+const TerminalTab = lazy(() => import('./terminal.tsx'));
+const MetricsTab = lazy(() => import('./metrics.tsx'));
+
+const TABS = [
+  'overview',
+  'config',
+  'storage',
+  'network',
+  'terminal',
+  'metrics',
+  'snapshots',
+  'metadata',
+  'logs',
+  'events',
+] as const;
+
+export function VmDetailPage() {
+  const { id = '', tab = 'overview' } = useParams();
+  const navigate = useNavigate();
+  const vm = useQuery({ queryKey: ['vm', id], queryFn: () => call(api.vms.get, { params: { id } }) });
+  if (vm.isPending) return <Loading />;
+  if (vm.error) return <ErrorState error={vm.error} what="This VM" retry={() => vm.refetch()} />;
+  const v = vm.data;
+  return (
+    <>
+      <PageHeader title={v.name} actions={<Badge value={v.state} />} />
+      <p className="-mt-3 mb-4 text-sm text-slate-500">
+        <Link to="/vms" className="text-blue-700 hover:underline">
+          Virtual machines
+        </Link>{' '}
+        / {v.name}
+      </p>
+      <Tabs.Root value={tab} onValueChange={(t) => navigate(`/vms/${id}/${t}`, { replace: true })}>
+        <Tabs.List aria-label="VM sections" className="mb-4 flex gap-1 overflow-x-auto border-b border-slate-200">
+          {TABS.map((t) => (
+            <Tabs.Trigger
+              key={t}
+              value={t}
+              className="border-b-2 border-transparent px-3 py-1.5 text-sm capitalize whitespace-nowrap text-slate-600 data-[state=active]:border-blue-600 data-[state=active]:text-blue-700"
+            >
+              {t}
+            </Tabs.Trigger>
+          ))}
+        </Tabs.List>
+        <Tabs.Content value="overview">
+          <Overview vm={v} />
+        </Tabs.Content>
+        <Tabs.Content value="config">
+          <ConfigTab vm={v} />
+        </Tabs.Content>
+        <Tabs.Content value="storage">
+          <StorageTab vm={v} />
+        </Tabs.Content>
+        <Tabs.Content value="network">
+          <NetworkTab vm={v} />
+        </Tabs.Content>
+        <Tabs.Content value="terminal">
+          <Suspense fallback={<Loading />}>
+            <TerminalTab vm={v} />
+          </Suspense>
+        </Tabs.Content>
+        <Tabs.Content value="metrics">
+          <Suspense fallback={<Loading />}>
+            <MetricsTab vm={v} />
+          </Suspense>
+        </Tabs.Content>
+        <Tabs.Content value="snapshots">
+          <SnapshotsTab vm={v} />
+        </Tabs.Content>
+        <Tabs.Content value="metadata">
+          <MetadataTab vm={v} />
+        </Tabs.Content>
+        <Tabs.Content value="logs">
+          <LogsTab vm={v} />
+        </Tabs.Content>
+        <Tabs.Content value="events">
+          <EventList filters={{ resource_id: v.id }} />
+        </Tabs.Content>
+      </Tabs.Root>
+    </>
+  );
+}
+
+const ACTIONS: { action: BulkAction; label: string; when: Vm['state'][]; explain: string; danger?: boolean }[] = [
+  { action: 'start', label: 'Start', when: ['stopped', 'error'], explain: 'Boots the VM from its own disk.' },
+  {
+    action: 'stop',
+    label: 'Stop',
+    when: ['running', 'paused', 'starting'],
+    explain: 'ACPI power-down, forced after a timeout.',
+  },
+  { action: 'pause', label: 'Pause', when: ['running'], explain: 'Freezes the vCPUs; memory stays allocated.' },
+  { action: 'resume', label: 'Resume', when: ['paused'], explain: 'Continues a paused VM.' },
+  {
+    action: 'ctrl-alt-del',
+    label: 'Ctrl-Alt-Del',
+    when: ['running'],
+    explain: 'Sends Ctrl-Alt-Del (QEMU: the ACPI power button).',
+  },
+  {
+    action: 'delete',
+    label: 'Delete',
+    when: ['stopped', 'running', 'paused', 'error', 'unknown', 'creating', 'starting', 'stopping'],
+    explain: 'Stops the VM and deletes its disks, TAPs and addresses. This cannot be undone.',
+    danger: true,
+  },
+];
+
+function Overview({ vm }: { vm: Vm }) {
+  const qc = useQueryClient();
+  const navigate = useNavigate();
+  const toast = useToast();
+  const hosts = useQuery({ queryKey: ['hosts'], queryFn: () => call(api.hosts.list) });
+  const host = hosts.data?.items.find((h) => h.id === vm.host_id);
+  const guest = vm.guest_ready_at ? 'ready' : vm.state === 'running' ? 'waiting for guest agent' : 'not running';
+  return (
+    <div className="flex flex-col gap-4">
+      <Card title="Actions">
+        <div className="flex flex-wrap gap-2">
+          {ACTIONS.map((a) => (
+            <ConfirmButton
+              key={a.action}
+              label={a.label}
+              variant={a.danger ? 'danger' : 'secondary'}
+              disabled={!a.when.includes(vm.state)}
+              title={`${a.label} ${vm.name}?`}
+              description={a.explain}
+              confirmLabel={a.label}
+              onConfirm={async () => {
+                await vmAction(vm.id, a.action);
+                toast(`${a.label}: request accepted for ${vm.name}`);
+                await qc.invalidateQueries({ queryKey: ['vm', vm.id] });
+                if (a.action === 'delete') navigate('/vms');
+              }}
+            />
+          ))}
+        </div>
+        {vm.last_error ? (
+          <p role="alert" className="mt-3 text-sm text-red-700">
+            Last error: {vm.last_error}
+          </p>
+        ) : null}
+      </Card>
+      <Card title="Details">
+        <DefinitionList
+          items={[
+            ['State', <Badge key="s" value={vm.state} />],
+            [
+              'Guest agent',
+              <span key="g" className="inline-flex items-center gap-1.5">
+                <span
+                  aria-hidden
+                  className={`h-2 w-2 rounded-full ${vm.guest_ready_at ? 'bg-green-500' : 'bg-slate-400'}`}
+                />
+                {guest}
+              </span>,
+            ],
+            [
+              'Host',
+              host ? (
+                <Link key="h" to="/hosts" className="text-blue-700 hover:underline">
+                  {host.name}
+                </Link>
+              ) : (
+                (vm.host_id ?? 'not placed')
+              ),
+            ],
+            ['IP address', vm.guest_ip ?? vm.nics[0]?.ip ?? '—'],
+            ['Uptime', vm.state === 'running' ? formatDuration(vm.booted_at) : '—'],
+            ['VMM', vm.vmm],
+            ['Machine', `${vm.vcpu} vCPU, ${formatMib(vm.mem_mib)}${vm.smt ? ', SMT' : ''}`],
+            ['Owner / environment', [vm.owner, vm.environment].filter(Boolean).join(' / ') || '—'],
+            ['Tags', vm.tags.join(', ') || '—'],
+            ['Restart policy', `${vm.restart_policy} (restarted ${vm.restart_count}×)`],
+            ['Created', formatDate(vm.created_at)],
+            ['Description', vm.description || '—'],
+            ['Id', <code key="id">{vm.id}</code>],
+          ]}
+        />
+      </Card>
+    </div>
+  );
+}

@@ -1,0 +1,110 @@
+import 'uplot/dist/uPlot.min.css';
+import type { Vm } from '@nqvm/api';
+import { useQuery } from '@tanstack/react-query';
+import { useEffect, useRef, useState } from 'react';
+import uPlot from 'uplot';
+import { Button, Card, ErrorState, Loading } from '../../components/ui.tsx';
+import { request } from '../../lib/pending.ts';
+
+/** One sample as sent by `/v1/vms/{id}/metrics/ws` and returned by the history endpoint. */
+interface Sample {
+  at: string;
+  cpu_percent: number | null;
+  mem_used_bytes: number | null;
+  net_rx_bytes_per_s?: number | null;
+  net_tx_bytes_per_s?: number | null;
+}
+type Range = 'live' | '1h' | '24h' | '7d';
+const SERIES: { key: keyof Sample; label: string; stroke: string }[] = [
+  { key: 'cpu_percent', label: 'CPU %', stroke: '#2563eb' },
+  { key: 'mem_used_bytes', label: 'Memory (MiB)', stroke: '#16a34a' },
+];
+
+function toData(samples: Sample[]): uPlot.AlignedData {
+  return [
+    samples.map((s) => new Date(s.at).getTime() / 1000),
+    samples.map((s) => s.cpu_percent),
+    samples.map((s) => (s.mem_used_bytes === null ? null : s.mem_used_bytes / 1048576)),
+  ];
+}
+
+function Chart({ samples, title }: { samples: Sample[]; title: string }) {
+  const el = useRef<HTMLDivElement>(null);
+  const plot = useRef<uPlot | null>(null);
+  useEffect(() => {
+    if (!el.current) return;
+    plot.current = new uPlot(
+      {
+        title,
+        width: Math.max(300, el.current.clientWidth),
+        height: 260,
+        series: [{}, ...SERIES.map((s, i) => ({ label: s.label, stroke: s.stroke, scale: i === 0 ? '%' : 'mib' }))],
+        axes: [{}, { scale: '%' }, { scale: 'mib', side: 1 }],
+        scales: { '%': { range: [0, 100] } },
+      },
+      toData([]),
+      el.current,
+    );
+    return () => plot.current?.destroy();
+  }, [title]);
+  useEffect(() => plot.current?.setData(toData(samples)), [samples]);
+  return <div ref={el} role="img" aria-label={`${title}: ${samples.length} points`} data-points={samples.length} />;
+}
+
+export default function MetricsTab({ vm }: { vm: Vm }) {
+  const [range, setRange] = useState<Range>('live');
+  return (
+    <Card
+      title="Metrics"
+      actions={(['live', '1h', '24h', '7d'] as Range[]).map((r) => (
+        <Button
+          key={r}
+          variant={r === range ? 'primary' : 'secondary'}
+          aria-pressed={r === range}
+          onClick={() => setRange(r)}
+        >
+          {r === 'live' ? 'Live 60 s' : r}
+        </Button>
+      ))}
+    >
+      {range === 'live' ? <Live vm={vm} /> : <History vm={vm} range={range} />}
+    </Card>
+  );
+}
+
+function Live({ vm }: { vm: Vm }) {
+  const [samples, setSamples] = useState<Sample[]>([]);
+  const [closed, setClosed] = useState(false);
+  useEffect(() => {
+    const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    const ws = new WebSocket(`${proto}//${location.host}/v1/vms/${vm.id}/metrics/ws`);
+    ws.onmessage = (m) => {
+      const msg = JSON.parse(String(m.data)) as { type?: string; sample?: Sample } & Partial<Sample>;
+      const s = msg.sample ?? (msg.at ? (msg as Sample) : null);
+      if (s) setSamples((xs) => [...xs.filter((x) => Date.parse(x.at) > Date.parse(s.at) - 60_000), s]);
+    };
+    ws.onclose = () => setClosed(true);
+    return () => ws.close();
+  }, [vm.id]);
+  return (
+    <>
+      {closed ? (
+        <p role="status" className="mb-2 text-sm text-amber-800">
+          Live metrics disconnected: the VM may not be running, or this manager does not offer the metrics stream yet.
+        </p>
+      ) : null}
+      <Chart samples={samples} title="Last 60 seconds" />
+    </>
+  );
+}
+
+function History({ vm, range }: { vm: Vm; range: Exclude<Range, 'live'> }) {
+  const q = useQuery({
+    queryKey: ['vm', vm.id, 'metrics', range],
+    queryFn: () => request<{ items: Sample[] }>('GET', `/v1/vms/${vm.id}/metrics?range=${range}`),
+    retry: false,
+  });
+  if (q.isPending) return <Loading />;
+  if (q.error) return <ErrorState error={q.error} what="Metrics history" />;
+  return <Chart samples={q.data.items} title={`Last ${range}`} />;
+}

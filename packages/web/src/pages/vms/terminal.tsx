@@ -1,0 +1,112 @@
+import '@xterm/xterm/css/xterm.css';
+import type { Vm } from '@nqvm/api';
+import { useQuery } from '@tanstack/react-query';
+import { Terminal } from '@xterm/xterm';
+import { useEffect, useRef, useState } from 'react';
+import { Button, Card, ErrorState } from '../../components/ui.tsx';
+import { request } from '../../lib/pending.ts';
+
+type Status = 'connecting' | 'open' | 'closed';
+
+/**
+ * xterm.js over `/v1/vms/{id}/shell/ws`. Frames: server → client terminal bytes (text or binary);
+ * client → server `{type:'input',data}` and `{type:'resize',cols,rows}` as JSON text.
+ */
+export default function TerminalTab({ vm }: { vm: Vm }) {
+  const host = useRef<HTMLDivElement>(null);
+  const [status, setStatus] = useState<Status>('connecting');
+  const [attempt, setAttempt] = useState(0);
+  const creds = useQuery({
+    queryKey: ['vm', vm.id, 'shell'],
+    queryFn: () => request<{ username: string; password: string | null }>('GET', `/v1/vms/${vm.id}/shell`),
+    retry: false,
+  });
+
+  // biome-ignore lint/correctness/useExhaustiveDependencies: attempt forces a reconnect
+  useEffect(() => {
+    if (!host.current) return;
+    const term = new Terminal({ convertEol: false, cursorBlink: true, fontSize: 13, rows: 28, scrollback: 5000 });
+    term.open(host.current);
+    term.textarea?.setAttribute('aria-label', `Terminal of ${vm.name}`);
+    const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    const ws = new WebSocket(`${proto}//${location.host}/v1/vms/${vm.id}/shell/ws`);
+    ws.binaryType = 'arraybuffer';
+    setStatus('connecting');
+    const send = (msg: object) => (ws.readyState === WebSocket.OPEN ? ws.send(JSON.stringify(msg)) : undefined);
+    ws.onopen = () => {
+      setStatus('open');
+      send({ type: 'resize', cols: term.cols, rows: term.rows });
+      term.focus();
+    };
+    ws.onmessage = (m) => term.write(typeof m.data === 'string' ? m.data : new Uint8Array(m.data as ArrayBuffer));
+    ws.onclose = () => setStatus('closed');
+    const input = term.onData((data) => send({ type: 'input', data }));
+    const resize = term.onResize(({ cols, rows }) => send({ type: 'resize', cols, rows }));
+    return () => {
+      input.dispose();
+      resize.dispose();
+      ws.close();
+      term.dispose();
+    };
+  }, [vm.id, attempt]);
+
+  return (
+    <div className="flex flex-col gap-4">
+      <Card title="Credentials">
+        {creds.data ? (
+          <div className="flex flex-wrap items-center gap-3 text-sm">
+            <CopyValue label="Username" value={creds.data.username} />
+            {creds.data.password ? <CopyValue label="Password" value={creds.data.password} secret /> : null}
+          </div>
+        ) : creds.error ? (
+          <ErrorState error={creds.error} what="Shell credentials" />
+        ) : (
+          <p className="text-sm text-slate-500">Username: {vm.username ?? '—'}</p>
+        )}
+      </Card>
+      <Card
+        title={`Serial console (${status})`}
+        actions={
+          <Button onClick={() => setAttempt((n) => n + 1)} disabled={status === 'connecting'}>
+            Reconnect
+          </Button>
+        }
+      >
+        {status === 'closed' ? (
+          <p role="status" className="mb-2 text-sm text-amber-800">
+            Disconnected. The VM may not be running, or this manager does not offer the shell endpoint yet.
+          </p>
+        ) : null}
+        <div ref={host} className="min-h-96 overflow-hidden rounded bg-black p-2" data-testid="terminal" />
+      </Card>
+    </div>
+  );
+}
+
+function CopyValue({ label, value, secret }: { label: string; value: string; secret?: boolean }) {
+  const [shown, setShown] = useState(!secret);
+  const [copied, setCopied] = useState(false);
+  return (
+    <span className="inline-flex items-center gap-2">
+      <span className="text-slate-500">{label}:</span>
+      <code className="rounded bg-slate-100 px-1.5">{shown ? value : '••••••••'}</code>
+      {secret ? (
+        <Button variant="ghost" onClick={() => setShown((s) => !s)}>
+          {shown ? 'Hide' : 'Show'}
+        </Button>
+      ) : null}
+      <Button
+        variant="ghost"
+        aria-label={`Copy ${label.toLowerCase()}`}
+        onClick={() =>
+          navigator.clipboard?.writeText(value).then(
+            () => setCopied(true),
+            () => undefined,
+          )
+        }
+      >
+        {copied ? 'Copied' : 'Copy'}
+      </Button>
+    </span>
+  );
+}
