@@ -58,14 +58,26 @@ describe.each(DB_KINDS)('image registry on %s', (kind) => {
     expect(storedFiles(t.dataDir)).toContain(sha(kernel));
     const viaLink = await create({ name: 'k-link', kind: 'kernel', source: { type: 'path', path: 'inside-link' } });
     expect(viaLink.statusCode).toBe(201);
-    const abs = await create({ name: 'i-abs', kind: 'initrd', source: { type: 'path', path: join(root, 'sub/initrd.img') } });
+    const abs = await create({
+      name: 'i-abs',
+      kind: 'initrd',
+      source: { type: 'path', path: join(root, 'sub/initrd.img') },
+    });
     expect(abs.statusCode).toBe(201);
   });
 
   it('refuses .., absolute paths outside the root and symlink escapes, naming body.source.path', async () => {
     symlinkSync('/etc/passwd', join(root, 'escape'));
     symlinkSync('/etc', join(root, 'etcdir'));
-    for (const path of ['../../etc/passwd', '/etc/passwd', 'escape', 'etcdir/passwd', 'sub/../vmlinux.bin', 'missing', 'sub']) {
+    for (const path of [
+      '../../etc/passwd',
+      '/etc/passwd',
+      'escape',
+      'etcdir/passwd',
+      'sub/../vmlinux.bin',
+      'missing',
+      'sub',
+    ]) {
       const res = await create({ name: 'bad-path', kind: 'kernel', source: { type: 'path', path } });
       expect(res.statusCode, path).toBe(400);
       expect(res.headers['content-type']).toMatch(/problem\+json/);
@@ -80,9 +92,12 @@ describe.each(DB_KINDS)('image registry on %s', (kind) => {
     expect(up.statusCode).toBe(201);
     expect(up.json()).toMatchObject({ state: 'ready', sha256: sha(kernel), source: { type: 'upload' } });
     expect(storedFiles(t.dataDir).filter((f) => f === sha(kernel))).toHaveLength(1);
-    const ids = (await t.request({ method: 'GET', url: '/v1/images?q=k-' })).json().items.map((i: { id: string }) => i.id);
+    const ids = (await t.request({ method: 'GET', url: '/v1/images?q=k-' }))
+      .json()
+      .items.map((i: { id: string }) => i.id);
     expect(ids).toHaveLength(3);
-    for (const id of ids.slice(0, 2)) expect((await t.request({ method: 'DELETE', url: `/v1/images/${id}` })).statusCode).toBe(204);
+    for (const id of ids.slice(0, 2))
+      expect((await t.request({ method: 'DELETE', url: `/v1/images/${id}` })).statusCode).toBe(204);
     expect(storedFiles(t.dataDir)).toContain(sha(kernel));
     const last = await t.request({ method: 'GET', url: `/v1/images/${ids[2]}/content` });
     expect(sha(last.rawPayload)).toBe(sha(kernel));
@@ -158,8 +173,14 @@ describe.each(DB_KINDS)('image registry on %s', (kind) => {
     const taken = await t.request({ method: 'PATCH', url: `/v1/images/${a.id}`, payload: { name: 'rename-b' } });
     expect(taken.statusCode).toBe(409);
     expect(taken.json()).toMatchObject({ code: 'image_name_taken', field: 'body.name' });
-    const ev = await t.request({ method: 'GET', url: `/v1/events?resource_type=image&resource_id=${a.id}&action=update` });
-    expect(ev.json().items[0]).toMatchObject({ actor: 'user:admin', detail: { name: 'rename-c', previous_name: 'rename-a' } });
+    const ev = await t.request({
+      method: 'GET',
+      url: `/v1/events?resource_type=image&resource_id=${a.id}&action=update`,
+    });
+    expect(ev.json().items[0]).toMatchObject({
+      actor: 'user:admin',
+      detail: { name: 'rename-c', previous_name: 'rename-a' },
+    });
   });
 
   it('answers concurrent creations of one name with one 201 and one 409, never a 500', async () => {
@@ -168,7 +189,10 @@ describe.each(DB_KINDS)('image registry on %s', (kind) => {
       create({ name: 'twin', kind: 'volume', source: { type: 'blank', size_mib: 8 } }),
     ]);
     expect(both.map((r) => r.statusCode).sort()).toEqual([201, 409]);
-    expect(both.find((r) => r.statusCode === 409)!.json()).toMatchObject({ code: 'image_name_taken', field: 'body.name' });
+    expect(both.find((r) => r.statusCode === 409)!.json()).toMatchObject({
+      code: 'image_name_taken',
+      field: 'body.name',
+    });
   });
 
   it('lists by name with kind, state and name filters and cursor pages', async () => {
