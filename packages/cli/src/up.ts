@@ -1,0 +1,89 @@
+import { randomBytes } from 'node:crypto';
+import { createReadStream, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { buildDemoImages, startAgent, systemRunner } from '@nqvm/agent';
+import { buildApp, loadConfig } from '@nqvm/manager';
+
+type Env = Record<string, string | undefined>;
+
+function dataDirOf(env: Env, flags: Record<string, string | boolean> = {}): string {
+  return resolve(typeof flags['data-dir'] === 'string' ? flags['data-dir'] : env.NQVM_DATA_DIR || '/var/lib/nqvm');
+}
+
+export async function buildDemo(out: string | undefined, env: Env) {
+  const dataDir = dataDirOf(env);
+  return buildDemoImages({
+    outDir: out ? resolve(out) : join(dataDir, 'demo-images'),
+    cacheDir: join(dataDir, 'cache', 'debs'),
+    runner: systemRunner,
+  });
+}
+
+const log = (s: string) => process.stdout.write(`${s}\n`);
+
+/** `nqvm up`: manager on the embedded database, a local agent, demo images registered; prints URL and credentials. */
+export async function up(env: Env, flags: Record<string, string | boolean>): Promise<void> {
+  if (process.getuid?.() !== 0) {
+    throw new Error(
+      'nqvm up needs root: the local agent creates a bridge and TAP devices, runs QEMU with /dev/kvm or TCG, ' +
+        'and edits VM disks with e2fsprogs. Run it as root (sudo npm start).',
+    );
+  }
+  const dataDir = dataDirOf(env, flags);
+  const joinToken = env.NQVM_JOIN_TOKEN || randomBytes(24).toString('base64url');
+  const config = loadConfig({
+    ...env,
+    NQVM_DATA_DIR: join(dataDir, 'manager'),
+    NQVM_JOIN_TOKEN: joinToken,
+    MANAGER_BIND: typeof flags.bind === 'string' ? flags.bind : env.MANAGER_BIND,
+    NQVM_LOG_LEVEL: env.NQVM_LOG_LEVEL || 'warn',
+  });
+  const built = await buildApp(config);
+  await built.app.listen({ host: config.bind.host, port: config.bind.port });
+  const url = `http://${config.bind.host}:${config.bind.port}`;
+  log(`manager  ${url}  (database: ${built.services.database.kind}, data: ${dataDir})`);
+
+  const agent = await startAgent({
+    env: {
+      ...env,
+      AGENT_DATA_DIR: join(dataDir, 'agent'),
+      MANAGER_BASE: url,
+      NQVM_JOIN_TOKEN: joinToken,
+      AGENT_BIND: env.AGENT_BIND || '127.0.0.1:19090',
+    },
+  });
+  log(`agent    ${agent.url}  (host ${agent.hostId})`);
+
+  const images = built.services.images;
+  const existing = await images.list({ limit: 500 } as never);
+  const names = new Set(existing.items.map((i: { name: string }) => i.name));
+  if (!['demo-kernel', 'demo-initrd', 'demo-rootfs'].every((n) => names.has(n))) {
+    log('building demo images from Debian packages (first run only)…');
+    const demo = await buildDemo(undefined, { ...env, NQVM_DATA_DIR: dataDir });
+    for (const [kind, name, file] of [
+      ['kernel', 'demo-kernel', demo.kernel],
+      ['initrd', 'demo-initrd', demo.initrd],
+      ['rootfs', 'demo-rootfs', demo.rootfs],
+    ] as const) {
+      if (names.has(name)) continue;
+      await images.upload(
+        { name, kind, description: `nqvm demo ${kind} (${demo.version})` },
+        createReadStream(file),
+        statSync(file).size,
+        'system',
+      );
+    }
+    log('demo images registered: demo-kernel, demo-initrd, demo-rootfs');
+  }
+  log(`\nnqvm is up: open ${url} (API docs at ${url}/docs)`);
+  if (built.generatedAdminPassword) log(`admin credentials (shown once): admin / ${built.generatedAdminPassword}`);
+  else log('admin user exists (its password was shown on the first start, or came from NQVM_ADMIN_PASSWORD)');
+
+  const shutdown = async () => {
+    await agent.close();
+    await built.app.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', shutdown);
+  process.once('SIGTERM', shutdown);
+}

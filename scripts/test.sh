@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The whole test suite: types, lint, then unit, integration and end-to-end tests.
+# It runs inside a private network namespace (unshare -n): the bridges, TAPs and guests the tests make
+# never touch this machine's real network, and nothing can reach beyond it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" != 0 ]; then
+  echo "npm test needs root: the tests create network namespaces, bridges, TAPs and QEMU microVMs" >&2
+  exit 1
+fi
+bash scripts/setup.sh --test
+npm run typecheck
+npm run lint
+if [ -f packages/web/package.json ] && grep -q '"build"' packages/web/package.json; then
+  npm run build -w @nqvm/web >/dev/null
+fi
+report=$(mktemp -t nqvm-vitest-XXXXXX.json)
+status=0
+unshare -n -- bash -c 'ip link set lo up && exec npx vitest run --reporter=default --reporter=json --outputFile.json="$0"' "$report" || status=$?
+node -e '
+  const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+  console.log(`vitest: ${r.numPassedTests} passed, ${r.numFailedTests} failed`);
+' "$report" || true
+rm -f "$report"
+exit $status
