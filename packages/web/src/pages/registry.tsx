@@ -42,7 +42,11 @@ export function RegistryPage() {
                 onClick={() => setKind(k)}
                 className={`rounded-full px-3 py-1 text-sm capitalize ${kind === k ? 'bg-blue-600 text-white' : 'bg-slate-200 text-slate-700'}`}
               >
-                {k ? `${k}s` : 'all'}
+                {k
+                  ? ({ kernel: 'kernels', initrd: 'initrds', rootfs: 'root filesystems', volume: 'volumes' } as const)[
+                      k
+                    ]
+                  : 'all'}
               </button>
             ))}
           </div>

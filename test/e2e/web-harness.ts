@@ -1,0 +1,85 @@
+import { execFile } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import { startTestApp, type TestApp } from '../../packages/manager/test/support/harness.ts';
+
+export const ROOT = resolve(import.meta.dirname, '../..');
+export const ARTIFACTS = join(ROOT, 'test-artifacts');
+export { ADMIN_PASSWORD } from '../../packages/manager/test/support/harness.ts';
+
+/** Builds the SPA once per run (the manager serves packages/web/dist). */
+export async function buildWeb(): Promise<void> {
+  await promisify(execFile)('npm', ['run', 'build', '-w', '@nqvm/web'], { cwd: ROOT, timeout: 180_000 });
+}
+
+export interface WebEnv {
+  manager: TestApp;
+  baseUrl: string;
+  browser: Browser;
+  close(): Promise<void>;
+}
+
+/** A real manager on PGlite listening on 127.0.0.1:<random>, and Debian's Chromium headless. */
+export async function startWebEnv(env: Record<string, string> = {}): Promise<WebEnv> {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const manager = await startTestApp('pglite', env);
+  await manager.app.listen({ host: '127.0.0.1', port: 0 });
+  const addr = manager.app.server.address();
+  if (!addr || typeof addr === 'string') throw new Error('manager did not listen on TCP');
+  // launch() gives every browser a fresh temporary profile (user data dir) of its own.
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
+  });
+  return {
+    manager,
+    baseUrl: `http://127.0.0.1:${addr.port}`,
+    browser,
+    async close() {
+      await browser.close();
+      await manager.close();
+    },
+  };
+}
+
+/** A page that records console errors and uncaught exceptions. */
+export async function newPage(ctx: BrowserContext): Promise<{ page: Page; errors: string[] }> {
+  const page = await ctx.newPage();
+  const errors: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(m.text());
+  });
+  page.on('pageerror', (e) => errors.push(e.message));
+  return { page, errors };
+}
+
+/** Form controls a screen reader could not name: no <label>, aria-label or aria-labelledby. */
+export function unlabelledControls(page: Page): Promise<string[]> {
+  return page.evaluate(() =>
+    [...document.querySelectorAll('input, select, textarea')]
+      .filter((el) => !(el instanceof HTMLInputElement && el.type === 'hidden'))
+      .filter((el) => {
+        const c = el as HTMLInputElement;
+        return !(c.labels?.length || c.getAttribute('aria-label') || c.getAttribute('aria-labelledby'));
+      })
+      .map((el) => el.outerHTML.slice(0, 160)),
+  );
+}
+
+export async function login(page: Page, baseUrl: string, password: string): Promise<void> {
+  await page.goto(`${baseUrl}/`);
+  await page.getByLabel('Username').fill('admin');
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'Dashboard' }).waitFor();
+}
