@@ -29,8 +29,11 @@ function slowFileServer(size: number): Promise<{ server: Server; url: string }> 
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(size) });
     let sent = 0;
     const chunk = Buffer.alloc(256 * 1024, 7);
-    const tick = () => {
-      if (sent >= size) return res.end();
+    const tick = (): void => {
+      if (sent >= size) {
+        res.end();
+        return;
+      }
       const n = Math.min(chunk.length, size - sent);
       sent += n;
       res.write(chunk.subarray(0, n));

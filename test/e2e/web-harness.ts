@@ -63,17 +63,15 @@ export async function newPage(ctx: BrowserContext): Promise<{ page: Page; errors
   return { page, errors };
 }
 
+// Runs in the page; a string because this file is type-checked without DOM types.
+const UNLABELLED = `[...document.querySelectorAll('input, select, textarea')]
+  .filter((el) => !(el.tagName === 'INPUT' && el.type === 'hidden'))
+  .filter((el) => !(el.labels?.length || el.getAttribute('aria-label') || el.getAttribute('aria-labelledby')))
+  .map((el) => el.outerHTML.slice(0, 160))`;
+
 /** Form controls a screen reader could not name: no <label>, aria-label or aria-labelledby. */
 export function unlabelledControls(page: Page): Promise<string[]> {
-  return page.evaluate(() =>
-    [...document.querySelectorAll('input, select, textarea')]
-      .filter((el) => !(el instanceof HTMLInputElement && el.type === 'hidden'))
-      .filter((el) => {
-        const c = el as HTMLInputElement;
-        return !(c.labels?.length || c.getAttribute('aria-label') || c.getAttribute('aria-labelledby'));
-      })
-      .map((el) => el.outerHTML.slice(0, 160)),
-  );
+  return page.evaluate<string[]>(UNLABELLED);
 }
 
 export async function login(page: Page, baseUrl: string, password: string): Promise<void> {
