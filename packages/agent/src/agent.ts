@@ -1,0 +1,139 @@
+import { join } from 'node:path';
+import type { HostCapabilities, VmmKind } from '@nqvm/api';
+import pino, { type Logger } from 'pino';
+import { buildAgentApp } from './app.ts';
+import type { AgentConfig } from './config.ts';
+import { GuestEndpoints } from './guest/server.ts';
+import { type CommandRunner, systemRunner } from './host/exec.ts';
+import { ImageCache } from './images/cache.ts';
+import { ManagerCallFailed, ManagerClient } from './manager/client.ts';
+import { hostCapabilities, hostCapacity } from './manager/host-info.ts';
+import { loadIdentity, saveIdentity } from './manager/identity.ts';
+import { HostNetwork } from './net/index.ts';
+import { FirecrackerDriver } from './vmm/firecracker/index.ts';
+import { QemuDriver } from './vmm/qemu/index.ts';
+import type { VmmDriver } from './vmm/types.ts';
+import { GuestTools } from './vms/guest-tools.ts';
+import { VmService } from './vms/vms.service.ts';
+
+export interface StartAgentOptions {
+  logger?: Logger;
+  runner?: CommandRunner;
+  /** Replaces the drivers built from the config (tests pass a QEMU driver with options of their own). */
+  drivers?: VmmDriver[];
+}
+
+export interface RunningAgent {
+  hostId: string;
+  /** The agent API's base URL, as registered with the manager. */
+  url: string;
+  vms: VmService;
+  guest: GuestEndpoints;
+  /** Stops serving and heartbeating; VMs keep running and are re-adopted by the next agent. */
+  close(): Promise<void>;
+}
+
+/** Starts an agent: listen, register (or reuse the saved identity), re-adopt VMs, monitor, heartbeat. */
+export async function startAgent(config: AgentConfig, opts: StartAgentOptions = {}): Promise<RunningAgent> {
+  const log = opts.logger ?? pino({ name: 'nqvm-agent' });
+  const runner = opts.runner ?? systemRunner;
+  const drivers = opts.drivers ?? [
+    new QemuDriver({ runner, ...(config.qemuBin ? { binary: config.qemuBin } : {}) }),
+    new FirecrackerDriver({
+      runner,
+      ...(config.firecrackerBin ? { binary: config.firecrackerBin } : {}),
+      ...(config.pathEnv ? { pathEnv: config.pathEnv } : {}),
+    }),
+  ];
+  const manager = new ManagerClient(config.managerBase);
+  const guest = new GuestEndpoints(config.guestPort, {
+    manager,
+    tokenOf: (id) => vms.guestToken(id),
+    log: log.child({ component: 'guest-endpoint' }),
+  });
+  const vms: VmService = new VmService({
+    dataDir: config.dataDir,
+    drivers: new Map(drivers.map((d) => [d.kind as VmmKind, d])),
+    network: new HostNetwork({ runner }),
+    images: new ImageCache(join(config.dataDir, 'images'), (id) => manager.imageContent(id)),
+    guestTools: new GuestTools(join(config.dataDir, 'guest-tools'), runner),
+    guestPort: config.guestPort,
+    guestEndpoint: (address) => guest.ensure(address),
+    reportExit: (r) => manager.reportExit(r),
+    log,
+    runner,
+  });
+
+  const app = buildAgentApp({ vms, secret: () => manager.identity?.secret, log });
+  await app.listen({ host: config.bind.host, port: config.bind.port });
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : config.bind.port;
+  // With port 0 (tests) only the kernel knows the port, so the advertised URL is built from it.
+  const url = config.bind.port === 0 ? `http://${config.bind.host}:${port}` : config.advertiseUrl;
+
+  let capabilities: HostCapabilities;
+  try {
+    capabilities = await hostCapabilities(drivers, runner);
+    const register = async () => {
+      if (!config.joinToken) throw new Error('NQVM_JOIN_TOKEN is required to register this agent with the manager');
+      const id = await manager.register({
+        join_token: config.joinToken,
+        name: config.name,
+        addr: url,
+        labels: config.labels,
+        capacity: await hostCapacity(config.dataDir),
+        capabilities,
+      });
+      await saveIdentity(config.dataDir, id);
+      manager.identity = id;
+      log.info({ host_id: id.host_id }, 'registered with the manager');
+    };
+    manager.identity = await loadIdentity(config.dataDir);
+    if (!manager.identity) await register();
+    await vms.restore();
+    vms.startMonitor();
+
+    let stopped = false;
+    let timer: NodeJS.Timeout | undefined;
+    let inflight: Promise<void> = Promise.resolve();
+    const beat = async () => {
+      try {
+        await manager.heartbeat(await hostCapacity(config.dataDir), capabilities, vms.list());
+      } catch (err) {
+        if (err instanceof ManagerCallFailed && err.status === 401) {
+          log.warn('the manager no longer knows this host secret: registering again');
+          await register().catch((e) => log.error({ err: e }, 're-registration failed'));
+        } else log.warn({ err }, 'heartbeat failed');
+      }
+    };
+    const loop = () => {
+      if (stopped) return;
+      inflight = beat().finally(() => {
+        if (!stopped) timer = setTimeout(loop, config.heartbeatS * 1000);
+      });
+    };
+    const hostId = manager.identity?.host_id ?? '';
+    await beat();
+    timer = setTimeout(loop, config.heartbeatS * 1000);
+
+    return {
+      hostId,
+      url,
+      vms,
+      guest,
+      async close() {
+        stopped = true;
+        if (timer) clearTimeout(timer);
+        vms.stopMonitor();
+        await inflight.catch(() => undefined);
+        await guest.close();
+        await app.close();
+      },
+    };
+  } catch (e) {
+    vms.stopMonitor();
+    await guest.close();
+    await app.close();
+    throw e;
+  }
+}

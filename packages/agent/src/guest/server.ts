@@ -1,0 +1,91 @@
+import { timingSafeEqual } from 'node:crypto';
+import { GuestReportBody } from '@nqvm/api';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import Fastify from 'fastify';
+import type { GuestReportRelay, ManagerClient } from '../manager/client.ts';
+import { ManagerCallFailed } from '../manager/client.ts';
+
+export interface GuestReportRecord {
+  at: string;
+  remote: string;
+  report: GuestReportRelay;
+}
+
+export interface GuestEndpointDeps {
+  manager: ManagerClient;
+  /** The VM's guest token, if the VM lives on this host. */
+  tokenOf(vmId: string): string | undefined;
+  log: FastifyBaseLogger;
+}
+
+function sameToken(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/**
+ * Guests talk only to their host agent: one listener per bridge on `<gateway>:<port>`, relaying reports to
+ * the manager with the guest's own token and keeping the last one per VM.
+ */
+export class GuestEndpoints {
+  private readonly listeners = new Map<string, Promise<FastifyInstance>>();
+  readonly lastReports = new Map<string, GuestReportRecord>();
+
+  constructor(
+    private readonly port: number,
+    private readonly deps: GuestEndpointDeps,
+  ) {}
+
+  /** Listens on `address` (the bridge gateway) unless already listening there. */
+  ensure(address: string): Promise<FastifyInstance> {
+    let l = this.listeners.get(address);
+    if (!l) {
+      l = this.listen(address);
+      this.listeners.set(address, l);
+      l.catch(() => this.listeners.delete(address));
+    }
+    return l;
+  }
+
+  private async listen(address: string): Promise<FastifyInstance> {
+    const app = Fastify({ loggerInstance: this.deps.log, bodyLimit: 16 * 1024 });
+    app.post<{ Params: { id: string }; Body: GuestReportRelay }>(
+      '/guest/v1/vms/:id/report',
+      { schema: { body: GuestReportBody } },
+      async (req, reply) => {
+        const id = req.params.id;
+        const auth = req.headers.authorization;
+        const token = auth?.startsWith('Bearer ') ? auth.slice(7).trim() : '';
+        const expected = this.deps.tokenOf(id);
+        if (!expected || !token || !sameToken(token, expected))
+          return reply.code(401).send({ code: 'unauthorized', detail: 'unknown VM or wrong token' });
+        const { ip, hostname, ready, agent_version, boot_id } = req.body;
+        const report: GuestReportRelay = {
+          ip,
+          ...(hostname !== undefined ? { hostname } : {}),
+          ...(ready !== undefined ? { ready } : {}),
+          ...(agent_version !== undefined ? { agent_version } : {}),
+          ...(boot_id !== undefined ? { boot_id } : {}),
+        };
+        this.lastReports.set(id, { at: new Date().toISOString(), remote: req.ip, report });
+        try {
+          await this.deps.manager.relayGuestReport(id, token, report);
+        } catch (e) {
+          const status = e instanceof ManagerCallFailed && e.status >= 400 && e.status < 500 ? e.status : 502;
+          req.log.warn({ err: e, vm_id: id }, 'relaying a guest report failed');
+          return reply.code(status).send({ code: 'relay_failed', detail: (e as Error).message });
+        }
+        return { ok: true };
+      },
+    );
+    await app.listen({ host: address, port: this.port });
+    return app;
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.listeners.values()];
+    this.listeners.clear();
+    await Promise.all(all.map((p) => p.then((a) => a.close()).catch(() => undefined)));
+  }
+}

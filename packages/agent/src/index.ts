@@ -1,0 +1,15 @@
+export { type RunningAgent, type StartAgentOptions, startAgent } from './agent.ts';
+export { type AgentAppDeps, buildAgentApp } from './app.ts';
+export { type AgentConfig, AgentConfigError, loadAgentConfig } from './config.ts';
+export { GuestEndpoints, type GuestReportRecord } from './guest/server.ts';
+export { CommandFailed, type CommandRunner, runChecked, systemRunner } from './host/exec.ts';
+export { ImageCache, ImageFetchFailed, type ImageRef, type ImageSource } from './images/cache.ts';
+export { type BuildDemoImagesOptions, buildDemoImages, type DemoImages, READY_MARKER } from './images/demo/index.ts';
+export { type GuestReportRelay, type Identity, ManagerCallFailed, ManagerClient } from './manager/client.ts';
+export { HostNetwork, tapNameFor } from './net/index.ts';
+export { FirecrackerDriver } from './vmm/firecracker/index.ts';
+export { isProcessAlive, QemuDriver, type QemuDriverOptions } from './vmm/qemu/index.ts';
+export type { VmLaunchSpec, VmmDriver, VmmKind, VmPaths } from './vmm/types.ts';
+export { AgentError, BootFailed, VmNotFound } from './vms/errors.ts';
+export { vmFiles } from './vms/layout.ts';
+export { VmService } from './vms/vms.service.ts';

@@ -1,0 +1,393 @@
+import { mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { AgentVmSpec, AgentVmStatus, VmExitReport, VmmKind } from '@nqvm/api';
+import type { Logger } from 'pino';
+import { type CommandRunner, systemRunner } from '../host/exec.ts';
+import type { ImageCache } from '../images/cache.ts';
+import { ImageFetchFailed } from '../images/cache.ts';
+import { type HostNetwork, tapNameFor } from '../net/index.ts';
+import { copyImage, Ext4Image, PlanError, prepareRootfs, RootfsPrepareError } from '../rootfs/index.ts';
+import { isProcessAlive } from '../vmm/qemu/index.ts';
+import type { VmmAvailability, VmmDriver, VmmHandle } from '../vmm/types.ts';
+import { bridgeAddress, launchSpec } from './boot-plan.ts';
+import { AgentError, BootFailed, type BootStep, VmmNotAvailable, VmNotFound, VmNotRunning } from './errors.ts';
+import { exitReason } from './exit-reason.ts';
+import type { GuestTools } from './guest-tools.ts';
+import { assertVmId, type RunInfo, readRun, readSpec, type VmFiles, vmFiles, writeRun, writeSpec } from './layout.ts';
+
+export interface VmServiceDeps {
+  dataDir: string;
+  drivers: ReadonlyMap<VmmKind, VmmDriver>;
+  network: HostNetwork;
+  images: ImageCache;
+  guestTools: GuestTools;
+  /** Port of the guest endpoint on each bridge gateway, written into the guest agent's config. */
+  guestPort: number;
+  /** Starts the guest endpoint on a bridge's gateway address. */
+  guestEndpoint(address: string): Promise<unknown>;
+  reportExit(report: VmExitReport): Promise<void>;
+  log: Logger;
+  runner?: CommandRunner;
+  now?: () => Date;
+}
+
+interface VmRecord {
+  spec: AgentVmSpec;
+  files: VmFiles;
+  handle: VmmHandle | null;
+  state: AgentVmStatus['state'];
+  run: RunInfo;
+  /** Set while the agent itself stops or deletes the VM, so the monitor does not report that exit. */
+  stopping: boolean;
+}
+
+const fileSize = (p: string) =>
+  stat(p).then(
+    (s) => s.size,
+    () => 0,
+  );
+const exists = (p: string) =>
+  stat(p).then(
+    () => true,
+    () => false,
+  );
+
+async function step<T>(name: BootStep, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof AgentError) throw e;
+    if (e instanceof RootfsPrepareError) throw Object.assign(new BootFailed('rootfs', e, 422), { prepareStep: e.step });
+    if (e instanceof PlanError) throw new BootFailed(name, e, 422);
+    if (e instanceof ImageFetchFailed) throw new BootFailed('images', e, 502);
+    throw new BootFailed(name, e);
+  }
+}
+
+/** The VMs of this host: boot, control, inventory, adoption after a restart, and noticing VMMs that die. */
+export class VmService {
+  private readonly vms = new Map<string, VmRecord>();
+  private readonly chains = new Map<string, Promise<unknown>>();
+  private readonly availability = new Map<VmmKind, Promise<VmmAvailability>>();
+  private readonly checking = new Set<string>();
+  private readonly runner: CommandRunner;
+  private monitorTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly d: VmServiceDeps) {
+    this.runner = d.runner ?? systemRunner;
+  }
+
+  private now(): Date {
+    return (this.d.now ?? (() => new Date()))();
+  }
+
+  /** One operation per VM at a time; later ones queue. */
+  private locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.chains.get(id) ?? Promise.resolve();
+    const next = prev.catch(() => undefined).then(fn);
+    const tail = next.catch(() => undefined);
+    this.chains.set(id, tail);
+    void tail.then(() => {
+      if (this.chains.get(id) === tail) this.chains.delete(id);
+    });
+    return next;
+  }
+
+  private status(r: VmRecord): AgentVmStatus {
+    return {
+      id: r.spec.vm_id,
+      state: r.state,
+      pid: r.handle?.pid ?? null,
+      booted_at: r.handle ? r.run.booted_at : null,
+    };
+  }
+
+  list(): AgentVmStatus[] {
+    return [...this.vms.values()].map((r) => this.status(r));
+  }
+
+  get(id: string): AgentVmStatus {
+    const r = this.vms.get(assertVmId(id));
+    if (!r) throw new VmNotFound(id);
+    return this.status(r);
+  }
+
+  guestToken(id: string): string | undefined {
+    return this.vms.get(id)?.spec.guest.token;
+  }
+
+  private async driverFor(kind: VmmKind): Promise<VmmDriver> {
+    const driver = this.d.drivers.get(kind);
+    if (!driver) throw new VmmNotAvailable(kind, 'no driver configured');
+    let a = this.availability.get(kind);
+    if (!a) {
+      a = driver.availability();
+      this.availability.set(kind, a);
+    }
+    const got = await a;
+    if (!got.available) throw new VmmNotAvailable(kind, got.reason ?? 'unavailable');
+    return driver;
+  }
+
+  private async plugNics(spec: AgentVmSpec): Promise<string[]> {
+    const taps: string[] = [];
+    for (const [i, nic] of spec.nics.entries()) {
+      await this.d.network.ensureBridge({ name: nic.bridge, address: bridgeAddress(nic) });
+      await this.d
+        .guestEndpoint(nic.gateway)
+        .catch((err) => this.d.log.warn({ err, bridge: nic.bridge }, 'guest endpoint unavailable on this bridge'));
+      const tap = tapNameFor(spec.vm_id, i);
+      await this.d.network.createTap({ name: tap, bridge: nic.bridge });
+      if (spec.vmm === 'qemu' && (nic.rx_rate_limiter || nic.tx_rate_limiter))
+        await this.d.network.applyNicLimits(tap, { rx: nic.rx_rate_limiter ?? null, tx: nic.tx_rate_limiter ?? null });
+      taps.push(tap);
+    }
+    return taps;
+  }
+
+  private async unplugNics(id: string, nicCount: number): Promise<void> {
+    for (let i = 0; i < Math.max(nicCount, 1); i++) await this.d.network.deleteTap(tapNameFor(id, i));
+  }
+
+  /** First call prepares `<data>/vms/<id>/` and its disk; later calls (a cold start) reuse that disk. */
+  boot(spec: AgentVmSpec): Promise<AgentVmStatus> {
+    const id = assertVmId(spec.vm_id);
+    return this.locked(id, async () => {
+      const current = this.vms.get(id);
+      if (current?.handle && (await isProcessAlive(current.handle.pid))) return this.status(current);
+      const driver = await this.driverFor(spec.vmm);
+      const f = vmFiles(this.d.dataDir, id);
+      const fresh = !(await exists(f.spec));
+      const t0 = Date.now();
+      try {
+        const [kernel, initrd, tools] = await Promise.all([
+          step('images', () => this.d.images.ensure(spec.kernel)),
+          spec.initrd ? step('images', () => this.d.images.ensure(spec.initrd!)) : undefined,
+          spec.guest.install_agent ? step('guest-tools', () => this.d.guestTools.image()) : undefined,
+        ]);
+        if (fresh) {
+          await mkdir(f.dir, { recursive: true, mode: 0o700 });
+          const base = await step('images', () => this.d.images.ensure(spec.rootfs));
+          await step('disk', () => copyImage(this.runner, base, f.rootfs));
+          await step('rootfs', () => prepareRootfs(new Ext4Image(f.rootfs, this.runner), this.rootfsPlan(spec)));
+        }
+        await writeSpec(f, spec);
+        const prepared = Date.now();
+        const taps = await step('network', () => this.plugNics(spec));
+        const run: RunInfo = {
+          booted_at: null,
+          should_run: true,
+          console_offset: await fileSize(f.consoleLog),
+          vmm_log_offset: await fileSize(f.vmmLog),
+        };
+        const launch = launchSpec(spec, { kernel, ...(initrd ? { initrd } : {}), rootfs: f.rootfs, tools, taps });
+        const handle = await step('launch', () => driver.launch(launch, f));
+        run.booted_at = this.now().toISOString();
+        await writeRun(f, run);
+        const rec: VmRecord = { spec, files: f, handle, state: 'running', run, stopping: false };
+        this.vms.set(id, rec);
+        this.d.log.info(
+          { vm_id: id, pid: handle.pid, fresh, prepare_ms: prepared - t0, launch_ms: Date.now() - prepared },
+          'vm booted',
+        );
+        return this.status(rec);
+      } catch (e) {
+        await this.unplugNics(id, spec.nics.length).catch(() => undefined);
+        if (fresh) await rm(f.dir, { recursive: true, force: true });
+        else if (!current) this.vms.set(id, this.stoppedRecord(spec, f));
+        throw e;
+      }
+    });
+  }
+
+  private stoppedRecord(spec: AgentVmSpec, files: VmFiles): VmRecord {
+    return {
+      spec,
+      files,
+      handle: null,
+      state: 'stopped',
+      run: { booted_at: null, should_run: false, console_offset: 0, vmm_log_offset: 0 },
+      stopping: false,
+    };
+  }
+
+  private rootfsPlan(spec: AgentVmSpec) {
+    const nic = spec.nics[0];
+    const g = spec.guest;
+    return {
+      hostname: g.hostname,
+      ...(nic ? { network: { address: nic.ip, gateway: nic.gateway, mac: nic.mac } } : {}),
+      ...(g.username
+        ? {
+            user: {
+              username: g.username,
+              ...(g.password !== undefined ? { password: g.password } : {}),
+              ...(g.ssh_authorized_keys ? { ssh_authorized_keys: g.ssh_authorized_keys } : {}),
+            },
+          }
+        : {}),
+      ...(g.install_agent && nic
+        ? {
+            guestAgent: {
+              mode: 'tools-drive' as const,
+              config: {
+                vm_id: spec.vm_id,
+                token: g.token,
+                host_url: `http://${nic.gateway}:${this.d.guestPort}`,
+                port: 9000,
+              },
+            },
+          }
+        : {}),
+    };
+  }
+
+  private running(id: string, action: string): { rec: VmRecord; handle: VmmHandle; driver: VmmDriver } {
+    const rec = this.vms.get(assertVmId(id));
+    if (!rec) throw new VmNotFound(id);
+    const driver = this.d.drivers.get(rec.spec.vmm);
+    if (!rec.handle || !driver) throw new VmNotRunning(id, action);
+    return { rec, handle: rec.handle, driver };
+  }
+
+  stop(id: string, timeoutS: number): Promise<AgentVmStatus> {
+    return this.locked(assertVmId(id), async () => {
+      const rec = this.vms.get(id);
+      if (!rec) throw new VmNotFound(id);
+      if (rec.handle) {
+        const driver = this.d.drivers.get(rec.spec.vmm)!;
+        rec.stopping = true;
+        try {
+          // A paused guest cannot see the ACPI power button.
+          if (rec.state === 'paused') await driver.resume(rec.handle).catch(() => undefined);
+          await driver.stop(rec.handle, { timeoutMs: Math.max(1, timeoutS) * 1000 });
+        } finally {
+          rec.stopping = false;
+        }
+        await this.markStopped(rec);
+      }
+      return this.status(rec);
+    });
+  }
+
+  private async markStopped(rec: VmRecord): Promise<void> {
+    rec.handle = null;
+    rec.state = 'stopped';
+    rec.run = { ...rec.run, should_run: false };
+    await writeRun(rec.files, rec.run).catch(() => undefined);
+    await this.unplugNics(rec.spec.vm_id, rec.spec.nics.length).catch((err) =>
+      this.d.log.warn({ err, vm_id: rec.spec.vm_id }, 'could not remove TAPs'),
+    );
+  }
+
+  action(id: string, action: 'pause' | 'resume' | 'ctrl-alt-del'): Promise<AgentVmStatus> {
+    return this.locked(assertVmId(id), async () => {
+      const { rec, handle, driver } = this.running(id, action);
+      if (action === 'pause') {
+        await driver.pause(handle);
+        rec.state = 'paused';
+      } else if (action === 'resume') {
+        await driver.resume(handle);
+        rec.state = 'running';
+      } else {
+        await driver.ctrlAltDel(handle);
+      }
+      return this.status(rec);
+    });
+  }
+
+  /** Kills the VMM, removes its TAPs and the whole VM directory; nothing left is not an error. */
+  remove(id: string): Promise<void> {
+    return this.locked(assertVmId(id), async () => {
+      const f = vmFiles(this.d.dataDir, id);
+      const rec = this.vms.get(id);
+      const spec = rec?.spec ?? (await readSpec(f));
+      if (rec?.handle) {
+        rec.stopping = true;
+        await this.d.drivers.get(rec.spec.vmm)?.kill(rec.handle);
+      }
+      await this.unplugNics(id, spec?.nics.length ?? 1);
+      await rm(f.dir, { recursive: true, force: true });
+      this.vms.delete(id);
+    });
+  }
+
+  /** Re-adopts every VM directory: running VMMs are kept as they are, dead ones reported and cleaned. */
+  async restore(): Promise<void> {
+    const root = join(this.d.dataDir, 'vms');
+    const entries = await readdir(root).catch(() => [] as string[]);
+    await Promise.all(
+      entries.map(async (id) => {
+        let f: VmFiles;
+        try {
+          f = vmFiles(this.d.dataDir, id);
+        } catch {
+          return;
+        }
+        const spec = await readSpec(f);
+        // A first boot that crashed before its spec was written left only a half-prepared disk.
+        if (!spec) return rm(f.dir, { recursive: true, force: true });
+        const run = await readRun(f);
+        const driver = this.d.drivers.get(spec.vmm);
+        const handle = driver ? await driver.adopt(id, f).catch(() => null) : null;
+        const rec: VmRecord = { spec, files: f, handle, state: 'stopped', run, stopping: false };
+        this.vms.set(id, rec);
+        if (handle && driver) {
+          rec.state = (await driver.state(handle).catch(() => 'running')) === 'paused' ? 'paused' : 'running';
+          for (const nic of spec.nics) await this.d.guestEndpoint(nic.gateway).catch(() => undefined);
+          this.d.log.info({ vm_id: id, pid: handle.pid }, 'vm adopted');
+        } else if (run.should_run) {
+          await this.died(rec);
+        }
+      }),
+    );
+  }
+
+  private async died(rec: VmRecord): Promise<void> {
+    const f = rec.files;
+    const reason = await exitReason(f.consoleLog, rec.run.console_offset, f.vmmLog, rec.run.vmm_log_offset);
+    this.d.log.warn({ vm_id: rec.spec.vm_id, ...reason }, 'vmm exited on its own');
+    await this.markStopped(rec);
+    const report: VmExitReport = { vm_id: rec.spec.vm_id, ...reason, at: this.now().toISOString() };
+    void this.sendExit(report);
+  }
+
+  private async sendExit(report: VmExitReport): Promise<void> {
+    for (let attempt = 0; attempt < 10; attempt++) {
+      try {
+        return await this.d.reportExit(report);
+      } catch (err) {
+        this.d.log.warn({ err, vm_id: report.vm_id, attempt }, 'reporting a VMM exit failed');
+        await new Promise((r) => setTimeout(r, Math.min(5000, 500 * 2 ** attempt)));
+      }
+    }
+  }
+
+  /** Checks every VMM pid once a second; one that vanished without being asked is reported. */
+  startMonitor(intervalMs = 1000): void {
+    this.monitorTimer = setInterval(() => {
+      for (const rec of this.vms.values()) {
+        const h = rec.handle;
+        const id = rec.spec.vm_id;
+        if (!h || rec.stopping || this.checking.has(id)) continue;
+        this.checking.add(id);
+        void isProcessAlive(h.pid)
+          .then((alive) =>
+            alive
+              ? undefined
+              : this.locked(id, async () => {
+                  if (rec.handle === h && !rec.stopping && this.vms.get(id) === rec) await this.died(rec);
+                }),
+          )
+          .catch((err) => this.d.log.error({ err, vm_id: id }, 'monitor check failed'))
+          .finally(() => this.checking.delete(id));
+      }
+    }, intervalMs);
+    this.monitorTimer.unref();
+  }
+
+  stopMonitor(): void {
+    if (this.monitorTimer) clearInterval(this.monitorTimer);
+    this.monitorTimer = undefined;
+  }
+}
