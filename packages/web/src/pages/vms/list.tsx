@@ -1,6 +1,6 @@
 import { api, VM_STATES, type Vm, type VmState } from '@nqvm/api';
 import { useInfiniteQuery, useQuery, useQueryClient } from '@tanstack/react-query';
-import { useEffect, useLayoutEffect, useMemo, useState } from 'react';
+import { memo, useCallback, useEffect, useLayoutEffect, useMemo, useState } from 'react';
 import { Link, useSearchParams } from 'react-router';
 import { Modal } from '../../components/dialog.tsx';
 import { Badge, Button, Card, Empty, ErrorState, Field, Loading, PageHeader } from '../../components/ui.tsx';
@@ -79,13 +79,16 @@ export function VmListPage() {
     }
   }, [rows]);
 
-  const toggle = (id: string) =>
-    setSelected((s) => {
-      const n = new Set(s);
-      if (n.has(id)) n.delete(id);
-      else n.add(id);
-      return n;
-    });
+  const toggle = useCallback(
+    (id: string) =>
+      setSelected((s) => {
+        const n = new Set(s);
+        if (n.has(id)) n.delete(id);
+        else n.add(id);
+        return n;
+      }),
+    [],
+  );
   const allSelected = rows.length > 0 && rows.every((v) => selected.has(v.id));
   const runBulk = async () => {
     if (!bulk) return;
@@ -303,7 +306,9 @@ export function VmListPage() {
   );
 }
 
-function VmRow({
+const DAY = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium' });
+
+const VmRow = memo(function VmRow({
   vm,
   host,
   checked,
@@ -334,7 +339,7 @@ function VmRow({
       <td className="py-1.5 pr-3 font-mono text-xs">{vm.guest_ip ?? vm.nics[0]?.ip ?? '—'}</td>
       <td className="py-1.5 pr-3">{[vm.owner, vm.environment].filter(Boolean).join(' / ') || '—'}</td>
       <td className="py-1.5 pr-3">{vm.tags.join(', ')}</td>
-      <td className="py-1.5 pr-3 whitespace-nowrap text-slate-500">{new Date(vm.created_at).toLocaleDateString()}</td>
+      <td className="py-1.5 pr-3 whitespace-nowrap text-slate-500">{DAY.format(new Date(vm.created_at))}</td>
     </tr>
   );
-}
+});

@@ -1,0 +1,85 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { gzipSync } from 'node:zlib';
+import { PGlite } from '@electric-sql/pglite';
+import { buildApp, loadConfig, openPglite } from '@nqvm/manager';
+import { chromium } from 'playwright-core';
+
+// Usage: npx tsx bench/web-bundle.ts — builds the console, prints the initial JS (gzipped) and the time
+// Chromium takes to render the VM list with 1,000 VMs (performance marks set by the list page).
+const ROOT = resolve(import.meta.dirname, '..');
+const DIST = join(ROOT, 'packages/web/dist');
+const VMS = 1000;
+
+async function main(): Promise<void> {
+  await promisify(execFile)('npm', ['run', 'build', '-w', '@nqvm/web'], { cwd: ROOT });
+  const html = readFileSync(join(DIST, 'index.html'), 'utf8');
+  const initial = [...html.matchAll(/(?:src|href)="(\/assets\/[^"]+\.js)"/g)].map((m) => m[1] as string);
+  const gz = initial.reduce((n, f) => n + gzipSync(readFileSync(join(DIST, f))).length, 0);
+  process.stdout.write(`initial JS: ${initial.join(', ')} = ${(gz / 1024).toFixed(1)} KiB gzipped (target <= 250)\n`);
+
+  const dataDir = mkdtempSync(join(tmpdir(), 'nqvm-bench-web-'));
+  const password = 'bench-admin-password';
+  const config = loadConfig({ NQVM_DATA_DIR: dataDir, NQVM_ADMIN_PASSWORD: password, NQVM_LOG_LEVEL: 'silent' });
+  const database = openPglite(new PGlite());
+  const { app } = await buildApp(config, { database, logger: false });
+  // Rows straight into the table: the list page's cost does not depend on how the VMs came to be.
+  await database.withSession((s) =>
+    s.exec(`INSERT INTO vms (name, state, vmm, vcpu, mem_mib, kernel_image_id, rootfs_image_id, tags, owner,
+      environment, guest_token_hash, guest_token_enc, desired_running)
+      SELECT 'bench-' || lpad(i::text, 4, '0'), (ARRAY['running','stopped','paused'])[1 + i % 3], 'qemu', 1 + i % 4,
+        256, gen_random_uuid(), gen_random_uuid(), ARRAY['bench', 'group-' || (i % 10)], 'owner-' || (i % 5),
+        (ARRAY['dev','prod'])[1 + i % 2], 'x', 'x', false
+      FROM generate_series(1, ${VMS}) AS i`),
+  );
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const addr = app.server.address();
+  const base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
+  });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    await page.goto(`${base}/login`);
+    await page.getByLabel('Username').fill('admin');
+    await page.getByLabel('Password').fill(password);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Dashboard' }).waitFor();
+    await page.goto(`${base}/vms?limit=500`);
+    await page.locator('tr[data-vm-name]').nth(499).waitFor();
+    await page.getByRole('button', { name: 'Load more' }).click();
+    await page
+      .locator('tr[data-vm-name]')
+      .nth(VMS - 1)
+      .waitFor();
+    const measures = await page.evaluate<{ name: string; duration: number }[]>(
+      `performance.getEntriesByType('measure').filter((m) => m.name.startsWith('vm-list:render')).map((m) => ({ name: m.name, duration: m.duration }))`,
+    );
+    for (const m of measures) process.stdout.write(`${m.name}: ${m.duration.toFixed(1)} ms\n`);
+    const full = measures.filter((m) => m.name === `vm-list:render:${VMS}`).at(-1);
+    process.stdout.write(
+      `VM list render with ${VMS} VMs: ${full ? full.duration.toFixed(1) : '?'} ms (target <= 300)\n`,
+    );
+  } finally {
+    await browser.close();
+    await app.close();
+    await database.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
