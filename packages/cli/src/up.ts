@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { buildDemoImages, startAgent, systemRunner } from '@nqvm/agent';
+import { buildDemoImages, loadAgentConfig, startAgent, systemRunner } from '@nqvm/agent';
 import { buildApp, loadConfig } from '@nqvm/manager';
 
 type Env = Record<string, string | undefined>;
@@ -43,20 +43,20 @@ export async function up(env: Env, flags: Record<string, string | boolean>): Pro
   const url = `http://${config.bind.host}:${config.bind.port}`;
   log(`manager  ${url}  (database: ${built.services.database.kind}, data: ${dataDir})`);
 
-  const agent = await startAgent({
-    env: {
+  const agent = await startAgent(
+    loadAgentConfig({
       ...env,
-      AGENT_DATA_DIR: join(dataDir, 'agent'),
+      AGENT_DATA_DIR: env.AGENT_DATA_DIR || join(dataDir, 'agent'),
       MANAGER_BASE: url,
       NQVM_JOIN_TOKEN: joinToken,
       AGENT_BIND: env.AGENT_BIND || '127.0.0.1:19090',
-    },
-  });
+    }),
+  );
   log(`agent    ${agent.url}  (host ${agent.hostId})`);
 
   const images = built.services.images;
-  const existing = await images.list({ limit: 500 } as never);
-  const names = new Set(existing.items.map((i: { name: string }) => i.name));
+  const existing = JSON.parse(await images.listJson({ limit: 500 })) as { items: { name: string }[] };
+  const names = new Set(existing.items.map((i) => i.name));
   if (!['demo-kernel', 'demo-initrd', 'demo-rootfs'].every((n) => names.has(n))) {
     log('building demo images from Debian packages (first run only)…');
     const demo = await buildDemo(undefined, { ...env, NQVM_DATA_DIR: dataDir });
