@@ -14,6 +14,8 @@ npm run lint
 if [ -f packages/web/package.json ] && grep -q '"build"' packages/web/package.json; then
   npm run build -w @nqvm/web >/dev/null
 fi
+# Demo guest images come from Debian packages: fetch and build them while the network is still reachable.
+node --import tsx scripts/build-demo-images.ts .cache/demo-images .cache/demo-cache >/dev/null
 report=$(mktemp -t nqvm-vitest-XXXXXX.json)
 status=0
 unshare -n -- bash -c 'ip link set lo up && exec npx vitest run --reporter=default --reporter=json --outputFile.json="$0"' "$report" || status=$?
