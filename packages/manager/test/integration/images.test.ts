@@ -210,6 +210,9 @@ describe.each(DB_KINDS)('image registry on %s', (kind) => {
       cursor = res.json().next_cursor;
     } while (cursor);
     expect(seen).toEqual(['page-0', 'page-1', 'page-2', 'page-3', 'page-4']);
+    const one = await t.request({ method: 'GET', url: `/v1/images/${first.json().items[0].id}` });
+    expect(first.json().items[0]).toEqual(one.json());
+    expect(first.headers['content-type']).toMatch(/^application\/json/);
     const kernels = await t.request({ method: 'GET', url: '/v1/images?q=page-&kind=kernel' });
     expect(kernels.json().items).toEqual([]);
   });

@@ -38,12 +38,21 @@ export function imagesRoutes(app: FastifyInstance, authn: Authenticator, images:
   // Upload bodies reach the handler as the raw request stream, never buffered.
   app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
 
-  mount(app, authn, api.images.list, async ({ query }) => images.list(query));
   mount(app, authn, api.images.get, async ({ params }) => images.get(params.id));
   mount(app, authn, api.images.update, async ({ params, body, principal }) =>
     images.update(params.id, body, actorOf(principal)),
   );
   mount(app, authn, api.images.delete, async ({ params, principal }) => images.delete(params.id, actorOf(principal)));
+
+  const list = api.images.list;
+  app.route({
+    method: list.method,
+    url: list.path,
+    schema: schemaOf(list),
+    onRequest: authHook(list.auth, authn),
+    handler: async (req, reply) =>
+      reply.type('application/json; charset=utf-8').send(await images.listJson(req.query as never)),
+  });
 
   const create = api.images.create;
   app.route({

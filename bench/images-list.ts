@@ -1,0 +1,157 @@
+/**
+ * Lists 10,000 images, 100 per page, with 32 concurrent keep-alive clients for 10 s against the manager,
+ * then against a bare Fastify route serving the same pages from memory, in the same run.
+ * Run: `npx tsx bench/images-list.ts` (BENCH_DB=pglite for the embedded database; default a temp PostgreSQL).
+ * The load runs in a worker thread so it does not share the servers' event loop.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { PGlite } from '@electric-sql/pglite';
+import Fastify from 'fastify';
+import { buildApp } from '../packages/manager/src/app.ts';
+import { loadConfig } from '../packages/manager/src/config.ts';
+import { type Database, openPglite, openPostgres } from '../packages/manager/src/db/client.ts';
+import { createDatabase, startPostgres, type TestPostgres } from '../packages/manager/test/support/postgres.ts';
+
+const ROWS = 10_000;
+const PAGE = 100;
+const CLIENTS = 32;
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+
+interface Result {
+  requests: number;
+  errors: number;
+  seconds: number;
+  p50: number;
+  p99: number;
+}
+
+// Plain JS so the worker needs no TypeScript loader.
+const LOAD = `
+const { workerData, parentPort } = require('node:worker_threads');
+const http = require('node:http');
+const { base, paths, token, clients, seconds } = workerData;
+const url = new URL(base);
+const agent = new http.Agent({ keepAlive: true, maxSockets: clients });
+const lat = [];
+let errors = 0;
+function get(path) {
+  return new Promise((resolve) => {
+    const req = http.get({ host: url.hostname, port: url.port, path, agent, headers: { authorization: 'Bearer ' + token } }, (res) => {
+      if (res.statusCode !== 200) errors++;
+      res.resume();
+      res.on('end', resolve);
+    });
+    req.on('error', () => { errors++; resolve(); });
+  });
+}
+async function client(i, until, record) {
+  let n = i;
+  while (performance.now() < until) {
+    const t0 = performance.now();
+    await get(paths[n++ % paths.length]);
+    if (record) lat.push(performance.now() - t0);
+  }
+}
+(async () => {
+  const warm = performance.now() + 1000;
+  await Promise.all(Array.from({ length: clients }, (_, i) => client(i, warm, false)));
+  errors = 0;
+  const start = performance.now();
+  const end = start + seconds * 1000;
+  await Promise.all(Array.from({ length: clients }, (_, i) => client(i, end, true)));
+  const took = (performance.now() - start) / 1000;
+  lat.sort((a, b) => a - b);
+  const q = (p) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))];
+  parentPort.postMessage({ requests: lat.length, errors, seconds: took, p50: q(0.5), p99: q(0.99) });
+  agent.destroy();
+})();
+`;
+
+function load(base: string, paths: string[], token: string): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const w = new Worker(LOAD, { eval: true, workerData: { base, paths, token, clients: CLIENTS, seconds: SECONDS } });
+    w.once('message', (r: Result) => {
+      void w.terminate();
+      resolve(r);
+    });
+    w.once('error', reject);
+  });
+}
+
+async function main() {
+  const usePglite = process.env.BENCH_DB === 'pglite';
+  let pgServer: TestPostgres | undefined;
+  let database: Database;
+  if (usePglite) database = openPglite(new PGlite());
+  else {
+    pgServer = await startPostgres();
+    database = openPostgres(await createDatabase(pgServer.baseUrl));
+  }
+  const dataDir = mkdtempSync(join(tmpdir(), 'nqvm-bench-'));
+  const config = loadConfig({
+    NQVM_DATA_DIR: dataDir,
+    NQVM_ADMIN_PASSWORD: 'bench-admin-password',
+    NQVM_LOG_LEVEL: 'silent',
+    MANAGER_ENABLE_METRICS: 'false',
+  });
+  const { app } = await buildApp(config, { database, logger: false });
+  await database.withSession((s) =>
+    s.exec(`INSERT INTO images (name, kind, description, state, sha256, size_bytes, bytes_done, bytes_total, source)
+      SELECT 'image-' || lpad(i::text, 5, '0'), (ARRAY['kernel','initrd','rootfs','volume'])[1 + i % 4],
+             'benchmark image ' || i, 'ready', encode(sha256(i::text::bytea), 'hex'), 1048576::bigint * i, 1048576::bigint * i,
+             1048576::bigint * i, '{"type":"upload"}'::jsonb
+      FROM generate_series(1, ${ROWS}) AS i`),
+  );
+  const managerBase = await app.listen({ host: '127.0.0.1', port: 0 });
+  const login = await fetch(`${managerBase}/v1/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'admin', password: 'bench-admin-password' }),
+  });
+  const { token } = (await login.json()) as { token: string };
+
+  // Walk every page once: the request paths for both servers, and the bodies the bare route serves.
+  const pages = new Map<string, string>();
+  let cursor: string | null = null;
+  do {
+    const path: string = `/v1/images?limit=${PAGE}${cursor ? `&cursor=${cursor}` : ''}`;
+    const res = await fetch(managerBase + path, { headers: { authorization: `Bearer ${token}` } });
+    const text = await res.text();
+    pages.set(path, text);
+    cursor = (JSON.parse(text) as { next_cursor: string | null }).next_cursor;
+  } while (cursor);
+  if (pages.size !== ROWS / PAGE) throw new Error(`expected ${ROWS / PAGE} pages, walked ${pages.size}`);
+
+  const bare = Fastify({ logger: false });
+  bare.get('/v1/images', async (req, reply) => reply.type('application/json').send(pages.get(req.url)));
+  const bareBase = await bare.listen({ host: '127.0.0.1', port: 0 });
+
+  const paths = [...pages.keys()];
+  const nqvm = await load(managerBase, paths, token);
+  const baseline = await load(bareBase, paths, token);
+
+  const row = (name: string, r: Result) =>
+    `${name.padEnd(24)} ${(r.requests / r.seconds).toFixed(0).padStart(8)} ${r.p50.toFixed(2).padStart(9)} ${r.p99.toFixed(2).padStart(9)} ${String(r.errors).padStart(7)}`;
+  const out = [
+    `images list: ${ROWS} rows, ${PAGE} per page, ${CLIENTS} clients, ${SECONDS} s, database ${database.kind}`,
+    `${'server'.padEnd(24)} ${'req/s'.padStart(8)} ${'p50 ms'.padStart(9)} ${'p99 ms'.padStart(9)} ${'errors'.padStart(7)}`,
+    row('nqvm GET /v1/images', nqvm),
+    row('bare Fastify (memory)', baseline),
+    `throughput ratio nqvm/bare: ${((nqvm.requests / nqvm.seconds / (baseline.requests / baseline.seconds)) * 100).toFixed(1)}%`,
+  ];
+  process.stdout.write(`${out.join('\n')}\n`);
+
+  await bare.close();
+  await app.close();
+  await database.close();
+  await pgServer?.stop();
+  rmSync(dataDir, { recursive: true, force: true });
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
