@@ -11,3 +11,4 @@ export * from './routes.ts';
 export * from './stats.schema.ts';
 export * from './template.schema.ts';
 export * from './vm.schema.ts';
+export * from './vm-observe.schema.ts';

@@ -7,6 +7,7 @@ import type { RouteDef } from './route.ts';
 import { statsRoutes } from './stats.schema.ts';
 import { templateRoutes } from './template.schema.ts';
 import { vmRoutes } from './vm.schema.ts';
+import { vmObserveRoutes } from './vm-observe.schema.ts';
 
 /** Every route of the public API, grouped by feature. New features add their group here. */
 export const api = {
@@ -16,6 +17,7 @@ export const api = {
   images: imageRoutes,
   templates: templateRoutes,
   vms: vmRoutes,
+  vmObserve: vmObserveRoutes,
   stats: statsRoutes,
   agentCallbacks: agentCallbackRoutes,
 };
