@@ -114,6 +114,41 @@ describe.each(DB_KINDS)('image URL import and upload streaming on %s', (kind) =>
     storeClean();
   });
 
+  it('refuses a template on an importing image, and deleting an importing image aborts it leaving nothing', async () => {
+    gate = new Promise((r) => {
+      release = r;
+    });
+    const res = await importUrl('held', `${base}/slow.img`);
+    const id = res.json().id as string;
+    await until('progress', async () => ((await getImage(id)).json().bytes_done > 0 ? true : undefined));
+    const kernel = await t.request({
+      method: 'POST',
+      url: '/v1/images/upload?name=held-kernel&kind=kernel',
+      headers: { 'content-type': 'application/octet-stream' },
+      payload: Buffer.from('k'),
+    });
+    const tpl = await t.request({
+      method: 'POST',
+      url: '/v1/templates',
+      payload: {
+        name: 'on-held',
+        spec: { vcpu: 1, mem_mib: 128, kernel_image_id: kernel.json().id, rootfs_image_id: id },
+      },
+    });
+    expect(tpl.statusCode).toBe(422);
+    expect(tpl.json()).toMatchObject({ code: 'image_not_ready', field: 'body.spec.rootfs_image_id' });
+    expect((await t.request({ method: 'DELETE', url: `/v1/images/${id}` })).statusCode).toBe(204);
+    expect((await getImage(id)).statusCode).toBe(404);
+    release();
+    const ev = await t.request({ method: 'GET', url: `/v1/events?resource_type=image&resource_id=${id}` });
+    expect(ev.json().items.map((e: { action: string; result: string }) => `${e.action}:${e.result}`)).toEqual([
+      'delete:ok',
+      'import:error',
+      'import_started:info',
+    ]);
+    storeClean();
+  });
+
   const failures: [string, string, RegExp, string?][] = [
     ['a 404 from the server', '/missing.img', /404/],
     ['a wrong expected sha256', '/file.img', /sha256 mismatch/, '0'.repeat(64)],
