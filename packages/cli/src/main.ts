@@ -1,4 +1,3 @@
-import { parseArgs } from 'node:util';
 import { ApiError } from '@nqvm/api';
 import { helpText, type Io, login, runApiCommand, UsageError } from './commands.ts';
 import { loadCliConfig } from './config.ts';
@@ -7,15 +6,9 @@ const EXIT = { ok: 0, failure: 1, usage: 2, api4xx: 3, api5xx: 4 } as const;
 
 /** Every command goes through here: options parsed once, errors mapped to messages and exit codes. */
 export async function main(argv: string[], env: Record<string, string | undefined>, io: Io): Promise<number> {
-  let parsed: ReturnType<typeof parseArgs>;
-  try {
-    parsed = parseArgs({ args: argv, strict: false, allowPositionals: true });
-  } catch (err) {
-    io.out(String(err));
-    return EXIT.usage;
-  }
+  const parsed = parseFlags(argv);
   const [cmd, ...rest] = parsed.positionals;
-  const flags = parsed.values as Record<string, string | boolean>;
+  const flags = parsed.flags;
   try {
     if (!cmd || cmd === 'help' || flags.help) {
       io.out(helpText());
@@ -60,4 +53,24 @@ export async function main(argv: string[], env: Record<string, string | undefine
     io.out(`nqvm: ${err instanceof Error ? err.message : String(err)}`);
     return EXIT.failure;
   }
+}
+
+const BOOLEAN_FLAGS = new Set(['json', 'help']);
+
+/** `--name value`, `--name=value`, bare `--json`; everything else is positional. */
+export function parseFlags(argv: string[]): { positionals: string[]; flags: Record<string, string | boolean> } {
+  const positionals: string[] = [];
+  const flags: Record<string, string | boolean> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!a.startsWith('--') || a === '--') {
+      positionals.push(a);
+      continue;
+    }
+    const eq = a.indexOf('=');
+    if (eq > 0) flags[a.slice(2, eq)] = a.slice(eq + 1);
+    else if (BOOLEAN_FLAGS.has(a.slice(2)) || i + 1 >= argv.length || argv[i + 1]!.startsWith('--')) flags[a.slice(2)] = true;
+    else flags[a.slice(2)] = argv[++i]!;
+  }
+  return { positionals, flags };
 }
