@@ -1,19 +1,12 @@
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
-import type {
-  CreateImageRequest,
-  CreateImageSource,
-  Image,
-  ImageKind,
-  ImageSource,
-  ListImagesQuery,
-  UpdateImageRequest,
-} from '@nqvm/api';
+import type { CreateImageRequest, Image, ImageKind, ImageSource, ListImagesQuery, UpdateImageRequest } from '@nqvm/api';
 import { BadRequest, Conflict, DomainError, NotFound, Unprocessable } from '../../domain/errors.ts';
 import type { EventsService } from '../events/events.service.ts';
 import type { CommandRunner } from './images.exec.ts';
 import { resolveImagePath } from './images.paths.ts';
 import { type ImageRow, type ImagesRepository, pgCode } from './images.repository.ts';
+import { checkSource } from './images.source.ts';
 import { type ImageStore, type Ingested, TooLarge } from './images.store.ts';
 
 /** Something that references images (templates, VMs): says who uses one, so it is not deleted under them. */
@@ -60,29 +53,6 @@ export function toImage(r: ImageRow): Image {
 function nameTaken(err: unknown, name: string): never {
   if (pgCode(err) === '23505') throw new Conflict('image_name_taken', `an image named ${name} exists`, 'body.name');
   throw err;
-}
-
-type Source =
-  | { type: 'path'; path: string }
-  | { type: 'url'; url: string; sha256?: string }
-  | { type: 'blank'; size_mib: number };
-
-const SOURCE_FIELDS: Record<Source['type'], { required: string[]; optional: string[] }> = {
-  path: { required: ['path'], optional: [] },
-  url: { required: ['url'], optional: ['sha256'] },
-  blank: { required: ['size_mib'], optional: [] },
-};
-
-/** Each source type takes its own fields and no others. */
-export function checkSource(src: CreateImageSource): Source {
-  const spec = SOURCE_FIELDS[src.type];
-  for (const f of spec.required)
-    if (src[f as keyof CreateImageSource] === undefined)
-      throw new BadRequest('invalid_source', `a ${src.type} source needs ${f}`, `body.source.${f}`);
-  for (const f of Object.keys(src))
-    if (f !== 'type' && !spec.required.includes(f) && !spec.optional.includes(f))
-      throw new BadRequest('invalid_source', `a ${src.type} source does not take ${f}`, `body.source.${f}`);
-  return src as Source;
 }
 
 function reasonOf(err: unknown): string {
