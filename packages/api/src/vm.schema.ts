@@ -184,7 +184,44 @@ const action = (name: VmAction, summary: string) =>
     response: Vm,
   });
 
+export const BulkActionRequest = Type.Object(
+  {
+    ids: Type.Array(Uuid, { minItems: 1, maxItems: 500, uniqueItems: true }),
+    action: Type.Union([...VmAction.anyOf, Type.Literal('delete')]),
+  },
+  { additionalProperties: false },
+);
+
+export const BulkActionResult = Type.Object(
+  {
+    results: Type.Array(
+      Type.Object(
+        {
+          id: Uuid,
+          ok: Type.Boolean(),
+          state: Type.Optional(VmState),
+          code: Type.Optional(Type.String()),
+          detail: Type.Optional(Type.String()),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+
 export const vmRoutes = {
+  bulk: route({
+    method: 'POST',
+    path: '/v1/vms/actions',
+    operationId: 'bulkVmAction',
+    summary: 'Apply one action to many VMs; answers with a result per VM',
+    tag: 'vms',
+    auth: 'user',
+    status: 200,
+    body: BulkActionRequest,
+    response: BulkActionResult,
+  }),
   create: route({
     method: 'POST',
     path: '/v1/vms',

@@ -170,6 +170,23 @@ describe.each(DB_KINDS)('VM API on %s', (kind) => {
     expect(new Set(ok.map((v) => v.nics[0].mac)).size).toBe(8);
   });
 
+  it('bulk actions answer per VM: refusals carry the code, unknown ids say not found', async () => {
+    const a = (await t.request({ method: 'POST', url: '/v1/vms', payload: { ...base(), start: false } })).json();
+    const missing = '00000000-0000-4000-8000-0000000000aa';
+    const res = await t.request({
+      method: 'POST',
+      url: '/v1/vms/actions',
+      payload: { ids: [a.id, missing], action: 'pause' },
+    });
+    expect(res.statusCode).toBe(200);
+    expect(res.json().results).toEqual([
+      { id: a.id, ok: false, code: 'invalid_transition', detail: expect.stringMatching(/stopped/) },
+      { id: missing, ok: false, code: 'vm_not_found', detail: expect.any(String) },
+    ]);
+    const bad = await t.request({ method: 'POST', url: '/v1/vms/actions', payload: { ids: [], action: 'pause' } });
+    expect(bad.json().field).toBe('body.ids');
+  });
+
   it('deleting a VM frees its address', async () => {
     const a = (await t.request({ method: 'POST', url: '/v1/vms', payload: { ...base(), start: false } })).json();
     const del = await t.request({ method: 'DELETE', url: `/v1/vms/${a.id}` });

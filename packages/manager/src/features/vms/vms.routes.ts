@@ -1,6 +1,6 @@
 import { api, type Template } from '@nqvm/api';
 import type { FastifyInstance } from 'fastify';
-import { Forbidden, Unprocessable } from '../../domain/errors.ts';
+import { DomainError, Forbidden, Unprocessable } from '../../domain/errors.ts';
 import { mount } from '../../http/mount.ts';
 import { type Authenticator, actorOf } from '../../http/principal.ts';
 import type { VmsService } from './vms.service.ts';
@@ -21,6 +21,21 @@ export function vmsRoutes(app: FastifyInstance, authn: Authenticator, vms: VmsSe
     }),
   );
   mount(app, authn, api.vms.get, async ({ params }) => vms.get(params.id));
+  mount(app, authn, api.vms.bulk, async ({ body, principal }) => {
+    const actor = actorOf(principal);
+    const results = await Promise.all(
+      body.ids.map(async (id) => {
+        try {
+          const vm = body.action === 'delete' ? await vms.delete(id, actor) : await vms.action(id, body.action, actor);
+          return { id, ok: true, state: vm.state };
+        } catch (err) {
+          if (!(err instanceof DomainError)) throw err;
+          return { id, ok: false, code: err.code, detail: err.message };
+        }
+      }),
+    );
+    return { results };
+  });
   mount(app, authn, api.vms.delete, async ({ params, principal }) => vms.delete(params.id, actorOf(principal)));
   mount(app, authn, api.vms.wait, async ({ params, query }) => vms.wait(params.id, query.state, query.timeout ?? 60));
   for (const action of ['start', 'stop', 'pause', 'resume', 'ctrlAltDel'] as const) {
