@@ -24,6 +24,10 @@ import { ImagesRepository } from './features/images/images.repository.ts';
 import { imagesRoutes } from './features/images/images.routes.ts';
 import { ImagesService } from './features/images/images.service.ts';
 import { ImageStore } from './features/images/images.store.ts';
+import { HttpObserveAgent, type ObserveAgent } from './features/observe/observe.agent.ts';
+import { ObserveRepository } from './features/observe/observe.repository.ts';
+import { observeRoutes } from './features/observe/observe.routes.ts';
+import { ObserveService } from './features/observe/observe.service.ts';
 import { StatsRepository } from './features/stats/stats.repository.ts';
 import { statsRoutes } from './features/stats/stats.routes.ts';
 import { installHttpMetrics, MetricsRegistry } from './features/system/metrics.ts';
@@ -50,6 +54,7 @@ export interface Services {
   images: ImagesService;
   templates: TemplatesService;
   vms: VmsService;
+  observe: ObserveService;
 }
 
 export interface BuiltApp {
@@ -65,6 +70,10 @@ export interface BuildOptions {
   logger?: boolean | object;
   /** How the manager reaches host agents (tests may pass their own). */
   agentApi?: AgentApi;
+  /** How the manager reaches host agents for consoles and metrics (tests may pass their own). */
+  observeAgent?: ObserveAgent;
+  /** History sampling period; 0 turns the background sampler off (tests drive ticks themselves). */
+  metricsSampleIntervalMs?: number;
 }
 
 /** Builds the manager (database migrated, features registered) without listening. */
@@ -158,6 +167,16 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
         { database, repo: vmsRepo, vms, hosts, agent: agentApi, events, log: app.log },
         config.reconcileIntervalMs,
       );
+  const observe = new ObserveService(
+    new ObserveRepository(database.db),
+    vms,
+    opts.observeAgent ?? new HttpObserveAgent(),
+    database,
+    { sampleIntervalMs: opts.metricsSampleIntervalMs ?? 10_000, retentionDays: config.metricsRetentionDays },
+    app.log,
+  );
+  observe.registerGauges(metrics);
+  const stopSampler = opts.metricsSampleIntervalMs === 0 ? async () => {} : observe.start();
   installErrorHandling(app);
   await app.register(cookie);
   await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
@@ -189,12 +208,14 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
     vmsRoutes(v1, authn, vms);
     statsRoutes(v1, authn, new StatsRepository(database.db), { heartbeatTimeoutS: config.hostHeartbeatTimeoutS });
     instantiateRoute(v1, authn, vms, templates);
+    observeRoutes(v1, authn, observe);
   });
 
   await app.register(webConsole);
 
   app.addHook('onClose', async () => {
     await stopReconciler();
+    await stopSampler();
     await vms.idle();
     await images.stop();
     if (!opts.database) await database.close();
@@ -202,7 +223,7 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
 
   return {
     app,
-    services: { database, events, auth, hosts, secrets, metrics, images, templates, vms },
+    services: { database, events, auth, hosts, secrets, metrics, images, templates, vms, observe },
     generatedAdminPassword: admin.generatedPassword,
   };
 }

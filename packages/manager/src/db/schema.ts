@@ -3,6 +3,7 @@ import {
   bigint,
   bigserial,
   boolean,
+  doublePrecision,
   integer,
   jsonb,
   pgTable,
@@ -153,3 +154,24 @@ export const vmNics = pgTable('vm_nics', {
   ip: text('ip').notNull(),
   config: jsonb('config').$type<Record<string, unknown>>().notNull(),
 });
+
+export const vmMetrics = pgTable(
+  'vm_metrics',
+  {
+    vmId: uuid('vm_id').notNull(),
+    at: tz('at').notNull(),
+    resolution: text('resolution').$type<'raw' | '5m'>().notNull(),
+    samples: integer('samples').notNull(),
+    hostCpuPct: doublePrecision('host_cpu_pct'),
+    guestCpuPct: doublePrecision('guest_cpu_pct'),
+    rssBytes: bigint('rss_bytes', { mode: 'number' }),
+    memUsedBytes: bigint('mem_used_bytes', { mode: 'number' }),
+    memTotalBytes: bigint('mem_total_bytes', { mode: 'number' }),
+    diskReadBytes: bigint('disk_read_bytes', { mode: 'number' }),
+    diskWriteBytes: bigint('disk_write_bytes', { mode: 'number' }),
+    netRxBytes: bigint('net_rx_bytes', { mode: 'number' }),
+    netTxBytes: bigint('net_tx_bytes', { mode: 'number' }),
+    guestHealth: text('guest_health').$type<'healthy' | 'unreachable' | 'not_installed'>(),
+  },
+  (t) => [primaryKey({ columns: [t.vmId, t.resolution, t.at] })],
+);

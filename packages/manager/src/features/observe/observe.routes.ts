@@ -1,0 +1,36 @@
+import type {} from '@fastify/websocket';
+import { api, IdParams } from '@nqvm/api';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { authHook, mount } from '../../http/mount.ts';
+import type { Authenticator } from '../../http/principal.ts';
+import type { ObserveService } from './observe.service.ts';
+import { relay } from './ws-relay.ts';
+
+export function observeRoutes(app: FastifyInstance, authn: Authenticator, observe: ObserveService): void {
+  mount(app, authn, api.vmObserve.shell, async ({ params }) => observe.shell(params.id));
+  mount(app, authn, api.vmObserve.metricsHistory, async ({ params, query }) => observe.history(params.id, query));
+  mount(app, authn, api.vmObserve.flushMetrics, async ({ params }) => observe.flush(params.id));
+
+  // Both relays: authenticated before the upgrade, VM checked to exist and be placed, then frames pass through.
+  const wsRoute = (suffix: 'shell/ws' | 'metrics/ws', agentPath: (id: string) => string) =>
+    app.get(
+      `/v1/vms/:id/${suffix}`,
+      {
+        websocket: true,
+        schema: { params: IdParams, hide: true },
+        onRequest: authHook('user', authn),
+        preHandler: async (req: FastifyRequest) => {
+          await observe.target((req.params as { id: string }).id);
+        },
+      },
+      (socket, req) => {
+        const id = (req.params as { id: string }).id;
+        relay(socket, {
+          dial: async () => observe.dial(await observe.target(id), agentPath(id)),
+          onError: (err) => req.log.debug({ err, vm_id: id }, `${suffix} upstream error`),
+        });
+      },
+    );
+  wsRoute('shell/ws', (id) => `/agent/v1/vms/${id}/console/ws`);
+  wsRoute('metrics/ws', (id) => `/agent/v1/vms/${id}/metrics/ws`);
+}
