@@ -67,7 +67,8 @@ export function fieldOf(context: string | undefined, e: AjvError): string {
     (e.params.additionalProperty as string | undefined) ??
     (e.params.propertyName as string | undefined);
   if (extra) parts.push(extra);
-  return [context ?? 'body', ...parts].join('.');
+  const where = context === 'querystring' ? 'query' : (context ?? 'body');
+  return [where, ...parts].join('.');
 }
 
 function validationMessage(e: AjvError): string {

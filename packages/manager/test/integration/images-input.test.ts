@@ -36,12 +36,12 @@ describe.each(DB_KINDS)('image and template bad input on %s', (kind) => {
   const blank = { type: 'blank', size_mib: 8 };
 
   const cases: [string, () => InjectOptions, number, string | null][] = [
-    ['list: limit 0', () => json('GET', '/v1/images?limit=0'), 400, 'querystring.limit'],
-    ['list: limit 501', () => json('GET', '/v1/images?limit=501'), 400, 'querystring.limit'],
-    ['list: unknown kind', () => json('GET', '/v1/images?kind=disk'), 400, 'querystring.kind'],
-    ['list: unknown state', () => json('GET', '/v1/images?state=failed'), 400, 'querystring.state'],
+    ['list: limit 0', () => json('GET', '/v1/images?limit=0'), 400, 'query.limit'],
+    ['list: limit 501', () => json('GET', '/v1/images?limit=501'), 400, 'query.limit'],
+    ['list: unknown kind', () => json('GET', '/v1/images?kind=disk'), 400, 'query.kind'],
+    ['list: unknown state', () => json('GET', '/v1/images?state=failed'), 400, 'query.state'],
     ['list: garbage cursor', () => json('GET', '/v1/images?cursor=%24%24%24'), 400, 'query.cursor'],
-    ['list: unknown parameter', () => json('GET', '/v1/images?sort=name'), 400, 'querystring.sort'],
+    ['list: unknown parameter', () => json('GET', '/v1/images?sort=name'), 400, 'query.sort'],
     ['create: empty body', () => json('POST', '/v1/images', {}), 400, 'body.name'],
     [
       'create: unknown field',
@@ -172,7 +172,7 @@ describe.each(DB_KINDS)('image and template bad input on %s', (kind) => {
         payload: Buffer.from('x'),
       }),
       400,
-      'querystring.name',
+      'query.name',
     ],
     [
       'upload: bad kind',
@@ -183,7 +183,7 @@ describe.each(DB_KINDS)('image and template bad input on %s', (kind) => {
         payload: Buffer.from('x'),
       }),
       400,
-      'querystring.kind',
+      'query.kind',
     ],
     [
       'upload: JSON body',
@@ -230,7 +230,7 @@ describe.each(DB_KINDS)('image and template bad input on %s', (kind) => {
       416,
       'headers.range',
     ],
-    ['templates: limit 0', () => json('GET', '/v1/templates?limit=0'), 400, 'querystring.limit'],
+    ['templates: limit 0', () => json('GET', '/v1/templates?limit=0'), 400, 'query.limit'],
     ['templates: garbage cursor', () => json('GET', '/v1/templates?cursor=%25'), 400, 'query.cursor'],
     ['templates: empty body', () => json('POST', '/v1/templates', {}), 400, 'body.name'],
     ['templates: no spec', () => json('POST', '/v1/templates', { name: 't' }), 400, 'body.spec'],

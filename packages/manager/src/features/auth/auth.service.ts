@@ -7,6 +7,8 @@ import { FailureLimiter } from '../../security/rate-limit.ts';
 import { hashToken, newToken, tokenKind } from '../../security/tokens.ts';
 import type { AuthRepository, TokenRow } from './auth.repository.ts';
 
+const AUTH_CACHE_MS = 1000;
+
 export interface AuthServiceOptions {
   sessionTtlHours: number;
   now?: () => Date;
@@ -27,6 +29,7 @@ export class AuthService {
   private readonly now: () => Date;
   // 10 failed logins per 5 minutes per client address, and per username.
   private readonly limiter = new FailureLimiter(10, 5 * 60_000);
+  private readonly cache = new Map<string, { principal: Principal; until: number }>();
 
   constructor(
     private readonly repo: AuthRepository,
@@ -66,10 +69,35 @@ export class AuthService {
   }
 
   async logout(p: Principal): Promise<void> {
-    if (p.kind === 'user' && p.via === 'session') await this.repo.deleteSession(p.credentialId);
+    if (p.kind === 'user' && p.via === 'session') {
+      await this.repo.deleteSession(p.credentialId);
+      this.evict(p.credentialId);
+    }
   }
 
+  /**
+   * Credentials checked in the last second are answered from memory: a hot API path then costs one
+   * database round trip, not two. Logout and revocation on this manager evict at once; another manager
+   * sharing the database may accept a revoked credential for at most AUTH_CACHE_MS.
+   */
   async authenticate(token: string): Promise<Principal | null> {
+    const key = hashToken(token);
+    const hit = this.cache.get(key);
+    const t = this.now().getTime();
+    if (hit && hit.until > t) return hit.principal;
+    const principal = await this.lookup(token);
+    if (this.cache.size > 10_000) this.cache.clear();
+    if (principal) this.cache.set(key, { principal, until: t + AUTH_CACHE_MS });
+    else this.cache.delete(key);
+    return principal;
+  }
+
+  private evict(credentialId: string): void {
+    for (const [k, v] of this.cache)
+      if (v.principal.kind === 'user' && v.principal.credentialId === credentialId) this.cache.delete(k);
+  }
+
+  private async lookup(token: string): Promise<Principal | null> {
     const kind = tokenKind(token);
     const now = this.now();
     if (kind === 'session') {
@@ -119,5 +147,6 @@ export class AuthService {
 
   async deleteToken(userId: string, id: string): Promise<void> {
     if (!(await this.repo.deleteToken(userId, id))) throw new NotFound('token', id);
+    this.evict(id);
   }
 }
