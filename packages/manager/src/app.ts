@@ -172,11 +172,15 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
     vms,
     opts.observeAgent ?? new HttpObserveAgent(),
     database,
-    { sampleIntervalMs: opts.metricsSampleIntervalMs ?? 10_000, retentionDays: config.metricsRetentionDays },
+    {
+      sampleIntervalMs: opts.metricsSampleIntervalMs ?? config.metricsSampleIntervalMs,
+      retentionDays: config.metricsRetentionDays,
+    },
     app.log,
   );
   observe.registerGauges(metrics);
-  const stopSampler = opts.metricsSampleIntervalMs === 0 ? async () => {} : observe.start();
+  const stopSampler =
+    (opts.metricsSampleIntervalMs ?? config.metricsSampleIntervalMs) === 0 ? async () => {} : observe.start();
   installErrorHandling(app);
   await app.register(cookie);
   await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });

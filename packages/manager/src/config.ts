@@ -24,6 +24,8 @@ export interface ManagerConfig {
   memOvercommit: number;
   hostHeartbeatTimeoutS: number;
   reconcileIntervalMs: number;
+  /** Period of the stored metrics samples; 0 turns the history sampler off. */
+  metricsSampleIntervalMs: number;
   stopTimeoutS: number;
   /** The managed default network: a bridge of this name on every host, addresses from this CIDR. */
   network: { cidr: string; gateway: string; bridge: string; nat: boolean };
@@ -122,6 +124,7 @@ export function loadConfig(env: Env): ManagerConfig {
     memOvercommit: num('NQVM_MEM_OVERCOMMIT', 1, 0.1, 8),
     hostHeartbeatTimeoutS: num('NQVM_HOST_HEARTBEAT_TIMEOUT_S', 30, 3, 3600),
     reconcileIntervalMs: num('NQVM_RECONCILE_INTERVAL_MS', 5000, 200, 600_000),
+    metricsSampleIntervalMs: num('NQVM_METRICS_SAMPLE_INTERVAL_S', 10, 0, 3600) * 1000,
     stopTimeoutS: num('NQVM_STOP_TIMEOUT_S', 20, 1, 600),
     network: { cidr, gateway, bridge, nat: bool('NQVM_NETWORK_NAT', false) },
   };
