@@ -2,6 +2,7 @@ import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AgentVmSpec, AgentVmStatus, VmExitReport, VmmKind } from '@nqvm/api';
 import type { Logger } from 'pino';
+import { prepareDevices, withDevices } from '../devices/drives.ts';
 import { type CommandRunner, systemRunner } from '../host/exec.ts';
 import type { ImageCache } from '../images/cache.ts';
 import { ImageFetchFailed } from '../images/cache.ts';
@@ -29,6 +30,33 @@ export interface VmServiceDeps {
   log: Logger;
   runner?: CommandRunner;
   now?: () => Date;
+  /** Features that follow a VM's NICs (MMDS anti-spoofing) hook in here. */
+  hooks?: VmHooks;
+}
+
+export interface VmHooks {
+  nicsPlugged?(spec: AgentVmSpec, taps: string[]): Promise<void>;
+  removed?(spec: AgentVmSpec): Promise<void>;
+}
+
+/** A first boot that restores saved state (snapshot instantiate) instead of booting a prepared disk. */
+export interface RestoreFrom {
+  disk: string;
+  state: string;
+  /** Runs with the TAPs created and the VMM not yet started. */
+  beforeLaunch(taps: string[]): Promise<void>;
+  /** Runs with the state loaded and the VM paused; must leave it running. */
+  afterLaunch(handle: VmmHandle, driver: VmmDriver, taps: string[]): Promise<void>;
+}
+
+/** What a VM feature (snapshots) may use of a VM, under the VM's lock. */
+export interface VmAccess {
+  spec: AgentVmSpec;
+  files: VmFiles;
+  handle: VmmHandle | null;
+  driver: VmmDriver | undefined;
+  state: AgentVmStatus['state'];
+  setState(state: AgentVmStatus['state']): void;
 }
 
 interface VmRecord {
@@ -132,7 +160,10 @@ export class VmService {
   private async plugNics(spec: AgentVmSpec): Promise<string[]> {
     const taps: string[] = [];
     for (const [i, nic] of spec.nics.entries()) {
-      await this.d.network.ensureBridge({ name: nic.bridge, address: bridgeAddress(nic) });
+      // Concurrent boots on one bridge would race on `ip addr add`; one ensure per bridge at a time.
+      await this.locked(`bridge:${nic.bridge}`, () =>
+        this.d.network.ensureBridge({ name: nic.bridge, address: bridgeAddress(nic) }),
+      );
       await this.d
         .guestEndpoint(nic.gateway)
         .catch((err) => this.d.log.warn({ err, bridge: nic.bridge }, 'guest endpoint unavailable on this bridge'));
@@ -142,6 +173,7 @@ export class VmService {
         await this.d.network.applyNicLimits(tap, { rx: nic.rx_rate_limiter ?? null, tx: nic.tx_rate_limiter ?? null });
       taps.push(tap);
     }
+    await this.d.hooks?.nicsPlugged?.(spec, taps);
     return taps;
   }
 
@@ -150,7 +182,7 @@ export class VmService {
   }
 
   /** First call prepares `<data>/vms/<id>/` and its disk; later calls (a cold start) reuse that disk. */
-  boot(spec: AgentVmSpec): Promise<AgentVmStatus> {
+  boot(spec: AgentVmSpec, restore?: RestoreFrom): Promise<AgentVmStatus> {
     const id = assertVmId(spec.vm_id);
     return this.locked(id, async () => {
       const current = this.vms.get(id);
@@ -167,10 +199,16 @@ export class VmService {
         ]);
         if (fresh) {
           await mkdir(f.dir, { recursive: true, mode: 0o700 });
-          const base = await step('images', () => this.d.images.ensure(spec.rootfs));
-          await step('disk', () => copyImage(this.runner, base, f.rootfs));
-          await step('rootfs', () => prepareRootfs(new Ext4Image(f.rootfs, this.runner), this.rootfsPlan(spec)));
+          if (restore) await step('disk', () => copyImage(this.runner, restore.disk, f.rootfs));
+          else {
+            const base = await step('images', () => this.d.images.ensure(spec.rootfs));
+            await step('disk', () => copyImage(this.runner, base, f.rootfs));
+            await step('rootfs', () => prepareRootfs(new Ext4Image(f.rootfs, this.runner), this.rootfsPlan(spec)));
+          }
         }
+        await step('disk', () =>
+          prepareDevices({ runner: this.runner, image: (ref) => this.d.images.ensure(ref) }, f, spec),
+        );
         await writeSpec(f, spec);
         const prepared = Date.now();
         const taps = await step('network', () => this.plugNics(spec));
@@ -180,8 +218,21 @@ export class VmService {
           console_offset: await fileSize(f.consoleLog),
           vmm_log_offset: await fileSize(f.vmmLog),
         };
-        const launch = launchSpec(spec, { kernel, ...(initrd ? { initrd } : {}), rootfs: f.rootfs, tools, taps });
+        const launch = withDevices(
+          launchSpec(spec, { kernel, ...(initrd ? { initrd } : {}), rootfs: f.rootfs, tools, taps }),
+          spec,
+          f.dir,
+        );
+        if (restore && fresh) {
+          launch.incoming_state_path = restore.state;
+          await step('network', () => restore.beforeLaunch(taps));
+        }
         const handle = await step('launch', () => driver.launch(launch, f));
+        if (restore && fresh)
+          await restore.afterLaunch(handle, driver, taps).catch(async (e) => {
+            await driver.kill(handle);
+            throw e;
+          });
         run.booted_at = this.now().toISOString();
         await writeRun(f, run);
         const rec: VmRecord = { spec, files: f, handle, state: 'running', run, stopping: false };
@@ -242,12 +293,52 @@ export class VmService {
     };
   }
 
+  /** Runs `fn` with the VM's parts under its lock (no other operation on it meanwhile). */
+  withVm<T>(id: string, fn: (vm: VmAccess) => Promise<T>): Promise<T> {
+    return this.locked(assertVmId(id), async () => {
+      const rec = this.vms.get(id);
+      if (!rec) throw new VmNotFound(id);
+      return fn({
+        spec: rec.spec,
+        files: rec.files,
+        handle: rec.handle,
+        driver: this.d.drivers.get(rec.spec.vmm),
+        state: rec.state,
+        setState: (state) => {
+          rec.state = state;
+        },
+      });
+    });
+  }
+
   private running(id: string, action: string): { rec: VmRecord; handle: VmmHandle; driver: VmmDriver } {
     const rec = this.vms.get(assertVmId(id));
     if (!rec) throw new VmNotFound(id);
     const driver = this.d.drivers.get(rec.spec.vmm);
     if (!rec.handle || !driver) throw new VmNotRunning(id, action);
     return { rec, handle: rec.handle, driver };
+  }
+
+  /** Runs a live device change on a running VM under its lock; `save` keeps the changed spec for adoption. */
+  live<T>(
+    id: string,
+    fn: (vm: {
+      spec: AgentVmSpec;
+      handle: VmmHandle;
+      taps: string[];
+      network: HostNetwork;
+      save(spec: AgentVmSpec): Promise<void>;
+    }) => Promise<T>,
+  ): Promise<T> {
+    return this.locked(assertVmId(id), async () => {
+      const { rec, handle } = this.running(id, 'change devices');
+      const save = async (spec: AgentVmSpec) => {
+        rec.spec = spec;
+        await writeSpec(rec.files, spec);
+      };
+      const taps = rec.spec.nics.map((_, i) => tapNameFor(id, i));
+      return fn({ spec: rec.spec, handle, taps, network: this.d.network, save });
+    });
   }
 
   stop(id: string, timeoutS: number): Promise<AgentVmStatus> {
@@ -309,6 +400,7 @@ export class VmService {
       await this.unplugNics(id, spec?.nics.length ?? 1);
       await rm(f.dir, { recursive: true, force: true });
       this.vms.delete(id);
+      if (spec) await this.d.hooks?.removed?.(spec).catch((err) => this.d.log.warn({ err, vm_id: id }, 'remove hook'));
     });
   }
 
