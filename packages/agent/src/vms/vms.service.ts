@@ -1,4 +1,4 @@
-import { mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AgentVmSpec, AgentVmStatus, VmExitReport, VmmKind } from '@nqvm/api';
 import type { Logger } from 'pino';
@@ -421,7 +421,10 @@ export class VmService {
         if (!spec) return rm(f.dir, { recursive: true, force: true });
         const run = await readRun(f);
         const driver = this.d.drivers.get(spec.vmm);
-        const handle = driver ? await driver.adopt(id, f).catch(() => null) : null;
+        let handle = driver ? await driver.adopt(id, f).catch(() => null) : null;
+        // A live VMM whose control socket answers slowly (a loaded host) is retried, never declared dead.
+        for (let i = 0; driver && !handle && i < 3 && (await this.pidAlive(f)); i++)
+          handle = await driver.adopt(id, f).catch(() => null);
         const rec: VmRecord = { spec, files: f, handle, state: 'stopped', run, stopping: false };
         this.vms.set(id, rec);
         if (handle && driver) {
@@ -433,6 +436,11 @@ export class VmService {
         }
       }),
     );
+  }
+
+  private async pidAlive(f: VmFiles): Promise<boolean> {
+    const pid = Number.parseInt(await readFile(f.pidFile, 'utf8').catch(() => ''), 10);
+    return Number.isInteger(pid) && pid > 1 && (await isProcessAlive(pid));
   }
 
   private async died(rec: VmRecord): Promise<void> {
