@@ -9,10 +9,15 @@ import { ImageCache } from './images/cache.ts';
 import { ManagerCallFailed, ManagerClient } from './manager/client.ts';
 import { hostCapabilities, hostCapacity } from './manager/host-info.ts';
 import { loadIdentity, saveIdentity } from './manager/identity.ts';
-import { HostNetwork } from './net/index.ts';
+import { HostNetwork, tapNameFor } from './net/index.ts';
 import { FirecrackerDriver } from './vmm/firecracker/index.ts';
 import { QemuDriver } from './vmm/qemu/index.ts';
 import type { VmmDriver } from './vmm/types.ts';
+import { logsRoutes } from './logs/logs.routes.ts';
+import { guardTap, unguardTap } from './mmds/guard.ts';
+import { MmdsService } from './mmds/mmds.service.ts';
+import { snapshotRoutes } from './snapshots/snapshots.routes.ts';
+import { SnapshotService } from './snapshots/snapshots.service.ts';
 import { GuestTools } from './vms/guest-tools.ts';
 import { VmService } from './vms/vms.service.ts';
 
@@ -51,6 +56,7 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
     tokenOf: (id) => vms.guestToken(id),
     log: log.child({ component: 'guest-endpoint' }),
   });
+  const mmds = new MmdsService({ dataDir: config.dataDir, runner, log: log.child({ component: 'mmds' }) });
   const vms: VmService = new VmService({
     dataDir: config.dataDir,
     drivers: new Map(drivers.map((d) => [d.kind as VmmKind, d])),
@@ -62,9 +68,24 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
     reportExit: (r) => manager.reportExit(r),
     log,
     runner,
+    hooks: {
+      nicsPlugged: async (spec, taps) => {
+        for (const [i, tap] of taps.entries()) if (spec.nics[i]) await guardTap(runner, tap, spec.nics[i].ip);
+      },
+      removed: async (spec) => {
+        await mmds.remove(spec.vm_id);
+        for (const i of spec.nics.keys()) await unguardTap(runner, tapNameFor(spec.vm_id, i)).catch(() => undefined);
+      },
+    },
   });
+  const snapshots = new SnapshotService({ dataDir: config.dataDir, vms, runner, log });
 
-  const app = buildAgentApp({ vms, secret: () => manager.identity?.secret, log });
+  const app = buildAgentApp({
+    vms,
+    secret: () => manager.identity?.secret,
+    log,
+    routes: [(api) => snapshotRoutes(api, snapshots, mmds), (api) => logsRoutes(api, config.dataDir)],
+  });
   await app.listen({ host: config.bind.host, port: config.bind.port });
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.bind.port;
@@ -91,6 +112,7 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
     manager.identity = await loadIdentity(config.dataDir);
     if (!manager.identity) await register();
     await vms.restore();
+    await mmds.restore();
     vms.startMonitor();
 
     let stopped = false;
@@ -127,6 +149,7 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
         vms.stopMonitor();
         await inflight.catch(() => undefined);
         await guest.close();
+        await mmds.close();
         await app.close();
       },
     };

@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { AgentVmSpec } from '@nqvm/api';
-import Fastify, { type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { Type } from 'typebox';
 import { AgentError } from './vms/errors.ts';
@@ -12,6 +12,8 @@ export interface AgentAppDeps {
   /** The current host secret (it changes when the agent re-registers); undefined until registered. */
   secret(): string | undefined;
   log: Logger;
+  /** More feature routes (snapshots, MMDS, logs), mounted behind the host-secret check. */
+  routes?: ((api: FastifyInstance) => void)[];
 }
 
 const IdParams = Type.Object({ id: Type.String({ maxLength: 64 }) });
@@ -90,6 +92,7 @@ export function buildAgentApp(d: AgentAppDeps) {
         return reply.code(204).send();
       },
     );
+    for (const add of d.routes ?? []) add(api);
   });
   return app;
 }

@@ -3,7 +3,10 @@ import { authRoutes } from './auth.schema.ts';
 import { eventRoutes } from './event.schema.ts';
 import { hostRoutes } from './host.schema.ts';
 import { imageRoutes } from './image.schema.ts';
+import { logRoutes } from './logs.schema.ts';
+import { mmdsRoutes } from './mmds.schema.ts';
 import type { RouteDef } from './route.ts';
+import { snapshotRoutes } from './snapshot.schema.ts';
 import { statsRoutes } from './stats.schema.ts';
 import { templateRoutes } from './template.schema.ts';
 import { vmRoutes } from './vm.schema.ts';
@@ -18,6 +21,9 @@ export const api = {
   templates: templateRoutes,
   vms: vmRoutes,
   vmObserve: vmObserveRoutes,
+  snapshots: snapshotRoutes,
+  mmds: mmdsRoutes,
+  logs: logRoutes,
   stats: statsRoutes,
   agentCallbacks: agentCallbackRoutes,
 };

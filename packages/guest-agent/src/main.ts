@@ -1,10 +1,11 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { hostname, networkInterfaces } from 'node:os';
 import { ConfigError, configPathFromEnv, parseConfig, type ResolvedConfig } from './config';
+import { applyIdentity, execArgv, interfaceWith } from './identity';
 import { createLogger, type Logger } from './log';
 import { MetricsSampler } from './metrics';
 import { abortableSleep, firstIpv4, postJson, type Reporter, startReporter } from './report';
-import { createGuestServer, listen, startCpuSampling } from './server';
+import { createGuestServer, type IdentityHandler, listen, startCpuSampling } from './server';
 import { GUEST_AGENT_PORT, GUEST_AGENT_VERSION } from './version';
 
 const SHUTDOWN_DEADLINE_MS = 3000;
@@ -32,7 +33,26 @@ export async function main(): Promise<void> {
 
   const sampler = new MetricsSampler();
   const stopSampling = startCpuSampling(sampler, logger);
-  const server = createGuestServer({ sampler, logger });
+  let reporter: Reporter | undefined;
+  const identity: IdentityHandler | undefined = config
+    ? {
+        token: () => config.token,
+        apply: async (id) => {
+          const iface = interfaceWith(id.old_ip) ?? 'eth0';
+          await applyIdentity(id, execArgv, iface);
+          config.vm_id = id.vm_id;
+          config.token = id.token;
+          await writeFile(
+            configPath,
+            `${JSON.stringify({ vm_id: id.vm_id, token: id.token, host_url: config.host_url, port: config.port })}\n`,
+            { mode: 0o600 },
+          ).catch((err: unknown) => logger.error('config_write_failed', { error: String(err) }));
+          logger.info('identity_applied', { vm_id: id.vm_id, ip: id.ip, hostname: id.hostname });
+          reporter?.kick();
+        },
+      }
+    : undefined;
+  const server = createGuestServer({ sampler, logger, ...(identity ? { identity } : {}) });
   try {
     await listen(server, port);
   } catch (err) {
@@ -41,7 +61,6 @@ export async function main(): Promise<void> {
   }
   logger.info('started', { version: GUEST_AGENT_VERSION, port, pid: process.pid, config: configPath });
 
-  let reporter: Reporter | undefined;
   if (config) {
     reporter = startReporter(config, {
       post: postJson,

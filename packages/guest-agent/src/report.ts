@@ -71,6 +71,8 @@ export interface Reporter {
   /** Settles when the loop has ended (only after stop()). */
   readonly done: Promise<void>;
   stop(): Promise<void>;
+  /** Reports again now (the identity or address changed) instead of at the next interval. */
+  kick(): void;
 }
 
 export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -102,10 +104,18 @@ export function startReporter(config: ResolvedConfig, deps: ReporterDeps): Repor
   const controller = new AbortController();
   const { signal } = controller;
   // Appended rather than resolved so a host_url with a path prefix keeps it.
-  const url = new URL(config.hostUrl.href.replace(/\/+$/, '') + guestReportPath(config.vm_id));
+  // Built per attempt: a clone's vm_id changes when it takes its new identity.
+  const urlOf = () => new URL(config.hostUrl.href.replace(/\/+$/, '') + guestReportPath(config.vm_id));
   const log = deps.logger;
   // Origin and path only: a host_url with userinfo must not reach the log.
-  const safeUrl = url.origin + url.pathname;
+  const safeUrlOf = () => urlOf().origin + urlOf().pathname;
+  let nap = new AbortController();
+  signal.addEventListener('abort', () => nap.abort(), { once: true });
+  const sleep = async (ms: number) => {
+    nap = new AbortController();
+    if (signal.aborted) return;
+    await deps.sleep(ms, nap.signal);
+  };
 
   // Never throws: any failure, even reading the interfaces, becomes a retry rather than a dead loop.
   const attempt = async (): Promise<{ ok: boolean; ip?: string; reason?: string }> => {
@@ -117,7 +127,7 @@ export function startReporter(config: ResolvedConfig, deps: ReporterDeps): Repor
     }
     if (!report) return { ok: false, reason: 'no non-loopback IPv4 address yet' };
     try {
-      const status = await deps.post(url, config.token, report, signal);
+      const status = await deps.post(urlOf(), config.token, report, signal);
       if (status >= 200 && status < 300) return { ok: true, ip: report.ip };
       return { ok: false, ip: report.ip, reason: `host answered ${status}` };
     } catch (err) {
@@ -133,16 +143,16 @@ export function startReporter(config: ResolvedConfig, deps: ReporterDeps): Repor
       if (signal.aborted) break;
       if (result.ok) {
         if (failures > 0 || result.ip !== reportedIp) {
-          log.info('reported', { url: safeUrl, vm_id: config.vm_id, ip: result.ip, after_failures: failures });
+          log.info('reported', { url: safeUrlOf(), vm_id: config.vm_id, ip: result.ip, after_failures: failures });
         }
         reportedIp = result.ip;
         failures = 0;
-        await deps.sleep(REREPORT_INTERVAL_MS, signal);
+        await sleep(REREPORT_INTERVAL_MS);
       } else {
         failures++;
         const delay = retryDelayMs(failures);
-        log.warn('report_failed', { url: safeUrl, reason: result.reason, attempt: failures, retry_in_ms: delay });
-        await deps.sleep(delay, signal);
+        log.warn('report_failed', { url: safeUrlOf(), reason: result.reason, attempt: failures, retry_in_ms: delay });
+        await sleep(delay);
       }
     }
   };
@@ -154,5 +164,6 @@ export function startReporter(config: ResolvedConfig, deps: ReporterDeps): Repor
       controller.abort();
       await done;
     },
+    kick: () => nap.abort(),
   };
 }

@@ -1,4 +1,6 @@
-import { createServer, type Server, type ServerResponse } from 'node:http';
+import { timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { type NewIdentity, parseIdentity } from './identity';
 import type { Logger } from './log';
 import type { MetricsSampler } from './metrics';
 import type { GuestHealth } from './types';
@@ -10,6 +12,59 @@ export interface GuestServerOptions {
   version?: string;
   /** Milliseconds since the epoch; the agent's own start time is measured with it. */
   now?: () => number;
+  /** Accepts a new identity from the host agent (clones restored from a snapshot); absent without a config. */
+  identity?: IdentityHandler;
+}
+
+export interface IdentityHandler {
+  /** The token the host agent must present (the one this guest currently holds). */
+  token(): string;
+  /** Called after the 202 went out: the address changes under the connection. */
+  apply(id: NewIdentity): Promise<void>;
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let size = 0;
+    const parts: Buffer[] = [];
+    req.on('data', (b: Buffer) => {
+      size += b.length;
+      if (size > limit) req.destroy(new Error('body too large'));
+      else parts.push(b);
+    });
+    req.on('end', () => resolve(Buffer.concat(parts).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+function sameSecret(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+async function handleIdentity(req: IncomingMessage, res: ServerResponse, h: IdentityHandler, logger: Logger) {
+  if (req.method !== 'POST') {
+    res.setHeader('allow', 'POST');
+    return sendJson(res, 405, { error: 'method_not_allowed' });
+  }
+  const auth = req.headers.authorization ?? '';
+  if (!auth.startsWith('Bearer ') || !sameSecret(auth.slice(7).trim(), h.token()))
+    return sendJson(res, 401, { error: 'unauthorized' });
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readBody(req, 16 * 1024));
+  } catch {
+    return sendJson(res, 400, { error: 'invalid_json' });
+  }
+  const id = parseIdentity(raw);
+  if (typeof id === 'string') return sendJson(res, 400, { error: 'invalid_identity', message: id });
+  res.once('finish', () => {
+    h.apply(id).catch((err: unknown) =>
+      logger.error('identity_failed', { error: err instanceof Error ? err.message : String(err) }),
+    );
+  });
+  sendJson(res, 202, { ok: true });
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
@@ -29,6 +84,10 @@ export function createGuestServer(opts: GuestServerOptions): Server {
   const version = opts.version ?? GUEST_AGENT_VERSION;
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
+    if (path === '/identity' && opts.identity) {
+      void handleIdentity(req, res, opts.identity, opts.logger);
+      return;
+    }
     if (path !== '/health' && path !== '/metrics') {
       sendJson(res, 404, { error: 'not_found', path });
       return;

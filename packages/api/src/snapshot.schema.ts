@@ -1,0 +1,143 @@
+import { type Static, Type } from 'typebox';
+import { Description, IdParams, Name, Page, Timestamp, Uuid } from './common.schema.ts';
+import { route } from './route.ts';
+import { Template } from './template.schema.ts';
+import { Vm } from './vm.schema.ts';
+
+export const SnapshotType = Type.Union([Type.Literal('Full'), Type.Literal('Diff')], {
+  description:
+    'Full: guest RAM and device state; Diff: device state over a parent RAM file (refused where unsupported)',
+});
+export type SnapshotType = Static<typeof SnapshotType>;
+
+export const SnapshotState = Type.Union([Type.Literal('creating'), Type.Literal('ready'), Type.Literal('error')]);
+export type SnapshotState = Static<typeof SnapshotState>;
+
+export const Snapshot = Type.Object(
+  {
+    id: Uuid,
+    vm_id: Type.Union([Uuid, Type.Null()], { description: 'The source VM; null once it was deleted' }),
+    host_id: Type.Union([Uuid, Type.Null()]),
+    name: Type.String(),
+    snapshot_type: SnapshotType,
+    parent_id: Type.Union([Uuid, Type.Null()]),
+    state: SnapshotState,
+    state_bytes: Type.Integer({ description: 'Saved memory and device state, bytes on disk' }),
+    disk_bytes: Type.Integer({ description: 'The copied disk, allocated bytes on disk' }),
+    source_spec: Type.Record(Type.String(), Type.Unknown(), { description: "The source VM's spec when saved" }),
+    error: Type.Union([Type.String(), Type.Null()]),
+    created_at: Timestamp,
+  },
+  { additionalProperties: false },
+);
+export type Snapshot = Static<typeof Snapshot>;
+
+export const CreateSnapshotRequest = Type.Object(
+  { name: Name, snapshot_type: Type.Optional(SnapshotType) },
+  { additionalProperties: false },
+);
+export type CreateSnapshotRequest = Static<typeof CreateSnapshotRequest>;
+
+export const NameRequest = Type.Object({ name: Name }, { additionalProperties: false });
+
+export const SaveTemplateRequest = Type.Object(
+  { name: Name, description: Type.Optional(Description) },
+  { additionalProperties: false },
+);
+
+export const snapshotRoutes = {
+  create: route({
+    method: 'POST',
+    path: '/v1/vms/:id/snapshots',
+    operationId: 'createSnapshot',
+    summary: 'Pause, save memory, device and disk state, resume (a running VM only)',
+    tag: 'snapshots',
+    auth: 'user',
+    status: 201,
+    params: IdParams,
+    body: CreateSnapshotRequest,
+    response: Snapshot,
+  }),
+  listForVm: route({
+    method: 'GET',
+    path: '/v1/vms/:id/snapshots',
+    operationId: 'listVmSnapshots',
+    summary: "A VM's snapshots, newest first",
+    tag: 'snapshots',
+    auth: 'user',
+    status: 200,
+    params: IdParams,
+    response: Page(Snapshot),
+  }),
+  get: route({
+    method: 'GET',
+    path: '/v1/snapshots/:id',
+    operationId: 'getSnapshot',
+    summary: 'One snapshot: type, sizes, parent, source spec',
+    tag: 'snapshots',
+    auth: 'user',
+    status: 200,
+    params: IdParams,
+    response: Snapshot,
+  }),
+  delete: route({
+    method: 'DELETE',
+    path: '/v1/snapshots/:id',
+    operationId: 'deleteSnapshot',
+    summary: 'Delete a snapshot and its files (409 while an instance is restoring from it or a Diff child exists)',
+    tag: 'snapshots',
+    auth: 'user',
+    status: 204,
+    params: IdParams,
+  }),
+  instantiate: route({
+    method: 'POST',
+    path: '/v1/snapshots/:id/instantiate',
+    operationId: 'instantiateSnapshot',
+    summary: 'A new VM (own disk copy, new MAC, IP and hostname) resuming where the snapshot left off',
+    tag: 'snapshots',
+    auth: 'user',
+    status: 202,
+    params: IdParams,
+    body: NameRequest,
+    response: Vm,
+  }),
+  clone: route({
+    method: 'POST',
+    path: '/v1/vms/:id/clone',
+    operationId: 'cloneVm',
+    summary: 'Copy a VM: a stopped one by its disk, a running one through a snapshot',
+    tag: 'vms',
+    auth: 'user',
+    status: 202,
+    params: IdParams,
+    body: NameRequest,
+    response: Vm,
+  }),
+  saveTemplate: route({
+    method: 'POST',
+    path: '/v1/vms/:id/template',
+    operationId: 'saveVmAsTemplate',
+    summary: "Save the VM's spec as a template",
+    tag: 'templates',
+    auth: 'user',
+    status: 201,
+    params: IdParams,
+    body: SaveTemplateRequest,
+    response: Template,
+  }),
+};
+
+/** Manager → agent: save a snapshot of a VM on its host into the agent's snapshot store. */
+export const AgentSnapshotCreate = Type.Object({ snapshot_type: SnapshotType }, { additionalProperties: false });
+
+export const AgentSnapshotInfo = Type.Object(
+  {
+    state_bytes: Type.Integer(),
+    disk_bytes: Type.Integer(),
+    save_ms: Type.Integer({ description: 'From pause to the state file written' }),
+    paused_ms: Type.Integer({ description: 'How long the guest was frozen' }),
+  },
+  { additionalProperties: false },
+);
+export type AgentSnapshotInfo = Static<typeof AgentSnapshotInfo>;
