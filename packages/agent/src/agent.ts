@@ -6,18 +6,19 @@ import type { AgentConfig } from './config.ts';
 import { GuestEndpoints } from './guest/server.ts';
 import { type CommandRunner, systemRunner } from './host/exec.ts';
 import { ImageCache } from './images/cache.ts';
+import { logsRoutes } from './logs/logs.routes.ts';
 import { ManagerCallFailed, ManagerClient } from './manager/client.ts';
 import { hostCapabilities, hostCapacity } from './manager/host-info.ts';
 import { loadIdentity, saveIdentity } from './manager/identity.ts';
+import { guardTap, unguardTap } from './mmds/guard.ts';
+import { MmdsService } from './mmds/mmds.service.ts';
 import { HostNetwork, tapNameFor } from './net/index.ts';
+import { Observe } from './observe/observe.ts';
+import { snapshotRoutes } from './snapshots/snapshots.routes.ts';
+import { SnapshotService } from './snapshots/snapshots.service.ts';
 import { FirecrackerDriver } from './vmm/firecracker/index.ts';
 import { QemuDriver } from './vmm/qemu/index.ts';
 import type { VmmDriver } from './vmm/types.ts';
-import { logsRoutes } from './logs/logs.routes.ts';
-import { guardTap, unguardTap } from './mmds/guard.ts';
-import { MmdsService } from './mmds/mmds.service.ts';
-import { snapshotRoutes } from './snapshots/snapshots.routes.ts';
-import { SnapshotService } from './snapshots/snapshots.service.ts';
 import { GuestTools } from './vms/guest-tools.ts';
 import { VmService } from './vms/vms.service.ts';
 
@@ -79,12 +80,23 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
     },
   });
   const snapshots = new SnapshotService({ dataDir: config.dataDir, vms, runner, log });
+  const observe = new Observe({
+    dataDir: config.dataDir,
+    vms,
+    guest,
+    network: new HostNetwork({ runner }),
+    onError: (vmId, err) => log.debug({ err, vm_id: vmId }, 'metrics sample failed'),
+  });
 
   const app = buildAgentApp({
     vms,
     secret: () => manager.identity?.secret,
     log,
-    routes: [(api) => snapshotRoutes(api, snapshots, mmds), (api) => logsRoutes(api, config.dataDir)],
+    routes: [
+      (api) => snapshotRoutes(api, snapshots, mmds),
+      (api) => logsRoutes(api, config.dataDir),
+      (api) => observe.routes(api),
+    ],
   });
   await app.listen({ host: config.bind.host, port: config.bind.port });
   const addr = app.server.address();
@@ -147,6 +159,7 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
         stopped = true;
         if (timer) clearTimeout(timer);
         vms.stopMonitor();
+        observe.close();
         await inflight.catch(() => undefined);
         await guest.close();
         await mmds.close();

@@ -1,0 +1,206 @@
+/**
+ * Boot benchmark (issue 3): the same kernel + initramfs + rootfs booted by a plain qemu-system-x86_64 command
+ * line and through `POST /v1/vms`, each until the guest prints its userspace marker; then 10 concurrent creates.
+ *
+ *   unshare -n sh -c 'ip link set lo up && npx tsx bench/boot.ts'
+ *
+ * Runs in a private network namespace (bridges and TAPs never touch the host's network). Prints figures only.
+ */
+import { spawn } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { buildDemoImages, loadAgentConfig, READY_MARKER, startAgent, systemRunner } from '@nqvm/agent';
+import { buildApp, loadConfig, openPglite } from '@nqvm/manager';
+import pino from 'pino';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const now = () => performance.now();
+
+function inPrivateNetns(): boolean {
+  try {
+    return readlinkSync('/proc/self/ns/net') !== readlinkSync('/proc/1/ns/net');
+  } catch {
+    const links = readFileSync('/proc/self/net/dev', 'utf8').split('\n').slice(2);
+    return links.map((l) => l.split(':')[0]?.trim() ?? '').every((n) => !n || n === 'lo' || n.startsWith('nq'));
+  }
+}
+if (!inPrivateNetns()) {
+  console.error(
+    "run inside a private network namespace: unshare -n sh -c 'ip link set lo up && npx tsx bench/boot.ts'",
+  );
+  process.exit(2);
+}
+
+const demo = await buildDemoImages({
+  outDir: path.join(ROOT, '.cache', 'demo-images'),
+  cacheDir: path.join(ROOT, '.cache', 'demo-cache'),
+  runner: systemRunner,
+});
+const tscKhz = (() => {
+  const m = /cpu MHz\s*:\s*([\d.]+)/.exec(readFileSync('/proc/cpuinfo', 'utf8'));
+  return m ? Math.round(Number(m[1]) * 1000) : undefined;
+})();
+
+/** Plain QEMU, the way guest-recipe.md boots it, until the marker appears on the serial console. */
+async function plainBoot(): Promise<number> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'nqvm-bench-'));
+  const disk = path.join(dir, 'rootfs.ext4');
+  copyFileSync(demo.rootfs, disk);
+  const append = ['console=ttyS0', 'reboot=k', 'panic=-1', 'root=/dev/vda', 'rw'];
+  if (tscKhz) append.push(`tsc_early_khz=${tscKhz}`, 'tsc=reliable');
+  const t0 = now();
+  const q = spawn('qemu-system-x86_64', [
+    ...['-M', 'microvm,acpi=on', '-accel', 'tcg', '-cpu', 'max', '-m', '256', '-smp', '1'],
+    ...['-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot'],
+    ...['-kernel', demo.kernel, '-initrd', demo.initrd, '-append', append.join(' ')],
+    ...['-drive', `id=d0,file=${disk},format=raw,if=none`, '-device', 'virtio-blk-device,drive=d0'],
+    ...['-serial', 'stdio'],
+  ]);
+  let out = '';
+  const ms = await new Promise<number>((resolve, reject) => {
+    q.stdout.on('data', (b: Buffer) => {
+      out += b.toString();
+      if (out.includes(READY_MARKER)) resolve(now() - t0);
+    });
+    q.on('exit', () => reject(new Error(`qemu exited before the marker:\n${out.slice(-2000)}`)));
+  });
+  q.kill('SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+  return ms;
+}
+
+const managerData = mkdtempSync(path.join(tmpdir(), 'nqvm-bench-mgr-'));
+const agentData = mkdtempSync(path.join(tmpdir(), 'nqb-'));
+const JOIN = 'bench-join-token-0123456789abcdef';
+const manager = await buildApp(
+  loadConfig({
+    NQVM_DATA_DIR: managerData,
+    NQVM_ADMIN_PASSWORD: 'bench-admin-password',
+    NQVM_JOIN_TOKEN: JOIN,
+    NQVM_LOG_LEVEL: 'silent',
+    NQVM_NETWORK_CIDR: '10.214.0.0/24',
+    FC_BRIDGE: 'nqbr-bench',
+  }),
+  { database: await openPglite(new PGlite()), logger: false },
+);
+await manager.app.listen({ host: '127.0.0.1', port: 0 });
+const addr = manager.app.server.address();
+const base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+const agent = await startAgent(
+  loadAgentConfig({
+    MANAGER_BASE: base,
+    NQVM_JOIN_TOKEN: JOIN,
+    AGENT_BIND: '127.0.0.1:19391',
+    AGENT_DATA_DIR: agentData,
+    AGENT_HEARTBEAT_S: '1',
+    PATH: process.env.PATH,
+  }),
+  { logger: pino({ level: 'silent' }) },
+);
+const login = await fetch(`${base}/v1/auth/login`, {
+  method: 'POST',
+  headers: { 'content-type': 'application/json' },
+  body: JSON.stringify({ username: 'admin', password: 'bench-admin-password' }),
+});
+const token = ((await login.json()) as { token: string }).token;
+const call = async (method: string, url: string, body?: unknown) => {
+  const res = await fetch(`${base}${url}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  return (await res.json()) as Record<string, unknown>;
+};
+const image: Record<string, string> = {};
+for (const kind of ['kernel', 'initrd', 'rootfs'] as const) {
+  const res = await fetch(`${base}/v1/images/upload?name=bench-${kind}&kind=${kind}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' },
+    body: readFileSync(demo[kind]),
+  });
+  image[kind] = ((await res.json()) as { id: string }).id;
+}
+
+/** Process start time of a pid, in performance.now() milliseconds. */
+function pidStartedAt(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const startTicks = Number(fields[19]);
+  const uptimeS = Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
+  const ageMs = uptimeS * 1000 - (startTicks / 100) * 1000;
+  return now() - ageMs;
+}
+
+async function apiBoot(name: string): Promise<{ total: number; outsideVmm: number }> {
+  const t0 = now();
+  const vm = await call('POST', '/v1/vms', {
+    name,
+    vcpu: 1,
+    mem_mib: 256,
+    kernel_image_id: image.kernel,
+    initrd_image_id: image.initrd,
+    rootfs_image_id: image.rootfs,
+  });
+  const id = vm.id as string;
+  const log = path.join(agentData, 'vms', id, 'console.log');
+  for (;;) {
+    let text = '';
+    try {
+      text = readFileSync(log, 'utf8');
+    } catch {}
+    if (text.includes(READY_MARKER)) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const total = now() - t0;
+  const running = (await call('GET', `/v1/vms/${id}/wait?state=running&timeout=60`)) as { pid: number };
+  return { total, outsideVmm: pidStartedAt(running.pid) - t0 };
+}
+
+const plain: number[] = [];
+const viaApi: { total: number; outsideVmm: number }[] = [];
+for (let i = 0; i < 3; i++) {
+  plain.push(await plainBoot());
+  viaApi.push(await apiBoot(`bench-${i}`));
+}
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const p = median(plain);
+const a = median(viaApi.map((x) => x.total));
+console.log(`plain qemu → marker          median ${p.toFixed(0)} ms  (${plain.map((x) => x.toFixed(0)).join(', ')})`);
+console.log(
+  `POST /v1/vms → marker        median ${a.toFixed(0)} ms  (${viaApi.map((x) => x.total.toFixed(0)).join(', ')})`,
+);
+console.log(`ratio                        ${(a / p).toFixed(2)}  (target ≤ 1.15)`);
+console.log(
+  `manager+agent before VMM     ${viaApi.map((x) => x.outsideVmm.toFixed(0)).join(', ')} ms  (first includes image fetch; target ≤ 100 ms)`,
+);
+
+const t0 = now();
+const many = await Promise.all(
+  Array.from({ length: 10 }, (_, i) =>
+    call('POST', '/v1/vms', {
+      name: `burst-${i}`,
+      vcpu: 1,
+      mem_mib: 128,
+      kernel_image_id: image.kernel,
+      initrd_image_id: image.initrd,
+      rootfs_image_id: image.rootfs,
+    }),
+  ),
+);
+const states = await Promise.all(many.map((v) => call('GET', `/v1/vms/${v.id}/wait?state=running&timeout=300`)));
+const ips = new Set(states.map((v) => (v.nics as { ip: string }[])[0]?.ip));
+const macs = new Set(states.map((v) => (v.nics as { mac: string }[])[0]?.mac));
+const running = states.filter((v) => v.state === 'running').length;
+console.log(
+  `10 concurrent creates         ${running}/10 running in ${(now() - t0).toFixed(0)} ms; distinct IPs ${ips.size}, MACs ${macs.size}`,
+);
+
+for (const v of [...many, ...states]) await call('DELETE', `/v1/vms/${v.id}`).catch(() => {});
+await manager.services.vms.idle();
+await agent.close();
+await manager.app.close();
+rmSync(managerData, { recursive: true, force: true });
+rmSync(agentData, { recursive: true, force: true });
+process.exit(0);
