@@ -40,6 +40,12 @@ import { VmsRepository } from './features/vms/vms.repository.ts';
 import { instantiateRoute, vmsRoutes } from './features/vms/vms.routes.ts';
 import { VmsService } from './features/vms/vms.service.ts';
 import { webConsole } from './features/web/web.plugin.ts';
+import { logsRoutes } from './features/logs/logs.routes.ts';
+import { mmdsRoutes } from './features/mmds/mmds.routes.ts';
+import { MmdsService } from './features/mmds/mmds.service.ts';
+import { SnapshotsRepository } from './features/snapshots/snapshots.repository.ts';
+import { snapshotsRoutes } from './features/snapshots/snapshots.routes.ts';
+import { SnapshotsService } from './features/snapshots/snapshots.service.ts';
 import type { Authenticator } from './http/principal.ts';
 import { installErrorHandling, sendProblem } from './http/problem.ts';
 import { SecretBox } from './security/secret-box.ts';
@@ -213,6 +219,9 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
     statsRoutes(v1, authn, new StatsRepository(database.db), { heartbeatTimeoutS: config.hostHeartbeatTimeoutS });
     instantiateRoute(v1, authn, vms, templates);
     observeRoutes(v1, authn, observe);
+    snapshotsRoutes(v1, authn, new SnapshotsService(new SnapshotsRepository(database.db), vms, templates, events, secrets));
+    mmdsRoutes(v1, authn, new MmdsService(database.db, vms));
+    logsRoutes(v1, authn, vms);
   });
 
   await app.register(webConsole);

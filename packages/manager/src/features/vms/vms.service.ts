@@ -1,5 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
-import type { AgentVmSpec, CreateVmRequest, Vm, VmAction, VmExitReport, VmState } from '@nqvm/api';
+import type { AgentVmSpec, AgentVmStatus, CreateVmRequest, Vm, VmAction, VmExitReport, VmState } from '@nqvm/api';
 import type { FastifyBaseLogger } from 'fastify';
 import { Conflict, DomainError, InvalidTransition, NotFound, Unprocessable, WaitTimeout } from '../../domain/errors.ts';
 import type { SecretBox } from '../../security/secret-box.ts';
@@ -163,7 +163,11 @@ export class VmsService {
     });
   }
 
-  async create(req: CreateVmRequest, actor: string, extra: { templateId?: string } = {}): Promise<Vm> {
+  async create(
+    req: CreateVmRequest,
+    actor: string,
+    extra: { templateId?: string; sourceSnapshotId?: string } = {},
+  ): Promise<Vm> {
     await this.checkImages(req);
     const vmm = req.vmm ?? 'qemu';
     const hosts = await this.candidates();
@@ -212,6 +216,7 @@ export class VmsService {
       guestTokenHash: hashToken(token),
       guestTokenEnc: this.secrets.seal(token),
       templateId: extra.templateId ?? null,
+      sourceSnapshotId: extra.sourceSnapshotId ?? null,
       restartCount: 0,
       desiredRunning: start,
       config: {},
@@ -260,7 +265,7 @@ export class VmsService {
     return { hostId, addr: row.addr, secret };
   }
 
-  private async agentSpec(row: VmRow): Promise<AgentVmSpec> {
+  async agentSpec(row: VmRow): Promise<AgentVmSpec> {
     const ref = async (id: string) => {
       const img = await this.images.find(id);
       if (!img?.sha256) throw new Unprocessable('image_not_ready', `image ${id} is not available`, 'image');
@@ -297,11 +302,27 @@ export class VmsService {
   }
 
   /** Boots the VM on its host (first boot prepares its disk); ends in running or error. */
-  private async boot(id: string, actor: string): Promise<void> {
+  /** Boots a stopped VM another way than a cold boot (a snapshot restore), through the same states and events. */
+  async bootVia(
+    id: string,
+    actor: string,
+    via: (t: AgentTarget, spec: AgentVmSpec) => Promise<AgentVmStatus>,
+  ): Promise<Vm> {
+    const row = await this.repo.transition(id, ['stopped'], 'starting', { desiredRunning: true, lastError: null });
+    if (!row) throw new InvalidTransition('start', (await this.row(id)).state);
+    this.background(id, 'restore', () => this.boot(id, actor, via));
+    return this.view(row);
+  }
+
+  private async boot(
+    id: string,
+    actor: string,
+    via: (t: AgentTarget, spec: AgentVmSpec) => Promise<AgentVmStatus> = (t, s) => this.agent.boot(t, s),
+  ): Promise<void> {
     const row = await this.repo.transition(id, ['creating', 'starting'], 'starting');
     if (!row?.hostId) return;
     try {
-      const status = await this.agent.boot(await this.target(row.hostId), await this.agentSpec(row));
+      const status = await via(await this.target(row.hostId), await this.agentSpec(row));
       const now = new Date();
       const done = await this.repo.transition(id, ['starting'], 'running', {
         pid: status.pid,
@@ -516,6 +537,10 @@ export class VmsService {
   async shellCredentials(id: string): Promise<{ username: string | null; password: string | null }> {
     const row = await this.row(id);
     return { username: row.username, password: row.passwordEnc ? this.secrets.open(row.passwordEnc) : null };
+  }
+
+  async bridgeOf(network: string): Promise<string | undefined> {
+    return (await this.repo.network(network))?.bridge;
   }
 
   agentTarget(hostId: string): Promise<AgentTarget> {

@@ -1,0 +1,219 @@
+import type {
+  AgentSnapshotInfo,
+  AgentVmSpec,
+  AgentVmStatus,
+  CreateSnapshotRequest,
+  CreateVmRequest,
+  Snapshot,
+  Template,
+  Vm,
+  VmSpec,
+} from '@nqvm/api';
+import { Conflict, NotFound, Unprocessable } from '../../domain/errors.ts';
+import type { SecretBox } from '../../security/secret-box.ts';
+import type { EventsService } from '../events/events.service.ts';
+import type { TemplatesService } from '../templates/templates.service.ts';
+import type { VmRow } from '../vms/vms.repository.ts';
+import type { VmsService } from '../vms/vms.service.ts';
+import { AgentCallFailed, agentCall } from './agent-calls.ts';
+import type { SnapshotRow, SnapshotsRepository } from './snapshots.repository.ts';
+
+/** The part of a VM's settings an instance or a template is made from (no credentials, no addresses). */
+export type SourceSpec = Omit<CreateVmRequest, 'name' | 'password' | 'ssh_authorized_keys' | 'host_id' | 'start'>;
+
+export function sourceSpecOf(row: VmRow, network: string | null): SourceSpec {
+  return {
+    description: row.description,
+    vcpu: row.vcpu,
+    mem_mib: row.memMib,
+    vmm: row.vmm,
+    smt: row.smt,
+    cpu_template: row.cpuTemplate,
+    kernel_image_id: row.kernelImageId,
+    ...(row.initrdImageId ? { initrd_image_id: row.initrdImageId } : {}),
+    rootfs_image_id: row.rootfsImageId,
+    boot_args: row.bootArgs,
+    network,
+    tags: row.tags,
+    owner: row.owner,
+    environment: row.environment,
+    restart_policy: row.restartPolicy,
+    ...(row.username ? { username: row.username } : {}),
+  };
+}
+
+export function toSnapshot(r: SnapshotRow): Snapshot {
+  return {
+    id: r.id,
+    vm_id: r.vmId,
+    host_id: r.hostId,
+    name: r.name,
+    snapshot_type: r.snapshotType,
+    parent_id: r.parentId,
+    state: r.state,
+    state_bytes: r.stateBytes,
+    disk_bytes: r.diskBytes,
+    source_spec: r.sourceSpec,
+    error: r.error,
+    created_at: r.createdAt.toISOString(),
+  };
+}
+
+/** Snapshots, instances made from them, clones and VM → template. */
+export class SnapshotsService {
+  /** Snapshots an instance is being made from: deleting them now would pull the files from under it. */
+  private readonly restoring = new Map<string, number>();
+
+  constructor(
+    private readonly repo: SnapshotsRepository,
+    private readonly vms: VmsService,
+    private readonly templates: TemplatesService,
+    private readonly events: EventsService,
+    private readonly secrets: SecretBox,
+  ) {}
+
+  private async vmRow(id: string): Promise<VmRow> {
+    return this.vms.row(id);
+  }
+
+  async get(id: string): Promise<Snapshot> {
+    const r = await this.repo.get(id);
+    if (!r) throw new NotFound('snapshot', id);
+    return toSnapshot(r);
+  }
+
+  async listForVm(vmId: string): Promise<{ items: Snapshot[]; next_cursor: null }> {
+    await this.vmRow(vmId);
+    return { items: (await this.repo.listForVm(vmId)).map(toSnapshot), next_cursor: null };
+  }
+
+  async create(vmId: string, req: CreateSnapshotRequest, actor: string): Promise<Snapshot> {
+    const vm = await this.vmRow(vmId);
+    const type = req.snapshot_type ?? 'Full';
+    if (type === 'Diff')
+      throw new Unprocessable(
+        'unsupported_on_host',
+        'Diff snapshots need guest RAM in a shared memory-backend-file, which VMs are not launched with yet; take a Full snapshot',
+        'body.snapshot_type',
+      );
+    if (vm.state !== 'running' && vm.state !== 'paused')
+      throw new Conflict('vm_not_running', `a snapshot needs a running or paused VM; this one is ${vm.state}`);
+    if (!vm.hostId) throw new Conflict('vm_not_placed', 'the VM has no host');
+    const nic = (await this.vms.get(vmId)).nics[0];
+    const row = await this.repo.insert({
+      vmId,
+      hostId: vm.hostId,
+      name: req.name,
+      snapshotType: type,
+      parentId: null,
+      state: 'creating',
+      stateBytes: 0,
+      diskBytes: 0,
+      sourceSpec: { ...sourceSpecOf(vm, nic?.network ?? null), source_vm_id: vm.id, source_vm_name: vm.name },
+      passwordEnc: vm.passwordEnc,
+    });
+    try {
+      const info = await agentCall<AgentSnapshotInfo>(
+        await this.vms.agentTarget(vm.hostId),
+        'POST',
+        `/agent/v1/vms/${vmId}/snapshots/${row.id}`,
+        { snapshot_type: type },
+      );
+      const done = await this.repo.update(row.id, {
+        state: 'ready',
+        stateBytes: info.state_bytes,
+        diskBytes: info.disk_bytes,
+      });
+      await this.events.record({
+        actor,
+        resourceType: 'vm',
+        resourceId: vmId,
+        action: 'snapshot',
+        detail: { snapshot_id: row.id, type, ...info },
+      });
+      return toSnapshot(done!);
+    } catch (err) {
+      await this.repo.delete(row.id);
+      if (err instanceof AgentCallFailed && err.agentStatus === 409) throw new Conflict(err.agentCode, err.message);
+      if (err instanceof AgentCallFailed && err.agentStatus === 422)
+        throw new Unprocessable(err.agentCode, err.message);
+      throw err;
+    }
+  }
+
+  async delete(id: string, actor: string): Promise<void> {
+    const r = await this.repo.get(id);
+    if (!r) throw new NotFound('snapshot', id);
+    if (this.restoring.get(id)) throw new Conflict('snapshot_in_use', 'an instance is being restored from it');
+    if (await this.repo.hasChildren(id)) throw new Conflict('snapshot_has_children', 'a Diff snapshot builds on it');
+    if (r.hostId) await agentCall<void>(await this.vms.agentTarget(r.hostId), 'DELETE', `/agent/v1/snapshots/${id}`);
+    await this.repo.delete(id);
+    await this.events.record({ actor, resourceType: 'snapshot', resourceId: id, action: 'delete' });
+  }
+
+  /** A new VM through the normal create path (new MAC, IP and token), booted by restoring the snapshot. */
+  async instantiate(id: string, name: string, actor: string): Promise<Vm> {
+    const snap = await this.repo.get(id);
+    if (!snap) throw new NotFound('snapshot', id);
+    if (snap.state !== 'ready' || !snap.hostId)
+      throw new Conflict('snapshot_not_ready', `snapshot ${id} is ${snap.state}`);
+    const { source_vm_id: _a, source_vm_name: _b, ...spec } = snap.sourceSpec as SourceSpec & Record<string, unknown>;
+    const password = snap.passwordEnc ? this.secrets.open(snap.passwordEnc) : undefined;
+    const vm = await this.vms.create(
+      { ...(spec as SourceSpec), name, host_id: snap.hostId, start: false, ...(password ? { password } : {}) },
+      actor,
+      { sourceSnapshotId: id },
+    );
+    this.restoring.set(id, (this.restoring.get(id) ?? 0) + 1);
+    const release = () => {
+      const n = (this.restoring.get(id) ?? 1) - 1;
+      if (n > 0) this.restoring.set(id, n);
+      else this.restoring.delete(id);
+    };
+    try {
+      return await this.vms.bootVia(vm.id, actor, async (t, agentSpec: AgentVmSpec) => {
+        try {
+          return await agentCall<AgentVmStatus>(t, 'POST', `/agent/v1/snapshots/${id}/instantiate`, {
+            spec: agentSpec,
+          });
+        } finally {
+          release();
+        }
+      });
+    } catch (err) {
+      release();
+      throw err;
+    }
+  }
+
+  /** Stopped: a new VM from the same images and settings (a fresh disk); running or paused: through a snapshot. */
+  async clone(vmId: string, name: string, actor: string): Promise<Vm> {
+    const vm = await this.vmRow(vmId);
+    if (vm.state === 'running' || vm.state === 'paused') {
+      const snap = await this.create(vmId, { name: `clone-${name}`.slice(0, 63), snapshot_type: 'Full' }, actor);
+      return this.instantiate(snap.id, name, actor);
+    }
+    if (vm.state !== 'stopped') throw new Conflict('vm_busy', `cannot clone a VM that is ${vm.state}`);
+    throw new Unprocessable(
+      'clone_stopped_unsupported',
+      'cloning a stopped VM needs a disk copy on its host, which the agent does not offer yet; start it and clone it running',
+    );
+  }
+
+  async saveTemplate(vmId: string, name: string, description: string | undefined, actor: string): Promise<Template> {
+    const vm = await this.vmRow(vmId);
+    const nic = (await this.vms.get(vmId)).nics[0];
+    const spec: VmSpec = {
+      vcpu: vm.vcpu,
+      mem_mib: vm.memMib,
+      vmm: vm.vmm,
+      kernel_image_id: vm.kernelImageId,
+      ...(vm.initrdImageId ? { initrd_image_id: vm.initrdImageId } : {}),
+      rootfs_image_id: vm.rootfsImageId,
+      ...(vm.bootArgs ? { boot_args: vm.bootArgs } : {}),
+      ...(nic ? { network: nic.network } : {}),
+      ...(vm.tags.length ? { tags: vm.tags } : {}),
+    };
+    return this.templates.create({ name, description: description ?? `saved from VM ${vm.name}`, spec }, actor);
+  }
+}
