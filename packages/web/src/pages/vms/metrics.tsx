@@ -6,14 +6,28 @@ import uPlot from 'uplot';
 import { Button, Card, ErrorState, Loading } from '../../components/ui.tsx';
 import { request } from '../../lib/pending.ts';
 
-/** One sample as sent by `/v1/vms/{id}/metrics/ws` and returned by the history endpoint. */
+/** A chart point, from a live frame of `/v1/vms/{id}/metrics/ws` or a stored history point. */
 interface Sample {
   at: string;
   cpu_percent: number | null;
   mem_used_bytes: number | null;
-  net_rx_bytes_per_s?: number | null;
-  net_tx_bytes_per_s?: number | null;
 }
+
+/** A live frame: host-side and guest-side groups, each marked with its source. */
+interface LiveFrame {
+  type: 'sample';
+  at: string;
+  host: { cpu_pct: number | null; rss_bytes: number | null };
+  guest: { health: string; last_seen: string | null; metrics: { cpu_pct: number; mem_used_bytes: number } | null };
+}
+
+interface HistoryPoint {
+  at: string;
+  guest_cpu_pct: number | null;
+  mem_used_bytes: number | null;
+}
+
+const RANGE_MS: Record<'1h' | '24h' | '7d', number> = { '1h': 3600_000, '24h': 86400_000, '7d': 7 * 86400_000 };
 type Range = 'live' | '1h' | '24h' | '7d';
 const SERIES: { key: keyof Sample; label: string; stroke: string }[] = [
   { key: 'cpu_percent', label: 'CPU %', stroke: '#2563eb' },
@@ -75,13 +89,20 @@ export default function MetricsTab({ vm }: { vm: Vm }) {
 function Live({ vm }: { vm: Vm }) {
   const [samples, setSamples] = useState<Sample[]>([]);
   const [closed, setClosed] = useState(false);
+  const [health, setHealth] = useState<{ health: string; last_seen: string | null } | null>(null);
   useEffect(() => {
     const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
     const ws = new WebSocket(`${proto}//${location.host}/v1/vms/${vm.id}/metrics/ws`);
     ws.onmessage = (m) => {
-      const msg = JSON.parse(String(m.data)) as { type?: string; sample?: Sample } & Partial<Sample>;
-      const s = msg.sample ?? (msg.at ? (msg as Sample) : null);
-      if (s) setSamples((xs) => [...xs.filter((x) => Date.parse(x.at) > Date.parse(s.at) - 60_000), s]);
+      const f = JSON.parse(String(m.data)) as LiveFrame;
+      if (f.type !== 'sample') return;
+      setHealth({ health: f.guest.health, last_seen: f.guest.last_seen });
+      const s: Sample = {
+        at: f.at,
+        cpu_percent: f.guest.metrics?.cpu_pct ?? f.host.cpu_pct,
+        mem_used_bytes: f.guest.metrics?.mem_used_bytes ?? f.host.rss_bytes,
+      };
+      setSamples((xs) => [...xs.filter((x) => Date.parse(x.at) > Date.parse(s.at) - 60_000), s]);
     };
     ws.onclose = () => setClosed(true);
     return () => ws.close();
@@ -93,6 +114,13 @@ function Live({ vm }: { vm: Vm }) {
           Live metrics disconnected: the VM may not be running, or this manager does not offer the metrics stream yet.
         </p>
       ) : null}
+      {health ? (
+        <p role="status" className="mb-2 text-sm text-slate-600">
+          Guest agent: <strong>{health.health}</strong>
+          {health.last_seen ? ` (last seen ${new Date(health.last_seen).toLocaleTimeString()})` : ''}
+          {health.health !== 'healthy' ? ' — showing host-side figures (VMM process)' : ''}
+        </p>
+      ) : null}
       <Chart samples={samples} title="Last 60 seconds" />
     </>
   );
@@ -101,7 +129,18 @@ function Live({ vm }: { vm: Vm }) {
 function History({ vm, range }: { vm: Vm; range: Exclude<Range, 'live'> }) {
   const q = useQuery({
     queryKey: ['vm', vm.id, 'metrics', range],
-    queryFn: () => request<{ items: Sample[] }>('GET', `/v1/vms/${vm.id}/metrics?range=${range}`),
+    queryFn: async () => {
+      const to = new Date();
+      const from = new Date(to.getTime() - RANGE_MS[range]);
+      const step = range === '1h' ? 'raw' : range === '24h' ? '5m' : '1h';
+      const h = await request<{ points: HistoryPoint[] }>(
+        'GET',
+        `/v1/vms/${vm.id}/metrics?from=${encodeURIComponent(from.toISOString())}&to=${encodeURIComponent(to.toISOString())}&step=${step}`,
+      );
+      return {
+        items: h.points.map((p) => ({ at: p.at, cpu_percent: p.guest_cpu_pct, mem_used_bytes: p.mem_used_bytes })),
+      };
+    },
     retry: false,
   });
   if (q.isPending) return <Loading />;

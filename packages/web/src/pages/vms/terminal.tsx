@@ -6,11 +6,12 @@ import { useEffect, useRef, useState } from 'react';
 import { Button, Card, ErrorState } from '../../components/ui.tsx';
 import { request } from '../../lib/pending.ts';
 
-type Status = 'connecting' | 'open' | 'closed';
+type Status = 'connecting' | 'open' | 'reconnecting' | 'closed';
 
 /**
- * xterm.js over `/v1/vms/{id}/shell/ws`. Frames: server → client terminal bytes (text or binary);
- * client → server `{type:'input',data}` and `{type:'resize',cols,rows}` as JSON text.
+ * xterm.js over `/v1/vms/{id}/shell/ws`. Binary frames carry terminal bytes both ways; text frames are JSON
+ * control messages: `hello` (scrollback follows; a second one after a reconnect replaces the screen),
+ * `status` (connected / reconnecting / vm_gone) from the server, `resize` from the client.
  */
 export default function TerminalTab({ vm }: { vm: Vm }) {
   const host = useRef<HTMLDivElement>(null);
@@ -33,14 +34,22 @@ export default function TerminalTab({ vm }: { vm: Vm }) {
     ws.binaryType = 'arraybuffer';
     setStatus('connecting');
     const send = (msg: object) => (ws.readyState === WebSocket.OPEN ? ws.send(JSON.stringify(msg)) : undefined);
+    const encoder = new TextEncoder();
+    let hellos = 0;
     ws.onopen = () => {
       setStatus('open');
       send({ type: 'resize', cols: term.cols, rows: term.rows });
       term.focus();
     };
-    ws.onmessage = (m) => term.write(typeof m.data === 'string' ? m.data : new Uint8Array(m.data as ArrayBuffer));
+    ws.onmessage = (m) => {
+      if (typeof m.data !== 'string') return term.write(new Uint8Array(m.data as ArrayBuffer));
+      const msg = JSON.parse(m.data) as { type?: string; state?: string };
+      if (msg.type === 'hello' && hellos++ > 0) term.reset();
+      if (msg.type === 'status')
+        setStatus(msg.state === 'reconnecting' ? 'reconnecting' : msg.state === 'vm_gone' ? 'closed' : 'open');
+    };
     ws.onclose = () => setStatus('closed');
-    const input = term.onData((data) => send({ type: 'input', data }));
+    const input = term.onData((data) => (ws.readyState === WebSocket.OPEN ? ws.send(encoder.encode(data)) : undefined));
     const resize = term.onResize(({ cols, rows }) => send({ type: 'resize', cols, rows }));
     return () => {
       input.dispose();
