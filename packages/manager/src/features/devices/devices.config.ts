@@ -46,8 +46,7 @@ export class DeviceConfigService {
       );
     if (req.huge_pages === '2M')
       throw new UnsupportedOnHost('no host reports configured 2 MiB huge pages', 'body.huge_pages');
-    const row = await this.base.whileStopped(vmId, 'changing the machine config', 'body', async (tx) => {
-      const cur = await this.d.vms.row(vmId);
+    const row = await this.base.whileStopped(vmId, 'changing the machine config', 'body', async (tx, cur) => {
       const vcpu = req.vcpu ?? cur.vcpu;
       const smt = req.smt ?? cur.smt;
       const mem = req.mem_mib ?? cur.memMib;

@@ -3,6 +3,7 @@ import { and, asc, eq, max } from 'drizzle-orm';
 import { boolean, integer, jsonb, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core';
 import type { Db } from '../../db/client.ts';
 import { vmNics, vms } from '../../db/schema.ts';
+import type { VmRow } from '../vms/vms.repository.ts';
 
 type Limiter = Record<string, unknown>;
 
@@ -31,11 +32,21 @@ export class DevicesRepository {
   constructor(private readonly db: Db) {}
 
   /** Runs `fn` with the VM row locked, so no start can slip in between the state check and the write. */
-  locked<T>(vmId: string, fn: (tx: Tx, state: VmState | undefined) => Promise<T>): Promise<T> {
+  locked<T>(vmId: string, fn: (tx: Tx, row: VmRow | undefined) => Promise<T>): Promise<T> {
     return this.db.transaction(async (tx) => {
-      const [row] = await tx.select({ state: vms.state }).from(vms).where(eq(vms.id, vmId)).for('update');
-      return fn(tx, row?.state);
+      const [row] = await tx.select().from(vms).where(eq(vms.id, vmId)).for('update');
+      return fn(tx, row);
     });
+  }
+
+  /** Inside a transaction every read goes through it (embedded PGlite has one connection). */
+  nicsOf(tx: Tx, vmId: string): Promise<NicRow[]> {
+    return tx.select().from(vmNics).where(eq(vmNics.vmId, vmId));
+  }
+
+  async usedIps(tx: Tx, network: string): Promise<Set<string>> {
+    const rows = await tx.select({ ip: vmNics.ip }).from(vmNics).where(eq(vmNics.network, network));
+    return new Set(rows.map((r) => r.ip.replace(/\/\d+$/, '')));
   }
 
   drives(vmId: string, tx: Tx | Db = this.db): Promise<DriveRow[]> {

@@ -16,7 +16,7 @@ import { firstFreeIp, parseCidr, randomMac } from '../vms/ipam.ts';
 import { isUniqueViolation, type VmRow, type VmsRepository } from '../vms/vms.repository.ts';
 import type { ImageCatalog, VmsService } from '../vms/vms.service.ts';
 import type { DevicesAgent } from './devices.agent.ts';
-import { type DevicesRepository, type DriveRow, STOPPED } from './devices.repository.ts';
+import { type DevicesRepository, type DriveRow, STOPPED, type Tx } from './devices.repository.ts';
 
 export type Applied = 'live' | 'next_boot';
 export interface Changed<T> {
@@ -127,16 +127,11 @@ export class DevicesService {
   }
 
   /** Stores a change for the next boot under the VM's row lock, or refuses with requires_stop. */
-  async whileStopped<T>(
-    vmId: string,
-    what: string,
-    field: string,
-    fn: (tx: Parameters<Parameters<DevicesRepository['locked']>[1]>[0]) => Promise<T>,
-  ): Promise<T> {
-    return this.d.repo.locked(vmId, async (tx, state) => {
-      if (!state) throw new NotFound('vm', vmId);
-      if (!STOPPED.includes(state)) throw new RequiresStop(what, field, state);
-      return fn(tx);
+  async whileStopped<T>(vmId: string, what: string, field: string, fn: (tx: Tx, row: VmRow) => Promise<T>): Promise<T> {
+    return this.d.repo.locked(vmId, async (tx, row) => {
+      if (!row) throw new NotFound('vm', vmId);
+      if (!STOPPED.includes(row.state)) throw new RequiresStop(what, field, row.state);
+      return fn(tx, row);
     });
   }
 
@@ -147,8 +142,7 @@ export class DevicesService {
     actor: string,
     field: string,
   ): Promise<Changed<NonNullable<DeviceConfig[K]>>> {
-    await this.whileStopped(vmId, `setting ${key}`, field, async (tx) => {
-      const row = await this.d.vms.row(vmId);
+    await this.whileStopped(vmId, `setting ${key}`, field, async (tx, row) => {
       await this.d.repo.setConfig(tx, vmId, { ...row.config, devices: { ...this.config(row), [key]: value } });
     });
     await this.record(actor, vmId, `${key}_set`, { [key]: value });
@@ -291,13 +285,13 @@ export class DevicesService {
     for (let attempt = 0; ; attempt++) {
       try {
         const nic = await this.whileStopped(vmId, 'adding a NIC (no virtio-mmio hotplug)', 'nic_id', async (tx) => {
-          const existing = (await this.d.vmsRepo.nics([vmId])).get(vmId) ?? [];
+          const existing = await this.d.repo.nicsOf(tx, vmId);
           if (existing.length >= MAX_NICS) throw new Conflict('too_many_nics', `at most ${MAX_NICS} NICs`);
           const taken = new Set(existing.map((n) => n.ifaceId));
           let k = 0;
           while (taken.has(`eth${k}`)) k++;
           const cidr = parseCidr(net.cidr);
-          const ip = firstFreeIp(cidr, net.gateway, await this.d.vmsRepo.usedIps(net.name));
+          const ip = firstFreeIp(cidr, net.gateway, await this.d.repo.usedIps(tx, net.name));
           if (!ip) throw new Conflict('network_full', `network ${net.name} has no free address`, 'body.network');
           return this.d.repo.insertNic(tx, {
             vmId,
