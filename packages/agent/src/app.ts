@@ -3,6 +3,7 @@ import { AgentVmSpec } from '@nqvm/api';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { Type } from 'typebox';
+import { deviceRoutes } from './devices/devices.routes.ts';
 import { AgentError } from './vms/errors.ts';
 import { assertVmId } from './vms/layout.ts';
 import type { VmService } from './vms/vms.service.ts';
@@ -92,6 +93,7 @@ export function buildAgentApp(d: AgentAppDeps) {
         return reply.code(204).send();
       },
     );
+    deviceRoutes(api, { vms: d.vms });
     for (const add of d.routes ?? []) add(api);
   });
   return app;

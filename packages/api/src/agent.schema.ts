@@ -41,6 +41,21 @@ export const AgentNic = Type.Object(
 );
 export type AgentNic = Static<typeof AgentNic>;
 
+/** An extra drive: a blank ext4 of `size_mib` or a copy of an image, created in the VM directory once. */
+export const AgentDrive = Type.Object(
+  {
+    drive_id: Type.String({ pattern: '^[a-z][a-z0-9_]{0,15}$' }),
+    size_mib: Type.Optional(Type.Integer({ minimum: 1 })),
+    image: Type.Optional(AgentImageRef),
+    is_read_only: Type.Boolean(),
+    cache_type: Type.Union([Type.Literal('Unsafe'), Type.Literal('Writeback')]),
+    io_engine: Type.Union([Type.Literal('Sync'), Type.Literal('Async')]),
+    rate_limiter: Type.Optional(RateLimiterSchema),
+  },
+  { additionalProperties: false },
+);
+export type AgentDrive = Static<typeof AgentDrive>;
+
 export const AgentGuest = Type.Object(
   {
     hostname: Type.String({ pattern: '^[a-zA-Z0-9][a-zA-Z0-9-]{0,62}$' }),
@@ -69,6 +84,33 @@ export const AgentVmSpec = Type.Object(
     rootfs: AgentImageRef,
     nics: Type.Array(AgentNic, { maxItems: 8 }),
     guest: AgentGuest,
+    drives: Type.Optional(Type.Array(AgentDrive, { maxItems: 16 })),
+    balloon: Type.Optional(
+      Type.Object(
+        {
+          amount_mib: Type.Integer({ minimum: 0 }),
+          deflate_on_oom: Type.Boolean(),
+          stats_polling_interval_s: Type.Integer({ minimum: 0 }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    entropy: Type.Optional(
+      Type.Object({ rate_limiter: Type.Optional(RateLimiterSchema) }, { additionalProperties: false }),
+    ),
+    vsock: Type.Optional(Type.Object({ guest_cid: Type.Integer({ minimum: 3 }) }, { additionalProperties: false })),
+    serial: Type.Optional(
+      Type.Object(
+        { serial_out_path: Type.String({ pattern: '^[a-zA-Z0-9][a-zA-Z0-9_-]{0,48}\\.log$' }) },
+        { additionalProperties: false },
+      ),
+    ),
+    logger: Type.Optional(
+      Type.Object(
+        { level: Type.Union([Type.Literal('Error'), Type.Literal('Warning'), Type.Literal('Info')]) },
+        { additionalProperties: false },
+      ),
+    ),
   },
   { additionalProperties: false },
 );

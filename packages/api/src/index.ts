@@ -14,4 +14,5 @@ export * from './snapshot.schema.ts';
 export * from './stats.schema.ts';
 export * from './template.schema.ts';
 export * from './vm.schema.ts';
+export * from './vm-devices.schema.ts';
 export * from './vm-observe.schema.ts';

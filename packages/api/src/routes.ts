@@ -10,6 +10,7 @@ import { snapshotRoutes } from './snapshot.schema.ts';
 import { statsRoutes } from './stats.schema.ts';
 import { templateRoutes } from './template.schema.ts';
 import { vmRoutes } from './vm.schema.ts';
+import { vmDeviceRoutes } from './vm-devices.schema.ts';
 import { vmObserveRoutes } from './vm-observe.schema.ts';
 
 /** Every route of the public API, grouped by feature. New features add their group here. */
@@ -21,6 +22,7 @@ export const api = {
   templates: templateRoutes,
   vms: vmRoutes,
   vmObserve: vmObserveRoutes,
+  vmDevices: vmDeviceRoutes,
   snapshots: snapshotRoutes,
   mmds: mmdsRoutes,
   logs: logRoutes,

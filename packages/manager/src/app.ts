@@ -13,6 +13,11 @@ import { migrate } from './db/migrate.ts';
 import { AuthRepository } from './features/auth/auth.repository.ts';
 import { authRoutes } from './features/auth/auth.routes.ts';
 import { AuthService } from './features/auth/auth.service.ts';
+import { type DevicesAgent, HttpDevicesAgent } from './features/devices/devices.agent.ts';
+import { DeviceConfigService } from './features/devices/devices.config.ts';
+import { DevicesRepository } from './features/devices/devices.repository.ts';
+import { devicesRoutes } from './features/devices/devices.routes.ts';
+import { DevicesService } from './features/devices/devices.service.ts';
 import { EventsRepository } from './features/events/events.repository.ts';
 import { eventsRoutes } from './features/events/events.routes.ts';
 import { EventsService } from './features/events/events.service.ts';
@@ -24,10 +29,16 @@ import { ImagesRepository } from './features/images/images.repository.ts';
 import { imagesRoutes } from './features/images/images.routes.ts';
 import { ImagesService } from './features/images/images.service.ts';
 import { ImageStore } from './features/images/images.store.ts';
+import { logsRoutes } from './features/logs/logs.routes.ts';
+import { mmdsRoutes } from './features/mmds/mmds.routes.ts';
+import { MmdsService } from './features/mmds/mmds.service.ts';
 import { HttpObserveAgent, type ObserveAgent } from './features/observe/observe.agent.ts';
 import { ObserveRepository } from './features/observe/observe.repository.ts';
 import { observeRoutes } from './features/observe/observe.routes.ts';
 import { ObserveService } from './features/observe/observe.service.ts';
+import { SnapshotsRepository } from './features/snapshots/snapshots.repository.ts';
+import { snapshotsRoutes } from './features/snapshots/snapshots.routes.ts';
+import { SnapshotsService } from './features/snapshots/snapshots.service.ts';
 import { StatsRepository } from './features/stats/stats.repository.ts';
 import { statsRoutes } from './features/stats/stats.routes.ts';
 import { installHttpMetrics, MetricsRegistry } from './features/system/metrics.ts';
@@ -38,14 +49,8 @@ import { type AgentApi, HttpAgentApi } from './features/vms/agent-client.ts';
 import { startReconciler } from './features/vms/reconciler.ts';
 import { VmsRepository } from './features/vms/vms.repository.ts';
 import { instantiateRoute, vmsRoutes } from './features/vms/vms.routes.ts';
-import { VmsService } from './features/vms/vms.service.ts';
+import { type ImageCatalog, VmsService } from './features/vms/vms.service.ts';
 import { webConsole } from './features/web/web.plugin.ts';
-import { logsRoutes } from './features/logs/logs.routes.ts';
-import { mmdsRoutes } from './features/mmds/mmds.routes.ts';
-import { MmdsService } from './features/mmds/mmds.service.ts';
-import { SnapshotsRepository } from './features/snapshots/snapshots.repository.ts';
-import { snapshotsRoutes } from './features/snapshots/snapshots.routes.ts';
-import { SnapshotsService } from './features/snapshots/snapshots.service.ts';
 import type { Authenticator } from './http/principal.ts';
 import { installErrorHandling, sendProblem } from './http/problem.ts';
 import { SecretBox } from './security/secret-box.ts';
@@ -76,6 +81,8 @@ export interface BuildOptions {
   logger?: boolean | object;
   /** How the manager reaches host agents (tests may pass their own). */
   agentApi?: AgentApi;
+  /** How the manager reaches host agents for live device changes (tests may pass their own). */
+  devicesAgent?: DevicesAgent;
   /** How the manager reaches host agents for consoles and metrics (tests may pass their own). */
   observeAgent?: ObserveAgent;
   /** History sampling period; 0 turns the background sampler off (tests drive ticks themselves). */
@@ -136,24 +143,25 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
 
   const vmsRepo = new VmsRepository(database.db);
   const agentApi = opts.agentApi ?? new HttpAgentApi();
+  const vmImages: ImageCatalog = {
+    find: async (id) => {
+      const img = await images.row(id).catch(() => undefined);
+      return (
+        img && {
+          id: img.id,
+          kind: img.kind,
+          state: img.state,
+          sha256: img.sha256,
+          size_bytes: Number(img.sizeBytes ?? 0),
+        }
+      );
+    },
+  };
   const vms = new VmsService(
     vmsRepo,
     hosts,
     events,
-    {
-      find: async (id) => {
-        const img = await images.row(id).catch(() => undefined);
-        return (
-          img && {
-            id: img.id,
-            kind: img.kind,
-            state: img.state,
-            sha256: img.sha256,
-            size_bytes: Number(img.sizeBytes ?? 0),
-          }
-        );
-      },
-    },
+    vmImages,
     agentApi,
     secrets,
     {
@@ -165,6 +173,17 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
     app.log,
   );
   await vms.init();
+  const devices = new DevicesService({
+    repo: new DevicesRepository(database.db),
+    vmsRepo,
+    vms,
+    hosts,
+    events,
+    images: vmImages,
+    agent: opts.devicesAgent ?? new HttpDevicesAgent(),
+  });
+  const deviceConfig = new DeviceConfigService(devices.deps, devices);
+  vms.useSpecHook((row, spec) => devices.extendSpec(row, spec));
   hosts.useAllocations({ byHost: () => vmsRepo.allocationsByHost() });
   images.addUsage({ imageUsers: async (id) => ((await vmsRepo.imageInUse(id)) ? ['a VM'] : []) });
   const stopReconciler = config.reconcilerDisabled
@@ -216,10 +235,15 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
     imagesRoutes(v1, authn, images);
     templatesRoutes(v1, authn, templates);
     vmsRoutes(v1, authn, vms);
+    devicesRoutes(v1, authn, devices, deviceConfig);
     statsRoutes(v1, authn, new StatsRepository(database.db), { heartbeatTimeoutS: config.hostHeartbeatTimeoutS });
     instantiateRoute(v1, authn, vms, templates);
     observeRoutes(v1, authn, observe);
-    snapshotsRoutes(v1, authn, new SnapshotsService(new SnapshotsRepository(database.db), vms, templates, events, secrets));
+    snapshotsRoutes(
+      v1,
+      authn,
+      new SnapshotsService(new SnapshotsRepository(database.db), vms, templates, events, secrets),
+    );
     mmdsRoutes(v1, authn, new MmdsService(database.db, vms));
     logsRoutes(v1, authn, vms);
   });

@@ -51,6 +51,8 @@ export interface VmLaunchSpec {
   balloon?: { amount_mib: number; deflate_on_oom: boolean; stats_polling_interval_s: number };
   entropy?: { rate_limiter?: RateLimiter };
   vsock?: { guest_cid: number };
+  /** QEMU `-d` log items written to the VMM log (the logger's Info level). */
+  log_items?: string[];
   /** Restore from a saved state instead of a cold boot (QEMU: -incoming). */
   incoming_state_path?: string;
 }

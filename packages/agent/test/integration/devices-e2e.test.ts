@@ -256,7 +256,7 @@ describe('VM devices enforced inside a real guest (manager + agent + QEMU)', () 
 
   it('limits the drive to 1 MiB/s (dd in the guest), and raising the limit live raises the rate', async () => {
     const dev = (
-      await shell.run('for d in /sys/block/vd*; do [ "$(cat $d/size)" = 98304 ] && echo ${d##*/}; done')
+      await shell.run('for d in /sys/block/vd*; do [ "$(cat $d/size)" = 98304 ] && basename $d; done')
     ).out.trim();
     expect(`/dev/${dev}`).toBe(guestDevice);
     await shell.run('echo 3 > /proc/sys/vm/drop_caches');

@@ -21,6 +21,7 @@ const TAP_RE = /^[a-zA-Z0-9_.-]{1,15}$/;
 const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
 // sun_path is 108 bytes including the terminating NUL.
 const MAX_SOCKET_PATH = 107;
+const LOG_ITEMS = new Set(['guest_errors', 'unimp']);
 // QEMU's THROTTLE_VALUE_MAX.
 const THROTTLE_MAX = 1e15;
 
@@ -292,6 +293,11 @@ export function buildQemuArgs(spec: VmLaunchSpec, paths: VmPaths, opts: QemuArgs
     '-pidfile',
     pidFile,
   );
+  if (spec.log_items?.length) {
+    for (const item of spec.log_items)
+      if (!LOG_ITEMS.has(item)) throw new InvalidLaunchSpec('log_items', item, `must be one of ${[...LOG_ITEMS]}`);
+    argv.push('-d', spec.log_items.join(','));
+  }
   if (spec.incoming_state_path !== undefined) {
     argv.push('-incoming', `exec:cat ${validatePath('incoming_state_path', spec.incoming_state_path)}`);
   }

@@ -50,6 +50,7 @@ export class VmsService {
   /** One operation at a time per VM; later requests queue behind the running one. */
   private readonly chains = new Map<string, Promise<unknown>>();
   private readonly pending = new Set<Promise<unknown>>();
+  private readonly specHooks: ((row: VmRow, spec: AgentVmSpec) => Promise<AgentVmSpec>)[] = [];
 
   constructor(
     private readonly repo: VmsRepository,
@@ -274,7 +275,7 @@ export class VmsService {
     const nics = (await this.repo.nics([row.id])).get(row.id) ?? [];
     const nets = new Map<string, Awaited<ReturnType<VmsRepository['network']>>>();
     for (const n of nics) if (!nets.has(n.network)) nets.set(n.network, await this.repo.network(n.network));
-    return {
+    let spec: AgentVmSpec = {
       vm_id: row.id,
       name: row.name,
       vmm: row.vmm,
@@ -299,6 +300,13 @@ export class VmsService {
         install_agent: true,
       },
     };
+    for (const hook of this.specHooks) spec = await hook(row, spec);
+    return spec;
+  }
+
+  /** Features that add to what a VM boots with (devices) extend the agent spec here. */
+  useSpecHook(hook: (row: VmRow, spec: AgentVmSpec) => Promise<AgentVmSpec>): void {
+    this.specHooks.push(hook);
   }
 
   /** Boots the VM on its host (first boot prepares its disk); ends in running or error. */
