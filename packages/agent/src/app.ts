@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
+import websocket from '@fastify/websocket';
 import { AgentVmSpec } from '@nqvm/api';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
@@ -39,6 +40,8 @@ function authorized(req: FastifyRequest, secret: string | undefined): boolean {
 /** The agent's HTTP API (`/agent/v1`), called by the manager with the per-host secret. */
 export function buildAgentApp(d: AgentAppDeps) {
   const app = Fastify({ loggerInstance: d.log, bodyLimit: 1024 * 1024 });
+  // Registered once at the root: feature plugins that open WebSockets share its one upgrade handler.
+  app.register(websocket, { options: { maxPayload: 64 * 1024 } });
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
     if (err instanceof AgentError) return problem(reply, req, err.status, err.code, err.message, err.extra);

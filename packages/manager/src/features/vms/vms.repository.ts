@@ -98,6 +98,11 @@ export class VmsRepository {
     return row;
   }
 
+  async idByGuestTokenHash(hash: string): Promise<string | undefined> {
+    const [row] = await this.db.select({ id: vms.id }).from(vms).where(eq(vms.guestTokenHash, hash));
+    return row?.id;
+  }
+
   async delete(id: string): Promise<void> {
     await this.db.delete(vms).where(eq(vms.id, id));
   }

@@ -1,7 +1,15 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { AgentVmSpec, AgentVmStatus, CreateVmRequest, Vm, VmAction, VmExitReport, VmState } from '@nqvm/api';
 import type { FastifyBaseLogger } from 'fastify';
-import { Conflict, DomainError, InvalidTransition, NotFound, Unprocessable, WaitTimeout } from '../../domain/errors.ts';
+import {
+  Conflict,
+  DomainError,
+  Forbidden,
+  InvalidTransition,
+  NotFound,
+  Unprocessable,
+  WaitTimeout,
+} from '../../domain/errors.ts';
 import type { SecretBox } from '../../security/secret-box.ts';
 import { hashToken, newToken } from '../../security/tokens.ts';
 import type { EventsService } from '../events/events.service.ts';
@@ -519,12 +527,16 @@ export class VmsService {
     this.background(row.id, 'restart', () => this.boot(row.id, 'system'));
   }
 
+  /** True for this VM's token; a valid token of another VM is a 403 (it authenticated, but not for this VM). */
   async authenticateGuest(id: string, token: string): Promise<boolean> {
     const row = await this.repo.get(id);
-    if (!row) return false;
     const a = Buffer.from(hashToken(token));
-    const b = Buffer.from(row.guestTokenHash);
-    return a.length === b.length && timingSafeEqual(a, b);
+    if (row) {
+      const b = Buffer.from(row.guestTokenHash);
+      if (a.length === b.length && timingSafeEqual(a, b)) return true;
+    }
+    if (await this.repo.idByGuestTokenHash(hashToken(token))) throw new Forbidden("another VM's token");
+    return false;
   }
 
   async guestReport(id: string, report: { ip: string; ready?: boolean }): Promise<void> {
