@@ -69,7 +69,8 @@ export function parseFlags(argv: string[]): { positionals: string[]; flags: Reco
     }
     const eq = a.indexOf('=');
     if (eq > 0) flags[a.slice(2, eq)] = a.slice(eq + 1);
-    else if (BOOLEAN_FLAGS.has(a.slice(2)) || i + 1 >= argv.length || argv[i + 1]!.startsWith('--')) flags[a.slice(2)] = true;
+    else if (BOOLEAN_FLAGS.has(a.slice(2)) || i + 1 >= argv.length || argv[i + 1]!.startsWith('--'))
+      flags[a.slice(2)] = true;
     else flags[a.slice(2)] = argv[++i]!;
   }
   return { positionals, flags };

@@ -7,16 +7,14 @@ import { PGlite } from '@electric-sql/pglite';
 import { type BuiltApp, buildApp, loadConfig, openPglite } from '@nqvm/manager';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadAgentConfig, READY_MARKER, type RunningAgent, startAgent, tapNameFor } from '../../src/index.ts';
+import { loadAgentConfig, READY_MARKER, type RunningAgent, startAgent } from '../../src/index.ts';
 import { isProcessAlive } from '../../src/vmm/qemu/index.ts';
 import { demoImages, lastTick } from '../fixtures/demo-vm.ts';
 
 const JOIN = 'join-token-for-snapshot-e2e-0123456789';
 const ADMIN = 'admin-password-for-agent-e2e';
-const GATEWAY = '10.214.0.1';
 const IP_A = '10.214.0.2';
 const IP_B = '10.214.0.3';
-const IP_C = '10.214.0.4';
 
 interface Vm {
   id: string;
@@ -157,7 +155,6 @@ describe('snapshots, instances and MMDS with real QEMU microVMs', () => {
   };
 
   let a: Vm;
-  let b: Vm;
   let inst: Vm;
   let snapId = '';
 

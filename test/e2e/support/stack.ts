@@ -1,0 +1,149 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync, readlinkSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import {
+  buildDemoImages,
+  isProcessAlive,
+  loadAgentConfig,
+  type RunningAgent,
+  startAgent,
+  systemRunner,
+} from '@nqvm/agent';
+import { type BuiltApp, buildApp, loadConfig, openPglite } from '@nqvm/manager';
+import pino from 'pino';
+
+const ROOT = path.resolve(import.meta.dirname, '../../..');
+
+export function inPrivateNetns(): boolean {
+  try {
+    return readlinkSync('/proc/self/ns/net') !== readlinkSync('/proc/1/ns/net');
+  } catch {
+    const links = readFileSync('/proc/self/net/dev', 'utf8').split('\n').slice(2);
+    return links.map((l) => l.split(':')[0]?.trim() ?? '').every((n) => !n || n === 'lo' || n.startsWith('nq'));
+  }
+}
+
+export async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined | null | false>,
+  timeoutMs: number,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export interface Stack {
+  base: string;
+  token: string;
+  manager: BuiltApp;
+  agent: RunningAgent;
+  agentData: string;
+  images: Record<'kernel' | 'initrd' | 'rootfs', string>;
+  api<T = Record<string, unknown>>(method: string, url: string, body?: unknown): Promise<{ status: number; body: T }>;
+  consoleText(vmId: string): Promise<string>;
+  close(): Promise<void>;
+}
+
+/** A manager (PGlite) and an agent in this process, real QEMU guests on a bridge in this private namespace. */
+export async function startStack(opts: {
+  cidr: string;
+  bridge: string;
+  agentPort: number;
+  env?: Record<string, string>;
+}): Promise<Stack> {
+  if (!inPrivateNetns())
+    throw new Error('this test creates bridges and TAPs: run under unshare -n (npm test does this)');
+  execFileSync('ip', ['link', 'set', 'lo', 'up']);
+  const demo = await buildDemoImages({
+    outDir: path.join(ROOT, '.cache', 'demo-images'),
+    cacheDir: path.join(ROOT, '.cache', 'demo-cache'),
+    runner: systemRunner,
+  });
+  const join = 'stack-join-token-0123456789abcdef';
+  const admin = 'stack-admin-password';
+  const managerData = await mkdtemp(path.join(tmpdir(), 'nqvm-stack-'));
+  const agentData = await mkdtemp(path.join(tmpdir(), 'nqs-'));
+  const manager = await buildApp(
+    loadConfig({
+      NQVM_DATA_DIR: managerData,
+      NQVM_ADMIN_PASSWORD: admin,
+      NQVM_JOIN_TOKEN: join,
+      NQVM_LOG_LEVEL: 'silent',
+      NQVM_RECONCILE_INTERVAL_MS: '1000',
+      NQVM_NETWORK_CIDR: opts.cidr,
+      FC_BRIDGE: opts.bridge,
+      ...opts.env,
+    }),
+    { database: await openPglite(new PGlite()), logger: false },
+  );
+  await manager.app.listen({ host: '127.0.0.1', port: 0 });
+  const addr = manager.app.server.address();
+  const base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+  const login = await fetch(`${base}/v1/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'admin', password: admin }),
+  });
+  const token = ((await login.json()) as { token: string }).token;
+  const images = { kernel: '', initrd: '', rootfs: '' };
+  for (const kind of ['kernel', 'initrd', 'rootfs'] as const) {
+    const res = await fetch(`${base}/v1/images/upload?name=demo-${kind}&kind=${kind}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' },
+      body: readFileSync(demo[kind]),
+    });
+    images[kind] = ((await res.json()) as { id: string }).id;
+  }
+  const agent = await startAgent(
+    loadAgentConfig({
+      MANAGER_BASE: base,
+      NQVM_JOIN_TOKEN: join,
+      AGENT_BIND: `127.0.0.1:${opts.agentPort}`,
+      AGENT_DATA_DIR: agentData,
+      AGENT_HEARTBEAT_S: '1',
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+    }),
+    { logger: pino({ level: 'warn' }) },
+  );
+  const api = async <T>(method: string, url: string, body?: unknown) => {
+    const res = await fetch(`${base}${url}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${token}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
+  };
+  return {
+    base,
+    token,
+    manager,
+    agent,
+    agentData,
+    images,
+    api,
+    consoleText: (id) => readFile(path.join(agentData, 'vms', id, 'console.log'), 'utf8').catch(() => ''),
+    async close() {
+      await agent.close();
+      await manager.app.close();
+      const ids = await readdir(path.join(agentData, 'vms')).catch(() => [] as string[]);
+      for (const id of ids) {
+        const pid = Number(await readFile(path.join(agentData, 'vms', id, 'vmm.pid'), 'utf8').catch(() => '0'));
+        if (pid > 1 && (await isProcessAlive(pid))) process.kill(pid, 'SIGKILL');
+      }
+      await rm(managerData, { recursive: true, force: true });
+      await rm(agentData, { recursive: true, force: true });
+    },
+  };
+}
