@@ -80,7 +80,7 @@ const manager = await buildApp(
     NQVM_ADMIN_PASSWORD: 'bench-admin-password',
     NQVM_JOIN_TOKEN: JOIN,
     NQVM_LOG_LEVEL: 'silent',
-    NQVM_NETWORK_CIDR: '10.214.0.0/24',
+    NQVM_NETWORK_CIDR: '10.220.0.0/24',
     NQVM_CPU_OVERCOMMIT: '16',
     FC_BRIDGE: 'nqbr-bench',
   }),

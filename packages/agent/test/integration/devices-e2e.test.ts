@@ -15,7 +15,7 @@ import { GuestShell } from '../support/guest-shell.ts';
 
 const JOIN = 'join-token-for-devices-e2e-0123456789';
 const ADMIN = 'admin-password-for-devices-e2e';
-const GATEWAY = '10.215.0.1';
+const GATEWAY = '10.216.0.1';
 const MIB = 1024 * 1024;
 const PASSWORD = 'root-password-devices';
 // 1 MiB/s with a 128 KiB bucket, so the initial burst barely moves a multi-MiB measurement.
@@ -70,7 +70,7 @@ describe('VM devices enforced inside a real guest (manager + agent + QEMU)', () 
       NQVM_LOG_LEVEL: 'silent',
       NQVM_RECONCILE_INTERVAL_MS: '1000',
       NQVM_HOST_HEARTBEAT_TIMEOUT_S: '5',
-      NQVM_NETWORK_CIDR: '10.215.0.0/24',
+      NQVM_NETWORK_CIDR: '10.216.0.0/24',
       NQVM_STOP_TIMEOUT_S: '15',
       FC_BRIDGE: 'nqbr-dev',
     });
@@ -97,7 +97,7 @@ describe('VM devices enforced inside a real guest (manager + agent + QEMU)', () 
       loadAgentConfig({
         MANAGER_BASE: base,
         NQVM_JOIN_TOKEN: JOIN,
-        AGENT_BIND: '127.0.0.1:19091',
+        AGENT_BIND: '127.0.0.1:19093',
         AGENT_DATA_DIR: agentData,
         AGENT_NAME: 'devices-host',
         AGENT_HEARTBEAT_S: '1',

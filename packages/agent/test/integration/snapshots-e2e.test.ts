@@ -77,7 +77,7 @@ describe('snapshots, instances and MMDS with real QEMU microVMs', () => {
   const agentEnv = () => ({
     MANAGER_BASE: managerBase,
     NQVM_JOIN_TOKEN: JOIN,
-    AGENT_BIND: '127.0.0.1:19091',
+    AGENT_BIND: '127.0.0.1:19092',
     AGENT_DATA_DIR: agentData,
     AGENT_NAME: 'snap-host',
     AGENT_HEARTBEAT_S: '1',
