@@ -1,6 +1,9 @@
-import { and, desc, eq, gt, gte, lt, lte, type SQL } from 'drizzle-orm';
+import { and, desc, eq, gt, gte, lt, lte, type SQL, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.ts';
 import { events } from '../../db/schema.ts';
+
+// Sent as text and cast in SQL: not every driver (PGlite) serialises a JS BigInt parameter.
+const asBigint = (v: bigint) => sql`${v.toString()}::bigint`;
 
 export type EventRow = typeof events.$inferSelect;
 export type NewEvent = Omit<typeof events.$inferInsert, 'id' | 'at'>;
@@ -38,7 +41,7 @@ export class EventsRepository {
   /** Newest first, strictly older than `before` when given. */
   listPage(f: EventFilter, limit: number, before?: bigint): Promise<EventRow[]> {
     const w = this.where(f);
-    if (before !== undefined) w.push(lt(events.id, before));
+    if (before !== undefined) w.push(lt(events.id, asBigint(before)));
     return this.db
       .select()
       .from(events)
@@ -52,7 +55,7 @@ export class EventsRepository {
     return this.db
       .select()
       .from(events)
-      .where(and(...this.where(f), gt(events.id, after)))
+      .where(and(...this.where(f), gt(events.id, asBigint(after))))
       .orderBy(events.id)
       .limit(limit);
   }
