@@ -15,10 +15,19 @@ export class Terminal {
     });
   }
 
+  /** Resolves once the console said hello (scrollback follows), so what is typed next reaches the guest. */
   static open(url: string, headers: Record<string, string>): Promise<Terminal> {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(url, { headers });
-      ws.once('open', () => resolve(new Terminal(ws)));
+      ws.once('open', () => {
+        const t = new Terminal(ws);
+        const wait = setInterval(() => {
+          if (t.control.some((c) => c.type === 'hello')) {
+            clearInterval(wait);
+            resolve(t);
+          }
+        }, 20);
+      });
       ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
       ws.once('error', reject);
     });

@@ -29,8 +29,15 @@ export function relay(browser: WebSocket, opts: RelayOptions): void {
     upstream?.terminate();
   };
   browser.on('close', finish);
+  // What the browser sends before the agent side is open (typing right after connecting) waits, up to 64 KiB.
+  const queued: [Buffer, boolean][] = [];
+  let queuedBytes = 0;
   browser.on('message', (data: Buffer, binary: boolean) => {
     if (open && upstream) upstream.send(binary ? data : data.toString('utf8'), { binary });
+    else if (queuedBytes + data.length <= 64 * 1024) {
+      queued.push([data, binary]);
+      queuedBytes += data.length;
+    }
   });
 
   const lost = () => {
@@ -56,6 +63,8 @@ export function relay(browser: WebSocket, opts: RelayOptions): void {
     upstream = ws;
     ws.on('open', () => {
       open = true;
+      for (const [data, binary] of queued.splice(0)) ws.send(binary ? data : data.toString('utf8'), { binary });
+      queuedBytes = 0;
       delay = opts.retryMinMs ?? 250;
       if (announcedLoss && browser.readyState === browser.OPEN) browser.send(status('connected'));
       announcedLoss = false;
