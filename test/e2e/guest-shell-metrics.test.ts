@@ -157,15 +157,24 @@ describe('inside the VM: guest agent, credentials, shell and metrics (real QEMU 
       await t.login('root', 'wonderland-42');
       await until('a healthy frame', async () => frames.at(-1)?.guest.health === 'healthy', 30_000);
       // Freeze the guest agent (init would respawn a killed one): it stops answering but stays installed.
-      await t.run('kill -STOP $(pgrep -f guest-agent.js)');
+      const procs = await t.run('ps -o pid,stat,args | grep [g]uest-agent');
+      const pid = /^\s*(\d+)/m.exec(procs)?.[1];
+      expect(pid, procs).toBeTruthy();
+      await t.run(`kill -STOP ${pid}`);
       const stoppedAt = Date.now();
-      await until('guest health unreachable', async () => frames.at(-1)?.guest.health === 'unreachable', 15_000);
+      await until('guest health unreachable', async () => frames.at(-1)?.guest.health === 'unreachable', 15_000).catch(
+        async (err) => {
+          throw new Error(
+            `${err}; guest processes:\n${procs}\nnow:\n${await t.run('ps -o pid,stat,args | grep [g]uest')}`,
+          );
+        },
+      );
       const took = Date.now() - stoppedAt;
       expect(took).toBeLessThan(5_000 + 1_500);
       const n = frames.length;
       await until('host frames to keep coming', async () => frames.length >= n + 2, 10_000);
       expect(frames.at(-1)!.host.cpu_pct).not.toBeNull();
-      await t.run('kill -CONT $(pgrep -f guest-agent.js)');
+      await t.run(`kill -CONT ${pid}`);
       await until('the guest agent healthy again', async () => frames.at(-1)?.guest.health === 'healthy', 15_000);
     } finally {
       t.close();
