@@ -210,7 +210,7 @@ describe('VM devices enforced inside a real guest (manager + agent + QEMU)', () 
       201,
     );
     expect(eth1.item.iface_id).toBe('eth1');
-    expect(eth1.item.ip).toMatch(/^10\.215\.0\.\d+\/24$/);
+    expect(eth1.item.ip).toMatch(/^10\.216\.0\.\d+\/24$/);
     const dup = await api<Problem>('POST', `/v1/vms/${vmId}/nics`, { mac: '02:aa:00:00:00:01' });
     expect([dup.status, dup.body.code, dup.body.field]).toEqual([409, 'mac_taken', 'body.mac']);
     const events = await ok<{ items: { action: string }[] }>('GET', `/v1/events?resource_id=${vmId}&limit=100`);

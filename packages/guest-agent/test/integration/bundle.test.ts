@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
@@ -72,6 +72,12 @@ async function startHostStub(port: number, received: Received[]): Promise<Server
 }
 
 beforeAll(async () => {
+  // In the suite's private network namespace only lo exists; the agent reports its first non-loopback address.
+  if (!firstIpv4(networkInterfaces())) {
+    execFileSync('ip', ['link', 'add', 'nqga0', 'type', 'dummy']);
+    execFileSync('ip', ['addr', 'add', '10.231.0.2/24', 'dev', 'nqga0']);
+    execFileSync('ip', ['link', 'set', 'nqga0', 'up']);
+  }
   dir = await mkdtemp(join(tmpdir(), 'nqvm-guest-agent-'));
   bundle = await bundleGuestAgent(join(dir, 'guest-agent.js'));
 });
