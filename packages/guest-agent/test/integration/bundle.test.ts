@@ -74,9 +74,10 @@ async function startHostStub(port: number, received: Received[]): Promise<Server
 beforeAll(async () => {
   // In the suite's private network namespace only lo exists; the agent reports its first non-loopback address.
   if (!firstIpv4(networkInterfaces())) {
-    execFileSync('ip', ['link', 'add', 'nqga0', 'type', 'dummy']);
+    execFileSync('ip', ['link', 'add', 'nqga0', 'type', 'veth', 'peer', 'name', 'nqga1']);
     execFileSync('ip', ['addr', 'add', '10.231.0.2/24', 'dev', 'nqga0']);
     execFileSync('ip', ['link', 'set', 'nqga0', 'up']);
+    execFileSync('ip', ['link', 'set', 'nqga1', 'up']);
   }
   dir = await mkdtemp(join(tmpdir(), 'nqvm-guest-agent-'));
   bundle = await bundleGuestAgent(join(dir, 'guest-agent.js'));
