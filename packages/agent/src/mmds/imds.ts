@@ -13,11 +13,13 @@ export function lookup(data: unknown, path: string): unknown {
 /**
  * IMDS text: an object lists its keys one per line, sub-objects with a trailing `/`; a string is itself.
  * Other leaves (numbers, arrays) have no IMDS form, as in Firecracker: null means "not representable".
+ * Keys come sorted, as Firecracker's: the manager's jsonb store does not keep insertion order anyway.
  */
 export function imdsText(node: unknown): string | null {
   if (typeof node === 'string') return node;
   if (node !== null && typeof node === 'object' && !Array.isArray(node))
     return Object.entries(node as Record<string, unknown>)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .map(([k, v]) => (v !== null && typeof v === 'object' && !Array.isArray(v) ? `${k}/` : k))
       .join('\n');
   return null;
