@@ -8,6 +8,7 @@ import websocket from '@fastify/websocket';
 import { buildOpenApi } from '@nqvm/api';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { ManagerConfig } from './config.ts';
+import { followChanges } from './db/change-cache.ts';
 import { type Database, openDatabase } from './db/client.ts';
 import { migrate } from './db/migrate.ts';
 import { AuthRepository } from './features/auth/auth.repository.ts';
@@ -25,7 +26,7 @@ import { HostsRepository } from './features/hosts/hosts.repository.ts';
 import { hostsRoutes } from './features/hosts/hosts.routes.ts';
 import { HostsService } from './features/hosts/hosts.service.ts';
 import { systemRunner } from './features/images/images.exec.ts';
-import { ImagesRepository } from './features/images/images.repository.ts';
+import { IMAGES_CHANGED, ImagesRepository } from './features/images/images.repository.ts';
 import { imagesRoutes } from './features/images/images.routes.ts';
 import { ImagesService } from './features/images/images.service.ts';
 import { ImageStore } from './features/images/images.store.ts';
@@ -103,18 +104,13 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
     heartbeatTimeoutS: config.hostHeartbeatTimeoutS,
   });
   const metrics = new MetricsRegistry();
-  const images = new ImagesService(
-    new ImagesRepository(database.db),
-    new ImageStore(join(config.dataDir, 'images')),
-    systemRunner,
-    events,
-    {
-      imageRoot: config.imageRoot,
-      allowImagePaths: config.allowImagePaths,
-      maxUploadBytes: config.maxUploadBytes,
-      maxImportBytes: config.maxImportBytes,
-    },
-  );
+  const imagesRepo = new ImagesRepository(database.db);
+  const images = new ImagesService(imagesRepo, new ImageStore(join(config.dataDir, 'images')), systemRunner, events, {
+    imageRoot: config.imageRoot,
+    allowImagePaths: config.allowImagePaths,
+    maxUploadBytes: config.maxUploadBytes,
+    maxImportBytes: config.maxImportBytes,
+  });
   await images.start();
   const templates = new TemplatesService(new TemplatesRepository(database.db), images, events);
   images.addUsage(templates);
@@ -250,7 +246,11 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
 
   await app.register(webConsole);
 
+  const stopImagePages = followChanges(database, IMAGES_CHANGED, imagesRepo.pages, {
+    onError: (err) => app.log.warn({ err }, 'image list cache off until the change feed is back'),
+  });
   app.addHook('onClose', async () => {
+    await stopImagePages();
     await stopReconciler();
     await stopSampler();
     await vms.idle();

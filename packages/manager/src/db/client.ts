@@ -21,7 +21,18 @@ export interface Database {
   /** Borrow one connection for work that must stay on it (advisory locks). */
   withSession<T>(fn: (s: SqlSession) => Promise<T>): Promise<T>;
   ping(): Promise<void>;
+  /**
+   * Calls `onNotify` for every NOTIFY on `channel` until the returned stop is called. `onLost` says the feed broke
+   * and may have missed notifications; it is then stopped and the caller decides whether to listen again.
+   */
+  listen(channel: string, onNotify: () => void, onLost: (err: Error) => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
+}
+
+// LISTEN takes an identifier, not a parameter: only plain names reach it.
+function checkChannel(channel: string): string {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(channel)) throw new Error(`invalid notification channel ${channel}`);
+  return channel;
 }
 
 export async function openDatabase(opts: { url?: string; dataDir: string }): Promise<Database> {
@@ -55,6 +66,34 @@ export function openPostgres(url: string): Database {
     async ping() {
       await pool.query('SELECT 1');
     },
+    async listen(channel, onNotify, onLost) {
+      // A dedicated connection: a pooled one would be handed to other queries and lose its LISTEN.
+      const client = new pg.Client({ connectionString: url });
+      let stopped = false;
+      const lost = (err: Error) => {
+        if (stopped) return;
+        stopped = true;
+        client.end().catch(() => {});
+        onLost(err);
+      };
+      client.on('error', lost);
+      client.on('end', () => lost(new Error('the notification connection ended')));
+      client.on('notification', (n) => {
+        if (n.channel === channel) onNotify();
+      });
+      try {
+        await client.connect();
+        await client.query(`LISTEN ${checkChannel(channel)}`);
+      } catch (err) {
+        stopped = true;
+        await client.end().catch(() => {});
+        throw err;
+      }
+      return async () => {
+        stopped = true;
+        await client.end().catch(() => {});
+      };
+    },
     close: () => pool.end(),
   };
 }
@@ -73,6 +112,10 @@ export function openPglite(client: PGlite): Database {
       }),
     async ping() {
       await client.query('SELECT 1');
+    },
+    async listen(channel, onNotify) {
+      // One process owns an embedded database: its notifications cannot be lost to a broken connection.
+      return client.listen(checkChannel(channel), () => onNotify());
     },
     close: () => client.close(),
   };

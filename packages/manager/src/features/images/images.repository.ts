@@ -1,4 +1,5 @@
 import { and, eq, gt, ilike, lt, ne, type SQL, sql } from 'drizzle-orm';
+import { ChangeCache } from '../../db/change-cache.ts';
 import type { Db } from '../../db/client.ts';
 import { images } from '../../db/schema.ts';
 
@@ -18,15 +19,38 @@ export function pgCode(err: unknown): string | undefined {
   return undefined;
 }
 
+/** The NOTIFY channel the images table's trigger (migration 0007) signals on every change. */
+export const IMAGES_CHANGED = 'nqvm_images_changed';
+
+export interface ImagePage {
+  items: string;
+  last: string | null;
+  more: boolean;
+}
+
 export class ImagesRepository {
+  /** List pages, served from memory while a change feed (see followChanges) keeps them current. */
+  readonly pages = new ChangeCache<ImagePage>();
+
   constructor(private readonly db: Db) {}
+
+  /** Runs a write, then drops cached pages at once so this manager reads its own writes. */
+  private async write<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } finally {
+      this.pages.invalidate();
+    }
+  }
 
   /** Throws the driver error on a duplicate name (SQLSTATE 23505); the service maps it. */
   async insert(img: NewImage): Promise<ImageRow> {
-    const [row] = await this.db
-      .insert(images)
-      .values({ ...img, state: 'importing', bytesDone: 0 })
-      .returning();
+    const [row] = await this.write(() =>
+      this.db
+        .insert(images)
+        .values({ ...img, state: 'importing', bytesDone: 0 })
+        .returning(),
+    );
     return row!;
   }
 
@@ -44,11 +68,11 @@ export class ImagesRepository {
    * One page, ordered by name (unique) after `afterName`, as JSON text built by the database, in the shape of the API's Image (see toImage), so a list
    * costs the manager one round trip and no per-row work.
    */
-  async listJson(
-    f: ImageFilter,
-    limit: number,
-    afterName?: string,
-  ): Promise<{ items: string; last: string | null; more: boolean }> {
+  async listJson(f: ImageFilter, limit: number, afterName?: string): Promise<ImagePage> {
+    const key = JSON.stringify([f.kind, f.state, f.q, limit, afterName]);
+    const cached = this.pages.get(key);
+    if (cached) return cached;
+    const generation = this.pages.generation;
     const w = this.where(f);
     if (afterName !== undefined) w.push(gt(images.name, afterName));
     const iso = (c: SQL) => sql`to_char(${c} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
@@ -65,7 +89,9 @@ export class ImagesRepository {
       rows: { n: number; last: string | null; items: string }[];
     };
     const row = res.rows[0]!;
-    return { items: row.items, last: row.last, more: row.n > limit };
+    const page = { items: row.items, last: row.last, more: row.n > limit };
+    this.pages.put(key, generation, page);
+    return page;
   }
 
   private where(f: ImageFilter): SQL[] {
@@ -77,34 +103,40 @@ export class ImagesRepository {
   }
 
   async progress(id: string, bytesDone: number, bytesTotal?: number | null): Promise<void> {
-    await this.db
-      .update(images)
-      .set({ bytesDone, ...(bytesTotal !== undefined ? { bytesTotal } : {}), updatedAt: new Date() })
-      .where(and(eq(images.id, id), eq(images.state, 'importing')));
+    await this.write(() =>
+      this.db
+        .update(images)
+        .set({ bytesDone, ...(bytesTotal !== undefined ? { bytesTotal } : {}), updatedAt: new Date() })
+        .where(and(eq(images.id, id), eq(images.state, 'importing'))),
+    );
   }
 
   async markReady(id: string, sha256: string, size: number): Promise<ImageRow | undefined> {
-    const [row] = await this.db
-      .update(images)
-      .set({ state: 'ready', sha256, sizeBytes: size, bytesDone: size, bytesTotal: size, updatedAt: new Date() })
-      .where(and(eq(images.id, id), eq(images.state, 'importing')))
-      .returning();
+    const [row] = await this.write(() =>
+      this.db
+        .update(images)
+        .set({ state: 'ready', sha256, sizeBytes: size, bytesDone: size, bytesTotal: size, updatedAt: new Date() })
+        .where(and(eq(images.id, id), eq(images.state, 'importing')))
+        .returning(),
+    );
     return row;
   }
 
   /** Throws the driver error on a duplicate name (SQLSTATE 23505). */
   async update(id: string, set: { name?: string; description?: string }): Promise<ImageRow | undefined> {
-    const [row] = await this.db
-      .update(images)
-      .set({ ...set, updatedAt: new Date() })
-      .where(eq(images.id, id))
-      .returning();
+    const [row] = await this.write(() =>
+      this.db
+        .update(images)
+        .set({ ...set, updatedAt: new Date() })
+        .where(eq(images.id, id))
+        .returning(),
+    );
     return row;
   }
 
   /** Throws the driver error (SQLSTATE 23503) while a template still references the image. */
   async delete(id: string): Promise<ImageRow | undefined> {
-    const [row] = await this.db.delete(images).where(eq(images.id, id)).returning();
+    const [row] = await this.write(() => this.db.delete(images).where(eq(images.id, id)).returning());
     return row;
   }
 
@@ -121,9 +153,11 @@ export class ImagesRepository {
 
   /** Imports that no live process is driving: still importing and untouched since `before`. */
   async deleteStaleImports(before: Date): Promise<ImageRow[]> {
-    return this.db
-      .delete(images)
-      .where(and(eq(images.state, 'importing'), lt(images.updatedAt, before)))
-      .returning();
+    return this.write(() =>
+      this.db
+        .delete(images)
+        .where(and(eq(images.state, 'importing'), lt(images.updatedAt, before)))
+        .returning(),
+    );
   }
 }
