@@ -56,13 +56,14 @@ async function main(): Promise<void> {
     await page.getByLabel('Password').fill(password);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByRole('heading', { name: 'Dashboard' }).waitFor();
-    await page.goto(`${base}/vms?limit=500`);
-    await page.locator('tr[data-vm-name]').nth(499).waitFor();
+    await page.goto(`${base}/vms?limit=500&sort=name`);
+    await page.getByText('500 shown').waitFor();
     await page.getByRole('button', { name: 'Load more' }).click();
-    await page
-      .locator('tr[data-vm-name]')
-      .nth(VMS - 1)
-      .waitFor();
+    // The list is windowed: wait for its count, then for the last VM's row after scrolling to the end.
+    await page.getByText(`${VMS} shown`).waitFor();
+    await page.getByTestId('vm-scroll').hover();
+    await page.mouse.wheel(0, 40 * VMS);
+    await page.locator(`tr[data-vm-name="bench-${VMS}"]`).waitFor();
     const measures = await page.evaluate<{ name: string; duration: number }[]>(
       `performance.getEntriesByType('measure').filter((m) => m.name.startsWith('vm-list:render')).map((m) => ({ name: m.name, duration: m.duration }))`,
     );

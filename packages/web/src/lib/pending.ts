@@ -33,15 +33,24 @@ export type BulkAction = VmAction | 'delete';
 export interface BulkResult {
   id: string;
   ok: boolean;
-  status: number;
+  /** HTTP status, known when the per-VM fallback made the call. */
+  status?: number;
   error?: string;
 }
 
-/** `POST /v1/vms/actions {ids, action}`; falls back to one call per VM while the bulk route is missing. */
+/** The API takes at most this many ids per bulk request. */
+const BULK_MAX = 500;
+
+/** `POST /v1/vms/actions {ids, action}` in chunks of 500; falls back to one call per VM while the bulk route is missing. */
 export async function bulkVmAction(ids: string[], action: BulkAction): Promise<BulkResult[]> {
   try {
-    const res = await request<{ results: BulkResult[] }>('POST', '/v1/vms/actions', { ids, action });
-    return res.results;
+    const out: BulkResult[] = [];
+    for (let i = 0; i < ids.length; i += BULK_MAX) {
+      const res = await call(api.vms.bulk, { body: { ids: ids.slice(i, i + BULK_MAX), action } });
+      for (const r of res.results)
+        out.push({ id: r.id, ok: r.ok, ...(r.ok ? {} : { error: r.detail ?? r.code ?? 'refused' }) });
+    }
+    return out;
   } catch (err) {
     if (!isMissingRoute(err)) throw err;
   }

@@ -1,12 +1,12 @@
-import { api, VM_STATES, type Vm, type VmState } from '@nqvm/api';
+import { api, VM_STATES, type VmState } from '@nqvm/api';
 import { useInfiniteQuery, useQuery, useQueryClient } from '@tanstack/react-query';
-import { memo, useCallback, useEffect, useLayoutEffect, useMemo, useState } from 'react';
+import { useCallback, useEffect, useLayoutEffect, useMemo, useState } from 'react';
 import { Link, useSearchParams } from 'react-router';
 import { Modal } from '../../components/dialog.tsx';
-import { Badge, Button, Card, Empty, ErrorState, Field, Loading, PageHeader } from '../../components/ui.tsx';
+import { Button, Card, Empty, ErrorState, Field, Loading, PageHeader } from '../../components/ui.tsx';
 import { call } from '../../lib/api.ts';
-import { formatMib } from '../../lib/format.ts';
 import { type BulkAction, type BulkResult, bulkVmAction } from '../../lib/pending.ts';
+import { VmTable } from './vm-table.tsx';
 
 type Sort = 'name' | '-name' | 'created_at' | '-created_at' | 'state' | '-state';
 const FILTERS = ['search', 'state', 'host_id', 'owner', 'environment', 'tag'] as const;
@@ -89,7 +89,20 @@ export function VmListPage() {
       }),
     [],
   );
-  const allSelected = rows.length > 0 && rows.every((v) => selected.has(v.id));
+  const allSelected = rows.length > 0 && !vms.hasNextPage && rows.every((v) => selected.has(v.id));
+  const [selectingAll, setSelectingAll] = useState(false);
+  // "All" means every VM matching the filters, not only the pages loaded so far: load the rest first.
+  const selectAll = async () => {
+    if (allSelected) return setSelected(new Set());
+    setSelectingAll(true);
+    try {
+      let res = vms;
+      while (res.hasNextPage) res = await res.fetchNextPage();
+      setSelected(new Set((res.data?.pages ?? []).flatMap((p) => p.items.map((v) => v.id))));
+    } finally {
+      setSelectingAll(false);
+    }
+  };
   const runBulk = async () => {
     if (!bulk) return;
     setBusy(true);
@@ -230,43 +243,38 @@ export function VmListPage() {
         </Empty>
       ) : (
         <Card>
-          <div className="overflow-x-auto">
-            <table className="w-full text-left text-sm" data-testid="vm-table">
-              <thead className="text-xs text-slate-500 uppercase">
-                <tr>
-                  <th className="py-1 pr-2">
-                    <input
-                      type="checkbox"
-                      aria-label="Select all VMs"
-                      checked={allSelected}
-                      onChange={() => setSelected(allSelected ? new Set() : new Set(rows.map((v) => v.id)))}
-                    />
-                  </th>
-                  {sortHeader('name', 'Name')}
-                  {sortHeader('state', 'State')}
-                  <th className="py-1 pr-3">Host</th>
-                  <th className="py-1 pr-3">vCPU / memory</th>
-                  <th className="py-1 pr-3">IP</th>
-                  <th className="py-1 pr-3">Owner / env</th>
-                  <th className="py-1 pr-3">Tags</th>
-                  {sortHeader('created_at', 'Created')}
-                </tr>
-              </thead>
-              <tbody className="divide-y divide-slate-100">
-                {rows.map((v) => (
-                  <VmRow
-                    key={v.id}
-                    vm={v}
-                    host={v.host_id ? hostName.get(v.host_id) : undefined}
-                    checked={selected.has(v.id)}
-                    onToggle={toggle}
+          <VmTable
+            rows={rows}
+            hostName={hostName}
+            selected={selected}
+            onToggle={toggle}
+            header={
+              <tr aria-rowindex={1}>
+                <th className="py-1 pr-2">
+                  <input
+                    type="checkbox"
+                    aria-label={vms.hasNextPage ? 'Select all matching VMs' : 'Select all VMs'}
+                    checked={allSelected}
+                    disabled={selectingAll}
+                    onChange={selectAll}
                   />
-                ))}
-              </tbody>
-            </table>
-          </div>
+                </th>
+                {sortHeader('name', 'Name')}
+                {sortHeader('state', 'State')}
+                <th className="py-1 pr-3">Host</th>
+                <th className="py-1 pr-3">vCPU / memory</th>
+                <th className="py-1 pr-3">IP</th>
+                <th className="py-1 pr-3">Owner / env</th>
+                <th className="py-1 pr-3">Tags</th>
+                {sortHeader('created_at', 'Created')}
+              </tr>
+            }
+          />
           <div className="mt-3 flex items-center gap-3 text-sm text-slate-600">
-            <span>{rows.length} shown</span>
+            <span role="status">
+              {rows.length} shown{vms.hasNextPage ? ' (more match)' : ''}
+              {selectingAll ? ' — selecting all matching…' : ''}
+            </span>
             {vms.hasNextPage ? (
               <Button onClick={() => vms.fetchNextPage()} disabled={vms.isFetchingNextPage}>
                 {vms.isFetchingNextPage ? 'Loading…' : 'Load more'}
@@ -285,7 +293,7 @@ export function VmListPage() {
             <ul className="mb-3 max-h-64 overflow-auto text-sm" aria-label="Results">
               {results.map((r) => (
                 <li key={r.id} className={r.ok ? 'text-green-700' : 'text-red-700'}>
-                  {r.id.slice(0, 8)}: {r.ok ? 'accepted' : `${r.status} ${r.error ?? ''}`}
+                  {r.id.slice(0, 8)}: {r.ok ? 'accepted' : [r.status, r.error].filter(Boolean).join(' ')}
                 </li>
               ))}
             </ul>
@@ -305,41 +313,3 @@ export function VmListPage() {
     </>
   );
 }
-
-const DAY = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium' });
-
-const VmRow = memo(function VmRow({
-  vm,
-  host,
-  checked,
-  onToggle,
-}: {
-  vm: Vm;
-  host: string | undefined;
-  checked: boolean;
-  onToggle: (id: string) => void;
-}) {
-  return (
-    <tr data-vm-name={vm.name}>
-      <td className="py-1.5 pr-2">
-        <input type="checkbox" aria-label={`Select ${vm.name}`} checked={checked} onChange={() => onToggle(vm.id)} />
-      </td>
-      <td className="py-1.5 pr-3 font-medium">
-        <Link to={`/vms/${vm.id}`} className="text-blue-700 hover:underline">
-          {vm.name}
-        </Link>
-      </td>
-      <td className="py-1.5 pr-3">
-        <Badge value={vm.state} />
-      </td>
-      <td className="py-1.5 pr-3">{host ?? (vm.host_id ? vm.host_id.slice(0, 8) : '—')}</td>
-      <td className="py-1.5 pr-3 whitespace-nowrap">
-        {vm.vcpu} / {formatMib(vm.mem_mib)}
-      </td>
-      <td className="py-1.5 pr-3 font-mono text-xs">{vm.guest_ip ?? vm.nics[0]?.ip ?? '—'}</td>
-      <td className="py-1.5 pr-3">{[vm.owner, vm.environment].filter(Boolean).join(' / ') || '—'}</td>
-      <td className="py-1.5 pr-3">{vm.tags.join(', ')}</td>
-      <td className="py-1.5 pr-3 whitespace-nowrap text-slate-500">{DAY.format(new Date(vm.created_at))}</td>
-    </tr>
-  );
-});
