@@ -4,12 +4,13 @@ import { type FormEvent, useState } from 'react';
 import { useNavigate } from 'react-router';
 import { ConfirmButton, Modal } from '../components/dialog.tsx';
 import { Button, Card, Empty, ErrorState, Field, Loading, PageHeader } from '../components/ui.tsx';
-import { call, fieldErrors } from '../lib/api.ts';
+import { call, errorMessage, fieldErrors } from '../lib/api.ts';
 import { formatMib } from '../lib/format.ts';
 import { splitList } from './vms/wizard-model.ts';
 
 export function TemplatesPage() {
   const [creating, setCreating] = useState(false);
+  const [saving, setSaving] = useState(false);
   const templates = useQuery({
     queryKey: ['templates'],
     queryFn: () => call(api.templates.list, { query: { limit: 500 } }),
@@ -19,9 +20,12 @@ export function TemplatesPage() {
       <PageHeader
         title="Templates"
         actions={
-          <Button variant="primary" onClick={() => setCreating(true)}>
-            New template
-          </Button>
+          <>
+            <Button onClick={() => setSaving(true)}>Save VM as template</Button>
+            <Button variant="primary" onClick={() => setCreating(true)}>
+              New template
+            </Button>
+          </>
         }
       />
       {templates.isPending ? (
@@ -38,6 +42,7 @@ export function TemplatesPage() {
         </div>
       )}
       <TemplateForm open={creating} onClose={() => setCreating(false)} />
+      <SaveVmDialog open={saving} onClose={() => setSaving(false)} />
     </>
   );
 }
@@ -58,58 +63,136 @@ function TemplateCard({ t }: { t: Template }) {
     }
   };
   return (
-    <Card
-      title={t.name}
-      actions={
-        <>
-          <Button
-            variant="primary"
-            onClick={() => {
-              setError(null);
-              setOpen(true);
-            }}
-          >
-            Create VM
-          </Button>
-          <Button onClick={() => navigate(`/vms/new?template=${t.id}`)}>Customize</Button>
-          <ConfirmButton
-            label="Delete"
-            variant="danger"
-            title={`Delete template ${t.name}?`}
-            description="VMs created from it keep running."
-            onConfirm={async () => {
-              await call(api.templates.delete, { params: { id: t.id } });
-              await qc.invalidateQueries({ queryKey: ['templates'] });
-            }}
-          />
-        </>
-      }
-    >
-      <p className="mb-2 text-sm text-slate-600">{t.description || 'No description'}</p>
-      <p className="text-sm">
-        {t.spec.vcpu} vCPU · {formatMib(t.spec.mem_mib)} · {t.spec.vmm ?? 'default VMM'}
-      </p>
-      {t.spec.tags?.length ? <p className="mt-1 text-xs text-slate-500">Tags: {t.spec.tags.join(', ')}</p> : null}
-      <Modal open={open} onOpenChange={setOpen} title={`Create a VM from ${t.name}`}>
-        <form onSubmit={submit} className="flex flex-col gap-3">
-          <Field
-            label="VM name"
-            error={
-              fieldErrors(error).name ??
-              (error && !fieldErrors(error).name ? String((error as Error).message) : undefined)
-            }
-          >
-            {(p) => <input {...p} required value={name} onChange={(e) => setName(e.target.value)} />}
-          </Field>
-          <div className="flex justify-end gap-2">
-            <Button onClick={() => setOpen(false)}>Cancel</Button>
-            <Button type="submit" variant="primary">
-              Create
+    <article aria-label={t.name}>
+      <Card
+        title={t.name}
+        actions={
+          <>
+            <Button
+              variant="primary"
+              onClick={() => {
+                setError(null);
+                setOpen(true);
+              }}
+            >
+              Create VM
             </Button>
-          </div>
-        </form>
-      </Modal>
-    </Card>
+            <Button onClick={() => navigate(`/vms/new?template=${t.id}`)}>Customize</Button>
+            <ConfirmButton
+              label="Delete"
+              variant="danger"
+              title={`Delete template ${t.name}?`}
+              description="VMs created from it keep running."
+              onConfirm={async () => {
+                await call(api.templates.delete, { params: { id: t.id } });
+                await qc.invalidateQueries({ queryKey: ['templates'] });
+              }}
+            />
+          </>
+        }
+      >
+        <p className="mb-2 text-sm text-slate-600">{t.description || 'No description'}</p>
+        <p className="text-sm">
+          {t.spec.vcpu} vCPU · {formatMib(t.spec.mem_mib)} · {t.spec.vmm ?? 'default VMM'}
+        </p>
+        {t.spec.tags?.length ? <p className="mt-1 text-xs text-slate-500">Tags: {t.spec.tags.join(', ')}</p> : null}
+        <Modal open={open} onOpenChange={setOpen} title={`Create a VM from ${t.name}`}>
+          <form onSubmit={submit} className="flex flex-col gap-3">
+            <Field
+              label="VM name"
+              error={
+                fieldErrors(error).name ??
+                (error && !fieldErrors(error).name ? String((error as Error).message) : undefined)
+              }
+            >
+              {(p) => <input {...p} required value={name} onChange={(e) => setName(e.target.value)} />}
+            </Field>
+            <div className="flex justify-end gap-2">
+              <Button onClick={() => setOpen(false)}>Cancel</Button>
+              <Button type="submit" variant="primary">
+                Create
+              </Button>
+            </div>
+          </form>
+        </Modal>
+      </Card>
+    </article>
+  );
+}
+
+/** `POST /v1/vms/{id}/template`: stores an existing VM's spec (machine, boot source, network, tags). */
+function SaveVmDialog({ open, onClose }: { open: boolean; onClose: () => void }) {
+  const qc = useQueryClient();
+  const [vmId, setVmId] = useState('');
+  const [name, setName] = useState('');
+  const [description, setDescription] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const vms = useQuery({
+    queryKey: ['vms', 'for-template'],
+    queryFn: () => call(api.vms.list, { query: { limit: 500 } }),
+    enabled: open,
+  });
+  const fe = fieldErrors(error);
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    if (!vmId) return setError(new Error('Choose a VM'));
+    setBusy(true);
+    setError(null);
+    try {
+      await call(api.snapshots.saveTemplate, {
+        params: { id: vmId },
+        body: { name, ...(description ? { description } : {}) },
+      });
+      await qc.invalidateQueries({ queryKey: ['templates'] });
+      setName('');
+      setDescription('');
+      onClose();
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <Modal
+      open={open}
+      onOpenChange={(o) => (o ? undefined : onClose())}
+      title="Save a VM as template"
+      description="The template stores the VM's machine, boot source, network and tags; not its disk contents."
+    >
+      <form onSubmit={submit} className="flex flex-col gap-3" noValidate>
+        <Field label="VM" error={vms.error ? errorMessage(vms.error) : undefined}>
+          {(p) => (
+            <select {...p} required value={vmId} onChange={(e) => setVmId(e.target.value)}>
+              <option value="">{vms.isPending ? 'loading…' : 'choose…'}</option>
+              {(vms.data?.items ?? []).map((v) => (
+                <option key={v.id} value={v.id}>
+                  {v.name}
+                </option>
+              ))}
+            </select>
+          )}
+        </Field>
+        <Field label="Template name" error={fe.name}>
+          {(p) => <input {...p} required value={name} onChange={(e) => setName(e.target.value)} />}
+        </Field>
+        <Field label="Template description" error={fe.description}>
+          {(p) => <input {...p} value={description} onChange={(e) => setDescription(e.target.value)} />}
+        </Field>
+        {error && !fe.name && !fe.description ? (
+          <p role="alert" className="text-sm text-red-700">
+            {errorMessage(error)}
+          </p>
+        ) : null}
+        <div className="flex justify-end gap-2">
+          <Button onClick={onClose}>Cancel</Button>
+          <Button type="submit" variant="primary" disabled={busy}>
+            {busy ? 'Saving…' : 'Save template'}
+          </Button>
+        </div>
+      </form>
+    </Modal>
   );
 }
 

@@ -10,7 +10,8 @@ import { call } from '../../lib/api.ts';
 import { formatDate, formatDuration, formatMib } from '../../lib/format.ts';
 import { type BulkAction, vmAction } from '../../lib/pending.ts';
 import { EventList } from '../events.tsx';
-import { ConfigTab, LogsTab, MetadataTab, NetworkTab, SnapshotsTab, StorageTab } from './tabs.tsx';
+import { SnapshotsTab } from './snapshots.tsx';
+import { ConfigTab, LogsTab, MetadataTab, NetworkTab, StorageTab } from './tabs.tsx';
 
 const TerminalTab = lazy(() => import('./terminal.tsx'));
 const MetricsTab = lazy(() => import('./metrics.tsx'));

@@ -1,10 +1,9 @@
 import type { Vm } from '@nqvm/api';
-import { useQuery, useQueryClient } from '@tanstack/react-query';
+import { useQuery } from '@tanstack/react-query';
 import { useEffect, useRef, useState } from 'react';
-import { ConfirmButton } from '../../components/dialog.tsx';
 import { Button, Card, DefinitionList, Empty, ErrorState, Field, Loading } from '../../components/ui.tsx';
 import { errorMessage, isMissingRoute } from '../../lib/api.ts';
-import { formatBytes, formatDate, formatMib } from '../../lib/format.ts';
+import { formatBytes, formatMib } from '../../lib/format.ts';
 import { request } from '../../lib/pending.ts';
 
 /** GET of an endpoint from a later issue; a 404 route_not_found renders as "not available yet". */
@@ -162,99 +161,6 @@ export function NetworkTab({ vm }: { vm: Vm }) {
           <ErrorState error={q.error} what="NIC management and rate limits" />
         </div>
       ) : null}
-    </Card>
-  );
-}
-
-interface Snapshot {
-  id: string;
-  name?: string;
-  type: 'full' | 'diff';
-  size_bytes?: number | null;
-  mem_bytes?: number | null;
-  disk_bytes?: number | null;
-  created_at: string;
-}
-
-export function SnapshotsTab({ vm }: { vm: Vm }) {
-  const qc = useQueryClient();
-  const [error, setError] = useState<unknown>(null);
-  const q = usePendingGet<{ items: Snapshot[] }>(['snapshots', vm.id], `/v1/vms/${vm.id}/snapshots`);
-  const refresh = () => qc.invalidateQueries({ queryKey: ['snapshots', vm.id] });
-  const create = async (type: 'full' | 'diff') => {
-    setError(null);
-    await request('POST', `/v1/vms/${vm.id}/snapshots`, { type }).then(refresh, setError);
-  };
-  return (
-    <Card
-      title="Snapshots"
-      actions={
-        q.data ? (
-          <>
-            <Button onClick={() => create('full')}>Full snapshot</Button>
-            <Button onClick={() => create('diff')}>Diff snapshot</Button>
-          </>
-        ) : null
-      }
-    >
-      {error ? (
-        <div className="mb-3">
-          <ErrorState error={error} />
-        </div>
-      ) : null}
-      {q.isPending ? (
-        <Loading />
-      ) : q.error ? (
-        <ErrorState error={q.error} what="Snapshots" />
-      ) : q.data.items.length === 0 ? (
-        <Empty>No snapshots</Empty>
-      ) : (
-        <table className="w-full text-left text-sm">
-          <thead className="text-xs text-slate-500 uppercase">
-            <tr>
-              <th className="py-1 pr-3">Snapshot</th>
-              <th className="py-1 pr-3">Type</th>
-              <th className="py-1 pr-3">Size</th>
-              <th className="py-1 pr-3">Created</th>
-              <th className="py-1">
-                <span className="sr-only">Actions</span>
-              </th>
-            </tr>
-          </thead>
-          <tbody className="divide-y divide-slate-100">
-            {q.data.items.map((s) => (
-              <tr key={s.id}>
-                <td className="py-1.5 pr-3 font-medium">{s.name ?? s.id.slice(0, 8)}</td>
-                <td className="py-1.5 pr-3">{s.type}</td>
-                <td className="py-1.5 pr-3">
-                  {formatBytes(s.size_bytes)}
-                  {s.mem_bytes ? ` (memory ${formatBytes(s.mem_bytes)})` : ''}
-                </td>
-                <td className="py-1.5 pr-3">{formatDate(s.created_at)}</td>
-                <td className="flex justify-end gap-2 py-1.5">
-                  <ConfirmButton
-                    label="Instantiate"
-                    title="Create a VM from this snapshot?"
-                    description="A new VM starts from the snapshot's memory and disks."
-                    onConfirm={() =>
-                      request('POST', `/v1/snapshots/${s.id}/instantiate`, {
-                        name: `${vm.name}-from-${s.id.slice(0, 6)}`,
-                      })
-                    }
-                  />
-                  <ConfirmButton
-                    label="Delete"
-                    variant="danger"
-                    title="Delete this snapshot?"
-                    description="Its memory and disk files are removed."
-                    onConfirm={() => request('DELETE', `/v1/snapshots/${s.id}`).then(refresh)}
-                  />
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
     </Card>
   );
 }
