@@ -6,7 +6,7 @@ import { Vm } from './vm.schema.ts';
 
 export const SnapshotType = Type.Union([Type.Literal('Full'), Type.Literal('Diff')], {
   description:
-    'Full: guest RAM and device state; Diff: device state over a parent RAM file (refused where unsupported)',
+    'Full: device state, every guest RAM page and the disk; Diff: device state, the RAM pages changed since its parent snapshot, and the disk (a full sparse copy)',
 });
 export type SnapshotType = Static<typeof SnapshotType>;
 
@@ -22,7 +22,9 @@ export const Snapshot = Type.Object(
     snapshot_type: SnapshotType,
     parent_id: Type.Union([Uuid, Type.Null()]),
     state: SnapshotState,
-    state_bytes: Type.Integer({ description: 'Saved memory and device state, bytes on disk' }),
+    state_bytes: Type.Integer({
+      description: 'Saved device state and guest RAM (a Diff: only its changed pages), bytes on disk',
+    }),
     disk_bytes: Type.Integer({ description: 'The copied disk, allocated bytes on disk' }),
     source_spec: Type.Record(Type.String(), Type.Unknown(), { description: "The source VM's spec when saved" }),
     error: Type.Union([Type.String(), Type.Null()]),
@@ -33,7 +35,13 @@ export const Snapshot = Type.Object(
 export type Snapshot = Static<typeof Snapshot>;
 
 export const CreateSnapshotRequest = Type.Object(
-  { name: Name, snapshot_type: Type.Optional(SnapshotType) },
+  {
+    name: Name,
+    snapshot_type: Type.Optional(SnapshotType),
+    parent_id: Type.Optional(
+      Type.String({ format: 'uuid', description: 'Diff only: the snapshot of this VM it builds on (default: latest)' }),
+    ),
+  },
   { additionalProperties: false },
 );
 export type CreateSnapshotRequest = Static<typeof CreateSnapshotRequest>;
@@ -84,7 +92,7 @@ export const snapshotRoutes = {
     method: 'DELETE',
     path: '/v1/snapshots/:id',
     operationId: 'deleteSnapshot',
-    summary: 'Delete a snapshot and its files (409 while an instance is restoring from it or a Diff child exists)',
+    summary: 'Delete a snapshot and its files (409 while an instance is restoring from it or a Diff builds on it)',
     tag: 'snapshots',
     auth: 'user',
     status: 204,
@@ -129,7 +137,11 @@ export const snapshotRoutes = {
 };
 
 /** Manager → agent: save a snapshot of a VM on its host into the agent's snapshot store. */
-export const AgentSnapshotCreate = Type.Object({ snapshot_type: SnapshotType }, { additionalProperties: false });
+export const AgentSnapshotCreate = Type.Object(
+  { snapshot_type: SnapshotType, parent_id: Type.Optional(Uuid) },
+  { additionalProperties: false },
+);
+export type AgentSnapshotCreate = Static<typeof AgentSnapshotCreate>;
 
 export const AgentSnapshotInfo = Type.Object(
   {

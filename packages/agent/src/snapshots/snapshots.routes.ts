@@ -1,4 +1,4 @@
-import { AgentMmds, AgentSnapshotCreate, AgentVmSpec, type SnapshotType } from '@nqvm/api';
+import { AgentMmds, AgentSnapshotCreate, AgentVmSpec } from '@nqvm/api';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import type { MmdsService } from '../mmds/mmds.service.ts';
@@ -12,10 +12,10 @@ const Instantiate = Type.Object({ spec: AgentVmSpec }, { additionalProperties: f
 
 /** Snapshot and MMDS routes of the agent API (mounted behind the host-secret check). */
 export function snapshotRoutes(api: FastifyInstance, snapshots: SnapshotService, mmds: MmdsService): void {
-  api.post<{ Params: { id: string; sid: string }; Body: { snapshot_type: SnapshotType } }>(
+  api.post<{ Params: { id: string; sid: string }; Body: AgentSnapshotCreate }>(
     '/agent/v1/vms/:id/snapshots/:sid',
     { schema: { params: VmSnap, body: AgentSnapshotCreate } },
-    async (req) => snapshots.create(req.params.id, req.params.sid, req.body.snapshot_type),
+    async (req) => snapshots.create(req.params.id, req.params.sid, req.body),
   );
   api.delete<{ Params: { sid: string } }>(
     '/agent/v1/snapshots/:sid',

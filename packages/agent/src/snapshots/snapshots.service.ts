@@ -1,13 +1,24 @@
 import { mkdir, rm } from 'node:fs/promises';
-import type { AgentSnapshotInfo, AgentVmSpec, AgentVmStatus, SnapshotType } from '@nqvm/api';
+import type { AgentSnapshotCreate, AgentSnapshotInfo, AgentVmSpec, AgentVmStatus } from '@nqvm/api';
 import type { Logger } from 'pino';
 import type { CommandRunner } from '../host/exec.ts';
 import { copyImage } from '../rootfs/index.ts';
+import { guestRamPath } from '../vmm/qemu/args.ts';
 import { QemuDriver } from '../vmm/qemu/index.ts';
 import { AgentError, VmNotRunning } from '../vms/errors.ts';
+import { vmFiles } from '../vms/layout.ts';
 import type { VmService } from '../vms/vms.service.ts';
 import { isolateTap, reidentify } from './identity.ts';
-import { allocatedBytes, readSnapshotSpec, snapshotFiles, writeSnapshotSpec } from './snapshot-files.ts';
+import { materialize, type RamLayer, writeDiffLayer, writeFullLayer } from './ram-layers.ts';
+import {
+  allocatedBytes,
+  childrenOf,
+  ramChain,
+  readSnapshotSpec,
+  snapshotFiles,
+  writeSnapshotMeta,
+  writeSnapshotSpec,
+} from './snapshot-files.ts';
 
 export interface SnapshotServiceDeps {
   dataDir: string;
@@ -18,36 +29,39 @@ export interface SnapshotServiceDeps {
   identityTimeoutMs?: number;
 }
 
-/** Snapshots of this host's VMs (QEMU: migrate to a file + a copy of the disk) and VMs restored from them. */
+/** Snapshots of this host's VMs (QEMU: device state by migration, RAM layers, a disk copy) and their instances. */
 export class SnapshotService {
   /** Snapshots an instance is being restored from right now: their files must stay. */
   private readonly inUse = new Map<string, number>();
 
   constructor(private readonly d: SnapshotServiceDeps) {}
 
-  create(vmId: string, snapshotId: string, type: SnapshotType): Promise<AgentSnapshotInfo> {
+  /**
+   * Pauses the VM, saves its device state, then (still paused) its RAM as a full layer or, for a Diff, the pages
+   * that differ from `parentId`'s chain, and a sparse copy of its disk; resumes it if it was running.
+   */
+  create(vmId: string, snapshotId: string, req: AgentSnapshotCreate): Promise<AgentSnapshotInfo> {
     const f = snapshotFiles(this.d.dataDir, snapshotId);
+    const type = req.snapshot_type;
     return this.d.vms.withVm(vmId, async (vm) => {
-      if (type === 'Diff')
-        throw new AgentError(
-          422,
-          'unsupported_on_host',
-          'Diff snapshots need guest RAM in a shared memory-backend-file, which this agent does not launch VMs with; take a Full snapshot',
-          { field: 'body.snapshot_type' },
-        );
       if (!(vm.driver instanceof QemuDriver))
         throw new AgentError(422, 'unsupported_on_host', `snapshots of ${vm.spec.vmm} VMs are not supported here`);
       if (!vm.handle || (vm.state !== 'running' && vm.state !== 'paused')) throw new VmNotRunning(vmId, 'snapshot');
+      const parent = type === 'Diff' ? await this.diffParent(vmId, req.parent_id) : null;
       const wasRunning = vm.state === 'running';
       await mkdir(f.dir, { recursive: true, mode: 0o700 });
       const t0 = Date.now();
       let saveMs = 0;
       try {
         await vm.driver.saveState(vm.handle, f.state);
+        // The guest is frozen: its RAM, its disk and the page cache in that RAM belong to the same instant.
+        const ram = guestRamPath(vm.files);
+        if (parent) await writeDiffLayer(ram, parent.chain, { data: f.ram, map: f.ramMap });
+        else await writeFullLayer(ram, f.ram);
         saveMs = Date.now() - t0;
-        // The guest is frozen: its disk and the page cache in the saved RAM belong to the same instant.
         await copyImage(this.d.runner, vm.files.rootfs, f.disk);
         await writeSnapshotSpec(f, vm.spec);
+        await writeSnapshotMeta(f, { snapshot_type: type, parent_id: parent?.id ?? null });
       } catch (e) {
         await rm(f.dir, { recursive: true, force: true });
         throw e;
@@ -57,20 +71,43 @@ export class SnapshotService {
       }
       const pausedMs = Date.now() - t0;
       const info = {
-        state_bytes: await allocatedBytes(f.state),
+        state_bytes: (await allocatedBytes(f.state)) + (await allocatedBytes(f.ram)) + (await allocatedBytes(f.ramMap)),
         disk_bytes: await allocatedBytes(f.disk),
         save_ms: saveMs,
         paused_ms: pausedMs,
       };
-      this.d.log.info({ vm_id: vmId, snapshot_id: snapshotId, ...info }, 'snapshot saved');
+      this.d.log.info({ vm_id: vmId, snapshot_id: snapshotId, type, parent_id: parent?.id, ...info }, 'snapshot saved');
       return info;
     });
+  }
+
+  /** A Diff's parent must be a snapshot of the same VM in this agent's store. */
+  private async diffParent(vmId: string, parentId: string | undefined): Promise<{ id: string; chain: RamLayer[] }> {
+    if (!parentId)
+      throw new AgentError(422, 'snapshot_parent_required', 'a Diff snapshot needs a parent snapshot of this VM', {
+        field: 'body.parent_id',
+      });
+    const pf = snapshotFiles(this.d.dataDir, parentId);
+    const parentSpec = await readSnapshotSpec(pf).catch(() => undefined);
+    if (parentSpec?.vm_id !== vmId)
+      throw new AgentError(
+        422,
+        'snapshot_parent_invalid',
+        `snapshot ${parentId} is not a snapshot of VM ${vmId} here`,
+        {
+          field: 'body.parent_id',
+        },
+      );
+    return { id: parentId, chain: await ramChain(this.d.dataDir, parentId) };
   }
 
   async remove(snapshotId: string): Promise<void> {
     const f = snapshotFiles(this.d.dataDir, snapshotId);
     if (this.inUse.get(snapshotId))
       throw new AgentError(409, 'snapshot_in_use', `an instance is being restored from snapshot ${snapshotId}`);
+    const children = await childrenOf(this.d.dataDir, snapshotId);
+    if (children.length)
+      throw new AgentError(409, 'has_dependents', `Diff snapshots build on ${snapshotId}: ${children.join(', ')}`);
     await rm(f.dir, { recursive: true, force: true });
   }
 
@@ -85,12 +122,16 @@ export class SnapshotService {
         });
     if (source.kernel.sha256 !== spec.kernel.sha256 || source.nics.length !== spec.nics.length)
       throw new AgentError(422, 'snapshot_mismatch', "the kernel and NIC count must equal the snapshot's");
+    const chain = await ramChain(this.d.dataDir, snapshotId);
+    const ram = guestRamPath(vmFiles(this.d.dataDir, spec.vm_id));
     this.inUse.set(snapshotId, (this.inUse.get(snapshotId) ?? 0) + 1);
     try {
       return await this.d.vms.boot(spec, {
         disk: f.disk,
         state: f.state,
         beforeLaunch: async (taps) => {
+          // The instance's own RAM file (share=on writes back to it), rebuilt from the snapshot's layers.
+          await materialize(chain, ram, (src, dst) => copyImage(this.d.runner, src, dst));
           for (const [i, tap] of taps.entries()) {
             const old = source.nics[i]!;
             await isolateTap(this.d.runner, tap, old.ip.split('/')[0]!, old.gateway);

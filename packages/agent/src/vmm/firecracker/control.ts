@@ -1,9 +1,9 @@
 /** Runtime operations on a running Firecracker VM, for the device, MMDS and snapshot features. */
 import type { RateLimiter, VmmHandle } from '../types.js';
-import type { BalloonStats, MmdsContents } from './api-types.js';
+import type { BalloonStats, MmdsContents, SnapshotCreateParams } from './api-types.js';
 import { FirecrackerClient } from './client.js';
 import { snapshotMemPath } from './launch-plan.js';
-import { assertAbsPath, assertId, assertUint } from './validate.js';
+import { assertAbsPath, assertId, assertUint, InvalidFirecrackerValue } from './validate.js';
 
 function clientFor(handle: VmmHandle): FirecrackerClient {
   return new FirecrackerClient(handle.paths.controlSocket);
@@ -50,27 +50,42 @@ export interface SnapshotResult {
   memPath: string;
 }
 
+export interface SnapshotCreateOptions {
+  statePath: string;
+  memPath?: string;
+  type?: 'Full' | 'Diff';
+  /** The VM's machine-config `track_dirty_pages`: a Diff writes only dirty pages, which needs it. */
+  trackDirtyPages?: boolean;
+  resume?: boolean;
+}
+
+/** The PUT /snapshot/create body (`fc.snapshotCreate`) for `opts`; a Diff without dirty-page tracking is refused before any call. */
+export function snapshotCreateParams(opts: SnapshotCreateOptions): SnapshotCreateParams {
+  const statePath = assertAbsPath('snapshot_path', opts.statePath);
+  const memPath = assertAbsPath('mem_file_path', opts.memPath ?? snapshotMemPath(statePath));
+  const type = opts.type ?? 'Full';
+  if (type === 'Diff' && opts.trackDirtyPages !== true)
+    throw new InvalidFirecrackerValue(
+      'snapshot_type',
+      type,
+      'a Diff snapshot needs track_dirty_pages in the machine config (set it and restart the VM)',
+    );
+  return { snapshot_path: statePath, mem_file_path: memPath, snapshot_type: type };
+}
+
 /**
  * Pauses if needed (Firecracker snapshots only a paused VM), writes state and memory, then resumes a VM
  * that was running unless `resume` is false. Disks are not flushed by Firecracker: copy them separately.
  */
-export async function snapshotCreate(
-  handle: VmmHandle,
-  opts: { statePath: string; memPath?: string; type?: 'Full' | 'Diff'; resume?: boolean },
-): Promise<SnapshotResult> {
-  const statePath = assertAbsPath('snapshot_path', opts.statePath);
-  const memPath = assertAbsPath('mem_file_path', opts.memPath ?? snapshotMemPath(statePath));
+export async function snapshotCreate(handle: VmmHandle, opts: SnapshotCreateOptions): Promise<SnapshotResult> {
+  const params = snapshotCreateParams(opts);
   const client = clientFor(handle);
   const wasRunning = (await client.describeInstance()).state === 'Running';
   if (wasRunning) await client.pause();
   try {
-    await client.snapshotCreate({
-      snapshot_path: statePath,
-      mem_file_path: memPath,
-      snapshot_type: opts.type ?? 'Full',
-    });
+    await client.snapshotCreate(params);
   } finally {
     if (wasRunning && opts.resume !== false) await client.resume();
   }
-  return { statePath, memPath };
+  return { statePath: params.snapshot_path, memPath: params.mem_file_path };
 }

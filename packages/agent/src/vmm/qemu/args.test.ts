@@ -62,11 +62,15 @@ describe('buildQemuArgs', () => {
       paths,
       { accel: 'tcg', hostTscKhz: 2_096_032 },
     );
-    expect(after(argv, '-M')).toEqual(['microvm,acpi=on']);
+    expect(after(argv, '-M')).toEqual(['microvm,acpi=on,memory-backend=ram0']);
     expect(after(argv, '-accel')).toEqual(['tcg']);
     expect(after(argv, '-cpu')).toEqual(['max']);
     expect(after(argv, '-smp')).toEqual(['2,sockets=1,cores=2,threads=1']);
     expect(after(argv, '-m')).toEqual(['256M']);
+    // guest RAM in a shared file of the VM directory: snapshots save device state only and copy the file
+    expect(after(argv, '-object')).toContain(
+      `memory-backend-file,id=ram0,size=256M,mem-path=${paths.dir}/guest.ram,share=on`,
+    );
     expect(argv).toEqual(expect.arrayContaining(['-nodefaults', '-no-user-config', '-no-reboot']));
     expect(after(argv, '-append')).toEqual(['console=ttyS0 root=/dev/vda rw tsc_early_khz=2096032 tsc=reliable']);
     // root device first, so the guest sees it as /dev/vda
@@ -90,7 +94,8 @@ describe('buildQemuArgs', () => {
     expect(after(argv, '-qmp')).toEqual([`unix:${paths.controlSocket},server=on,wait=off`]);
     expect(after(argv, '-D')).toEqual([paths.vmmLog]);
     expect(after(argv, '-pidfile')).toEqual([paths.pidFile]);
-    expect(after(argv, '-incoming')).toEqual(['exec:cat /var/lib/nqvm/vms/vm1/state.bin']);
+    // the stream is fed over QMP once x-ignore-shared is set
+    expect(after(argv, '-incoming')).toEqual(['defer']);
   });
 
   test('maps SMT to two threads per core and CPU templates to QEMU models', () => {

@@ -3,7 +3,7 @@ import { constants } from 'node:fs';
 import { access, mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { type CommandRunner, systemRunner } from '../../host/exec.js';
 import type { VmLaunchSpec, VmmAvailability, VmmDriver, VmmHandle, VmmRunState, VmPaths } from '../types.js';
-import { type Accel, buildQemuArgs, qemuIds, validatePath } from './args.js';
+import { type Accel, buildQemuArgs, guestRamPath, qemuIds, validatePath } from './args.js';
 import { VmmFeatureUnavailable, VmmLaunchFailed } from './errors.js';
 import { type QmpClient, withQmp } from './qmp.js';
 
@@ -128,6 +128,8 @@ export class QemuDriver implements VmmDriver {
     }
     await mkdir(paths.dir, { recursive: true });
     for (const stale of [paths.controlSocket, paths.consoleSocket, paths.pidFile]) await rm(stale, { force: true });
+    // A cold boot starts from empty RAM; a restore maps the RAM file the snapshot put in place.
+    if (spec.incoming_state_path === undefined) await rm(guestRamPath(paths), { force: true });
 
     const log = await open(paths.vmmLog, 'a');
     let exited: string | null = null;
@@ -186,6 +188,12 @@ export class QemuDriver implements VmmDriver {
   /** Runtime settings QEMU only takes over QMP: the balloon target and its statistics polling. */
   private async afterStart(qmp: QmpClient, spec: VmLaunchSpec): Promise<void> {
     if (spec.incoming_state_path) {
+      const source = validatePath('incoming_state_path', spec.incoming_state_path);
+      // RAM comes from the shared file, the stream only carries device state (as when it was saved).
+      await qmp.execute('migrate-set-capabilities', {
+        capabilities: [{ capability: 'x-ignore-shared', state: true }],
+      });
+      await qmp.execute('migrate-incoming', { uri: `exec:cat ${source}` });
       // A `cont` before the stream is loaded is overridden by the saved run state, so finish the load first.
       const deadline = Date.now() + (this.opts.startTimeoutMs ?? 60_000);
       for (;;) {
@@ -268,14 +276,21 @@ export class QemuDriver implements VmmDriver {
   }
 
   /**
-   * Saves the paused guest's full state (RAM + devices) to `file` with QMP migrate; the VM stays paused
-   * (`postmigrate`) afterwards: resume() continues it, a new launch with `incoming_state_path` restores it.
+   * Pauses the guest and saves its device state to `file` with QMP migrate (`x-ignore-shared`: guest RAM stays
+   * in `guestRamPath`, which the caller copies while the VM is paused). The VM stays paused (`postmigrate`):
+   * resume() continues it; a launch with `incoming_state_path` and that RAM file in its directory restores it.
    */
   async saveState(handle: VmmHandle, file: string, opts: { timeoutMs?: number } = {}): Promise<void> {
     // exec: runs through /bin/sh, so the path must pass the strict charset check
     const target = validatePath('file', file);
+    await access(guestRamPath(handle.paths)).catch(() => {
+      throw new VmmFeatureUnavailable('snapshot', 'the VM was started without a shared RAM file; restart it first');
+    });
     await withQmp(handle.paths.controlSocket, async (qmp) => {
       await qmp.execute('stop');
+      await qmp.execute('migrate-set-capabilities', {
+        capabilities: [{ capability: 'x-ignore-shared', state: true }],
+      });
       // 7.2 caps migration at 128 MiB/s by default
       await qmp.execute('migrate-set-parameters', { 'max-bandwidth': 1024 ** 4 });
       await qmp.execute('migrate', { uri: `exec:cat > ${target}` });

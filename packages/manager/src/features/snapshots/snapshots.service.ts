@@ -90,12 +90,9 @@ export class SnapshotsService {
   async create(vmId: string, req: CreateSnapshotRequest, actor: string): Promise<Snapshot> {
     const vm = await this.vmRow(vmId);
     const type = req.snapshot_type ?? 'Full';
-    if (type === 'Diff')
-      throw new Unprocessable(
-        'unsupported_on_host',
-        'Diff snapshots need guest RAM in a shared memory-backend-file, which VMs are not launched with yet; take a Full snapshot',
-        'body.snapshot_type',
-      );
+    if (type === 'Full' && req.parent_id)
+      throw new Unprocessable('parent_not_allowed', 'only a Diff snapshot has a parent', 'body.parent_id');
+    const parent = type === 'Diff' ? await this.diffParent(vmId, req.parent_id) : null;
     if (vm.state !== 'running' && vm.state !== 'paused')
       throw new Conflict('vm_not_running', `a snapshot needs a running or paused VM; this one is ${vm.state}`);
     if (!vm.hostId) throw new Conflict('vm_not_placed', 'the VM has no host');
@@ -105,7 +102,7 @@ export class SnapshotsService {
       hostId: vm.hostId,
       name: req.name,
       snapshotType: type,
-      parentId: null,
+      parentId: parent?.id ?? null,
       state: 'creating',
       stateBytes: 0,
       diskBytes: 0,
@@ -117,7 +114,7 @@ export class SnapshotsService {
         await this.vms.agentTarget(vm.hostId),
         'POST',
         `/agent/v1/vms/${vmId}/snapshots/${row.id}`,
-        { snapshot_type: type },
+        { snapshot_type: type, ...(parent ? { parent_id: parent.id } : {}) },
       );
       const done = await this.repo.update(row.id, {
         state: 'ready',
@@ -129,7 +126,7 @@ export class SnapshotsService {
         resourceType: 'vm',
         resourceId: vmId,
         action: 'snapshot',
-        detail: { snapshot_id: row.id, type, ...info },
+        detail: { snapshot_id: row.id, type, parent_id: parent?.id ?? null, ...info },
       });
       return toSnapshot(done!);
     } catch (err) {
@@ -141,12 +138,42 @@ export class SnapshotsService {
     }
   }
 
+  /** The parent a Diff builds on: the one asked for, or the VM's newest ready snapshot. */
+  private async diffParent(vmId: string, parentId: string | undefined): Promise<SnapshotRow> {
+    if (parentId) {
+      const p = await this.repo.get(parentId);
+      if (!p || p.vmId !== vmId)
+        throw new Unprocessable(
+          'snapshot_parent_invalid',
+          `snapshot ${parentId} is not a snapshot of this VM`,
+          'body.parent_id',
+        );
+      if (p.state !== 'ready') throw new Conflict('snapshot_not_ready', `snapshot ${parentId} is ${p.state}`);
+      return p;
+    }
+    const latest = (await this.repo.listForVm(vmId)).find((r) => r.state === 'ready');
+    if (!latest)
+      throw new Unprocessable(
+        'snapshot_parent_required',
+        'a Diff snapshot builds on an earlier snapshot of this VM; take a Full one first',
+        'body.snapshot_type',
+      );
+    return latest;
+  }
+
   async delete(id: string, actor: string): Promise<void> {
     const r = await this.repo.get(id);
     if (!r) throw new NotFound('snapshot', id);
     if (this.restoring.get(id)) throw new Conflict('snapshot_in_use', 'an instance is being restored from it');
-    if (await this.repo.hasChildren(id)) throw new Conflict('snapshot_has_children', 'a Diff snapshot builds on it');
-    if (r.hostId) await agentCall<void>(await this.vms.agentTarget(r.hostId), 'DELETE', `/agent/v1/snapshots/${id}`);
+    if (await this.repo.hasChildren(id))
+      throw new Conflict('has_dependents', 'a Diff snapshot builds on it; delete that one first');
+    if (r.hostId)
+      await agentCall<void>(await this.vms.agentTarget(r.hostId), 'DELETE', `/agent/v1/snapshots/${id}`).catch(
+        (err) => {
+          if (err instanceof AgentCallFailed && err.agentStatus === 409) throw new Conflict(err.agentCode, err.message);
+          throw err;
+        },
+      );
     await this.repo.delete(id);
     await this.events.record({ actor, resourceType: 'snapshot', resourceId: id, action: 'delete' });
   }
