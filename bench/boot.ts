@@ -73,6 +73,7 @@ async function plainBoot(): Promise<number> {
 
 const managerData = mkdtempSync(path.join(tmpdir(), 'nqvm-bench-mgr-'));
 const agentData = mkdtempSync(path.join(tmpdir(), 'nqb-'));
+const agentLog = path.join(managerData, 'agent.log');
 const JOIN = 'bench-join-token-0123456789abcdef';
 const manager = await buildApp(
   loadConfig({
@@ -98,7 +99,7 @@ const agent = await startAgent(
     AGENT_HEARTBEAT_S: '1',
     PATH: process.env.PATH,
   }),
-  { logger: pino({ level: 'silent' }) },
+  { logger: pino({ level: 'info' }, pino.destination({ dest: agentLog, sync: true })) },
 );
 const login = await fetch(`${base}/v1/auth/login`, {
   method: 'POST',
@@ -134,8 +135,18 @@ function pidStartedAt(pid: number): number {
   return now() - ageMs;
 }
 
+/** The agent's own timing of a boot: its "vm booted" log line (phases overlap: disk ‖ network). */
+function agentPhases(vmId: string): Record<string, number> {
+  for (const line of readFileSync(agentLog, 'utf8').split('\n')) {
+    if (!line.includes(vmId) || !line.includes('vm booted')) continue;
+    const rec = JSON.parse(line) as { prepare_ms?: number; phases_ms?: Record<string, number> };
+    return { ...rec.phases_ms, prepare: rec.prepare_ms ?? 0 };
+  }
+  return {};
+}
+
 const bootedIds: string[] = [];
-async function apiBoot(name: string): Promise<{ total: number; outsideVmm: number }> {
+async function apiBoot(name: string): Promise<{ total: number; outsideVmm: number; agent: Record<string, number> }> {
   const t0 = now();
   const vm = await call('POST', '/v1/vms', {
     name,
@@ -158,11 +169,11 @@ async function apiBoot(name: string): Promise<{ total: number; outsideVmm: numbe
   }
   const total = now() - t0;
   const running = (await call('GET', `/v1/vms/${id}/wait?state=running&timeout=60`)) as { pid: number };
-  return { total, outsideVmm: pidStartedAt(running.pid) - t0 };
+  return { total, outsideVmm: pidStartedAt(running.pid) - t0, agent: agentPhases(id) };
 }
 
 const plain: number[] = [];
-const viaApi: { total: number; outsideVmm: number }[] = [];
+const viaApi: Awaited<ReturnType<typeof apiBoot>>[] = [];
 for (let i = 0; i < 3; i++) {
   plain.push(await plainBoot());
   viaApi.push(await apiBoot(`bench-${i}`));
@@ -178,6 +189,12 @@ console.log(`ratio                        ${(a / p).toFixed(2)}  (target ≤ 1.1
 console.log(
   `manager+agent before VMM     ${viaApi.map((x) => x.outsideVmm.toFixed(0)).join(', ')} ms  (first includes image fetch; target ≤ 100 ms)`,
 );
+
+const fmt = (o: Record<string, number>) =>
+  Object.entries(o)
+    .map(([k, v]) => `${k} ${v.toFixed(0)}`)
+    .join(', ');
+for (const [i, x] of viaApi.entries()) console.log(`  agent phases (ms), boot ${i}:  ${fmt(x.agent)}`);
 
 for (const id of bootedIds) await call('DELETE', `/v1/vms/${id}`);
 await manager.services.vms.idle();
@@ -195,13 +212,28 @@ const many = await Promise.all(
   ),
 );
 const states = await Promise.all(many.map((v) => call('GET', `/v1/vms/${v.id}/wait?state=running&timeout=300`)));
-const failed = states.filter((v) => !Array.isArray(v.nics));
-if (failed.length) console.log(`creates that failed: ${JSON.stringify(failed.slice(0, 3))}`);
-const ips = new Set(states.map((v) => (v.nics as { ip: string }[] | undefined)?.[0]?.ip));
-const macs = new Set(states.map((v) => (v.nics as { mac: string }[] | undefined)?.[0]?.mac));
-const running = states.filter((v) => v.state === 'running').length;
+for (const v of many.filter((_m, i) => states[i]?.state !== 'running').slice(0, 3)) {
+  const row = await call('GET', `/v1/vms/${v.id}`);
+  console.log(
+    `  create ${v.name ?? v.id} ended ${row.state}: ${String(row.last_error ?? JSON.stringify(v)).slice(0, 300)}`,
+  );
+}
+const up = states.filter((v) => v.state === 'running');
+const ips = new Set(up.map((v) => (v.nics as { ip: string }[] | undefined)?.[0]?.ip));
+const macs = new Set(up.map((v) => (v.nics as { mac: string }[] | undefined)?.[0]?.mac));
+const running = up.length;
+// TAPs as the kernel sees them, one per running VM, each enslaved to the bench bridge.
+const taps = await new Promise<{ ifname: string; master?: string }[]>((resolve) => {
+  const ip = spawn('ip', ['-j', 'link', 'show', 'type', 'tun']);
+  let out = '';
+  ip.stdout.on('data', (b: Buffer) => {
+    out += b.toString();
+  });
+  ip.on('close', () => resolve(JSON.parse(out || '[]')));
+});
+const benchTaps = taps.filter((t) => t.master === 'nqbr-bench');
 console.log(
-  `10 concurrent creates         ${running}/10 running in ${(now() - t0).toFixed(0)} ms; distinct IPs ${ips.size}, MACs ${macs.size}`,
+  `10 concurrent creates         ${running}/10 running in ${(now() - t0).toFixed(0)} ms; distinct IPs ${ips.size}, MACs ${macs.size}, TAPs on the bridge ${benchTaps.length}`,
 );
 
 for (const v of [...many, ...states]) await call('DELETE', `/v1/vms/${v.id}`).catch(() => {});

@@ -7,14 +7,16 @@ import { type CommandRunner, systemRunner } from '../host/exec.ts';
 import type { ImageCache } from '../images/cache.ts';
 import { ImageFetchFailed } from '../images/cache.ts';
 import { type HostNetwork, tapNameFor } from '../net/index.ts';
-import { copyImage, Ext4Image, PlanError, prepareRootfs, RootfsPrepareError } from '../rootfs/index.ts';
+import { copyImage, PlanError, prepareRootfs, RootfsPrepareError } from '../rootfs/index.ts';
 import { isProcessAlive } from '../vmm/qemu/index.ts';
 import type { VmmAvailability, VmmDriver, VmmHandle } from '../vmm/types.ts';
+import { BaseImages } from './base-images.ts';
 import { bridgeAddress, launchSpec } from './boot-plan.ts';
 import { AgentError, BootFailed, type BootStep, VmmNotAvailable, VmNotFound, VmNotRunning } from './errors.ts';
 import { exitReason } from './exit-reason.ts';
 import type { GuestTools } from './guest-tools.ts';
 import { assertVmId, type RunInfo, readRun, readSpec, type VmFiles, vmFiles, writeRun, writeSpec } from './layout.ts';
+import { type PhaseClock, phaseClock } from './phase-clock.ts';
 
 export interface VmServiceDeps {
   dataDir: string;
@@ -39,10 +41,13 @@ export interface VmHooks {
   removed?(spec: AgentVmSpec): Promise<void>;
 }
 
-/** A first boot that restores saved state (snapshot instantiate) instead of booting a prepared disk. */
+/**
+ * A first boot from another disk than the base image: with `state`, it restores saved state (snapshot
+ * instantiate); without, it cold-boots a copy of `disk` with this VM's identity injected (clone of a stopped VM).
+ */
 export interface RestoreFrom {
   disk: string;
-  state: string;
+  state?: string;
   /** Runs with the TAPs created and the VMM not yet started. */
   beforeLaunch(taps: string[]): Promise<void>;
   /** Runs with the state loaded and the VM paused; must leave it running. */
@@ -99,10 +104,12 @@ export class VmService {
   private readonly availability = new Map<VmmKind, Promise<VmmAvailability>>();
   private readonly checking = new Set<string>();
   private readonly runner: CommandRunner;
+  private readonly bases: BaseImages;
   private monitorTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly d: VmServiceDeps) {
     this.runner = d.runner ?? systemRunner;
+    this.bases = new BaseImages(this.runner);
   }
 
   private now(): Date {
@@ -160,15 +167,15 @@ export class VmService {
   private async plugNics(spec: AgentVmSpec): Promise<string[]> {
     const taps: string[] = [];
     for (const [i, nic] of spec.nics.entries()) {
-      // Concurrent boots on one bridge would race on `ip addr add`; one ensure per bridge at a time.
-      await this.locked(`bridge:${nic.bridge}`, () =>
-        this.d.network.ensureBridge({ name: nic.bridge, address: bridgeAddress(nic) }),
-      );
-      await this.d
-        .guestEndpoint(nic.gateway)
-        .catch((err) => this.d.log.warn({ err, bridge: nic.bridge }, 'guest endpoint unavailable on this bridge'));
+      // ensureBridge is idempotent under concurrency, so boots on one bridge need no lock of their own.
+      await this.d.network.ensureBridge({ name: nic.bridge, address: bridgeAddress(nic) });
       const tap = tapNameFor(spec.vm_id, i);
-      await this.d.network.createTap({ name: tap, bridge: nic.bridge });
+      await Promise.all([
+        this.d
+          .guestEndpoint(nic.gateway)
+          .catch((err) => this.d.log.warn({ err, bridge: nic.bridge }, 'guest endpoint unavailable on this bridge')),
+        this.d.network.createTap({ name: tap, bridge: nic.bridge }),
+      ]);
       if (spec.vmm === 'qemu' && (nic.rx_rate_limiter || nic.tx_rate_limiter))
         await this.d.network.applyNicLimits(tap, { rx: nic.rx_rate_limiter ?? null, tx: nic.tx_rate_limiter ?? null });
       taps.push(tap);
@@ -190,28 +197,20 @@ export class VmService {
       const driver = await this.driverFor(spec.vmm);
       const f = vmFiles(this.d.dataDir, id);
       const fresh = !(await exists(f.spec));
-      const t0 = Date.now();
+      const clock = phaseClock();
+      let taps: string[] = [];
       try {
-        const [kernel, initrd, tools] = await Promise.all([
-          step('images', () => this.d.images.ensure(spec.kernel)),
-          spec.initrd ? step('images', () => this.d.images.ensure(spec.initrd!)) : undefined,
-          spec.guest.install_agent ? step('guest-tools', () => this.d.guestTools.image()) : undefined,
+        // Disk preparation and TAP setup touch nothing in common, so they run side by side.
+        const [disk, net] = await Promise.allSettled([
+          this.prepareDisk(spec, f, fresh, clock, restore),
+          clock.time('network', () => step('network', () => this.plugNics(spec))),
         ]);
-        if (fresh) {
-          await mkdir(f.dir, { recursive: true, mode: 0o700 });
-          if (restore) await step('disk', () => copyImage(this.runner, restore.disk, f.rootfs));
-          else {
-            const base = await step('images', () => this.d.images.ensure(spec.rootfs));
-            await step('disk', () => copyImage(this.runner, base, f.rootfs));
-            await step('rootfs', () => prepareRootfs(new Ext4Image(f.rootfs, this.runner), this.rootfsPlan(spec)));
-          }
-        }
-        await step('disk', () =>
-          prepareDevices({ runner: this.runner, image: (ref) => this.d.images.ensure(ref) }, f, spec),
-        );
+        if (net.status === 'fulfilled') taps = net.value;
+        if (disk.status === 'rejected') throw disk.reason;
+        if (net.status === 'rejected') throw net.reason;
+        const [kernel, initrd, tools] = disk.value;
         await writeSpec(f, spec);
-        const prepared = Date.now();
-        const taps = await step('network', () => this.plugNics(spec));
+        const prepared = clock.elapsed();
         const run: RunInfo = {
           booted_at: null,
           should_run: true,
@@ -223,12 +222,12 @@ export class VmService {
           spec,
           f.dir,
         );
-        if (restore && fresh) {
+        if (restore?.state && fresh) {
           launch.incoming_state_path = restore.state;
           await step('network', () => restore.beforeLaunch(taps));
         }
-        const handle = await step('launch', () => driver.launch(launch, f));
-        if (restore && fresh)
+        const handle = await clock.time('launch', () => step('launch', () => driver.launch(launch, f)));
+        if (restore?.state && fresh)
           await restore.afterLaunch(handle, driver, taps).catch(async (e) => {
             await driver.kill(handle);
             throw e;
@@ -238,7 +237,7 @@ export class VmService {
         const rec: VmRecord = { spec, files: f, handle, state: 'running', run, stopping: false };
         this.vms.set(id, rec);
         this.d.log.info(
-          { vm_id: id, pid: handle.pid, fresh, prepare_ms: prepared - t0, launch_ms: Date.now() - prepared },
+          { vm_id: id, pid: handle.pid, fresh, prepare_ms: prepared, phases_ms: clock.phases() },
           'vm booted',
         );
         return this.status(rec);
@@ -249,6 +248,40 @@ export class VmService {
         throw e;
       }
     });
+  }
+
+  /** Images (fetched or cached), the VM's own disk (first boot only) and extra drives; returns boot paths. */
+  private async prepareDisk(
+    spec: AgentVmSpec,
+    f: VmFiles,
+    fresh: boolean,
+    clock: PhaseClock,
+    restore?: RestoreFrom,
+  ): Promise<[string, string | undefined, string | undefined]> {
+    const [kernel, initrd, tools, base] = await clock.time('images', () =>
+      Promise.all([
+        step('images', () => this.d.images.ensure(spec.kernel)),
+        spec.initrd ? step('images', () => this.d.images.ensure(spec.initrd!)) : undefined,
+        spec.guest.install_agent ? step('guest-tools', () => this.d.guestTools.image()) : undefined,
+        fresh && !restore ? step('images', () => this.d.images.ensure(spec.rootfs)) : undefined,
+      ]),
+    );
+    if (fresh) {
+      await mkdir(f.dir, { recursive: true, mode: 0o700 });
+      const source = restore ? restore.disk : base;
+      if (!source) throw new BootFailed('images', new Error('no rootfs image to copy'));
+      await clock.time('disk', () => step('disk', () => copyImage(this.runner, source, f.rootfs)));
+      if (!restore?.state)
+        await clock.time('rootfs', () =>
+          step('rootfs', () =>
+            prepareRootfs(this.bases.copyOf(spec.rootfs.sha256, source, f.rootfs), this.rootfsPlan(spec)),
+          ),
+        );
+    }
+    await clock.time('devices', () =>
+      step('disk', () => prepareDevices({ runner: this.runner, image: (ref) => this.d.images.ensure(ref) }, f, spec)),
+    );
+    return [kernel, initrd, tools];
   }
 
   private stoppedRecord(spec: AgentVmSpec, files: VmFiles): VmRecord {
