@@ -10,3 +10,4 @@ export {
   systemSamplerIo,
   VmMetricsSampler,
 } from './sampler.ts';
+export { BadInterfaceName, procTapCounters } from './tap-counters.ts';

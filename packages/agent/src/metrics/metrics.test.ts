@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { guestValues } from './guest.ts';
 import { cpuPercent, parseProcStat, parseRssBytes } from './proc-stat.ts';
 import { type ObservedVm, type SamplerIo, sumBlockStats, VmMetricsSampler } from './sampler.ts';
+import { BadInterfaceName, procTapCounters } from './tap-counters.ts';
 
 const stat = (utime: number, stime: number, start = 4242, comm = 'qemu-system-x86') =>
   `1234 (${comm}) S 1 1234 1234 0 -1 4194560 500 0 0 0 ${utime} ${stime} 0 0 20 0 3 0 ${start} 1000000 5000 18446744073709551615`;
@@ -191,5 +192,29 @@ describe('VmMetricsSampler frames', () => {
   it('a frame stays small', async () => {
     const s = await new VmMetricsSampler(fakeIo().io).sample('0b6c2d4e-5f70-4a81-92b3-c4d5e6f70819', vm);
     expect(Buffer.byteLength(JSON.stringify(s))).toBeLessThan(700);
+  });
+});
+
+describe('TAP counters from /proc/net/dev', () => {
+  const netDev = `Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:     100       2    0    0    0     0          0         0      100       2    0    0    0     0       0          0
+nqt-1a2b3c4d-0:    1234      10    0    0    0     0          0         0       99       1    0    0    0     0       0          0
+`;
+
+  it('reads rx/tx bytes of the named TAP', async () => {
+    expect(await procTapCounters('nqt-1a2b3c4d-0', async () => netDev)).toEqual({ rxBytes: 1234, txBytes: 99 });
+    await expect(procTapCounters('nqt-ffffffff-0', async () => netDev)).rejects.toThrow(/not in \/proc\/net\/dev/);
+  });
+
+  it('refuses names with slashes, spaces or shell payloads before reading anything', async () => {
+    let reads = 0;
+    const read = async () => {
+      reads++;
+      return netDev;
+    };
+    for (const bad of ['../../etc', 'a/b', '$(touch /tmp/MARK)', 'x;rm -rf /', '`id`', '', 'waytoolongname0123'])
+      await expect(procTapCounters(bad, read)).rejects.toBeInstanceOf(BadInterfaceName);
+    expect(reads).toBe(0);
   });
 });

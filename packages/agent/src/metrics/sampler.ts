@@ -4,6 +4,7 @@ import type { GuestHealth, GuestMetricsValues, HostMetrics, VmMetricsSample } fr
 import { withQmp } from '../vmm/qemu/qmp.ts';
 import { guestValues } from './guest.ts';
 import { cpuPercent, type ProcCpu, parseProcStat, parseRssBytes } from './proc-stat.ts';
+import { BadInterfaceName, procTapCounters } from './tap-counters.ts';
 
 /** What the sampler needs to know about a VM on this host. */
 export interface ObservedVm {
@@ -48,7 +49,7 @@ interface BlockStatsEntry {
   stats?: { rd_bytes?: number; wr_bytes?: number };
 }
 
-/** The real thing: /proc, a short QMP connection, `ip -j -s link` through HostNetwork, and fetch. */
+/** The real thing: /proc, a short QMP connection, TAP counters from /proc/net/dev (else `tapCounters`), and fetch. */
 export function systemSamplerIo(opts: {
   tapCounters(tap: string): Promise<{ rxBytes: number; txBytes: number }>;
   qmpTimeoutMs?: number;
@@ -65,7 +66,11 @@ export function systemSamplerIo(opts: {
         // QMP serves one client at a time; never queue behind a lifecycle operation for a metric.
         { timeoutMs: opts.qmpTimeoutMs ?? 500 },
       ),
-    tapCounters: opts.tapCounters,
+    tapCounters: (tap) =>
+      procTapCounters(tap).catch((e: unknown) => {
+        if (e instanceof BadInterfaceName) throw e;
+        return opts.tapCounters(tap);
+      }),
     fetchGuest: async (url, timeoutMs) => {
       const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
       if (!res.ok) throw new Error(`guest agent answered ${res.status}`);
