@@ -26,12 +26,13 @@ const PRUNE = [
   'var/cache/apt',
   'var/lib/apt/lists',
 ];
-const SIZE_MIB = 512;
+/** Free space left in the image past its content: every VM boots a copy, and images travel over HTTP. */
+const HEADROOM_MIB = 96;
 // Bump when the steps below change in a way the constants above do not show.
-const BUILDER_REVISION = '1';
+const BUILDER_REVISION = '2';
 
 export const SYSTEMD_ROOTFS_VERSION = `${SUITE}-${createHash('sha256')
-  .update([BUILDER_REVISION, SUITE, MIRROR, INCLUDE.join(','), PRUNE.join(','), String(SIZE_MIB)].join('\0'))
+  .update([BUILDER_REVISION, SUITE, MIRROR, INCLUDE.join(','), PRUNE.join(','), String(HEADROOM_MIB)].join('\0'))
   .digest('hex')
   .slice(0, 12)}`;
 
@@ -71,6 +72,8 @@ export async function buildSystemdRootfs(runner: CommandRunner, cacheDir: string
     await writeFile(path.join(tree, 'etc/hostname'), 'nqvm-systemd\n');
     await writeFile(path.join(tree, 'etc/fstab'), '# root is mounted by the nqvm initramfs\n');
     const out = path.join(work, 'rootfs.ext4');
+    const usedMib = Number((await runChecked(runner, 'du', ['-sm', '-x', '--', tree])).split('\t')[0]);
+    const sizeMib = Math.ceil((usedMib * 1.15 + HEADROOM_MIB) / 16) * 16;
     await runChecked(runner, 'mke2fs', [
       '-q',
       '-F',
@@ -84,7 +87,7 @@ export async function buildSystemdRootfs(runner: CommandRunner, cacheDir: string
       tree,
       '--',
       out,
-      `${SIZE_MIB}M`,
+      `${sizeMib}M`,
     ]);
     await writeFile(
       path.join(work, 'manifest.json'),
@@ -95,6 +98,9 @@ export async function buildSystemdRootfs(runner: CommandRunner, cacheDir: string
     await rename(work, final).catch(async (e: NodeJS.ErrnoException) => {
       if (!existsSync(image)) throw e;
     });
+    for (const old of await readdir(cacheDir))
+      if (old.startsWith('systemd-rootfs-') && old !== path.basename(final))
+        await rm(path.join(cacheDir, old), { recursive: true, force: true });
     return image;
   } finally {
     await rm(work, { recursive: true, force: true });
