@@ -1,13 +1,15 @@
-import { api, type Image, type ImageKind } from '@nqvm/api';
+import { api, type Image, type ImageKind, type Vm } from '@nqvm/api';
 import { useMutation, useQuery } from '@tanstack/react-query';
 import { type FormEvent, type ReactNode, useState } from 'react';
 import { Link, useNavigate, useSearchParams } from 'react-router';
 import { Button, Card, DefinitionList, ErrorState, Field, PageHeader } from '../../components/ui.tsx';
 import { call, errorMessage, fieldErrors } from '../../lib/api.ts';
 import { formatBytes } from '../../lib/format.ts';
+import { deviceSteps, stepErrors } from './wizard-devices.ts';
 import {
   EMPTY_FORM,
   FIELD_STEP,
+  hasDeviceSteps,
   STEPS,
   type Step,
   topField,
@@ -15,6 +17,17 @@ import {
   validate,
   type WizardForm,
 } from './wizard-model.ts';
+import { AdvancedPanel, Grid, NetworkPanel } from './wizard-panels.tsx';
+
+/** A device request refused after the VM was created, with its errors mapped onto wizard fields. */
+class StepError extends Error {
+  constructor(
+    readonly fields: Record<string, string>,
+    readonly cause: unknown,
+  ) {
+    super(Object.values(fields).join('; '));
+  }
+}
 
 function useImages(kind: ImageKind) {
   return useQuery({
@@ -40,23 +53,44 @@ export function VmCreatePage() {
   const rootfs = useImages('rootfs');
 
   const upd = <K extends keyof WizardForm>(k: K, v: WizardForm[K]) => setForm((f) => ({ ...f, [k]: v }));
+  const [created, setCreated] = useState<Vm | null>(null);
+  const showErrors = (fe: Record<string, string>) => {
+    setErrors(fe);
+    const first = Object.keys(fe)
+      .map((k) => FIELD_STEP[k])
+      .find(Boolean);
+    if (first) setStep(first);
+  };
   const create = useMutation({
-    mutationFn: () => {
-      const { name, ...overrides } = toRequest(form);
-      return templateId
-        ? call(api.vms.instantiateTemplate, { params: { id: templateId }, body: { name, overrides } })
-        : call(api.vms.create, { body: toRequest(form) });
+    mutationFn: async () => {
+      let vm = created;
+      if (!vm) {
+        const req = toRequest(form);
+        const { name, ...overrides } = req;
+        vm = templateId
+          ? await call(api.vms.instantiateTemplate, { params: { id: templateId }, body: { name, overrides } })
+          : await call(api.vms.create, { body: req });
+      }
+      // Devices the create body does not take go in now, while the VM is stopped; then it boots if asked.
+      for (const s of deviceSteps(form, { network: !form.no_network })) {
+        try {
+          await s.apply(vm.id);
+        } catch (err) {
+          setCreated(vm);
+          throw new StepError(stepErrors(s, err), err);
+        }
+      }
+      if (form.start && hasDeviceSteps(form)) await call(api.vms.start, { params: { id: vm.id } });
+      return vm;
     },
     onSuccess: (vm) => navigate(`/vms/${vm.id}`),
     onError: (err) => {
-      const fe = Object.fromEntries(
-        Object.entries(fieldErrors(err)).map(([k, v]) => [topField(k.replace(/^overrides\./, '')), v]),
+      if (err instanceof StepError) return showErrors(err.fields);
+      showErrors(
+        Object.fromEntries(
+          Object.entries(fieldErrors(err)).map(([k, v]) => [topField(k.replace(/^overrides\./, '')), v]),
+        ),
       );
-      setErrors(fe);
-      const first = Object.keys(fe)
-        .map((k) => FIELD_STEP[k])
-        .find(Boolean);
-      if (first) setStep(first);
     },
   });
   const applyTemplate = (id: string) => {
@@ -86,11 +120,8 @@ export function VmCreatePage() {
     e.preventDefault();
     if (step !== 'Review') return go(idx + 1);
     const local = validate(form);
-    setErrors(local);
-    const first = Object.keys(local)
-      .map((k) => FIELD_STEP[k])
-      .find(Boolean);
-    if (first) return setStep(first);
+    showErrors(local);
+    if (Object.keys(local).length) return;
     create.mutate();
   };
   const err = (k: string) => errors[k];
@@ -250,74 +281,8 @@ export function VmCreatePage() {
         </p>
       </Grid>
     ),
-    Network: (
-      <Grid>
-        <label className="flex items-center gap-2 text-sm">
-          <input type="checkbox" checked={form.no_network} onChange={(e) => upd('no_network', e.target.checked)} /> No
-          network
-        </label>
-        <Field label="Network" error={err('network')}>
-          {(p) => (
-            <input
-              {...p}
-              disabled={form.no_network}
-              value={form.network}
-              onChange={(e) => upd('network', e.target.value)}
-            />
-          )}
-        </Field>
-        <Field label="MAC address" error={err('mac')} hint="Empty: allocated by the manager">
-          {(p) => (
-            <input
-              {...p}
-              disabled={form.no_network}
-              value={form.mac}
-              onChange={(e) => upd('mac', e.target.value)}
-              placeholder="02:00:00:00:00:01"
-            />
-          )}
-        </Field>
-        <p className="text-sm text-slate-600">NIC rate limits are set on the VM's Network tab after creation.</p>
-      </Grid>
-    ),
-    Advanced: (
-      <Grid>
-        <Field label="Restart policy" error={err('restart_policy')}>
-          {(p) => (
-            <select
-              {...p}
-              value={form.restart_policy}
-              onChange={(e) => upd('restart_policy', e.target.value as WizardForm['restart_policy'])}
-            >
-              <option value="">default (never)</option>
-              <option value="never">never</option>
-              <option value="on-failure">on failure</option>
-              <option value="always">always</option>
-            </select>
-          )}
-        </Field>
-        <Field label="Host" error={err('host_id')} hint="Default: the scheduler picks one">
-          {(p) => (
-            <select {...p} value={form.host_id} onChange={(e) => upd('host_id', e.target.value)}>
-              <option value="">any</option>
-              {(hosts.data?.items ?? []).map((h) => (
-                <option key={h.id} value={h.id}>
-                  {h.name} ({h.health})
-                </option>
-              ))}
-            </select>
-          )}
-        </Field>
-        <label className="flex items-center gap-2 text-sm">
-          <input type="checkbox" checked={form.start} onChange={(e) => upd('start', e.target.checked)} /> Boot right
-          after creation
-        </label>
-        <p className="text-sm text-slate-600">
-          Vsock, entropy, balloon, serial, logger and MMDS are configured on the VM's Config and Metadata tabs once the
-          API offers them.
-        </p>
-      </Grid>
-    ),
+    Network: <NetworkPanel form={form} upd={upd} err={err} />,
+    Advanced: <AdvancedPanel form={form} upd={upd} err={err} hosts={hosts.data?.items ?? []} />,
     Review: (
       <DefinitionList
         items={Object.entries(toRequest(form)).map(([k, v]) => [
@@ -373,6 +338,16 @@ export function VmCreatePage() {
             })}
           </ol>
         </nav>
+        {created ? (
+          <p role="status" className="mb-3 rounded-md border border-amber-300 bg-amber-50 p-3 text-sm text-amber-900">
+            {created.name} was created (stopped), but a device setting was refused. Fix the field shown and press Apply
+            settings, or{' '}
+            <Link to={`/vms/${created.id}`} className="underline">
+              open the VM
+            </Link>
+            .
+          </p>
+        ) : null}
         <Card title={step}>{panels[step]}</Card>
         {create.error && !Object.keys(errors).length ? (
           <div className="mt-3">
@@ -384,14 +359,10 @@ export function VmCreatePage() {
             Back
           </Button>
           <Button type="submit" variant="primary" disabled={create.isPending}>
-            {step === 'Review' ? (create.isPending ? 'Creating…' : 'Create VM') : 'Next'}
+            {step === 'Review' ? (create.isPending ? 'Creating…' : created ? 'Apply settings' : 'Create VM') : 'Next'}
           </Button>
         </div>
       </form>
     </>
   );
-}
-
-function Grid({ children }: { children: ReactNode }) {
-  return <div className="grid gap-4 md:grid-cols-2">{children}</div>;
 }

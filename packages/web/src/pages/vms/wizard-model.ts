@@ -1,10 +1,11 @@
 import type { CreateVmRequest } from '@nqvm/api';
+import { DEVICE_FIELD_STEP, type DeviceForm, deviceSteps, EMPTY_DEVICES, validateDevices } from './wizard-devices.ts';
 
 export const STEPS = ['Basics', 'Credentials', 'Machine', 'Boot source', 'Network', 'Advanced', 'Review'] as const;
 export type Step = (typeof STEPS)[number];
 
 /** The wizard's form state: strings as typed, converted to the API request only on submit. */
-export interface WizardForm {
+export interface WizardForm extends DeviceForm {
   name: string;
   description: string;
   owner: string;
@@ -24,6 +25,7 @@ export interface WizardForm {
   boot_args: string;
   network: string;
   no_network: boolean;
+  mac_mode: 'auto' | 'given';
   mac: string;
   restart_policy: '' | 'never' | 'on-failure' | 'always';
   host_id: string;
@@ -50,10 +52,12 @@ export const EMPTY_FORM: WizardForm = {
   boot_args: '',
   network: 'default',
   no_network: false,
+  mac_mode: 'auto',
   mac: '',
   restart_policy: '',
   host_id: '',
   start: true,
+  ...EMPTY_DEVICES,
 };
 
 /** Which step shows a given request field, so an API error can send the user to it. */
@@ -81,6 +85,7 @@ export const FIELD_STEP: Record<string, Step> = {
   host_id: 'Advanced',
   host_labels: 'Advanced',
   start: 'Advanced',
+  ...DEVICE_FIELD_STEP,
 };
 
 /** Top-level field of an error path (`ssh_authorized_keys.0` → `ssh_authorized_keys`). */
@@ -107,8 +112,9 @@ export function validate(f: WizardForm): Record<string, string> {
   if (!/^[\x20-\x7e]*$/.test(f.boot_args)) e.boot_args = 'printable ASCII only';
   if (!f.no_network && f.network && !/^[a-z0-9][a-z0-9-]{0,31}$/.test(f.network))
     e.network = 'lower-case letters, digits and dashes';
-  if (f.mac && !/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(f.mac)) e.mac = 'lower-case MAC like 02:00:00:00:00:01';
-  return e;
+  if (!f.no_network && f.mac_mode === 'given' && !/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(f.mac))
+    e.mac = 'lower-case MAC like 02:00:00:00:00:01';
+  return { ...validateDevices(f, { memMib: mem, network: !f.no_network }), ...e };
 }
 
 export function toRequest(f: WizardForm): CreateVmRequest {
@@ -133,11 +139,16 @@ export function toRequest(f: WizardForm): CreateVmRequest {
     ...(f.initrd_image_id ? { initrd_image_id: f.initrd_image_id } : {}),
     ...(f.boot_args ? { boot_args: f.boot_args } : {}),
     ...(f.no_network ? { network: null } : f.network ? { network: f.network } : {}),
-    ...(f.mac && !f.no_network ? { mac: f.mac } : {}),
+    ...(f.mac_mode === 'given' && f.mac && !f.no_network ? { mac: f.mac } : {}),
     ...(f.restart_policy ? { restart_policy: f.restart_policy } : {}),
     ...(f.host_id ? { host_id: f.host_id } : {}),
-    start: f.start,
+    // Devices go in with their own requests while the VM is still stopped; the wizard boots it afterwards.
+    start: f.start && !hasDeviceSteps(f),
   };
+}
+
+export function hasDeviceSteps(f: WizardForm): boolean {
+  return deviceSteps(f, { network: !f.no_network }).length > 0;
 }
 
 export function splitList(s: string): string[] {
