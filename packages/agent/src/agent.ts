@@ -103,6 +103,7 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
   const port = typeof addr === 'object' && addr ? addr.port : config.bind.port;
   // With port 0 (tests) only the kernel knows the port, so the advertised URL is built from it.
   const url = config.bind.port === 0 ? `http://${config.bind.host}:${port}` : config.advertiseUrl;
+  manager.advertisedUrl = url;
 
   let capabilities: HostCapabilities;
   try {

@@ -49,11 +49,19 @@ export const Host = Type.Object(
 );
 export type Host = Static<typeof Host>;
 
+/** An agent's base URL: scheme, host and port only (no path, query or credentials). */
+const agentUrl = (description?: string) =>
+  Type.String({
+    pattern: '^https?://[a-zA-Z0-9.\\[\\]:-]+(:[0-9]{1,5})?/?$',
+    maxLength: 200,
+    ...(description ? { description } : {}),
+  });
+
 export const RegisterHostRequest = Type.Object(
   {
     join_token: Type.String({ minLength: 1, maxLength: 256 }),
     name: Name,
-    addr: Type.String({ pattern: '^https?://[a-zA-Z0-9.\\[\\]:-]+(:[0-9]{1,5})?/?$', maxLength: 200 }),
+    addr: agentUrl(),
     labels: Type.Optional(Labels),
     capacity: Type.Optional(HostCapacity),
     capabilities: Type.Optional(HostCapabilities),
@@ -72,6 +80,7 @@ export const HeartbeatRequest = Type.Object(
     capacity: HostCapacity,
     capabilities: HostCapabilities,
     vms: Type.Array(RunningVmSummary, { maxItems: 10000 }),
+    addr: Type.Optional(agentUrl('The URL the agent serves on now; an agent restarted elsewhere says so here')),
   },
   { additionalProperties: false },
 );

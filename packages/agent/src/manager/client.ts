@@ -34,6 +34,8 @@ export type GuestReportRelay = {
 /** Every agent → manager call; each one authenticated with the host secret (or, relayed, a guest's token). */
 export class ManagerClient {
   identity: Identity | undefined;
+  /** The URL this agent serves on now; every heartbeat carries it, so a restart on another address is learnt. */
+  advertisedUrl: string | undefined;
 
   constructor(
     readonly base: string,
@@ -77,6 +79,7 @@ export class ManagerClient {
       capacity,
       capabilities,
       vms: vms.map((v) => ({ id: v.id, state: v.state, ...(v.pid === null ? {} : { pid: v.pid }) })),
+      ...(this.advertisedUrl ? { addr: this.advertisedUrl } : {}),
     };
     await this.call(`/v1/hosts/${id.host_id}/heartbeat`, { method: 'POST', token: id.secret, body });
   }

@@ -57,11 +57,26 @@ export class HostsRepository {
     return this.db.select().from(hosts).orderBy(hosts.name);
   }
 
-  async heartbeat(id: string, hb: { capacity: unknown; capabilities: unknown; vms: unknown[]; now: Date }) {
-    await this.db
-      .update(hosts)
-      .set({ capacity: hb.capacity, capabilities: hb.capabilities, reportedVms: hb.vms, lastSeenAt: hb.now })
-      .where(eq(hosts.id, id));
+  /** Records a heartbeat; `addr` (when given) replaces the agent URL. Returns the URL the row had before. */
+  async heartbeat(
+    id: string,
+    hb: { capacity: unknown; capabilities: unknown; vms: unknown[]; now: Date; addr?: string },
+  ): Promise<{ previousAddr: string } | undefined> {
+    return this.db.transaction(async (tx) => {
+      const [before] = await tx.select({ addr: hosts.addr }).from(hosts).where(eq(hosts.id, id)).for('update');
+      if (!before) return undefined;
+      await tx
+        .update(hosts)
+        .set({
+          capacity: hb.capacity,
+          capabilities: hb.capabilities,
+          reportedVms: hb.vms,
+          lastSeenAt: hb.now,
+          ...(hb.addr ? { addr: hb.addr } : {}),
+        })
+        .where(eq(hosts.id, id));
+      return { previousAddr: before.addr };
+    });
   }
 
   async delete(id: string): Promise<boolean> {

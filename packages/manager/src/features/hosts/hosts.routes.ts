@@ -30,7 +30,15 @@ export function hostsRoutes(app: FastifyInstance, authn: Authenticator, hosts: H
   });
 
   mount(app, authn, api.hosts.heartbeat, async ({ params, body }) => {
-    await hosts.heartbeat(params.id, body);
+    const { addrChanged } = await hosts.heartbeat(params.id, body);
+    if (addrChanged)
+      await events.record({
+        actor: `host:${params.id}`,
+        resourceType: 'host',
+        resourceId: params.id,
+        action: 'addr_changed',
+        detail: addrChanged,
+      });
     return { ok: true as const };
   });
 

@@ -1,6 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { HeartbeatRequest, Host, HostCapabilities, HostCapacity, RegisterHostRequest } from '@nqvm/api';
-import { Conflict, NotFound, Unauthorized } from '../../domain/errors.ts';
+import { BadRequest, Conflict, NotFound, Unauthorized } from '../../domain/errors.ts';
 import type { Principal } from '../../http/principal.ts';
 import type { SecretBox } from '../../security/secret-box.ts';
 import { hashToken, newToken } from '../../security/tokens.ts';
@@ -23,6 +23,20 @@ export interface HostsServiceOptions {
   joinToken: string;
   heartbeatTimeoutS: number;
   now?: () => Date;
+}
+
+/** An agent URL as stored: http(s), a host and maybe a port, nothing else; no trailing slash. */
+export function normalizeAgentUrl(raw: string, field: string): string {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new BadRequest('invalid_agent_url', `not a URL: ${JSON.stringify(raw)}`, field);
+  }
+  const bare = (u.protocol === 'http:' || u.protocol === 'https:') && !u.username && !u.password;
+  if (!bare || u.pathname !== '/' || u.search || u.hash || !u.hostname)
+    throw new BadRequest('invalid_agent_url', `an agent URL is scheme://host[:port] only, not ${raw}`, field);
+  return `${u.protocol}//${u.host}`;
 }
 
 function safeEqual(a: string, b: string): boolean {
@@ -71,7 +85,7 @@ export class HostsService {
     const secret = newToken('host');
     const row = await this.repo.upsert({
       name: req.name,
-      addr: req.addr.replace(/\/$/, ''),
+      addr: normalizeAgentUrl(req.addr, 'body.addr'),
       secretHash: hashToken(secret),
       secretEnc: this.secrets.seal(secret),
       labels: req.labels ?? {},
@@ -88,13 +102,18 @@ export class HostsService {
     return { kind: 'host', hostId };
   }
 
-  async heartbeat(hostId: string, hb: HeartbeatRequest): Promise<void> {
-    await this.repo.heartbeat(hostId, {
+  /** Records capacity, capabilities and VMs; an agent now serving on another URL moves the host row there. */
+  async heartbeat(hostId: string, hb: HeartbeatRequest): Promise<{ addrChanged?: { from: string; to: string } }> {
+    const addr = hb.addr === undefined ? undefined : normalizeAgentUrl(hb.addr, 'body.addr');
+    const res = await this.repo.heartbeat(hostId, {
       capacity: hb.capacity,
       capabilities: hb.capabilities,
       vms: hb.vms,
       now: this.now(),
+      ...(addr ? { addr } : {}),
     });
+    if (!res) throw new NotFound('host', hostId);
+    return addr && addr !== res.previousAddr ? { addrChanged: { from: res.previousAddr, to: addr } } : {};
   }
 
   async list(): Promise<Host[]> {
