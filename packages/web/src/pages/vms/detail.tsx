@@ -10,8 +10,10 @@ import { call } from '../../lib/api.ts';
 import { formatDate, formatDuration, formatMib } from '../../lib/format.ts';
 import { type BulkAction, vmAction } from '../../lib/pending.ts';
 import { EventList } from '../events.tsx';
+import { ConfigTab } from './config-tab.tsx';
+import { NetworkTab, StorageTab } from './devices-tab.tsx';
 import { SnapshotsTab } from './snapshots.tsx';
-import { ConfigTab, LogsTab, MetadataTab, NetworkTab, StorageTab } from './tabs.tsx';
+import { LogsTab, MetadataTab } from './tabs.tsx';
 
 const TerminalTab = lazy(() => import('./terminal.tsx'));
 const MetricsTab = lazy(() => import('./metrics.tsx'));
