@@ -3,6 +3,7 @@ import { main } from '../src/main.ts';
 
 const code = await main(process.argv.slice(2), process.env, {
   out: (s) => process.stdout.write(`${s}\n`),
+  err: (s) => process.stderr.write(`${s}\n`),
   readStdin: async () => {
     const chunks: Buffer[] = [];
     for await (const c of process.stdin) chunks.push(c as Buffer);

@@ -7,6 +7,8 @@ export class UsageError extends Error {}
 
 export interface Io {
   out(s: string): void;
+  /** Errors and diagnostics: stderr, so `nqvm … --json | jq` never parses a failure. */
+  err(s: string): void;
   readStdin(): Promise<string>;
 }
 

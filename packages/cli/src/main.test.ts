@@ -11,10 +11,12 @@ describe('nqvm CLI', () => {
 
   it('prints help and exits 0; an unknown resource is a usage error with exit 2', async () => {
     const out: string[] = [];
-    const io = { out: (s: string) => out.push(s), readStdin: async () => '' };
+    const err: string[] = [];
+    const io = { out: (s: string) => out.push(s), err: (s: string) => err.push(s), readStdin: async () => '' };
     expect(await main([], {}, io)).toBe(0);
     expect(out.join('\n')).toMatch(/nqvm up/);
     expect(await main(['frobs', 'list'], { NQVM_CONFIG: '/nonexistent/x.json' }, io)).toBe(2);
-    expect(out.join('\n')).toMatch(/unknown resource "frobs"/);
+    expect(err.join('\n')).toMatch(/unknown resource "frobs"/);
+    expect(out.join('\n')).not.toMatch(/frobs/);
   });
 });

@@ -42,15 +42,15 @@ export async function main(argv: string[], env: Record<string, string | undefine
     return EXIT.ok;
   } catch (err) {
     if (err instanceof UsageError) {
-      io.out(`nqvm: ${err.message}\n\n${helpText()}`);
+      io.err(`nqvm: ${err.message}\n\n${helpText()}`);
       return EXIT.usage;
     }
     if (err instanceof ApiError) {
       const p = err.problem;
-      io.out(`nqvm: ${p.status} ${p.code}: ${p.detail ?? p.title}${p.field ? ` (field ${p.field})` : ''}`);
+      io.err(`nqvm: ${p.status} ${p.code}: ${p.detail ?? p.title}${p.field ? ` (field ${p.field})` : ''}`);
       return err.status >= 500 ? EXIT.api5xx : EXIT.api4xx;
     }
-    io.out(`nqvm: ${err instanceof Error ? err.message : String(err)}`);
+    io.err(`nqvm: ${err instanceof Error ? err.message : String(err)}`);
     return EXIT.failure;
   }
 }

@@ -1,0 +1,174 @@
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { inPrivateNetns, until } from './support/stack.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const CLI = path.join(ROOT, 'packages/cli/bin/nqvm.ts');
+const DEMO = path.join(ROOT, '.cache/demo-images');
+const DEBS = path.join(ROOT, '.cache/demo-cache/debs');
+const BIND = '127.0.0.1:18191';
+const BASE = `http://${BIND}`;
+
+/** `nqvm up` as a process, its output collected as it comes. */
+function startUp(dataDir: string): { proc: ChildProcess; output: () => string; exited: Promise<number | null> } {
+  let out = '';
+  const proc = spawn(process.execPath, ['--import', 'tsx', CLI, 'up', '--data-dir', dataDir, '--bind', BIND], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      AGENT_BIND: '127.0.0.1:19098',
+      NQVM_NETWORK_CIDR: '10.222.0.0/24',
+      FC_BRIDGE: 'nqbr-up',
+      NQVM_LOG_LEVEL: 'warn',
+      NQVM_ADMIN_PASSWORD: '',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  proc.stdout?.on('data', (b: Buffer) => {
+    out += b.toString();
+  });
+  proc.stderr?.on('data', (b: Buffer) => {
+    out += b.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  return { proc, output: () => out, exited };
+}
+
+async function api<T>(
+  method: string,
+  url: string,
+  token?: string,
+  body?: unknown,
+): Promise<{ status: number; body: T }> {
+  const res = await fetch(BASE + url, {
+    method,
+    headers: {
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(body ? { 'content-type': 'application/json' } : {}),
+    },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  return { status: res.status, body: (text ? JSON.parse(text) : null) as T };
+}
+
+/** Issue 3 item 9 from a user's seat: the README's start command brings up a working one-host nqvm. */
+describe('nqvm up (the README start command): manager + agent + demo images on one host', () => {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'nqvm-up-'));
+  const started: ReturnType<typeof startUp>[] = [];
+  const first = { password: '', hostId: '' };
+  const stopAll = async () => {
+    for (const u of started.splice(0))
+      if (u.proc.exitCode === null) {
+        u.proc.kill('SIGTERM');
+        await u.exited;
+      }
+  };
+
+  afterAll(async () => {
+    await stopAll();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('says clearly that it needs root when run as another user', () => {
+    const r = spawnSync(
+      'setpriv',
+      ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--import', 'tsx', CLI, 'up'],
+      {
+        cwd: ROOT,
+        env: { ...process.env, HOME: '/tmp' },
+        encoding: 'utf8',
+        timeout: 60_000,
+      },
+    );
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/nqvm up needs root/);
+    expect(r.stderr).toMatch(/bridge and TAP/);
+  });
+
+  it('starts, prints the URL and the admin password once, and a VM created with them boots', async () => {
+    expect(inPrivateNetns()).toBe(true);
+    if (!existsSync(path.join(DEMO, 'manifest.json')) || !existsSync(DEBS))
+      throw new Error('demo images missing: npm test builds them into .cache before the network is isolated');
+    // Offline here: give `nqvm up` the demo build and the Debian packages it was made from, as a first run would leave.
+    cpSync(DEMO, path.join(dataDir, 'demo-images'), { recursive: true });
+    mkdirSync(path.join(dataDir, 'cache', 'debs'), { recursive: true });
+    symlinkSync(DEBS, path.join(dataDir, 'cache', 'debs', 'debs'));
+
+    const up = startUp(dataDir);
+    started.push(up);
+    await until(
+      'nqvm up to be ready',
+      async () => up.output().includes('nqvm is up') || up.proc.exitCode !== null,
+      120_000,
+    );
+    expect(up.output()).toContain(`open ${BASE}`);
+    expect(up.output()).toContain('demo images registered: demo-kernel, demo-initrd, demo-rootfs');
+    const password = /admin credentials \(shown once\): admin \/ (\S+)/.exec(up.output())?.[1];
+    expect(password).toBeTruthy();
+
+    const login = await api<{ token: string }>('POST', '/v1/auth/login', undefined, { username: 'admin', password });
+    expect(login.status).toBe(200);
+    const token = login.body.token;
+    const hosts = await until(
+      'the local agent to be healthy',
+      async () => {
+        const h = await api<{ items: { id: string; health: string }[] }>('GET', '/v1/hosts', token);
+        return h.body.items.length === 1 && h.body.items[0]?.health === 'healthy' && h.body.items;
+      },
+      30_000,
+    );
+    expect(hosts).toHaveLength(1);
+    first.password = password ?? '';
+    first.hostId = hosts[0]?.id ?? '';
+    const images = await api<{ items: { id: string; name: string; state: string }[] }>('GET', '/v1/images', token);
+    const id = (name: string) => images.body.items.find((i) => i.name === name && i.state === 'ready')?.id;
+
+    const vm = await api<{ id: string; state: string }>('POST', '/v1/vms', token, {
+      name: 'first-vm',
+      vcpu: 1,
+      mem_mib: 256,
+      kernel_image_id: id('demo-kernel'),
+      initrd_image_id: id('demo-initrd'),
+      rootfs_image_id: id('demo-rootfs'),
+    });
+    expect(vm.status).toBe(202);
+    const ran = await api<{ state: string }>('GET', `/v1/vms/${vm.body.id}/wait?state=running&timeout=120`, token);
+    expect(ran.body.state).toBe('running');
+    expect((await api('DELETE', `/v1/vms/${vm.body.id}`, token)).status).toBeLessThan(300);
+    await until(
+      'the VM to be gone',
+      async () => (await api('GET', `/v1/vms/${vm.body.id}`, token)).status === 404,
+      60_000,
+    );
+
+    up.proc.kill('SIGTERM');
+    expect(await up.exited).toBe(0);
+  });
+
+  it('starts again on the same data: no rebuild, no new password, the same host', async () => {
+    await stopAll();
+    const again = startUp(dataDir);
+    started.push(again);
+    await until(
+      'nqvm up to be ready',
+      async () => again.output().includes('nqvm is up') || again.proc.exitCode !== null,
+      120_000,
+    );
+    expect(again.output()).not.toContain('building demo images');
+    expect(again.output()).not.toContain('shown once');
+    expect(again.output()).toContain('admin user exists');
+    const login = await api<{ token: string }>('POST', '/v1/auth/login', undefined, {
+      username: 'admin',
+      password: first.password,
+    });
+    expect(login.status).toBe(200);
+    const hosts = await api<{ items: { id: string }[] }>('GET', '/v1/hosts', login.body.token);
+    expect(hosts.body.items.map((h) => h.id)).toEqual([first.hostId]);
+    again.proc.kill('SIGTERM');
+    expect(await again.exited).toBe(0);
+  });
+});
