@@ -1,4 +1,5 @@
 import type {
+  AgentNic,
   AgentVmSpec,
   Balloon,
   CreateDriveRequest,
@@ -59,6 +60,15 @@ function checkNicLimiter(rl: RateLimiter | null | undefined, field: string): voi
     throw new UnsupportedOnHost('NIC packet-rate (ops) limits need tc police, which this host lacks', `${field}.ops`);
 }
 
+/**
+ * eth0 gets the kernel's `ip=` from the agent; every other NIC's address goes on the command line as
+ * `nqvm.nic=<mac>,<addr>/<prefix>`, which the guest's init applies to the NIC with that MAC.
+ */
+export function withNicArgs(bootArgs: string, nics: readonly Pick<AgentNic, 'mac' | 'ip'>[]): string {
+  const extra = nics.slice(1).map((n) => `nqvm.nic=${n.mac.toLowerCase()},${n.ip}`);
+  return [bootArgs, ...extra].filter((a) => a.trim()).join(' ');
+}
+
 export interface DevicesDeps {
   repo: DevicesRepository;
   vmsRepo: VmsRepository;
@@ -93,6 +103,7 @@ export class DevicesService {
         };
       }),
     };
+    out.boot_args = withNicArgs(spec.boot_args, spec.nics);
     if (drives.length) {
       out.drives = [];
       for (const dr of drives) {
