@@ -7,6 +7,7 @@
  *   (this kernel has no IP_PNP, so rcS applies it with `ip addr`/`ip route` before userspace goes on).
  * - `nqvm.tick=1`: print `tick N` every 0.2 s on the console (tests see pause/resume through it).
  * - `nqvm.ping=<ipv4>`: after boot, ping it and print `nqvm: ping <ip> ok|failed`.
+ * - `nqvm.nic=<mac>,<addr>/<prefix>` (repeatable): static address of another NIC, found by its MAC.
  *
  * The console shows `nqvm: userspace ready` once rcS is done; `/etc/init.d/S??*` scripts (the injection
  * hook for services) run with `start` just before it.
@@ -131,6 +132,31 @@ if ipconf=$(param ip); then
   [ -n "$8" ] && echo "nameserver $8" > /etc/resolv.conf 2>/dev/null
   echo "nqvm: net $dev $1/$prefix gw \${3:-none}"
 fi
+# nqvm.nic=<mac>,<addr>/<prefix>: another NIC's address; replies from it leave by it (the host drops spoofed sources)
+t=100
+for a in $cmdline; do
+  case "$a" in nqvm.nic=*,*/*) ;; *) continue ;; esac
+  mac=\${a#nqvm.nic=}
+  addr=\${mac#*,}
+  mac=\${mac%%,*}
+  dev=
+  i=0
+  while [ -z "$dev" ] && [ $i -lt 100 ]; do
+    for d in /sys/class/net/*; do
+      [ "$(cat "$d/address" 2>/dev/null)" = "$mac" ] && dev=\${d##*/}
+    done
+    [ -n "$dev" ] || { usleep 20000; i=$((i+1)); }
+  done
+  [ -n "$dev" ] || { echo "nqvm: no NIC with MAC $mac"; continue; }
+  echo 1 > /proc/sys/net/ipv4/conf/all/arp_ignore
+  echo 2 > /proc/sys/net/ipv4/conf/all/arp_announce
+  t=$((t+1))
+  ip link set "$dev" up
+  ip addr add "$addr" dev "$dev"
+  ip route show dev "$dev" scope link | while read -r net rest; do ip route add "$net" dev "$dev" table $t; done
+  ip rule add from "\${addr%/*}" table $t
+  echo "nqvm: net $dev $addr"
+done
 for ev in /sys/class/input/event*; do
   [ "$(cat "$ev/device/name" 2>/dev/null)" = "Power Button" ] || continue
   # ACPI power button (QMP system_powerdown): any event on it powers the guest off
