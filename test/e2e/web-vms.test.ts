@@ -171,11 +171,16 @@ describe('web console with real VMs: wizard, terminal, metrics, snapshots, templ
     await expect.poll(points, { timeout: 30_000 }).toBeGreaterThan(0);
     const first = await points();
     await expect.poll(points, { timeout: 30_000 }).toBeGreaterThanOrEqual(first + 3);
+    expect(await page.getByText(/Live metrics disconnected/).count()).toBe(0);
     await shot('metrics');
     expect(errors).toEqual([]);
   });
 
   it('creates a Full snapshot in the Snapshots tab and instantiates it into a VM that reaches running', async () => {
+    // An instance re-addresses itself through the guest agent it resumes with, so that agent must be up first.
+    await page.getByRole('tab', { name: 'overview' }).click();
+    const guestAgent = page.locator('dt', { hasText: /^Guest agent$/ }).locator('xpath=following-sibling::dd[1]');
+    await expect.poll(() => guestAgent.textContent(), { timeout: BOOT_MS, interval: 500 }).toBe('ready');
     await page.getByRole('tab', { name: 'snapshots' }).click();
     await page.getByLabel('Snapshot name').fill('web-a-snap');
     await page.getByRole('button', { name: 'Full snapshot' }).click();

@@ -42,7 +42,8 @@ function toData(samples: Sample[]): uPlot.AlignedData {
   ];
 }
 
-function Chart({ samples, title }: { samples: Sample[]; title: string }) {
+/** A chart of samples; `windowS` pins the x axis to the last that many seconds (the live view scrolls). */
+function Chart({ samples, title, windowS }: { samples: Sample[]; title: string; windowS?: number }) {
   const el = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   useEffect(() => {
@@ -54,13 +55,18 @@ function Chart({ samples, title }: { samples: Sample[]; title: string }) {
         height: 260,
         series: [{}, ...SERIES.map((s, i) => ({ label: s.label, stroke: s.stroke, scale: i === 0 ? '%' : 'mib' }))],
         axes: [{}, { scale: '%' }, { scale: 'mib', side: 1 }],
-        scales: { '%': { range: [0, 100] } },
+        scales: {
+          '%': { range: [0, 100] },
+          ...(windowS
+            ? { x: { time: true, range: (): uPlot.Range.MinMax => [Date.now() / 1000 - windowS, Date.now() / 1000] } }
+            : {}),
+        },
       },
       toData([]),
       el.current,
     );
     return () => plot.current?.destroy();
-  }, [title]);
+  }, [title, windowS]);
   useEffect(() => plot.current?.setData(toData(samples)), [samples]);
   return <div ref={el} role="img" aria-label={`${title}: ${samples.length} points`} data-points={samples.length} />;
 }
@@ -89,10 +95,15 @@ export default function MetricsTab({ vm }: { vm: Vm }) {
 function Live({ vm }: { vm: Vm }) {
   const [samples, setSamples] = useState<Sample[]>([]);
   const [closed, setClosed] = useState(false);
+  const [attempt, setAttempt] = useState(0);
   const [health, setHealth] = useState<{ health: string; last_seen: string | null } | null>(null);
+  // biome-ignore lint/correctness/useExhaustiveDependencies: attempt forces a reconnect
   useEffect(() => {
     const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
     const ws = new WebSocket(`${proto}//${location.host}/v1/vms/${vm.id}/metrics/ws`);
+    // A socket this effect already closed (unmount, reconnect) must not mark the next one as disconnected.
+    let disposed = false;
+    setClosed(false);
     ws.onmessage = (m) => {
       const f = JSON.parse(String(m.data)) as LiveFrame;
       if (f.type !== 'sample') return;
@@ -104,14 +115,20 @@ function Live({ vm }: { vm: Vm }) {
       };
       setSamples((xs) => [...xs.filter((x) => Date.parse(x.at) > Date.parse(s.at) - 60_000), s]);
     };
-    ws.onclose = () => setClosed(true);
-    return () => ws.close();
-  }, [vm.id]);
+    ws.onclose = () => {
+      if (!disposed) setClosed(true);
+    };
+    return () => {
+      disposed = true;
+      ws.close();
+    };
+  }, [vm.id, attempt]);
   return (
     <>
       {closed ? (
-        <p role="status" className="mb-2 text-sm text-amber-800">
-          Live metrics disconnected: the VM may not be running, or this manager does not offer the metrics stream yet.
+        <p role="status" className="mb-2 flex items-center gap-3 text-sm text-amber-800">
+          Live metrics disconnected: the VM may not be running.
+          <Button onClick={() => setAttempt((n) => n + 1)}>Reconnect</Button>
         </p>
       ) : null}
       {health ? (
@@ -121,7 +138,7 @@ function Live({ vm }: { vm: Vm }) {
           {health.health !== 'healthy' ? ' — showing host-side figures (VMM process)' : ''}
         </p>
       ) : null}
-      <Chart samples={samples} title="Last 60 seconds" />
+      <Chart samples={samples} title="Last 60 seconds" windowS={60} />
     </>
   );
 }

@@ -48,7 +48,13 @@ export function SnapshotsTab({ vm }: { vm: Vm }) {
             <Field
               label="Snapshot name"
               error={fieldErrors(error).name}
-              hint={canSnapshot ? 'Empty: named after the VM and the time' : `The VM is ${vm.state}: start it first`}
+              hint={
+                !canSnapshot
+                  ? `The VM is ${vm.state}: start it first`
+                  : vm.guest_ready_at
+                    ? 'Empty: named after the VM and the time'
+                    : 'The guest agent is not ready yet: a VM instantiated from a snapshot taken now cannot take its new address'
+              }
             >
               {(p) => <input {...p} value={name} onChange={(e) => setName(e.target.value)} placeholder={vm.name} />}
             </Field>

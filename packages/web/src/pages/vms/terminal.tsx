@@ -36,7 +36,10 @@ export default function TerminalTab({ vm }: { vm: Vm }) {
     const send = (msg: object) => (ws.readyState === WebSocket.OPEN ? ws.send(JSON.stringify(msg)) : undefined);
     const encoder = new TextEncoder();
     let hellos = 0;
+    // Events of a socket this effect already closed (unmount, reconnect) must not overwrite the next one's status.
+    let disposed = false;
     ws.onopen = () => {
+      if (disposed) return;
       setStatus('open');
       send({ type: 'resize', cols: term.cols, rows: term.rows });
       term.focus();
@@ -45,13 +48,16 @@ export default function TerminalTab({ vm }: { vm: Vm }) {
       if (typeof m.data !== 'string') return term.write(new Uint8Array(m.data as ArrayBuffer));
       const msg = JSON.parse(m.data) as { type?: string; state?: string };
       if (msg.type === 'hello' && hellos++ > 0) term.reset();
-      if (msg.type === 'status')
+      if (msg.type === 'status' && !disposed)
         setStatus(msg.state === 'reconnecting' ? 'reconnecting' : msg.state === 'vm_gone' ? 'closed' : 'open');
     };
-    ws.onclose = () => setStatus('closed');
+    ws.onclose = () => {
+      if (!disposed) setStatus('closed');
+    };
     const input = term.onData((data) => (ws.readyState === WebSocket.OPEN ? ws.send(encoder.encode(data)) : undefined));
     const resize = term.onResize(({ cols, rows }) => send({ type: 'resize', cols, rows }));
     return () => {
+      disposed = true;
       input.dispose();
       resize.dispose();
       ws.close();
