@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { JOIN_TOKEN } from '../../packages/manager/test/support/harness.ts';
 import {
   ADMIN_PASSWORD,
   ARTIFACTS,
@@ -58,7 +59,8 @@ describe('web console in Chromium against a real manager', () => {
 
   beforeAll(async () => {
     await buildWeb();
-    env = await startWebEnv();
+    // No reconciler: the VMs below live on a host whose agent never answers, and stay as they are stored.
+    env = await startWebEnv({ MANAGER_RECONCILER_DISABLED: 'true', NQVM_HOST_HEARTBEAT_TIMEOUT_S: '3600' });
     ctx = await env.browser.newContext({ viewport: { width: 1280, height: 800 } });
     ({ page, errors } = await newPage(ctx));
   });
@@ -174,6 +176,156 @@ describe('web console in Chromium against a real manager', () => {
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByRole('heading', { name: 'Hosts' }).waitFor();
     expect(new URL(page.url()).pathname).toBe('/hosts');
+  });
+
+  it('scrolls the windowed list of 1,200 VMs to the last one by keyboard and selects all that match', async () => {
+    errors.length = 0; // the session-expiry test's 401 is logged by Chromium itself
+    await env.manager.database.withSession((s) =>
+      s.exec(`INSERT INTO vms (name, state, vmm, vcpu, mem_mib, kernel_image_id, rootfs_image_id, tags, owner,
+        environment, guest_token_hash, guest_token_enc, desired_running)
+        SELECT 'late-' || lpad(i::text, 4, '0'), (ARRAY['running','stopped'])[1 + i % 2], 'qemu', 1, 256,
+          gen_random_uuid(), gen_random_uuid(), ARRAY['many'], 'owner', 'dev', 'x', 'x', false
+        FROM generate_series(1, 1200) AS i`),
+    );
+    await page.goto(`${env.baseUrl}/vms?search=late-&sort=name&limit=500`);
+    await page.getByText('500 shown').waitFor();
+    for (const n of [1000, 1200]) {
+      await page.getByRole('button', { name: 'Load more' }).click();
+      await page.getByText(`${n} shown`).waitFor();
+    }
+    expect(await page.locator('tr[data-vm-name]').count()).toBeLessThan(100);
+    await page.getByRole('link', { name: 'late-0001', exact: true }).focus();
+    await page.keyboard.press('End');
+    const focused = () => page.evaluate<string | null>('document.activeElement && document.activeElement.textContent');
+    await expect.poll(focused).toBe('late-1200');
+    expect(await page.getByRole('link', { name: 'late-1200', exact: true }).isVisible()).toBe(true);
+    await page.keyboard.press('ArrowUp');
+    await expect.poll(focused).toBe('late-1199');
+    await page.keyboard.press('Home');
+    await expect.poll(focused).toBe('late-0001');
+    await page.screenshot({ path: join(ARTIFACTS, 'web-vms-1200-end.png') });
+
+    await page.goto(`${env.baseUrl}/vms?search=late-&sort=name&limit=500`);
+    await page.getByText('500 shown').waitFor();
+    await page.getByLabel('Select all matching VMs').check();
+    await page.getByRole('toolbar', { name: 'Bulk actions' }).getByText('1200 selected').waitFor();
+    await page.getByRole('toolbar', { name: 'Bulk actions' }).getByRole('button', { name: 'Clear' }).click();
+    expect(errors).toEqual([]);
+  });
+
+  it('shows an advanced device error from the API at its wizard field, then applies the fix', async () => {
+    const upload = async (kind: string, name: string) => {
+      const res = await env.manager.request({
+        method: 'POST',
+        url: `/v1/images/upload?name=${name}&kind=${kind}`,
+        headers: { 'content-type': 'application/octet-stream' },
+        payload: Buffer.from(`${name} bytes`),
+      });
+      expect(res.statusCode, res.body).toBe(201);
+      return (res.json() as { id: string }).id;
+    };
+    const kernel = await upload('kernel', 'wiz-kernel');
+    const rootfs = await upload('rootfs', 'wiz-rootfs');
+    // A host that registered and reported capacity; its agent (port 9) never answers, so nothing boots.
+    const reg = await env.manager.app.inject({
+      method: 'POST',
+      url: '/v1/hosts/register',
+      payload: { join_token: JOIN_TOKEN, name: 'web-host', addr: 'http://127.0.0.1:9' },
+    });
+    const host = reg.json() as { id: string; secret: string };
+    const hb = await env.manager.app.inject({
+      method: 'POST',
+      url: `/v1/hosts/${host.id}/heartbeat`,
+      headers: { authorization: `Bearer ${host.secret}` },
+      payload: {
+        capacity: { cpus: 4, memory_mib: 4096, disk_free_bytes: 1e9, disk_total_bytes: 2e9 },
+        capabilities: { vmm: ['qemu'], kvm: false, vsock: false, tc: true },
+        vms: [],
+      },
+    });
+    expect(hb.statusCode, hb.body).toBe(200);
+
+    await page.goto(`${env.baseUrl}/vms/new`);
+    await page.getByLabel('Name').fill('wiz-devices');
+    await page.getByRole('button', { name: '4. Boot source' }).click();
+    await page.getByLabel('Kernel').selectOption(kernel);
+    await page.getByLabel('Root filesystem').selectOption(rootfs);
+    await page.getByRole('button', { name: '5. Network' }).click();
+    await page.getByRole('button', { name: 'Receive (RX) rate limit: 10 MB/s' }).click();
+    await page.getByRole('button', { name: '6. Advanced' }).click();
+    await page.getByLabel('Boot right after creation').uncheck();
+    await page.getByLabel('Serve metadata (MMDS) on eth0').check();
+    await page.getByLabel('MMDS data (JSON)').fill('{"broken": ');
+    await page.getByLabel('Set the VMM log level').check();
+    await page.getByLabel('Logger level').selectOption('Debug');
+    expect(await unlabelledControls(page)).toEqual([]);
+    await page.getByRole('button', { name: '7. Review' }).click();
+    await page.getByRole('button', { name: 'Create VM' }).click();
+    // Caught before any request: invalid JSON, shown under the MMDS field.
+    const mmds = page.getByLabel('MMDS data (JSON)');
+    await expect.poll(() => mmds.getAttribute('aria-invalid')).toBe('true');
+    expect(await page.locator(`[id="${await mmds.getAttribute('aria-describedby')}"]`).textContent()).toMatch(
+      /invalid JSON/,
+    );
+    await page.getByLabel('Serve metadata (MMDS) on eth0').uncheck();
+    await page.getByRole('button', { name: '7. Review' }).click();
+    await page.getByRole('button', { name: 'Create VM' }).click();
+    // Refused by the API after the (stopped) VM exists: shown under the logger level, on the Advanced step.
+    const level = page.getByLabel('Logger level');
+    await expect.poll(() => level.getAttribute('aria-invalid'), { timeout: 30_000 }).toBe('true');
+    const message = await page.locator(`[id="${await level.getAttribute('aria-describedby')}"]`).textContent();
+    expect(message).toMatch(/Debug/);
+    await page.getByText('wiz-devices was created (stopped)').waitFor();
+    await page.screenshot({ path: join(ARTIFACTS, 'web-wizard-device-error.png'), fullPage: true });
+    await level.selectOption('Info');
+    await page.getByRole('button', { name: '7. Review' }).click();
+    await page.getByRole('button', { name: 'Apply settings' }).click();
+    await page.waitForURL(/\/vms\/[0-9a-f-]{36}$/);
+    const vms = await env.manager.request({ method: 'GET', url: '/v1/vms?search=wiz-devices' });
+    const vm = (vms.json() as { items: { id: string; state: string }[] }).items;
+    expect(vm).toHaveLength(1);
+    expect(vm[0]?.state).toBe('stopped');
+    const nics = await env.manager.request({ method: 'GET', url: `/v1/vms/${vm[0]?.id}/nics` });
+    expect(nics.json().items[0].rx_rate_limiter).toEqual({ bandwidth: { size: 10_000_000, refill_time: 1000 } });
+    expect(errors.filter((e) => !/status of 422/.test(e))).toEqual([]);
+    errors.length = 0;
+  });
+
+  it('edits the machine config and a NIC limit of a stopped VM, and warns on a running one', async () => {
+    const list = await env.manager.request({ method: 'GET', url: '/v1/vms?search=wiz-devices' });
+    const id = (list.json() as { items: { id: string }[] }).items[0]?.id;
+    await page.goto(`${env.baseUrl}/vms/${id}/config`);
+    await page.getByLabel('vCPUs').fill('2');
+    await page.getByLabel('Memory (MiB)').fill('512');
+    expect(await unlabelledControls(page)).toEqual([]);
+    await page.getByRole('button', { name: 'Save machine config' }).click();
+    await page.getByText('Machine config: takes effect at the next boot').waitFor();
+    await page.reload();
+    await expect.poll(() => page.getByLabel('vCPUs').inputValue()).toBe('2');
+    expect(await page.getByLabel('Memory (MiB)').inputValue()).toBe('512');
+    const vm = await env.manager.request({ method: 'GET', url: `/v1/vms/${id}` });
+    expect(vm.json()).toMatchObject({ vcpu: 2, mem_mib: 512 });
+
+    await page.getByRole('tab', { name: 'network' }).click();
+    await page.getByRole('button', { name: 'Edit limits of eth0' }).click();
+    await page.getByRole('button', { name: 'TX limit of eth0: 1 GB/s' }).click();
+    await page.getByLabel('RX limit of eth0 value').fill('');
+    expect(await unlabelledControls(page)).toEqual([]);
+    await page.getByRole('button', { name: 'Save limits' }).click();
+    await page.locator('tr[data-nic-id="eth0"]').getByText('1 GB/s').waitFor();
+    expect(await page.locator('tr[data-nic-id="eth0"]').textContent()).toContain('unlimited');
+    await page.screenshot({ path: join(ARTIFACTS, 'web-vm-network-limits.png'), fullPage: true });
+
+    const running = await env.manager.request({ method: 'GET', url: '/v1/vms?search=late-0002' });
+    const runningId = (running.json() as { items: { id: string; state: string }[] }).items[0]?.id;
+    await page.goto(`${env.baseUrl}/vms/${runningId}/config`);
+    await page.locator('[data-needs-restart]').first().waitFor();
+    await page.getByLabel('vCPUs').fill('3');
+    await page.getByRole('button', { name: 'Save machine config' }).click();
+    await page.getByRole('alert').filter({ hasText: 'Needs restart' }).filter({ hasText: 'stopped' }).waitFor();
+    await page.screenshot({ path: join(ARTIFACTS, 'web-vm-config-requires-stop.png'), fullPage: true });
+    expect(errors.filter((e) => !/status of 409/.test(e))).toEqual([]);
+    errors.length = 0;
   });
 
   // VM flows (wizard → running → terminal, metrics, snapshots, templates) join here once the agent path
