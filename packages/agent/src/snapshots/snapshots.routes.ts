@@ -30,6 +30,11 @@ export function snapshotRoutes(api: FastifyInstance, snapshots: SnapshotService,
     { schema: { params: Snap, body: Instantiate } },
     async (req) => snapshots.instantiate(req.params.sid, req.body.spec),
   );
+  api.post<{ Params: { id: string }; Body: { spec: AgentVmSpec } }>(
+    '/agent/v1/vms/:id/clone',
+    { schema: { params: Id, body: Instantiate } },
+    async (req) => snapshots.cloneStopped(assertVmId(req.params.id), req.body.spec),
+  );
   api.put<{ Params: { id: string }; Body: AgentMmds }>(
     '/agent/v1/vms/:id/mmds',
     { schema: { params: Id, body: AgentMmds } },

@@ -111,6 +111,23 @@ export class SnapshotService {
     await rm(f.dir, { recursive: true, force: true });
   }
 
+  /**
+   * Boots `spec` as a new VM from a copy of a stopped VM's disk, its own identity injected as on any first boot;
+   * the source stays locked (cannot start) until the copy is taken.
+   */
+  cloneStopped(sourceVmId: string, spec: AgentVmSpec): Promise<AgentVmStatus> {
+    return this.d.vms.withVm(sourceVmId, async (src) => {
+      if (src.state !== 'stopped')
+        throw new AgentError(409, 'vm_not_stopped', `VM ${sourceVmId} is ${src.state}; clone a running VM by snapshot`);
+      if (src.spec.vmm !== spec.vmm)
+        throw new AgentError(422, 'clone_mismatch', `vmm must equal the source's (${src.spec.vmm})`, {
+          field: 'body.spec.vmm',
+        });
+      const none = async () => undefined;
+      return this.d.vms.boot(spec, { disk: src.files.rootfs, beforeLaunch: none, afterLaunch: none });
+    });
+  }
+
   /** Boots `spec` as a new VM from the snapshot: its own disk copy, the saved state, then a new identity. */
   async instantiate(snapshotId: string, spec: AgentVmSpec): Promise<AgentVmStatus> {
     const f = snapshotFiles(this.d.dataDir, snapshotId);

@@ -7,7 +7,7 @@ import { type CommandRunner, systemRunner } from '../host/exec.ts';
 import type { ImageCache } from '../images/cache.ts';
 import { ImageFetchFailed } from '../images/cache.ts';
 import { type HostNetwork, tapNameFor } from '../net/index.ts';
-import { copyImage, PlanError, prepareRootfs, RootfsPrepareError } from '../rootfs/index.ts';
+import { copyImage, Ext4Image, PlanError, prepareRootfs, RootfsPrepareError } from '../rootfs/index.ts';
 import { isProcessAlive } from '../vmm/qemu/index.ts';
 import type { VmmAvailability, VmmDriver, VmmHandle } from '../vmm/types.ts';
 import { BaseImages } from './base-images.ts';
@@ -274,7 +274,11 @@ export class VmService {
       if (!restore?.state)
         await clock.time('rootfs', () =>
           step('rootfs', () =>
-            prepareRootfs(this.bases.copyOf(spec.rootfs.sha256, source, f.rootfs), this.rootfsPlan(spec)),
+            prepareRootfs(
+              // A clone's disk is another VM's, not the base: its reads must not come from the base's memo.
+              restore ? new Ext4Image(f.rootfs, this.runner) : this.bases.copyOf(spec.rootfs.sha256, source, f.rootfs),
+              this.rootfsPlan(spec),
+            ),
           ),
         );
     }

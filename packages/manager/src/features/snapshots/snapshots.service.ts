@@ -221,9 +221,23 @@ export class SnapshotsService {
       return this.instantiate(snap.id, name, actor);
     }
     if (vm.state !== 'stopped') throw new Conflict('vm_busy', `cannot clone a VM that is ${vm.state}`);
-    throw new Unprocessable(
-      'clone_stopped_unsupported',
-      'cloning a stopped VM needs a disk copy on its host, which the agent does not offer yet; start it and clone it running',
+    if (!vm.hostId) throw new Conflict('vm_not_placed', 'the VM has no host');
+    const nic = (await this.vms.get(vmId)).nics[0];
+    const password = vm.passwordEnc ? this.secrets.open(vm.passwordEnc) : undefined;
+    const clone = await this.vms.create(
+      {
+        ...sourceSpecOf(vm, nic?.network ?? null),
+        name,
+        host_id: vm.hostId,
+        start: false,
+        ...(password ? { password } : {}),
+        ...(vm.sshAuthorizedKeys.length ? { ssh_authorized_keys: vm.sshAuthorizedKeys } : {}),
+      },
+      actor,
+    );
+    // Same host: the agent copies the source's disk under the source's lock, then boots the copy as a new VM.
+    return this.vms.bootVia(clone.id, actor, (t, spec: AgentVmSpec) =>
+      agentCall<AgentVmStatus>(t, 'POST', `/agent/v1/vms/${vmId}/clone`, { spec }),
     );
   }
 
