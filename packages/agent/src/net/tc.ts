@@ -17,6 +17,12 @@ import { assertMtu, assertTapName, ifbNameForTap } from './names.ts';
  */
 
 export const TBF_LATENCY_MS = 50;
+/**
+ * Guest tx queues about this many bytes instead of dropping, the nearest tc gets to Firecracker's backpressure:
+ * a guest's TCP sends 64 KiB GSO frames, and a 50 ms queue at 1 MiB/s holds fewer than three of them.
+ */
+export const TX_QUEUE_BYTES = 8 * 1024 * 1024;
+const MAX_LATENCY_MS = 60_000;
 const ETH_OVERHEAD = 18;
 /** The u32 filter's fixed handle, so `tc filter replace` finds and swaps the same filter every time. */
 const REDIRECT_HANDLE = '800::800';
@@ -80,10 +86,12 @@ export function tbfParams(limiter: RateLimiter | null | undefined, direction: Di
   if (!bw) return null;
   checkBucket(direction, bw);
   if (!active(bw)) return null;
+  const rateBitsPerSec = Math.max(1, Math.round((bw.size * 8000) / bw.refill_time));
+  const txLatency = Math.ceil((TX_QUEUE_BYTES * 8000) / rateBitsPerSec);
   return {
-    rateBitsPerSec: Math.max(1, Math.round((bw.size * 8000) / bw.refill_time)),
+    rateBitsPerSec,
     burstBytes: Math.max(bw.size + (bw.one_time_burst ?? 0), mtu + ETH_OVERHEAD),
-    latencyMs: TBF_LATENCY_MS,
+    latencyMs: direction === 'tx' ? Math.min(MAX_LATENCY_MS, Math.max(TBF_LATENCY_MS, txLatency)) : TBF_LATENCY_MS,
   };
 }
 

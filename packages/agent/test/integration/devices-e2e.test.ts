@@ -1,57 +1,46 @@
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
-import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createTcpServer, type Server as TcpServer } from 'node:net';
 import path from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
-import { type BuiltApp, buildApp, loadConfig, openPglite } from '@nqvm/manager';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadAgentConfig, type RunningAgent, startAgent } from '../../src/index.ts';
-import { isProcessAlive } from '../../src/vmm/qemu/index.ts';
-import { demoImages } from '../fixtures/demo-vm.ts';
+import { type Stack, startStack, until } from '../../../../test/e2e/support/stack.ts';
 import { GuestShell } from '../support/guest-shell.ts';
 
-const JOIN = 'join-token-for-devices-e2e-0123456789';
-const ADMIN = 'admin-password-for-devices-e2e';
 const GATEWAY = '10.216.0.1';
 const MIB = 1024 * 1024;
 const PASSWORD = 'root-password-devices';
 // 1 MiB/s with a 128 KiB bucket, so the initial burst barely moves a multi-MiB measurement.
 const ONE_MIB_S = { bandwidth: { size: 131072, refill_time: 125 } };
 const FOUR_MIB_S = { bandwidth: { size: 524288, refill_time: 125 } };
+// virtio-rng hands out at most 1024 bytes per 500 ms window: 2 KiB/s, well below what a TCG guest can pull.
+const RNG_LIMIT = { bandwidth: { size: 1024, refill_time: 500 } };
 
 interface Problem {
   code: string;
   field?: string;
 }
 
+/** Byte counts and first/last arrival times of what guests upload to a plain TCP sink. */
+interface Upload {
+  bytes: number;
+  first: number;
+  last: number;
+}
+
 describe('VM devices enforced inside a real guest (manager + agent + QEMU)', () => {
-  let manager: BuiltApp;
-  let base = '';
-  let token = '';
-  let agent: RunningAgent;
-  let agentData = '';
-  let managerData = '';
+  let s: Stack;
   let http: Server;
+  let sink: TcpServer;
+  const uploads: Upload[] = [];
   let shell: GuestShell;
   let vmId = '';
   let guestDevice = '';
-  const images: Record<'kernel' | 'initrd' | 'rootfs', string> = { kernel: '', initrd: '', rootfs: '' };
+  let eth1Ip = '';
+  let agentData = '';
+  let images: Stack['images'];
 
-  const api = async <T>(method: string, url: string, body?: unknown): Promise<{ status: number; body: T }> => {
-    const res = await fetch(`${base}${url}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${token}`,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
-  };
+  const api = <T>(method: string, url: string, body?: unknown) => s.api<T>(method, url, body);
   const ok = async <T>(method: string, url: string, body?: unknown, status = 200) => {
     const r = await api<T>(method, url, body);
     expect(r.status, `${method} ${url}: ${JSON.stringify(r.body)}`).toBe(status);
@@ -59,71 +48,38 @@ describe('VM devices enforced inside a real guest (manager + agent + QEMU)', () 
   };
 
   beforeAll(async () => {
-    execFileSync('ip', ['link', 'set', 'lo', 'up']);
-    const demo = await demoImages();
-    managerData = await mkdtemp(path.join(tmpdir(), 'nqvm-dev-mgr-'));
-    agentData = await mkdtemp(path.join(tmpdir(), 'nqd-'));
-    const config = loadConfig({
-      NQVM_DATA_DIR: managerData,
-      NQVM_ADMIN_PASSWORD: ADMIN,
-      NQVM_JOIN_TOKEN: JOIN,
-      NQVM_LOG_LEVEL: 'silent',
-      NQVM_RECONCILE_INTERVAL_MS: '1000',
-      NQVM_HOST_HEARTBEAT_TIMEOUT_S: '5',
-      NQVM_NETWORK_CIDR: '10.216.0.0/24',
-      NQVM_STOP_TIMEOUT_S: '15',
-      FC_BRIDGE: 'nqbr-dev',
+    s = await startStack({
+      cidr: '10.216.0.0/24',
+      bridge: 'nqbr-dev',
+      agentPort: 19093,
+      env: { NQVM_STOP_TIMEOUT_S: '15' },
     });
-    manager = await buildApp(config, { database: await openPglite(new PGlite()), logger: false });
-    await manager.app.listen({ host: '127.0.0.1', port: 0 });
-    const addr = manager.app.server.address();
-    base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
-    const login = await fetch(`${base}/v1/auth/login`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ username: 'admin', password: ADMIN }),
-    });
-    token = ((await login.json()) as { token: string }).token;
-    for (const kind of ['kernel', 'initrd', 'rootfs'] as const) {
-      const res = await fetch(`${base}/v1/images/upload?name=dev-${kind}&kind=${kind}`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' },
-        body: readFileSync(demo[kind]),
-      });
-      expect(res.status).toBe(201);
-      images[kind] = ((await res.json()) as { id: string }).id;
-    }
-    agent = await startAgent(
-      loadAgentConfig({
-        MANAGER_BASE: base,
-        NQVM_JOIN_TOKEN: JOIN,
-        AGENT_BIND: '127.0.0.1:19093',
-        AGENT_DATA_DIR: agentData,
-        AGENT_NAME: 'devices-host',
-        AGENT_HEARTBEAT_S: '1',
-        PATH: process.env.PATH ?? '/usr/bin:/bin',
-      }),
-      { logger: pino({ level: 'warn' }) },
-    );
+    agentData = s.agentData;
+    images = s.images;
     // 16 MiB of data the guest downloads from the host over its rate-limited NIC.
     const blob = Buffer.alloc(16 * MIB, 7);
-    http = createServer((_req, res) => res.end(blob));
+    http = createHttpServer((_req, res) => res.end(blob));
     await new Promise<void>((resolve) => http.listen(18089, '0.0.0.0', resolve));
+    sink = createTcpServer((c) => {
+      const u: Upload = { bytes: 0, first: 0, last: 0 };
+      uploads.push(u);
+      c.on('data', (d: Buffer) => {
+        u.last = performance.now();
+        if (!u.bytes) u.first = u.last;
+        u.bytes += d.length;
+        // Closing at the end lets the guest's nc exit, whether or not it waits for the far side.
+        if (u.bytes >= 16 * MIB) c.end();
+      });
+      c.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => sink.listen(18090, '0.0.0.0', resolve));
   }, 300_000);
 
   afterAll(async () => {
     shell?.close();
     http?.close();
-    await agent?.close();
-    await manager?.app.close();
-    await rm(managerData, { recursive: true, force: true });
-    for (const id of (await readdir(path.join(agentData, 'vms')).catch(() => [] as string[])).filter(
-      (n) => n.length === 36,
-    )) {
-      const pid = Number(await readFile(path.join(agentData, 'vms', id, 'vmm.pid'), 'utf8').catch(() => '0'));
-      if (pid > 1 && (await isProcessAlive(pid))) process.kill(pid, 'SIGKILL');
-    }
-    if (agentData) await rm(agentData, { recursive: true, force: true });
+    sink?.close();
+    await s?.close();
   });
 
   it('stores devices on a stopped VM, refuses bad input and what this host cannot do', async () => {
@@ -156,7 +112,7 @@ describe('VM devices enforced inside a real guest (manager + agent + QEMU)', () 
     const nic = await ok<{ applied: string }>('PATCH', `/v1/vms/${vmId}/nics/eth0`, { rx_rate_limiter: ONE_MIB_S });
     expect(nic.applied).toBe('next_boot');
     await ok('PUT', `/v1/vms/${vmId}/balloon`, { amount_mib: 0, deflate_on_oom: false, stats_polling_interval_s: 1 });
-    await ok('PUT', `/v1/vms/${vmId}/entropy`, { rate_limiter: { bandwidth: { size: 4096, refill_time: 100 } } });
+    await ok('PUT', `/v1/vms/${vmId}/entropy`, { rate_limiter: RNG_LIMIT });
     await ok('PUT', `/v1/vms/${vmId}/serial`, { serial_out_path: 'serial.log' });
     await ok('PUT', `/v1/vms/${vmId}/cpu-config`, { template: 'None' });
     await ok('PATCH', `/v1/vms/${vmId}/machine-config`, { vcpu: 1, mem_mib: 256 });
@@ -211,6 +167,7 @@ describe('VM devices enforced inside a real guest (manager + agent + QEMU)', () 
     );
     expect(eth1.item.iface_id).toBe('eth1');
     expect(eth1.item.ip).toMatch(/^10\.216\.0\.\d+\/24$/);
+    eth1Ip = eth1.item.ip.split('/')[0]!;
     const dup = await api<Problem>('POST', `/v1/vms/${vmId}/nics`, { mac: '02:aa:00:00:00:01' });
     expect([dup.status, dup.body.code, dup.body.field]).toEqual([409, 'mac_taken', 'body.mac']);
     const events = await ok<{ items: { action: string }[] }>('GET', `/v1/events?resource_id=${vmId}&limit=100`);
@@ -237,6 +194,19 @@ describe('VM devices enforced inside a real guest (manager + agent + QEMU)', () 
     const serial = await readFile(path.join(agentData, 'vms', vmId, 'serial.log'), 'utf8');
     expect(serial).toContain('login:');
   }, 200_000);
+
+  it("configures the second NIC's address in the guest at boot; it answers ping from the host bridge", async () => {
+    const eth1 = await shell.run(
+      'for d in /sys/class/net/*; do [ "$(cat $d/address)" = 02:aa:00:00:00:01 ] && ip -4 addr show dev $(basename $d); done',
+    );
+    expect(eth1.out).toContain(`inet ${eth1Ip}/24`);
+    const ping = spawnSync('busybox', ['ping', '-c', '3', '-W', '5', '-I', 'nqbr-dev', eth1Ip], { encoding: 'utf8' });
+    expect(ping.status, `${ping.error ?? ''} ${ping.stdout} ${ping.stderr}`).toBe(0);
+    expect(ping.stdout).toMatch(/3 packets received/);
+    // The reply really came from the second NIC: the host learnt eth1's MAC for its address.
+    const neigh = spawnSync('ip', ['neigh', 'show', eth1Ip, 'dev', 'nqbr-dev'], { encoding: 'utf8' });
+    expect(neigh.stdout).toContain('02:aa:00:00:00:01');
+  });
 
   it('has a virtio entropy device in the guest', async () => {
     const rng = await shell.run('cat /sys/class/misc/hw_random/rng_current; ls /dev/hwrng');
@@ -273,6 +243,15 @@ describe('VM devices enforced inside a real guest (manager + agent + QEMU)', () 
     expect(fast).toBeLessThan(5);
   }, 120_000);
 
+  it('limits the entropy device to its rate: /dev/hwrng gives about 2 KiB/s', async () => {
+    const bytes = 24 * 1024;
+    const rate = await measure(`head -c ${bytes} /dev/hwrng > /dev/null`, bytes);
+    const limit = (RNG_LIMIT.bandwidth.size * 1000) / RNG_LIMIT.bandwidth.refill_time / MIB;
+    process.stderr.write(`[devices-e2e] entropy: ${((rate * MIB) / 1024).toFixed(1)} KiB/s at 2 KiB/s\n`);
+    expect(rate).toBeGreaterThan(limit * 0.75);
+    expect(rate).toBeLessThan(limit * 1.25);
+  }, 120_000);
+
   it('limits the NIC to 1 MiB/s for a host→guest download', async () => {
     const slow = await measure(`wget -q -O /dev/null http://${GATEWAY}:18089/blob`, 16 * MIB);
     process.stderr.write(`[devices-e2e] nic rx: ${slow.toFixed(3)} MiB/s at 1 MiB/s\n`);
@@ -280,24 +259,55 @@ describe('VM devices enforced inside a real guest (manager + agent + QEMU)', () 
     expect(slow).toBeLessThan(1.25);
   }, 120_000);
 
+  it('limits the NIC to 1 MiB/s for a guest→host upload, set live', async () => {
+    const live = await ok<{ applied: string }>('PATCH', `/v1/vms/${vmId}/nics/eth0`, { tx_rate_limiter: ONE_MIB_S });
+    expect(live.applied).toBe('live');
+    const before = uploads.length;
+    // Node from the guest tools drive sends in 64 KiB writes: busybox nc's 1 KiB copy loop is slower than 1 MiB/s
+    // under TCG, so it would measure the guest's CPU rather than the limit.
+    const send = `const s=require('net').connect(18090,'${GATEWAY}',()=>{const b=Buffer.alloc(65536,7);let n=0;const go=()=>{while(n<256){n++;if(!s.write(b))return s.once('drain',go)}s.end()};go()})`;
+    const r = await shell.run(
+      `N=/opt/nqvm/node; $N/ld-linux-x86-64.so.2 --library-path $N $N/node -e "${send}"`,
+      120_000,
+    );
+    const u = await until(
+      'all 16 MiB at the host',
+      async () => uploads.slice(before).find((x) => x.bytes >= 16 * MIB),
+      60_000,
+    ).catch((e: Error) => {
+      throw new Error(`${e.message}; guest: ${r.out}; got ${uploads.slice(before).map((x) => x.bytes)}`);
+    });
+    const rate = u.bytes / ((u.last - u.first) / 1000) / MIB;
+    process.stderr.write(`[devices-e2e] nic tx: ${rate.toFixed(3)} MiB/s at 1 MiB/s\n`);
+    expect(rate).toBeGreaterThan(0.75);
+    expect(rate).toBeLessThan(1.25);
+  }, 150_000);
+
   it('inflating the balloon lowers MemTotal in the guest and the statistics report it', async () => {
     const memTotal = async () => Number(/MemTotal:\s+(\d+)/.exec((await shell.run('cat /proc/meminfo')).out)?.[1]);
     const before = await memTotal();
     const r = await ok<{ applied: string }>('PATCH', `/v1/vms/${vmId}/balloon`, { amount_mib: 64 });
     expect(r.applied).toBe('live');
-    const deadline = Date.now() + 60_000;
+    const deadline = Date.now() + 120_000;
     let after = before;
     while (before - after < 60 * 1024 && Date.now() < deadline) {
       await new Promise((res) => setTimeout(res, 500));
       after = await memTotal();
     }
     expect(before - after).toBeGreaterThanOrEqual(60 * 1024);
-    const stats = await ok<{ actual_mib: number; target_mib: number; total_memory?: number }>(
-      'GET',
-      `/v1/vms/${vmId}/balloon/statistics`,
+    // The balloon reaches its target a little after the guest's MemTotal shows most of it.
+    const stats = await until(
+      'the balloon statistics to report the full 64 MiB',
+      async () => {
+        const st = await ok<{ actual_mib: number; target_mib: number; total_memory?: number }>(
+          'GET',
+          `/v1/vms/${vmId}/balloon/statistics`,
+        );
+        return st.actual_mib === 64 && st;
+      },
+      60_000,
     );
     expect(stats.target_mib).toBe(64);
-    expect(stats.actual_mib).toBe(64);
     process.stderr.write(`[devices-e2e] balloon: MemTotal ${before} -> ${after} kB; stats ${JSON.stringify(stats)}\n`);
-  }, 120_000);
+  }, 240_000);
 });
