@@ -89,17 +89,17 @@ export function VmTable({
       data-testid="vm-scroll"
       onScroll={(e) => setView({ top: e.currentTarget.scrollTop, height: e.currentTarget.clientHeight })}
     >
-      <table className="w-full table-fixed text-left text-sm" data-testid="vm-table" aria-rowcount={rows.length + 1}>
+      <table className="w-full min-w-[60rem] table-fixed text-left text-sm" data-testid="vm-table" aria-rowcount={rows.length + 1}>
         <colgroup>
           <col className="w-8" />
-          <col className="w-48" />
+          <col className="w-40" />
           <col className="w-24" />
+          <col className="w-28" />
           <col className="w-32" />
-          <col className="w-32" />
-          <col className="w-32" />
+          <col className="w-28" />
           <col className="w-36" />
           <col />
-          <col className="w-32" />
+          <col className="w-28" />
         </colgroup>
         <thead className="sticky top-0 z-10 bg-white text-xs text-slate-500 uppercase">{header}</thead>
         <tbody className="divide-y divide-slate-100" onKeyDown={onKeyDown}>
