@@ -47,6 +47,13 @@ export interface Stack {
   agent: RunningAgent;
   agentData: string;
   images: Record<'kernel' | 'initrd' | 'rootfs', string>;
+  /** HTTP status of each demo image upload (201 when it was stored). */
+  imageUploads: Record<'kernel' | 'initrd' | 'rootfs', number>;
+  /**
+   * Starts another agent on the same data dir (close the running one first), with `env` over the first one's
+   * settings (e.g. another AGENT_BIND); `agent` is the new one from then on.
+   */
+  startAgent(env?: Record<string, string>): Promise<RunningAgent>;
   api<T = Record<string, unknown>>(method: string, url: string, body?: unknown): Promise<{ status: number; body: T }>;
   consoleText(vmId: string): Promise<string>;
   close(): Promise<void>;
@@ -58,6 +65,8 @@ export async function startStack(opts: {
   bridge: string;
   agentPort: number;
   env?: Record<string, string>;
+  /** Extra agent settings (e.g. AGENT_NAME). */
+  agentEnv?: Record<string, string>;
 }): Promise<Stack> {
   if (!inPrivateNetns())
     throw new Error('this test creates bridges and TAPs: run under unshare -n (npm test does this)');
@@ -94,25 +103,28 @@ export async function startStack(opts: {
   });
   const token = ((await login.json()) as { token: string }).token;
   const images = { kernel: '', initrd: '', rootfs: '' };
+  const imageUploads = { kernel: 0, initrd: 0, rootfs: 0 };
   for (const kind of ['kernel', 'initrd', 'rootfs'] as const) {
     const res = await fetch(`${base}/v1/images/upload?name=demo-${kind}&kind=${kind}`, {
       method: 'POST',
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' },
       body: readFileSync(demo[kind]),
     });
+    imageUploads[kind] = res.status;
     images[kind] = ((await res.json()) as { id: string }).id;
   }
-  const agent = await startAgent(
-    loadAgentConfig({
-      MANAGER_BASE: base,
-      NQVM_JOIN_TOKEN: join,
-      AGENT_BIND: `127.0.0.1:${opts.agentPort}`,
-      AGENT_DATA_DIR: agentData,
-      AGENT_HEARTBEAT_S: '1',
-      PATH: process.env.PATH ?? '/usr/bin:/bin',
-    }),
-    { logger: pino({ level: 'warn' }) },
-  );
+  const agentEnv = {
+    MANAGER_BASE: base,
+    NQVM_JOIN_TOKEN: join,
+    AGENT_BIND: `127.0.0.1:${opts.agentPort}`,
+    AGENT_DATA_DIR: agentData,
+    AGENT_HEARTBEAT_S: '1',
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    ...opts.agentEnv,
+  };
+  const runAgent = (env: Record<string, string> = {}) =>
+    startAgent(loadAgentConfig({ ...agentEnv, ...env }), { logger: pino({ level: 'warn' }) });
+  let agent = await runAgent();
   const api = async <T>(method: string, url: string, body?: unknown) => {
     const res = await fetch(`${base}${url}`, {
       method,
@@ -129,9 +141,16 @@ export async function startStack(opts: {
     base,
     token,
     manager,
-    agent,
+    get agent() {
+      return agent;
+    },
     agentData,
     images,
+    imageUploads,
+    async startAgent(env) {
+      agent = await runAgent(env);
+      return agent;
+    },
     api,
     consoleText: (id) => readFile(path.join(agentData, 'vms', id, 'console.log'), 'utf8').catch(() => ''),
     async close() {
