@@ -328,6 +328,29 @@ describe('web console in Chromium against a real manager', () => {
     errors.length = 0;
   });
 
+  it('adds a drive to a stopped VM, limits it with a preset, and removes it', async () => {
+    const list = await env.manager.request({ method: 'GET', url: '/v1/vms?search=wiz-devices' });
+    const id = (list.json() as { items: { id: string }[] }).items[0]?.id;
+    await page.goto(`${env.baseUrl}/vms/${id}/storage`);
+    await page.getByLabel('Drive id').fill('scratch');
+    await page.getByLabel('Size (MiB)').fill('64');
+    expect(await unlabelledControls(page)).toEqual([]);
+    await page.getByRole('button', { name: 'Add drive' }).click();
+    const row = page.locator('tr[data-drive-id="scratch"]');
+    await row.getByText('unlimited').waitFor();
+    await row.getByRole('button', { name: 'Edit limit of scratch' }).click();
+    await page.getByRole('button', { name: 'Bandwidth limit of scratch: 100 MB/s' }).click();
+    await page.getByRole('button', { name: 'Save limit' }).click();
+    await row.getByText('100 MB/s').waitFor();
+    const drive = await env.manager.request({ method: 'GET', url: `/v1/vms/${id}/drives/scratch` });
+    expect(drive.json().rate_limiter).toEqual({ bandwidth: { size: 100_000_000, refill_time: 1000 } });
+    await page.screenshot({ path: join(ARTIFACTS, 'web-vm-storage.png'), fullPage: true });
+    await row.getByRole('button', { name: 'Remove scratch' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Remove' }).click();
+    await expect.poll(() => row.count()).toBe(0);
+    expect(errors).toEqual([]);
+  });
+
   // VM flows (wizard → running → terminal, metrics, snapshots, templates) join here once the agent path
   // boots real VMs in the e2e environment; they reuse `env`, `page` and the helpers above.
 });
