@@ -66,7 +66,7 @@ export async function reidentify(
   const gw = parseCidr(`${nic.gateway}/32`).address;
   const oldIp = parseCidr(`${nic.oldIp}/32`).address;
   const newIp = parseCidr(next.ip).address;
-  const deadline = Date.now() + (d.timeoutMs ?? 60_000);
+  const deadline = Date.now() + (d.timeoutMs ?? 120_000);
   const body = JSON.stringify({ ...next, old_ip: oldIp, entropy: randomBytes(64).toString('base64') });
   await until('the restored guest agent to accept its new identity', deadline, async () => {
     const res = await f(`http://${oldIp}:${GUEST_AGENT_PORT}/identity`, {

@@ -1,20 +1,14 @@
-import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, readlinkSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
-import { type BuiltApp, buildApp, loadConfig, openPglite } from '@nqvm/manager';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadAgentConfig, READY_MARKER, type RunningAgent, startAgent } from '../../src/index.ts';
-import { isProcessAlive } from '../../src/vmm/qemu/index.ts';
-import { demoImages, lastTick } from '../fixtures/demo-vm.ts';
+import { type Stack, startStack, until } from '../../../../test/e2e/support/stack.ts';
+import { READY_MARKER } from '../../src/index.ts';
+import { lastTick } from '../fixtures/demo-vm.ts';
+import { GuestShell } from '../support/guest-shell.ts';
 
-const JOIN = 'join-token-for-snapshot-e2e-0123456789';
-const ADMIN = 'admin-password-for-agent-e2e';
 const IP_A = '10.214.0.2';
 const IP_B = '10.214.0.3';
+const IP_C = '10.214.0.4';
 
 interface Vm {
   id: string;
@@ -25,115 +19,39 @@ interface Vm {
   nics: { ip: string }[];
 }
 
-/** Compares with init's namespace where /proc allows it; otherwise a fresh namespace holds only lo and our own links. */
-function inPrivateNetns(): boolean {
-  try {
-    return readlinkSync('/proc/self/ns/net') !== readlinkSync('/proc/1/ns/net');
-  } catch {
-    const links = readFileSync('/proc/self/net/dev', 'utf8').split('\n').slice(2);
-    return links.map((l) => l.split(':')[0]?.trim() ?? '').every((n) => !n || n === 'lo' || n.startsWith('nq'));
-  }
+interface Snap {
+  id: string;
+  state: string;
+  snapshot_type: string;
+  parent_id: string | null;
+  state_bytes: number;
+  disk_bytes: number;
+  vm_id: string | null;
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-describe('snapshots, instances and MMDS with real QEMU microVMs', () => {
-  let manager: BuiltApp;
-  let managerBase = '';
-  let token = '';
-  let agent: RunningAgent;
-  let agentData = '';
-  let managerData = '';
-  const images: Record<'kernel' | 'initrd' | 'rootfs', string> = { kernel: '', initrd: '', rootfs: '' };
-
-  const api = async <T>(method: string, url: string, body?: unknown): Promise<{ status: number; body: T }> => {
-    const res = await fetch(`${managerBase}${url}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${token}`,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
-  };
+describe('snapshots, instances, clones and MMDS with real QEMU microVMs', () => {
+  let stack: Stack;
+  const api = <T = Record<string, unknown>>(method: string, url: string, body?: unknown) =>
+    stack.api<T>(method, url, body);
   const getVm = async (id: string) => (await api<Vm>('GET', `/v1/vms/${id}`)).body;
   const waitState = async (id: string, state: string) => {
     const r = await api<Vm>('GET', `/v1/vms/${id}/wait?state=${state}&timeout=120`);
-    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    expect(r.status, JSON.stringify(r.status === 200 ? r.body : await getVm(id))).toBe(200);
     return r.body;
   };
-  const consoleOf = (id: string) => path.join(agentData, 'vms', id, 'console.log');
-  const consoleText = (id: string) => readFile(consoleOf(id), 'utf8').catch(() => '');
-  const agentEnv = () => ({
-    MANAGER_BASE: managerBase,
-    NQVM_JOIN_TOKEN: JOIN,
-    AGENT_BIND: '127.0.0.1:19092',
-    AGENT_DATA_DIR: agentData,
-    AGENT_NAME: 'snap-host',
-    AGENT_HEARTBEAT_S: '1',
-    PATH: process.env.PATH ?? '/usr/bin:/bin',
-  });
-  const runAgent = () => startAgent(loadAgentConfig(agentEnv()), { logger: pino({ level: 'warn' }) });
+  const consoleText = (id: string) => stack.consoleText(id);
 
   beforeAll(async () => {
-    if (!inPrivateNetns())
-      throw new Error('this test creates bridges and TAPs: run under unshare -n (npm test does this)');
-    execFileSync('ip', ['link', 'set', 'lo', 'up']);
-    const demo = await demoImages();
-    managerData = await mkdtemp(path.join(tmpdir(), 'nqvm-snap-mgr-'));
-    agentData = await mkdtemp(path.join(tmpdir(), 'nqa-'));
-    const config = loadConfig({
-      NQVM_DATA_DIR: managerData,
-      NQVM_ADMIN_PASSWORD: ADMIN,
-      NQVM_JOIN_TOKEN: JOIN,
-      NQVM_LOG_LEVEL: 'silent',
-      NQVM_RECONCILE_INTERVAL_MS: '1000',
-      NQVM_HOST_HEARTBEAT_TIMEOUT_S: '5',
-      NQVM_NETWORK_CIDR: '10.214.0.0/24',
-      NQVM_STOP_TIMEOUT_S: '15',
-      FC_BRIDGE: 'nqbr-snap',
+    stack = await startStack({
+      cidr: '10.214.0.0/24',
+      bridge: 'nqbr-snap',
+      agentPort: 19092,
+      env: { NQVM_STOP_TIMEOUT_S: '15' },
     });
-    manager = await buildApp(config, { database: await openPglite(new PGlite()), logger: false });
-    await manager.app.listen({ host: '127.0.0.1', port: 0 });
-    const addr = manager.app.server.address();
-    managerBase = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
-    const login = await fetch(`${managerBase}/v1/auth/login`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ username: 'admin', password: ADMIN }),
-    });
-    token = ((await login.json()) as { token: string }).token;
-    for (const kind of ['kernel', 'initrd', 'rootfs'] as const) {
-      const res = await fetch(`${managerBase}/v1/images/upload?name=demo-${kind}&kind=${kind}`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' },
-        body: readFileSync(demo[kind]),
-      });
-      expect(res.status).toBe(201);
-      images[kind] = ((await res.json()) as { id: string }).id;
-    }
-    agent = await runAgent();
-  });
+  }, 300_000);
 
   afterAll(async () => {
-    await agent?.close();
-    await manager?.app.close();
-    await rm(managerData, { recursive: true, force: true });
-    for (const id of (await readdirSafe(path.join(agentData, 'vms'))).filter((n) => n.length === 36)) {
-      const pid = Number(await readFile(path.join(agentData, 'vms', id, 'vmm.pid'), 'utf8').catch(() => '0'));
-      if (pid > 1 && (await isProcessAlive(pid))) process.kill(pid, 'SIGKILL');
-    }
-    if (agentData) await rm(agentData, { recursive: true, force: true });
+    await stack?.close();
   });
 
   const createVm = async (name: string, bootArgs: string) => {
@@ -142,9 +60,9 @@ describe('snapshots, instances and MMDS with real QEMU microVMs', () => {
       vcpu: 1,
       mem_mib: 256,
       vmm: 'qemu',
-      kernel_image_id: images.kernel,
-      initrd_image_id: images.initrd,
-      rootfs_image_id: images.rootfs,
+      kernel_image_id: stack.images.kernel,
+      initrd_image_id: stack.images.initrd,
+      rootfs_image_id: stack.images.rootfs,
       boot_args: bootArgs,
       username: 'demo',
       password: 'demo-password',
@@ -156,7 +74,10 @@ describe('snapshots, instances and MMDS with real QEMU microVMs', () => {
 
   let a: Vm;
   let inst: Vm;
+  let inst2: Vm;
   let snapId = '';
+  let diffId = '';
+  let atSnap = 0;
 
   it('snapshots a ticking VM and instantiates it: the instance resumes past the snapshot with a new IP', async () => {
     a = await createVm('snap-a', 'nqvm.tick=1');
@@ -165,9 +86,10 @@ describe('snapshots, instances and MMDS with real QEMU microVMs', () => {
     await until('ticks', async () => lastTick(await consoleText(a.id)) !== undefined, 30_000);
 
     expect((await api('POST', `/v1/vms/${a.id}/snapshots`, { name: 'bad name!' })).status).toBe(400);
+    // A Diff builds on an earlier snapshot: with none yet it is refused, saying so.
     const diff = await api<{ code: string }>('POST', `/v1/vms/${a.id}/snapshots`, { name: 'd', snapshot_type: 'Diff' });
     expect(diff.status).toBe(422);
-    expect(diff.body.code).toBe('unsupported_on_host');
+    expect(diff.body.code).toBe('snapshot_parent_required');
 
     const t0 = Date.now();
     const snap = await api<{ id: string; state: string; state_bytes: number; disk_bytes: number; vm_id: string }>(
@@ -177,16 +99,17 @@ describe('snapshots, instances and MMDS with real QEMU microVMs', () => {
     );
     expect(snap.status, JSON.stringify(snap.body)).toBe(201);
     snapId = snap.body.id;
-    const atSnap = lastTick(await consoleText(a.id)) ?? 0;
+    atSnap = lastTick(await consoleText(a.id)) ?? 0;
     expect(snap.body).toMatchObject({ state: 'ready', vm_id: a.id });
     expect(snap.body.state_bytes).toBeGreaterThan(0);
     expect(snap.body.disk_bytes).toBeGreaterThan(0);
     process.stderr.write(
       `[snap-e2e] Full snapshot of a 256 MiB guest: ${Date.now() - t0} ms, ${snap.body.state_bytes} B state\n`,
     );
-    const snapDir = path.join(agentData, 'snapshots', snapId);
+    const snapDir = path.join(stack.agentData, 'snapshots', snapId);
     expect(existsSync(path.join(snapDir, 'state.bin'))).toBe(true);
     expect(existsSync(path.join(snapDir, 'rootfs.ext4'))).toBe(true);
+    expect(existsSync(path.join(snapDir, 'ram.img'))).toBe(true);
     expect((await getVm(a.id)).state).toBe('running');
     const list = await api<{ items: { id: string }[] }>('GET', `/v1/vms/${a.id}/snapshots`);
     expect(list.body.items.map((s) => s.id)).toEqual([snapId]);
@@ -199,7 +122,7 @@ describe('snapshots, instances and MMDS with real QEMU microVMs', () => {
     await waitState(inst.id, 'running');
     const ready = await until(
       'the instance to report its new address',
-      async () => agent.guest.lastReports.get(inst.id)?.report.ip === IP_B && Date.now(),
+      async () => stack.agent.guest.lastReports.get(inst.id)?.report.ip === IP_B && Date.now(),
       60_000,
     );
     process.stderr.write(`[snap-e2e] instantiate → guest agent reporting: ${ready - t1} ms\n`);
@@ -214,7 +137,50 @@ describe('snapshots, instances and MMDS with real QEMU microVMs', () => {
     // Beside the source, which keeps its own address and keeps ticking.
     const srcTick = lastTick(await consoleText(a.id)) ?? 0;
     await until('source still ticking', async () => (lastTick(await consoleText(a.id)) ?? 0) > srcTick + 3, 10_000);
-    expect(agent.guest.lastReports.get(a.id)?.report.ip).toBe(IP_A);
+    expect(stack.agent.guest.lastReports.get(a.id)?.report.ip).toBe(IP_A);
+  }, 300_000);
+
+  it('a Diff snapshot after the Full one stores only changed RAM; its instance continues past the Diff', async () => {
+    const full = (await api<Snap>('GET', `/v1/snapshots/${snapId}`)).body;
+    const before = lastTick(await consoleText(a.id)) ?? 0;
+    await until('more ticks', async () => (lastTick(await consoleText(a.id)) ?? 0) > before + 3, 30_000);
+    expect(
+      (await api('POST', `/v1/vms/${a.id}/snapshots`, { name: 'full-with-parent', snapshot_type: 'Full', parent_id: snapId })).status,
+    ).toBe(422);
+
+    const t0 = Date.now();
+    const d = await api<Snap>('POST', `/v1/vms/${a.id}/snapshots`, { name: 's2', snapshot_type: 'Diff' });
+    expect(d.status, JSON.stringify(d.body)).toBe(201);
+    const atDiff = lastTick(await consoleText(a.id)) ?? 0;
+    diffId = d.body.id;
+    expect(d.body).toMatchObject({ state: 'ready', snapshot_type: 'Diff', parent_id: snapId, vm_id: a.id });
+    expect(d.body.state_bytes).toBeGreaterThan(0);
+    expect(d.body.state_bytes).toBeLessThan(full.state_bytes);
+    process.stderr.write(
+      `[snap-e2e] Diff snapshot: ${Date.now() - t0} ms, ${d.body.state_bytes} B state+RAM (Full: ${full.state_bytes} B)\n`,
+    );
+    expect(existsSync(path.join(stack.agentData, 'snapshots', diffId, 'ram.map'))).toBe(true);
+
+    const del = await api<{ code: string }>('DELETE', `/v1/snapshots/${snapId}`);
+    expect(del.status).toBe(409);
+    expect(del.body.code).toBe('has_dependents');
+    expect(existsSync(path.join(stack.agentData, 'snapshots', snapId))).toBe(true);
+
+    const r = await api<Vm>('POST', `/v1/snapshots/${diffId}/instantiate`, { name: 'diff-inst' });
+    expect(r.status, JSON.stringify(r.body)).toBe(202);
+    inst2 = r.body;
+    expect(inst2.nics[0]?.ip).toBe(`${IP_C}/24`);
+    await waitState(inst2.id, 'running');
+    await until(
+      'the Diff instance to report its new address',
+      async () => stack.agent.guest.lastReports.get(inst2.id)?.report.ip === IP_C,
+      60_000,
+    );
+    await until('ticks past the Diff', async () => (lastTick(await consoleText(inst2.id)) ?? -1) > atDiff + 3, 30_000);
+    const text = await consoleText(inst2.id);
+    // Its RAM is the Diff's (rebuilt over the Full one): the counter starts after the Full snapshot's value.
+    expect(Number(/^tick (\d+)/m.exec(text)?.[1])).toBeGreaterThan(atSnap + 2);
+    expect(text).not.toContain(READY_MARKER);
   }, 300_000);
 
   it('MMDS: per-VM data, V2 tokens, bad input refused', async () => {
@@ -256,19 +222,64 @@ describe('snapshots, instances and MMDS with real QEMU microVMs', () => {
     expect(snap.body.source_spec.vcpu).toBe(1);
     const t = lastTick(await consoleText(inst.id)) ?? 0;
     await until('instance still ticking', async () => (lastTick(await consoleText(inst.id)) ?? 0) > t + 3, 10_000);
-    const log = await fetch(`${managerBase}/v1/logs/tail?source=vm-console&vm_id=${inst.id}&lines=5`, {
-      headers: { authorization: `Bearer ${token}` },
+    const log = await fetch(`${stack.base}/v1/logs/tail?source=vm-console&vm_id=${inst.id}&lines=5`, {
+      headers: { authorization: `Bearer ${stack.token}` },
     });
     expect(log.status).toBe(200);
     expect((await log.text()).trim().split('\n').length).toBeLessThanOrEqual(5);
     expect((await api('GET', `/v1/logs/tail?source=/etc/passwd`)).status).toBe(400);
+    expect((await api('DELETE', `/v1/snapshots/${diffId}`)).status).toBe(204);
     expect((await api('DELETE', `/v1/snapshots/${snapId}`)).status).toBe(204);
-    expect(existsSync(path.join(agentData, 'snapshots', snapId))).toBe(false);
+    expect(existsSync(path.join(stack.agentData, 'snapshots', snapId))).toBe(false);
+    expect(existsSync(path.join(stack.agentData, 'snapshots', diffId))).toBe(false);
     expect((await api('GET', `/v1/snapshots/${snapId}`)).status).toBe(404);
     expect((await getVm(inst.id)).state).toBe('running');
+    const t2 = lastTick(await consoleText(inst2.id)) ?? 0;
+    await until(
+      'Diff instance still ticking',
+      async () => (lastTick(await consoleText(inst2.id)) ?? 0) > t2 + 3,
+      10_000,
+    );
   }, 180_000);
-});
 
-async function readdirSafe(dir: string): Promise<string[]> {
-  return (await import('node:fs/promises')).readdir(dir).catch(() => []);
-}
+  it('clones a stopped VM by its disk: a file written before the stop is in the clone, which has its own address', async () => {
+    const password = 'root-password-clone';
+    const r = await api<Vm>('POST', '/v1/vms', {
+      name: 'clone-src',
+      vcpu: 1,
+      mem_mib: 256,
+      vmm: 'qemu',
+      kernel_image_id: stack.images.kernel,
+      initrd_image_id: stack.images.initrd,
+      rootfs_image_id: stack.images.rootfs,
+      username: 'root',
+      password,
+    });
+    expect(r.status, JSON.stringify(r.body)).toBe(202);
+    const src = r.body;
+    await waitState(src.id, 'running');
+    const marker = `nqvm-clone-${Date.now()}`;
+    const sh = await GuestShell.login(path.join(stack.agentData, 'vms', src.id, 'console.sock'), 'root', password);
+    try {
+      expect((await sh.run(`echo ${marker} > /root/clone-marker && sync`)).code).toBe(0);
+    } finally {
+      sh.close();
+    }
+    expect((await api('POST', `/v1/vms/${src.id}/stop`)).status).toBe(202);
+    await waitState(src.id, 'stopped');
+
+    const c = await api<Vm>('POST', `/v1/vms/${src.id}/clone`, { name: 'clone-dst' });
+    expect(c.status, JSON.stringify(c.body)).toBe(202);
+    const clone = await waitState(c.body.id, 'running');
+    expect(clone.nics[0]?.ip).not.toBe(src.nics[0]?.ip);
+    const csh = await GuestShell.login(path.join(stack.agentData, 'vms', clone.id, 'console.sock'), 'root', password);
+    try {
+      expect((await csh.run('cat /root/clone-marker')).out).toContain(marker);
+      expect((await csh.run('hostname')).out).toContain('clone-dst');
+    } finally {
+      csh.close();
+    }
+    // Cloning leaves the source as it was.
+    expect((await getVm(src.id)).state).toBe('stopped');
+  }, 300_000);
+});
