@@ -89,7 +89,11 @@ export function VmTable({
       data-testid="vm-scroll"
       onScroll={(e) => setView({ top: e.currentTarget.scrollTop, height: e.currentTarget.clientHeight })}
     >
-      <table className="w-full min-w-[60rem] table-fixed text-left text-sm" data-testid="vm-table" aria-rowcount={rows.length + 1}>
+      <table
+        className="w-full min-w-[60rem] table-fixed text-left text-sm"
+        data-testid="vm-table"
+        aria-rowcount={rows.length + 1}
+      >
         <colgroup>
           <col className="w-8" />
           <col className="w-40" />
