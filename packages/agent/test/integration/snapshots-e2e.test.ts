@@ -145,7 +145,13 @@ describe('snapshots, instances, clones and MMDS with real QEMU microVMs', () => 
     const before = lastTick(await consoleText(a.id)) ?? 0;
     await until('more ticks', async () => (lastTick(await consoleText(a.id)) ?? 0) > before + 3, 30_000);
     expect(
-      (await api('POST', `/v1/vms/${a.id}/snapshots`, { name: 'full-with-parent', snapshot_type: 'Full', parent_id: snapId })).status,
+      (
+        await api('POST', `/v1/vms/${a.id}/snapshots`, {
+          name: 'full-with-parent',
+          snapshot_type: 'Full',
+          parent_id: snapId,
+        })
+      ).status,
     ).toBe(422);
 
     const t0 = Date.now();
