@@ -1,21 +1,18 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, readlinkSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
-import { type BuiltApp, buildApp, loadConfig, openPglite } from '@nqvm/manager';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadAgentConfig, READY_MARKER, type RunningAgent, startAgent, tapNameFor } from '../../src/index.ts';
+import { type Stack, startStack, until } from '../../../../test/e2e/support/stack.ts';
+import { READY_MARKER, tapNameFor } from '../../src/index.ts';
 import { isProcessAlive } from '../../src/vmm/qemu/index.ts';
-import { demoImages, lastTick } from '../fixtures/demo-vm.ts';
+import { lastTick } from '../fixtures/demo-vm.ts';
 
-const JOIN = 'join-token-for-agent-e2e-0123456789';
-const ADMIN = 'admin-password-for-agent-e2e';
 const GATEWAY = '10.213.0.1';
 const IP_A = '10.213.0.2';
 const IP_B = '10.213.0.3';
+const AGENT_PORT = 19090;
+// Where the agent comes back in the "restarted elsewhere" test; no other test file uses this port.
+const MOVED_PORT = 19190;
 
 interface Vm {
   id: string;
@@ -26,115 +23,33 @@ interface Vm {
   nics: { ip: string }[];
 }
 
-/** Compares with init's namespace where /proc allows it; otherwise a fresh namespace holds only lo and our own links. */
-function inPrivateNetns(): boolean {
-  try {
-    return readlinkSync('/proc/self/ns/net') !== readlinkSync('/proc/1/ns/net');
-  } catch {
-    const links = readFileSync('/proc/self/net/dev', 'utf8').split('\n').slice(2);
-    return links.map((l) => l.split(':')[0]?.trim() ?? '').every((n) => !n || n === 'lo' || n.startsWith('nq'));
-  }
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 describe('nqvm-agent end to end: manager + agent + real QEMU microVMs', () => {
-  let manager: BuiltApp;
-  let managerBase = '';
-  let token = '';
-  let agent: RunningAgent;
+  let stack: Stack;
   let agentData = '';
-  let managerData = '';
-  const images: Record<'kernel' | 'initrd' | 'rootfs', string> = { kernel: '', initrd: '', rootfs: '' };
 
-  const api = async <T>(method: string, url: string, body?: unknown): Promise<{ status: number; body: T }> => {
-    const res = await fetch(`${managerBase}${url}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${token}`,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
-  };
+  const api = <T>(method: string, url: string, body?: unknown) => stack.api<T>(method, url, body);
   const getVm = async (id: string) => (await api<Vm>('GET', `/v1/vms/${id}`)).body;
   const waitState = async (id: string, state: string) => {
     const r = await api<Vm>('GET', `/v1/vms/${id}/wait?state=${state}&timeout=120`);
     expect(r.status, JSON.stringify(r.body)).toBe(200);
     return r.body;
   };
-  const consoleOf = (id: string) => path.join(agentData, 'vms', id, 'console.log');
-  const consoleText = (id: string) => readFile(consoleOf(id), 'utf8').catch(() => '');
-  const agentEnv = () => ({
-    MANAGER_BASE: managerBase,
-    NQVM_JOIN_TOKEN: JOIN,
-    AGENT_BIND: '127.0.0.1:19090',
-    AGENT_DATA_DIR: agentData,
-    AGENT_NAME: 'e2e-host',
-    AGENT_HEARTBEAT_S: '1',
-    PATH: process.env.PATH ?? '/usr/bin:/bin',
-  });
-  const runAgent = () => startAgent(loadAgentConfig(agentEnv()), { logger: pino({ level: 'warn' }) });
+  const consoleText = (id: string) => stack.consoleText(id);
 
   beforeAll(async () => {
-    if (!inPrivateNetns())
-      throw new Error('this test creates bridges and TAPs: run under unshare -n (npm test does this)');
-    execFileSync('ip', ['link', 'set', 'lo', 'up']);
-    const demo = await demoImages();
-    managerData = await mkdtemp(path.join(tmpdir(), 'nqvm-e2e-mgr-'));
-    agentData = await mkdtemp(path.join(tmpdir(), 'nqa-'));
-    const config = loadConfig({
-      NQVM_DATA_DIR: managerData,
-      NQVM_ADMIN_PASSWORD: ADMIN,
-      NQVM_JOIN_TOKEN: JOIN,
-      NQVM_LOG_LEVEL: 'silent',
-      NQVM_RECONCILE_INTERVAL_MS: '1000',
-      NQVM_HOST_HEARTBEAT_TIMEOUT_S: '5',
-      NQVM_NETWORK_CIDR: '10.213.0.0/24',
-      NQVM_STOP_TIMEOUT_S: '15',
-      FC_BRIDGE: 'nqbr-e2e',
+    stack = await startStack({
+      cidr: '10.213.0.0/24',
+      bridge: 'nqbr-e2e',
+      agentPort: AGENT_PORT,
+      env: { NQVM_HOST_HEARTBEAT_TIMEOUT_S: '15', NQVM_STOP_TIMEOUT_S: '15' },
+      agentEnv: { AGENT_NAME: 'e2e-host' },
     });
-    manager = await buildApp(config, { database: await openPglite(new PGlite()), logger: false });
-    await manager.app.listen({ host: '127.0.0.1', port: 0 });
-    const addr = manager.app.server.address();
-    managerBase = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
-    const login = await fetch(`${managerBase}/v1/auth/login`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ username: 'admin', password: ADMIN }),
-    });
-    token = ((await login.json()) as { token: string }).token;
-    for (const kind of ['kernel', 'initrd', 'rootfs'] as const) {
-      const res = await fetch(`${managerBase}/v1/images/upload?name=demo-${kind}&kind=${kind}`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' },
-        body: readFileSync(demo[kind]),
-      });
-      expect(res.status).toBe(201);
-      images[kind] = ((await res.json()) as { id: string }).id;
-    }
-    agent = await runAgent();
+    agentData = stack.agentData;
+    expect(stack.imageUploads).toEqual({ kernel: 201, initrd: 201, rootfs: 201 });
   });
 
   afterAll(async () => {
-    await agent?.close();
-    await manager?.app.close();
-    await rm(managerData, { recursive: true, force: true });
-    for (const id of (await readdirSafe(path.join(agentData, 'vms'))).filter((n) => n.length === 36)) {
-      const pid = Number(await readFile(path.join(agentData, 'vms', id, 'vmm.pid'), 'utf8').catch(() => '0'));
-      if (pid > 1 && (await isProcessAlive(pid))) process.kill(pid, 'SIGKILL');
-    }
-    if (agentData) await rm(agentData, { recursive: true, force: true });
+    await stack?.close();
   });
 
   const createVm = async (name: string, bootArgs: string) => {
@@ -143,9 +58,9 @@ describe('nqvm-agent end to end: manager + agent + real QEMU microVMs', () => {
       vcpu: 1,
       mem_mib: 256,
       vmm: 'qemu',
-      kernel_image_id: images.kernel,
-      initrd_image_id: images.initrd,
-      rootfs_image_id: images.rootfs,
+      kernel_image_id: stack.images.kernel,
+      initrd_image_id: stack.images.initrd,
+      rootfs_image_id: stack.images.rootfs,
       boot_args: bootArgs,
       username: 'demo',
       password: 'demo-password',
@@ -178,7 +93,7 @@ describe('nqvm-agent end to end: manager + agent + real QEMU microVMs', () => {
     );
     const guestReady = Date.now() - t0;
     expect(ready.map((v) => v.guest_ip)).toEqual([IP_A, IP_B]);
-    expect(agent.guest.lastReports.get(a.id)?.report.ip).toBe(IP_A);
+    expect(stack.agent.guest.lastReports.get(a.id)?.report.ip).toBe(IP_A);
     process.stderr.write(
       `[agent-e2e] two parallel VMs: create→running ${running} ms, create→guest ready ${guestReady} ms\n`,
     );
@@ -197,7 +112,7 @@ describe('nqvm-agent end to end: manager + agent + real QEMU microVMs', () => {
     // The guest that came up second finds the other already there.
     expect(pinged).toContain('ok');
     // Guest→bridge traffic: the guest agent's report reached the agent on the gateway address.
-    expect(agent.guest.lastReports.get(b.id)?.remote).toBe(IP_B);
+    expect(stack.agent.guest.lastReports.get(b.id)?.remote).toBe(IP_B);
   }, 180_000);
 
   it('pause freezes the guest and resume continues it', async () => {
@@ -291,10 +206,9 @@ describe('nqvm-agent end to end: manager + agent + real QEMU microVMs', () => {
     );
     const pids = await Promise.all(ids.map(async (id) => (await getVm(id)).pid));
     const markers = await Promise.all(ids.map(async (id) => (await consoleText(id)).split(READY_MARKER).length));
-    await agent.close();
+    await stack.agent.close();
     for (const pid of pids) expect(await isProcessAlive(pid!)).toBe(true);
-    agent = await runAgent();
-    const adopted = agent.vms.list();
+    const adopted = (await stack.startAgent()).vms.list();
     for (const [i, id] of ids.entries()) {
       expect(adopted.find((s) => s.id === id)).toMatchObject({ state: 'running', pid: pids[i] });
     }
@@ -309,6 +223,32 @@ describe('nqvm-agent end to end: manager + agent + real QEMU microVMs', () => {
     expect(await Promise.all(ids.map(async (id) => (await consoleText(id)).split(READY_MARKER).length))).toEqual(
       markers,
     );
+  }, 180_000);
+
+  it('an agent restarted on another address is found there: the manager moves the host and drives VMs through it', async () => {
+    const hostId = stack.agent.hostId;
+    const pids = await Promise.all([a.id, b.id].map(async (id) => (await getVm(id)).pid));
+    await stack.agent.close();
+    const moved = await stack.startAgent({ AGENT_BIND: `127.0.0.1:${MOVED_PORT}` });
+    expect(moved.url).toBe(`http://127.0.0.1:${MOVED_PORT}`);
+    expect(moved.hostId).toBe(hostId);
+    await until(
+      'the manager to learn the new URL',
+      async () => (await api<{ addr: string }>('GET', `/v1/hosts/${hostId}`)).body.addr === moved.url,
+      30_000,
+    );
+    const events = await api<{ items: { detail: unknown }[] }>(
+      'GET',
+      `/v1/events?resource_id=${hostId}&action=addr_changed`,
+    );
+    expect(events.body.items.map((e) => e.detail)).toEqual([{ from: `http://127.0.0.1:${AGENT_PORT}`, to: moved.url }]);
+    // Nothing listens on the old port any more, so the manager's calls below can only reach the new address.
+    await expect(fetch(`http://127.0.0.1:${AGENT_PORT}/`)).rejects.toThrow();
+    expect((await api('POST', `/v1/vms/${a.id}/pause`)).status).toBe(202);
+    await waitState(a.id, 'paused');
+    expect((await api('POST', `/v1/vms/${a.id}/resume`)).status).toBe(202);
+    await waitState(a.id, 'running');
+    expect(await Promise.all([a.id, b.id].map(async (id) => (await getVm(id)).pid))).toEqual(pids);
   }, 180_000);
 
   it('delete leaves no process, TAP, directory or IP allocation behind', async () => {
@@ -341,9 +281,4 @@ function linkExists(name: string): boolean {
     readFileSync('/proc/self/net/dev', 'utf8').includes(` ${name}:`) ||
     readFileSync('/proc/self/net/dev', 'utf8').includes(`\n${name}:`)
   );
-}
-
-async function readdirSafe(dir: string): Promise<string[]> {
-  const { readdir } = await import('node:fs/promises');
-  return readdir(dir).catch(() => []);
 }
