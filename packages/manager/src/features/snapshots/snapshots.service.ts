@@ -96,6 +96,12 @@ export class SnapshotsService {
     if (vm.state !== 'running' && vm.state !== 'paused')
       throw new Conflict('vm_not_running', `a snapshot needs a running or paused VM; this one is ${vm.state}`);
     if (!vm.hostId) throw new Conflict('vm_not_placed', 'the VM has no host');
+    // An instance takes its new identity from the guest agent it resumes with: without one up, it could not.
+    if (!vm.guestReadyAt || (vm.bootedAt && vm.guestReadyAt < vm.bootedAt))
+      throw new Conflict(
+        'guest_not_ready',
+        'the guest agent has not reported ready since this boot; take the snapshot once it has (guest_ready_at)',
+      );
     const nic = (await this.vms.get(vmId)).nics[0];
     const row = await this.repo.insert({
       vmId,

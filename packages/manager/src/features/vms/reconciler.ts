@@ -9,7 +9,9 @@ import type { VmsService } from './vms.service.ts';
 
 // Only one manager reconciles at a time: each tick runs under this advisory lock or is skipped.
 const RECONCILE_LOCK = 7_346_002;
-const ACTIVE: VmState[] = ['running', 'paused', 'starting', 'stopping'];
+// Only settled states go unknown when a host misses heartbeats: a starting or stopping VM has a manager call to
+// its agent in flight, and that call settles it (running, stopped or error) — marking it unknown would lose it.
+const SETTLED: VmState[] = ['running', 'paused'];
 
 export interface ReconcilerDeps {
   database: Database;
@@ -31,7 +33,7 @@ export async function reconcileTick(d: ReconcilerDeps): Promise<boolean> {
       for (const host of await d.hosts.rows()) {
         const vms = await d.repo.byHost(host.id);
         if (!d.hosts.isHealthy(host)) {
-          for (const vm of vms.filter((v) => ACTIVE.includes(v.state))) {
+          for (const vm of vms.filter((v) => SETTLED.includes(v.state))) {
             if (!(await d.repo.transition(vm.id, [vm.state], 'unknown'))) continue;
             await d.events.record({
               actor: 'system',
