@@ -15,7 +15,7 @@ import type { EventsService } from '../events/events.service.ts';
 import type { TemplatesService } from '../templates/templates.service.ts';
 import type { VmRow } from '../vms/vms.repository.ts';
 import type { VmsService } from '../vms/vms.service.ts';
-import { AgentCallFailed, agentCall } from './agent-calls.ts';
+import { agentCall } from './agent-calls.ts';
 import type { SnapshotRow, SnapshotsRepository } from './snapshots.repository.ts';
 
 /** The part of a VM's settings an instance or a template is made from (no credentials, no addresses). */
@@ -137,9 +137,6 @@ export class SnapshotsService {
       return toSnapshot(done!);
     } catch (err) {
       await this.repo.delete(row.id);
-      if (err instanceof AgentCallFailed && err.agentStatus === 409) throw new Conflict(err.agentCode, err.message);
-      if (err instanceof AgentCallFailed && err.agentStatus === 422)
-        throw new Unprocessable(err.agentCode, err.message);
       throw err;
     }
   }
@@ -173,13 +170,7 @@ export class SnapshotsService {
     if (this.restoring.get(id)) throw new Conflict('snapshot_in_use', 'an instance is being restored from it');
     if (await this.repo.hasChildren(id))
       throw new Conflict('has_dependents', 'a Diff snapshot builds on it; delete that one first');
-    if (r.hostId)
-      await agentCall<void>(await this.vms.agentTarget(r.hostId), 'DELETE', `/agent/v1/snapshots/${id}`).catch(
-        (err) => {
-          if (err instanceof AgentCallFailed && err.agentStatus === 409) throw new Conflict(err.agentCode, err.message);
-          throw err;
-        },
-      );
+    if (r.hostId) await agentCall<void>(await this.vms.agentTarget(r.hostId), 'DELETE', `/agent/v1/snapshots/${id}`);
     await this.repo.delete(id);
     await this.events.record({ actor, resourceType: 'snapshot', resourceId: id, action: 'delete' });
   }
