@@ -23,7 +23,7 @@ import { AdvancedPanel, Grid, NetworkPanel } from './wizard-panels.tsx';
 class StepError extends Error {
   constructor(
     readonly fields: Record<string, string>,
-    readonly cause: unknown,
+    override readonly cause: unknown,
   ) {
     super(Object.values(fields).join('; '));
   }
