@@ -206,6 +206,21 @@ export const BalloonStats = Type.Object(
 );
 export type BalloonStats = Static<typeof BalloonStats>;
 
+/** Everything the PUT/PATCH endpoints below store, as they store it; a device never set is null. */
+export const VmConfig = Type.Object(
+  {
+    machine: MachineConfig,
+    cpu: CpuConfig,
+    vsock: Type.Union([Type.Object({ guest_cid: Type.Integer() }, { additionalProperties: false }), Type.Null()]),
+    entropy: Type.Union([Entropy, Type.Null()]),
+    serial: Type.Union([Serial, Type.Null()]),
+    logger: Type.Union([LoggerConfig, Type.Null()]),
+    balloon: Type.Union([Balloon, Type.Null()]),
+  },
+  { additionalProperties: false },
+);
+export type VmConfig = Static<typeof VmConfig>;
+
 /** The answer to every device change: the resulting setting and when it takes effect. */
 const Changed = <T extends ReturnType<typeof Type.Object>>(item: T) =>
   Type.Object({ item, applied: Applied }, { additionalProperties: false });
@@ -219,6 +234,16 @@ const NicParams = Type.Object({ id: Uuid, nic_id: Type.String({ maxLength: 64 })
 const r = { tag: 'vm-devices', auth: 'user' as const };
 
 export const vmDeviceRoutes = {
+  getConfig: route({
+    ...r,
+    method: 'GET',
+    path: '/v1/vms/:id/config',
+    operationId: 'getVmConfig',
+    summary: 'Machine, CPU and device configuration as stored for the next boot',
+    status: 200,
+    params: IdParams,
+    response: VmConfig,
+  }),
   listDrives: route({
     ...r,
     method: 'GET',

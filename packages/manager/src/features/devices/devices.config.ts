@@ -6,6 +6,7 @@ import type {
   LoggerConfig,
   Serial,
   UpdateMachineConfigRequest,
+  VmConfig,
 } from '@nqvm/api';
 import type { Static } from 'typebox';
 import { Conflict, Unprocessable } from '../../domain/errors.ts';
@@ -36,6 +37,21 @@ export class DeviceConfigService {
     private readonly d: DevicesDeps,
     private readonly base: DevicesService,
   ) {}
+
+  /** What the PUTs below stored, read back; track_dirty_pages and 2M huge pages are refused, so never set. */
+  async getConfig(vmId: string): Promise<VmConfig> {
+    const row = await this.d.vms.row(vmId);
+    const dev = this.base.config(row);
+    return {
+      machine: { vcpu: row.vcpu, mem_mib: row.memMib, smt: row.smt, track_dirty_pages: false, huge_pages: 'None' },
+      cpu: { template: row.cpuTemplate },
+      vsock: dev.vsock ?? null,
+      entropy: dev.entropy ?? null,
+      serial: dev.serial ?? null,
+      logger: dev.logger ?? null,
+      balloon: dev.balloon ?? null,
+    };
+  }
 
   async machineConfig(vmId: string, req: MachineReq, actor: string): Promise<Changed<MachineView>> {
     // Refused rather than stored: nothing on a QEMU host would honour them.

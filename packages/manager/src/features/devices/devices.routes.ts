@@ -34,6 +34,7 @@ export function devicesRoutes(
   mount(app, authn, r.deleteNic, async ({ params, principal }) =>
     devices.deleteNic(params.id, params.nic_id, actorOf(principal)),
   );
+  mount(app, authn, r.getConfig, async ({ params }) => config.getConfig(params.id));
   mount(app, authn, r.machineConfig, async ({ params, body, principal }) =>
     config.machineConfig(params.id, body, actorOf(principal)),
   );
