@@ -328,6 +328,34 @@ describe('web console in Chromium against a real manager', () => {
     errors.length = 0;
   });
 
+  it('sets the logger level and entropy rate in the Config tab, shows them after a reload, as GET /config does', async () => {
+    const list = await env.manager.request({ method: 'GET', url: '/v1/vms?search=wiz-devices' });
+    const id = (list.json() as { items: { id: string }[] }).items[0]?.id;
+    await page.goto(`${env.baseUrl}/vms/${id}/config`);
+    await page.getByLabel('Logger level').selectOption('Warning');
+    await page.getByRole('button', { name: 'Save logger' }).click();
+    await page.getByText('Logger: takes effect at the next boot').waitFor();
+    await page.getByRole('button', { name: 'Entropy rate limit: 10 MB/s' }).click();
+    expect(await unlabelledControls(page)).toEqual([]);
+    await page.getByRole('button', { name: 'Save entropy device' }).click();
+    await page.getByText('Entropy device: takes effect at the next boot').waitFor();
+    await page.reload();
+    await expect.poll(() => page.getByLabel('Logger level').inputValue()).toBe('Warning');
+    expect(await page.getByLabel('Entropy rate limit value').inputValue()).toBe('10');
+    expect(await page.getByLabel('Entropy rate limit unit').inputValue()).toBe('MB/s');
+    expect(await page.locator('[data-current="Entropy device"]').textContent()).toContain('10 MB/s');
+    await page.screenshot({ path: join(ARTIFACTS, 'web-vm-config-devices.png'), fullPage: true });
+    const cfg = await env.manager.request({ method: 'GET', url: `/v1/vms/${id}/config` });
+    expect(cfg.statusCode, cfg.body).toBe(200);
+    expect(cfg.json()).toMatchObject({
+      machine: { vcpu: 2, mem_mib: 512 },
+      logger: { level: 'Warning' },
+      entropy: { rate_limiter: { bandwidth: { size: 10_000_000, refill_time: 1000 } } },
+      balloon: null,
+    });
+    expect(errors).toEqual([]);
+  });
+
   it('adds a drive to a stopped VM, limits it with a preset, and removes it', async () => {
     const list = await env.manager.request({ method: 'GET', url: '/v1/vms?search=wiz-devices' });
     const id = (list.json() as { items: { id: string }[] }).items[0]?.id;

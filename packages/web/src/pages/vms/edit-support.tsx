@@ -1,5 +1,7 @@
+import type { Vm } from '@nqvm/api';
 import { useQueryClient } from '@tanstack/react-query';
-import { useState } from 'react';
+import { type ReactNode, useEffect, useId, useState } from 'react';
+import { Button, Card } from '../../components/ui.tsx';
 import { ApiError, errorMessage, fieldErrors } from '../../lib/api.ts';
 
 export type Applied = 'live' | 'next_boot';
@@ -58,6 +60,39 @@ export function OutcomeNote({ outcome }: { outcome: Outcome | null }) {
 
 /** The VM states in which the API takes boot-time changes (everything else answers 409 requires_stop). */
 export const EDITABLE_STATES = ['stopped', 'error'];
+/** The states in which live changes (balloon size, rate limits) reach the running VMM. */
+export const LIVE_STATES = ['running', 'paused'];
+
+/** A labelled checkbox with the API's error for it right under it. */
+export function CheckboxField(props: {
+  label: string;
+  checked: boolean;
+  onChange: (v: boolean) => void;
+  error?: string | undefined;
+  disabled?: boolean;
+}) {
+  const id = useId();
+  return (
+    <div className="flex flex-col gap-1 pt-6 text-sm">
+      <label className="flex items-center gap-2">
+        <input
+          type="checkbox"
+          checked={props.checked}
+          disabled={props.disabled}
+          onChange={(e) => props.onChange(e.target.checked)}
+          aria-invalid={Boolean(props.error)}
+          aria-describedby={props.error ? `${id}-err` : undefined}
+        />{' '}
+        {props.label}
+      </label>
+      {props.error ? (
+        <p id={`${id}-err`} role="alert" className="text-xs text-red-600" data-field-error>
+          {props.error}
+        </p>
+      ) : null}
+    </div>
+  );
+}
 
 export function RestartWarning({ state }: { state: string }) {
   if (EDITABLE_STATES.includes(state)) return null;
@@ -65,5 +100,49 @@ export function RestartWarning({ state }: { state: string }) {
     <p className="mb-3 rounded-md border border-amber-300 bg-amber-50 p-2 text-sm text-amber-900" data-needs-restart>
       Needs restart: the VM is {state}; these settings change only while it is stopped (stop it, change them, start it).
     </p>
+  );
+}
+
+/** Form state that follows the stored value whenever a refetch changes it (compared by content). */
+export function useSynced<T>(stored: T): [T, (v: T) => void] {
+  const [v, setV] = useState<T>(stored);
+  const key = JSON.stringify(stored);
+  // biome-ignore lint/correctness/useExhaustiveDependencies: reset when the stored value changes, by content
+  useEffect(() => setV(stored), [key]);
+  return [v, setV];
+}
+
+/** One single-field device form: the stored value, the restart warning, the control and its save button. */
+export function DeviceForm(props: {
+  vm: Vm;
+  title: string;
+  current: string;
+  edit: ReturnType<typeof useEdit>;
+  canSave: boolean;
+  onSave: () => void;
+  children: ReactNode;
+}) {
+  return (
+    <Card title={props.title}>
+      <RestartWarning state={props.vm.state} />
+      <p className="mb-2 text-sm text-slate-600" data-current={props.title}>
+        Stored: {props.current}
+      </p>
+      <form
+        aria-label={props.title}
+        noValidate
+        className="flex flex-wrap items-end gap-3"
+        onSubmit={(e) => {
+          e.preventDefault();
+          if (props.canSave) props.onSave();
+        }}
+      >
+        {props.children}
+        <Button type="submit" variant="primary" disabled={props.edit.busy || !props.canSave}>
+          Save {props.title.toLowerCase()}
+        </Button>
+      </form>
+      <OutcomeNote outcome={props.edit.outcome} />
+    </Card>
   );
 }
