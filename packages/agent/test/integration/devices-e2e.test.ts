@@ -225,9 +225,9 @@ describe('VM devices enforced inside a real guest (manager + agent + QEMU)', () 
   };
 
   it('limits the drive to 1 MiB/s (dd in the guest), and raising the limit live raises the rate', async () => {
-    const dev = (
-      await shell.run('for d in /sys/block/vd*; do [ "$(cat $d/size)" = 98304 ] && basename $d; done')
-    ).out.trim();
+    // The serial console also carries kernel messages: take the line that names a disk.
+    const out = (await shell.run('for d in /sys/block/vd*; do [ "$(cat $d/size)" = 98304 ] && basename $d; done')).out;
+    const dev = /^vd[a-z]+$/m.exec(out.replace(/\r/g, ''))?.[0];
     expect(`/dev/${dev}`).toBe(guestDevice);
     await shell.run('echo 3 > /proc/sys/vm/drop_caches');
     const slow = await measure(`dd if=/dev/${dev} of=/dev/null bs=64k count=64 2>/dev/null`, 4 * MIB);

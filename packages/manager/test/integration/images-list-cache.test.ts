@@ -39,12 +39,13 @@ async function setup(kind: (typeof DB_KINDS)[number]) {
     if (other !== mine) await other.close();
   });
   const repo = new ImagesRepository(mine.db);
-  const stop = followChanges(mine, IMAGES_CHANGED, repo.pages, { retryMs: 50 });
-  cleanup.push(stop);
   for (const name of ['alpha', 'beta', 'gamma']) {
     const row = await repo.insert({ name, kind: 'volume', description: '', source: { type: 'blank' } });
     await repo.markReady(row.id, 'a'.repeat(64), 1024);
   }
+  // Listening after the rows exist: no notification of the setup's own writes is still on its way.
+  const stop = followChanges(mine, IMAGES_CHANGED, repo.pages, { retryMs: 50 });
+  cleanup.push(stop);
   await until('the change feed', () => repo.pages.isLive);
   return { repo, mine, other };
 }
