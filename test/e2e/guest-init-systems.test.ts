@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -37,6 +38,8 @@ function readable(consoleText: string): string {
 describe('guest agent on a systemd rootfs (Debian bookworm, real QEMU guest)', () => {
   let s: Stack;
   let vm: Vm;
+  let secondIp = '';
+  const SECOND_MAC = '02:aa:00:00:00:17';
   const image = systemdRootfsPath();
   const auth = () => ({ authorization: `Bearer ${s.token}` });
 
@@ -64,9 +67,15 @@ describe('guest agent on a systemd rootfs (Debian bookworm, real QEMU guest)', (
       rootfs_image_id: img.body.id,
       username: 'carol',
       password: 'systemd-rocks-7',
+      start: false,
     });
     expect(created.status, JSON.stringify(created.body)).toBe(202);
     vm = created.body;
+    // A second NIC: systemd-networkd knows only eth0, so the guest agent gives this one its address.
+    const nic = await s.api<{ item: { ip: string } }>('POST', `/v1/vms/${vm.id}/nics`, { mac: SECOND_MAC });
+    expect(nic.status, JSON.stringify(nic.body)).toBe(201);
+    secondIp = nic.body.item.ip.split('/')[0] ?? '';
+    expect((await s.api('POST', `/v1/vms/${vm.id}/start`)).status).toBe(202);
     vm = await until(
       'the systemd guest to report ready',
       async () => {
@@ -87,6 +96,22 @@ describe('guest agent on a systemd rootfs (Debian bookworm, real QEMU guest)', (
     process.stderr.write(
       `[sysd-e2e] time to guest ready: ${(Date.parse(vm.guest_ready_at!) - Date.parse(vm.booted_at!)) / 1000} s\n`,
     );
+  });
+
+  it("gives the second NIC its address: it answers ping from the host bridge with the second NIC's MAC", async () => {
+    const ping = await until(
+      'the second address to answer',
+      async () => {
+        const r = spawnSync('busybox', ['ping', '-c', '2', '-W', '3', '-I', 'nqbr-sysd', secondIp], {
+          encoding: 'utf8',
+        });
+        return r.status === 0 ? r : undefined;
+      },
+      60_000,
+    );
+    expect(ping.stdout).toMatch(/2 packets received/);
+    const neigh = spawnSync('ip', ['neigh', 'show', secondIp, 'dev', 'nqbr-sysd'], { encoding: 'utf8' });
+    expect(neigh.stdout).toContain(SECOND_MAC);
   });
 
   it('sees the guest agent healthy in a metrics sample', async () => {

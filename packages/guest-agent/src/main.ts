@@ -4,6 +4,7 @@ import { ConfigError, configPathFromEnv, parseConfig, type ResolvedConfig } from
 import { applyIdentity, execArgv, interfaceWith } from './identity';
 import { createLogger, type Logger } from './log';
 import { MetricsSampler } from './metrics';
+import { applyExtraNics, guestNicHost, parseNicArgs } from './nics';
 import { abortableSleep, firstIpv4, postJson, type Reporter, startReporter } from './report';
 import { createGuestServer, type IdentityHandler, listen, startCpuSampling } from './server';
 import { GUEST_AGENT_PORT, GUEST_AGENT_VERSION } from './version';
@@ -60,6 +61,16 @@ export async function main(): Promise<void> {
     process.exit(1);
   }
   logger.info('started', { version: GUEST_AGENT_VERSION, port, pid: process.pid, config: configPath });
+
+  // Extra NICs get their addresses here on every init; the first NIC's comes from the injected network config.
+  const addresses = () =>
+    Object.fromEntries(Object.entries(networkInterfaces()).map(([dev, a]) => [dev, (a ?? []).map((x) => x.address)]));
+  await applyExtraNics(
+    parseNicArgs(await readFile('/proc/cmdline', 'utf8').catch(() => '')),
+    guestNicHost(execArgv, addresses),
+  )
+    .then((nics) => nics.length > 0 && logger.info('nics_configured', { nics: nics.join(', ') }))
+    .catch((err: unknown) => logger.error('nics_failed', { error: err instanceof Error ? err.message : String(err) }));
 
   if (config) {
     reporter = startReporter(config, {

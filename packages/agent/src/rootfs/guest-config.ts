@@ -21,8 +21,6 @@ export const RUN_AGENT = `${CONFIG_DIR}/run-agent.sh`;
 export const SUPERVISE = `${CONFIG_DIR}/supervise.sh`;
 export const NETWORK_SCRIPT = `${CONFIG_DIR}/network.sh`;
 export const SERVICE_NAME = 'nqvm-guest-agent';
-/** Where the guest agent's output goes on inits without a journal. */
-export const AGENT_LOG = '/var/log/nqvm-guest-agent.log';
 export const TOOLS_LABEL = 'nqvm-tools';
 
 export interface NetworkPlan {
@@ -156,12 +154,6 @@ fi
       : '';
   return `#!/bin/sh
 # Written by nqvm: started (and restarted on exit) by the guest's init.
-# Under systemd the journal keeps the output; elsewhere a log file (rotated at 1 MiB), never the user's console.
-if [ -z "$INVOCATION_ID" ]; then
-  mkdir -p /var/log
-  [ "$(wc -c < ${AGENT_LOG} 2>/dev/null || echo 0)" -gt 1048576 ] && mv -f ${AGENT_LOG} ${AGENT_LOG}.1
-  exec >>${AGENT_LOG} 2>&1
-fi
 ${mount}exec ${RUNTIME_DIR}/${LOADER} --library-path ${RUNTIME_DIR} ${RUNTIME_DIR}/node ${AGENT_JS}
 `;
 }

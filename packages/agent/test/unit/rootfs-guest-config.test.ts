@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { assertGuestPath, GuestPathError } from '../../src/rootfs/ext4.ts';
 import {
-  AGENT_LOG,
   agentConfigJson,
   assertHostname,
   busyboxInittab,
@@ -121,11 +120,6 @@ describe('guest agent files', () => {
     expect(runAgentScript('copy')).not.toContain('mount');
     expect(runAgentScript('tools-drive')).toContain('LABEL=nqvm-tools /opt/nqvm');
     expect(runAgentScript('tools-drive')).toContain(exec);
-    // Output goes to the journal (systemd) or a log file, never to the serial console the user types into.
-    const script = runAgentScript('tools-drive');
-    expect(script).toContain('if [ -z "$INVOCATION_ID" ]; then');
-    expect(script.indexOf(`exec >>${AGENT_LOG} 2>&1`)).toBeGreaterThan(0);
-    expect(script.indexOf(`exec >>${AGENT_LOG} 2>&1`)).toBeLessThan(script.indexOf('mount -o ro'));
   });
 
   it('renders the config and validates it', () => {
