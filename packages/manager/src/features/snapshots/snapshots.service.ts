@@ -221,17 +221,16 @@ export class SnapshotsService {
     if (!vm.hostId) throw new Conflict('vm_not_placed', 'the VM has no host');
     const nic = (await this.vms.get(vmId)).nics[0];
     const password = vm.passwordEnc ? this.secrets.open(vm.passwordEnc) : undefined;
-    const clone = await this.vms.create(
-      {
-        ...sourceSpecOf(vm, nic?.network ?? null),
-        name,
-        host_id: vm.hostId,
-        start: false,
-        ...(password ? { password } : {}),
-        ...(vm.sshAuthorizedKeys.length ? { ssh_authorized_keys: vm.sshAuthorizedKeys } : {}),
-      },
-      actor,
-    );
+    const spec = {
+      ...sourceSpecOf(vm, nic?.network ?? null),
+      name,
+      host_id: vm.hostId,
+      ...(password ? { password } : {}),
+      ...(vm.sshAuthorizedKeys.length ? { ssh_authorized_keys: vm.sshAuthorizedKeys } : {}),
+    };
+    // Never booted: it has no disk of its own yet, and a fresh copy of its base image is what that disk would be.
+    if (!vm.bootedAt) return this.vms.create({ ...spec, start: true }, actor);
+    const clone = await this.vms.create({ ...spec, start: false }, actor);
     // Same host: the agent copies the source's disk under the source's lock, then boots the copy as a new VM.
     return this.vms.bootVia(clone.id, actor, (t, spec: AgentVmSpec) =>
       agentCall<AgentVmStatus>(t, 'POST', `/agent/v1/vms/${vmId}/clone`, { spec }),
