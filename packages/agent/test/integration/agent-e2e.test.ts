@@ -244,7 +244,10 @@ describe('nqvm-agent end to end: manager + agent + real QEMU microVMs', () => {
     expect(events.body.items.map((e) => e.detail)).toEqual([{ from: `http://127.0.0.1:${AGENT_PORT}`, to: moved.url }]);
     // Nothing listens on the old port any more, so the manager's calls below can only reach the new address.
     await expect(fetch(`http://127.0.0.1:${AGENT_PORT}/`)).rejects.toThrow();
-    expect((await api('POST', `/v1/vms/${a.id}/pause`)).status).toBe(202);
+    // While no agent answered the VMs may have gone unknown; the reconciler brings them back from the new heartbeat.
+    await Promise.all([a.id, b.id].map((id) => waitState(id, 'running')));
+    const paused = await api('POST', `/v1/vms/${a.id}/pause`);
+    expect(paused.status, JSON.stringify(paused.body)).toBe(202);
     await waitState(a.id, 'paused');
     expect((await api('POST', `/v1/vms/${a.id}/resume`)).status).toBe(202);
     await waitState(a.id, 'running');
