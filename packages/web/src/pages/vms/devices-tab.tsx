@@ -3,14 +3,32 @@ import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { type FormEvent, useState } from 'react';
 import { ConfirmButton } from '../../components/dialog.tsx';
 import { RateLimitInput } from '../../components/rate-limit.tsx';
-import { Button, Card, Empty, ErrorState, Field, Loading } from '../../components/ui.tsx';
+import { Button, Card, Field } from '../../components/ui.tsx';
 import { call } from '../../lib/api.ts';
 import { formatMib } from '../../lib/format.ts';
 import { formatRate, inputToLimiter, limiterToInput, type RateInput, rateError, UNLIMITED } from '../../lib/rate.ts';
+import { type DeviceColumn, DeviceList } from './device-table.tsx';
 import { OutcomeNote, RestartWarning, useEdit } from './edit-support.tsx';
 
-const th = 'py-1 pr-3';
-const td = 'py-1.5 pr-3';
+const driveColumns: DeviceColumn<Drive>[] = [
+  { header: 'Drive', className: 'font-medium', cell: (d) => d.drive_id },
+  { header: 'Guest device', className: 'font-mono text-xs', cell: (d) => d.guest_device },
+  {
+    header: 'Source',
+    cell: (d) => (d.image_id ? `image ${d.image_id.slice(0, 8)}` : `blank ${formatMib(d.size_mib ?? 0)}`),
+  },
+  { header: 'Mode', cell: (d) => `${d.is_read_only ? 'read-only' : 'read-write'}, ${d.cache_type}, ${d.io_engine}` },
+  { header: 'Rate limit', cell: (d) => formatRate(d.rate_limiter) },
+];
+
+const nicColumns: DeviceColumn<Nic>[] = [
+  { header: 'Interface', className: 'font-medium', cell: (n) => n.iface_id },
+  { header: 'Network', cell: (n) => n.network },
+  { header: 'MAC', className: 'font-mono text-xs', cell: (n) => n.mac },
+  { header: 'IP', className: 'font-mono text-xs', cell: (n) => n.ip },
+  { header: 'RX limit', cell: (n) => formatRate(n.rx_rate_limiter) },
+  { header: 'TX limit', cell: (n) => formatRate(n.tx_rate_limiter) },
+];
 
 export function StorageTab({ vm }: { vm: Vm }) {
   const qc = useQueryClient();
@@ -24,60 +42,31 @@ export function StorageTab({ vm }: { vm: Vm }) {
         <p className="mb-3 text-sm text-slate-600">
           The root disk (/dev/vda) and the guest tools drive (/dev/vdb) are managed by nqvm; extra drives follow.
         </p>
-        {q.isPending ? (
-          <Loading />
-        ) : q.error ? (
-          <ErrorState error={q.error} what="Drive management" retry={() => q.refetch()} />
-        ) : q.data.items.length === 0 ? (
-          <Empty>No extra drives</Empty>
-        ) : (
-          <div className="overflow-x-auto">
-            <table className="w-full text-left text-sm">
-              <thead className="text-xs text-slate-500 uppercase">
-                <tr>
-                  <th className={th}>Drive</th>
-                  <th className={th}>Guest device</th>
-                  <th className={th}>Source</th>
-                  <th className={th}>Mode</th>
-                  <th className={th}>Rate limit</th>
-                  <th className="py-1">
-                    <span className="sr-only">Actions</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody className="divide-y divide-slate-100">
-                {q.data.items.map((d) => (
-                  <tr key={d.drive_id} data-drive-id={d.drive_id}>
-                    <td className={`${td} font-medium`}>{d.drive_id}</td>
-                    <td className={`${td} font-mono text-xs`}>{d.guest_device}</td>
-                    <td className={td}>
-                      {d.image_id ? `image ${d.image_id.slice(0, 8)}` : `blank ${formatMib(d.size_mib ?? 0)}`}
-                    </td>
-                    <td className={td}>
-                      {d.is_read_only ? 'read-only' : 'read-write'}, {d.cache_type}, {d.io_engine}
-                    </td>
-                    <td className={td}>{formatRate(d.rate_limiter)}</td>
-                    <td className="flex justify-end gap-2 py-1.5">
-                      <Button onClick={() => setEditing(editing === d.drive_id ? null : d.drive_id)}>
-                        Edit limit<span className="sr-only"> of {d.drive_id}</span>
-                      </Button>
-                      <ConfirmButton
-                        label={`Remove ${d.drive_id}`}
-                        variant="danger"
-                        title={`Remove drive ${d.drive_id}?`}
-                        description="The drive is detached and its disk file deleted. The VM must be stopped."
-                        confirmLabel="Remove"
-                        onConfirm={() =>
-                          call(api.vmDevices.deleteDrive, { params: { id: vm.id, drive_id: d.drive_id } }).then(refresh)
-                        }
-                      />
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-        )}
+        <DeviceList
+          query={q}
+          what="Drive management"
+          empty="No extra drives"
+          columns={driveColumns}
+          rowKey={(d) => d.drive_id}
+          rowData={(d) => ({ 'data-drive-id': d.drive_id })}
+          actions={(d) => (
+            <>
+              <Button onClick={() => setEditing(editing === d.drive_id ? null : d.drive_id)}>
+                Edit limit<span className="sr-only"> of {d.drive_id}</span>
+              </Button>
+              <ConfirmButton
+                label={`Remove ${d.drive_id}`}
+                variant="danger"
+                title={`Remove drive ${d.drive_id}?`}
+                description="The drive is detached and its disk file deleted. The VM must be stopped."
+                confirmLabel="Remove"
+                onConfirm={() =>
+                  call(api.vmDevices.deleteDrive, { params: { id: vm.id, drive_id: d.drive_id } }).then(refresh)
+                }
+              />
+            </>
+          )}
+        />
         {editing && q.data ? (
           <DriveLimit
             key={editing}
@@ -217,60 +206,33 @@ export function NetworkTab({ vm }: { vm: Vm }) {
   return (
     <div className="flex flex-col gap-4">
       <Card title="Network interfaces">
-        {q.isPending ? (
-          <Loading />
-        ) : q.error ? (
-          <ErrorState error={q.error} what="NIC management" retry={() => q.refetch()} />
-        ) : q.data.items.length === 0 ? (
-          <Empty>No network interfaces</Empty>
-        ) : (
-          <div className="overflow-x-auto">
-            <table className="w-full text-left text-sm">
-              <thead className="text-xs text-slate-500 uppercase">
-                <tr>
-                  <th className={th}>Interface</th>
-                  <th className={th}>Network</th>
-                  <th className={th}>MAC</th>
-                  <th className={th}>IP</th>
-                  <th className={th}>RX limit</th>
-                  <th className={th}>TX limit</th>
-                  <th className="py-1">
-                    <span className="sr-only">Actions</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody className="divide-y divide-slate-100">
-                {q.data.items.map((n) => (
-                  <tr key={n.iface_id} data-nic-id={n.iface_id}>
-                    <td className={`${td} font-medium`}>{n.iface_id}</td>
-                    <td className={td}>{n.network}</td>
-                    <td className={`${td} font-mono text-xs`}>{n.mac}</td>
-                    <td className={`${td} font-mono text-xs`}>{n.ip}</td>
-                    <td className={td}>{formatRate(n.rx_rate_limiter)}</td>
-                    <td className={td}>{formatRate(n.tx_rate_limiter)}</td>
-                    <td className="flex justify-end gap-2 py-1.5">
-                      <Button onClick={() => setEditing(editing === n.iface_id ? null : n.iface_id)}>
-                        Edit limits<span className="sr-only"> of {n.iface_id}</span>
-                      </Button>
-                      {n.iface_id !== 'eth0' ? (
-                        <ConfirmButton
-                          label={`Remove ${n.iface_id}`}
-                          variant="danger"
-                          title={`Remove ${n.iface_id}?`}
-                          description="The interface is removed and its address freed. The VM must be stopped."
-                          confirmLabel="Remove"
-                          onConfirm={() =>
-                            call(api.vmDevices.deleteNic, { params: { id: vm.id, nic_id: n.iface_id } }).then(refresh)
-                          }
-                        />
-                      ) : null}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-        )}
+        <DeviceList
+          query={q}
+          what="NIC management"
+          empty="No network interfaces"
+          columns={nicColumns}
+          rowKey={(n) => n.iface_id}
+          rowData={(n) => ({ 'data-nic-id': n.iface_id })}
+          actions={(n) => (
+            <>
+              <Button onClick={() => setEditing(editing === n.iface_id ? null : n.iface_id)}>
+                Edit limits<span className="sr-only"> of {n.iface_id}</span>
+              </Button>
+              {n.iface_id !== 'eth0' ? (
+                <ConfirmButton
+                  label={`Remove ${n.iface_id}`}
+                  variant="danger"
+                  title={`Remove ${n.iface_id}?`}
+                  description="The interface is removed and its address freed. The VM must be stopped."
+                  confirmLabel="Remove"
+                  onConfirm={() =>
+                    call(api.vmDevices.deleteNic, { params: { id: vm.id, nic_id: n.iface_id } }).then(refresh)
+                  }
+                />
+              ) : null}
+            </>
+          )}
+        />
         {editing && q.data ? (
           <NicLimits
             key={editing}
