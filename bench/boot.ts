@@ -7,13 +7,14 @@
  * Runs in a private network namespace (bridges and TAPs never touch the host's network). Prints figures only.
  */
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { buildDemoImages, loadAgentConfig, READY_MARKER, startAgent, systemRunner } from '@nqvm/agent';
 import { buildApp, loadConfig, openPglite } from '@nqvm/manager';
 import pino from 'pino';
+import { inPrivateNetns } from '../test/e2e/support/stack.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const now = () => performance.now();
@@ -26,14 +27,6 @@ async function until(what: string, ok: () => Promise<boolean>, timeoutMs = 120_0
   }
 }
 
-function inPrivateNetns(): boolean {
-  try {
-    return readlinkSync('/proc/self/ns/net') !== readlinkSync('/proc/1/ns/net');
-  } catch {
-    const links = readFileSync('/proc/self/net/dev', 'utf8').split('\n').slice(2);
-    return links.map((l) => l.split(':')[0]?.trim() ?? '').every((n) => !n || n === 'lo' || n.startsWith('nq'));
-  }
-}
 if (!inPrivateNetns()) {
   console.error(
     "run inside a private network namespace: unshare -n sh -c 'ip link set lo up && npx tsx bench/boot.ts'",

@@ -11,7 +11,7 @@
  * Prints figures only.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server, connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -19,6 +19,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { buildDemoImages, isProcessAlive, systemRunner } from '@nqvm/agent';
 import { buildApp, loadConfig, openPglite } from '@nqvm/manager';
 import WebSocket from 'ws';
+import { inPrivateNetns } from '../test/e2e/support/stack.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const VMS = 10;
@@ -26,14 +27,6 @@ const WINDOW_S = Number(process.argv[2] ?? 60);
 const AGENT_PORT = 19097;
 const CLK_TCK = 100;
 
-function inPrivateNetns(): boolean {
-  try {
-    return readlinkSync('/proc/self/ns/net') !== readlinkSync('/proc/1/ns/net');
-  } catch {
-    const links = readFileSync('/proc/self/net/dev', 'utf8').split('\n').slice(2);
-    return links.map((l) => l.split(':')[0]?.trim() ?? '').every((n) => !n || n === 'lo' || n.startsWith('nq'));
-  }
-}
 if (!inPrivateNetns()) {
   console.error(
     "run inside a private network namespace: unshare -n sh -c 'ip link set lo up && npx tsx bench/guest-metrics.ts'",
