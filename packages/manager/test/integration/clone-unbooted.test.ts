@@ -1,7 +1,6 @@
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DB_KINDS, JOIN_TOKEN, startTestApp, type TestApp } from '../support/harness.ts';
+import { DB_KINDS, startTestApp, type TestApp } from '../support/harness.ts';
+import { type StandinHost, startStandinHost, uploadStubImages } from '../support/standin-agent.ts';
 
 /**
  * Cloning a stopped VM that never booted: it has no disk on its host yet, so the clone is an ordinary create
@@ -10,57 +9,21 @@ import { DB_KINDS, JOIN_TOKEN, startTestApp, type TestApp } from '../support/har
  */
 describe.each(DB_KINDS)('clone of a never-booted VM, on %s', (kind) => {
   let t: TestApp;
-  const calls: string[] = [];
-  const agent = createServer((req: IncomingMessage, res: ServerResponse) => {
-    req.resume();
-    calls.push(`${req.method} ${req.url}`);
-    const m = /^\/agent\/v1\/vms\/([0-9a-f-]{36})\/boot$/.exec(req.url ?? '');
-    if (!m) return void res.writeHead(404, { 'content-type': 'application/json' }).end('{"code":"not_found"}');
-    res
-      .writeHead(200, { 'content-type': 'application/json' })
-      .end(JSON.stringify({ id: m[1], state: 'running', pid: 777, booted_at: new Date().toISOString() }));
-  });
+  let host: StandinHost;
 
   beforeAll(async () => {
-    await new Promise<void>((r) => agent.listen(0, '127.0.0.1', r));
     t = await startTestApp(kind, { MANAGER_RECONCILER_DISABLED: 'true' });
-    const reg = await t.app.inject({
-      method: 'POST',
-      url: '/v1/hosts/register',
-      payload: {
-        join_token: JOIN_TOKEN,
-        name: 'h1',
-        addr: `http://127.0.0.1:${(agent.address() as AddressInfo).port}`,
-      },
-    });
-    const hb = await t.app.inject({
-      method: 'POST',
-      url: `/v1/hosts/${reg.json().id}/heartbeat`,
-      headers: { authorization: `Bearer ${reg.json().secret}` },
-      payload: {
-        capacity: { cpus: 4, memory_mib: 4096, disk_free_bytes: 1e9, disk_total_bytes: 2e9 },
-        capabilities: { vmm: ['qemu'], kvm: false, vsock: false, tc: true },
-        vms: [],
-      },
-    });
+    host = await startStandinHost(t, (boot) => boot.answer(777));
+    const hb = await host.heartbeat([]);
     expect(hb.statusCode).toBe(200);
   });
   afterAll(async () => {
+    await host?.close();
     await t.close();
-    await new Promise((r) => agent.close(r));
   });
 
   it('creates the clone from the same spec and boots it; the source stays stopped', async () => {
-    const ids: Record<string, string> = {};
-    for (const k of ['kernel', 'initrd', 'rootfs']) {
-      const res = await t.request({
-        method: 'POST',
-        url: `/v1/images/upload?name=${k}-img&kind=${k}`,
-        headers: { 'content-type': 'application/octet-stream' },
-        payload: Buffer.from(`${k} bytes`),
-      });
-      ids[k] = res.json().id;
-    }
+    const ids = await uploadStubImages(t);
     const src = await t.request({
       method: 'POST',
       url: '/v1/vms',
@@ -87,8 +50,8 @@ describe.each(DB_KINDS)('clone of a never-booted VM, on %s', (kind) => {
       clone = (await t.request({ method: 'GET', url: `/v1/vms/${cloneId}` })).json();
     }
     expect(clone).toMatchObject({ state: 'running', vcpu: 2, mem_mib: 384 });
-    expect(calls).toContain(`POST /agent/v1/vms/${cloneId}/boot`);
-    expect(calls.some((l) => l.includes('/clone'))).toBe(false);
+    expect(host.calls).toContain(`POST /agent/v1/vms/${cloneId}/boot`);
+    expect(host.calls.some((l) => l.includes('/clone'))).toBe(false);
     expect((await t.request({ method: 'GET', url: `/v1/vms/${src.json().id}` })).json().state).toBe('stopped');
   });
 });

@@ -1,7 +1,6 @@
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DB_KINDS, JOIN_TOKEN, startTestApp, type TestApp } from '../support/harness.ts';
+import { DB_KINDS, startTestApp, type TestApp } from '../support/harness.ts';
+import { type BootCall, type StandinHost, startStandinHost, uploadStubImages } from '../support/standin-agent.ts';
 
 /**
  * A host that stops heartbeating while one VM runs and another is mid-boot: the running one becomes unknown, the
@@ -10,34 +9,10 @@ import { DB_KINDS, JOIN_TOKEN, startTestApp, type TestApp } from '../support/har
  */
 describe.each(DB_KINDS)('reconciler and a host that misses heartbeats, on %s', (kind) => {
   let t: TestApp;
-  let hostId = '';
-  let secret = '';
-  const held: { id: string; res: ServerResponse }[] = [];
+  let host: StandinHost;
+  const held: BootCall[] = [];
   let boots = 0;
-  const agent = createServer((req: IncomingMessage, res: ServerResponse) => {
-    req.resume();
-    const m = /^\/agent\/v1\/vms\/([0-9a-f-]{36})\/boot$/.exec(req.url ?? '');
-    if (!m?.[1]) res.writeHead(404).end();
-    // The first boot answers at once; the second is held until the test lets it go.
-    else if (boots++ === 0) answer(res, m[1], 4242);
-    else held.push({ id: m[1], res });
-  });
-  const answer = (res: ServerResponse, id: string, pid: number) =>
-    res
-      .writeHead(200, { 'content-type': 'application/json' })
-      .end(JSON.stringify({ id, state: 'running', pid, booted_at: new Date().toISOString() }));
 
-  const heartbeat = (vms: unknown[]) =>
-    t.app.inject({
-      method: 'POST',
-      url: `/v1/hosts/${hostId}/heartbeat`,
-      headers: { authorization: `Bearer ${secret}` },
-      payload: {
-        capacity: { cpus: 4, memory_mib: 4096, disk_free_bytes: 1e9, disk_total_bytes: 2e9 },
-        capabilities: { vmm: ['qemu'], kvm: false, vsock: false, tc: true },
-        vms,
-      },
-    });
   const vm = async (id: string) =>
     (await t.request({ method: 'GET', url: `/v1/vms/${id}` })).json() as { state: string; pid: number | null };
   async function until<T>(what: string, fn: () => Promise<T | false>, ms = 20_000): Promise<T> {
@@ -51,38 +26,21 @@ describe.each(DB_KINDS)('reconciler and a host that misses heartbeats, on %s', (
   }
 
   beforeAll(async () => {
-    await new Promise<void>((r) => agent.listen(0, '127.0.0.1', r));
     t = await startTestApp(kind, { NQVM_HOST_HEARTBEAT_TIMEOUT_S: '3', NQVM_RECONCILE_INTERVAL_MS: '200' });
-    const reg = await t.app.inject({
-      method: 'POST',
-      url: '/v1/hosts/register',
-      payload: {
-        join_token: JOIN_TOKEN,
-        name: 'h1',
-        addr: `http://127.0.0.1:${(agent.address() as AddressInfo).port}`,
-      },
+    // The first boot answers at once; the second is held until the test lets it go.
+    host = await startStandinHost(t, (boot) => {
+      if (boots++ === 0) boot.answer(4242);
+      else held.push(boot);
     });
-    hostId = reg.json().id;
-    secret = reg.json().secret;
-    expect((await heartbeat([])).statusCode).toBe(200);
+    expect((await host.heartbeat([])).statusCode).toBe(200);
   });
   afterAll(async () => {
-    for (const h of held) h.res.destroy();
+    await host?.close();
     await t.close();
-    await new Promise((r) => agent.close(r));
   });
 
   it('keeps a booting VM starting through the outage and records it running when its boot answers', async () => {
-    const ids: Record<string, string> = {};
-    for (const k of ['kernel', 'initrd', 'rootfs']) {
-      const res = await t.request({
-        method: 'POST',
-        url: `/v1/images/upload?name=${k}-img&kind=${k}`,
-        headers: { 'content-type': 'application/octet-stream' },
-        payload: Buffer.from(`${k} bytes`),
-      });
-      ids[k] = res.json().id;
-    }
+    const ids = await uploadStubImages(t);
     const create = async (name: string) => {
       const res = await t.request({
         method: 'POST',
@@ -111,12 +69,12 @@ describe.each(DB_KINDS)('reconciler and a host that misses heartbeats, on %s', (
 
     const h = held.shift();
     if (!h) throw new Error('no held boot');
-    answer(h.res, h.id, 5151);
+    h.answer(5151);
     await until('the booting VM to be running', async () => (await vm(booting)).state === 'running');
     expect((await vm(booting)).pid).toBe(5151);
 
     // The agent is back and reports both: the unknown one returns to running, nothing is stopped.
-    const back = await heartbeat([
+    const back = await host.heartbeat([
       { id: running, state: 'running', pid: 4242 },
       { id: booting, state: 'running', pid: 5151 },
     ]);
