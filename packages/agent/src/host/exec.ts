@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { SpawnerRunner } from './spawner.ts';
 
 export interface CommandResult {
   code: number;
@@ -29,7 +30,8 @@ export class CommandFailed extends Error {
   }
 }
 
-export const systemRunner: CommandRunner = {
+/** Spawns from this process: what the command helper does, and the fallback when the helper cannot start. */
+export const directRunner: CommandRunner = {
   run(cmd, args, opts = {}) {
     return new Promise((resolve, reject) => {
       const child = spawn(cmd, args, {
@@ -44,6 +46,7 @@ export const systemRunner: CommandRunner = {
       if (opts.timeoutMs) timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs);
       child.stdout.on('data', (b: Buffer) => out.push(b));
       child.stderr.on('data', (b: Buffer) => err.push(b));
+      child.stdin.on('error', () => undefined);
       child.on('error', (e) => {
         if (timer) clearTimeout(timer);
         reject(e);
@@ -61,6 +64,12 @@ export const systemRunner: CommandRunner = {
     });
   },
 };
+
+/**
+ * The agent's runner: commands run through a small helper process (spawner.ts), because fork() from the agent
+ * copies its page tables and blocks its event loop — tens of milliseconds per command once the agent is big.
+ */
+export const systemRunner: CommandRunner = new SpawnerRunner(directRunner);
 
 /** Runs a command and throws CommandFailed on a non-zero exit. */
 export async function runChecked(
