@@ -1,8 +1,10 @@
 import type { CommandRunner } from '../host/exec.ts';
 import { type BridgeInfo, type BridgeSpec, bridgeExists, deleteBridge, ensureBridge } from './bridge.ts';
 import { NetCommands } from './commands.ts';
+import { InvalidNetInput } from './errors.ts';
 import { disableNat, enableNat, type NatRule, type NatSpec, natRules } from './nat.ts';
 import {
+  addTap,
   createTap,
   deleteTap,
   listTaps,
@@ -23,6 +25,8 @@ export interface HostNetworkOptions {
 /** The agent's host networking: bridges, NAT, TAPs and their tc limits, all via `ip`/`tc`/`nft` argv. */
 export class HostNetwork {
   private readonly net: NetCommands;
+  /** Bridges this agent made sure of, by spec: later TAPs on them skip the check. */
+  private readonly bridges = new Map<string, Promise<BridgeInfo>>();
 
   constructor(opts: HostNetworkOptions) {
     this.net = new NetCommands(opts.runner, opts.netns);
@@ -41,7 +45,36 @@ export class HostNetwork {
   }
 
   deleteBridge(name: string): Promise<void> {
+    this.forgetBridge(name);
     return deleteBridge(this.net, name);
+  }
+
+  /**
+   * A VM's TAP on its bridge, as cheaply as possible: the bridge is checked once per agent and the TAP made in one
+   * `ip` run. If that fails (the bridge was removed behind our back, a leftover TAP), it converges the slow way.
+   */
+  async plugTap(tap: TapSpec, bridge: BridgeSpec): Promise<void> {
+    if (tap.bridge !== bridge.name) throw new Error(`TAP ${tap.name} is meant for ${tap.bridge}, not ${bridge.name}`);
+    const key = JSON.stringify([bridge.name, bridge.address, bridge.mtu]);
+    let ensured = this.bridges.get(key);
+    if (!ensured) {
+      ensured = this.ensureBridge(bridge);
+      this.bridges.set(key, ensured);
+      ensured.catch(() => this.bridges.delete(key));
+    }
+    await ensured;
+    try {
+      await addTap(this.net, tap);
+    } catch (e) {
+      if (e instanceof InvalidNetInput) throw e;
+      this.bridges.delete(key);
+      await this.ensureBridge(bridge);
+      await this.createTap(tap);
+    }
+  }
+
+  private forgetBridge(name: string): void {
+    for (const key of this.bridges.keys()) if ((JSON.parse(key) as string[])[0] === name) this.bridges.delete(key);
   }
 
   enableNat(spec: NatSpec): Promise<void> {

@@ -69,6 +69,21 @@ export async function createTap(net: NetCommands, spec: TapSpec): Promise<TapInf
   return toInfo(link);
 }
 
+/**
+ * The fast path of createTap for a fresh name: one `ip -batch` run creates the TAP, puts it on the bridge and
+ * sets it up. It reports nothing back; on any failure the caller converges with createTap instead.
+ */
+export async function addTap(net: NetCommands, spec: TapSpec): Promise<void> {
+  const name = assertTapName(spec.name);
+  const bridge = assertBridgeName(spec.bridge);
+  const mtu = spec.mtu === undefined ? [] : ['mtu', String(assertMtu(spec.mtu))];
+  const lines = [
+    ['tuntap', 'add', 'dev', name, 'mode', 'tap'],
+    ['link', 'set', 'dev', name, ...mtu, 'master', bridge, 'up'],
+  ];
+  await net.ip(['-batch', '-'], { input: `${lines.map((l) => l.join(' ')).join('\n')}\n` });
+}
+
 /** Deletes the TAP; a missing TAP is not an error. Callers also clear its IFB (see HostNetwork.deleteTap). */
 export async function deleteTap(net: NetCommands, name: string): Promise<void> {
   const link = await net.link(assertTapName(name));

@@ -167,15 +167,15 @@ export class VmService {
   private async plugNics(spec: AgentVmSpec): Promise<string[]> {
     const taps: string[] = [];
     for (const [i, nic] of spec.nics.entries()) {
-      // ensureBridge is idempotent under concurrency, so boots on one bridge need no lock of their own.
-      await this.d.network.ensureBridge({ name: nic.bridge, address: bridgeAddress(nic) });
       const tap = tapNameFor(spec.vm_id, i);
-      await Promise.all([
-        this.d
-          .guestEndpoint(nic.gateway)
-          .catch((err) => this.d.log.warn({ err, bridge: nic.bridge }, 'guest endpoint unavailable on this bridge')),
-        this.d.network.createTap({ name: tap, bridge: nic.bridge }),
-      ]);
+      // Bridge setup is idempotent under concurrency, so boots on one bridge need no lock of their own.
+      await this.d.network.plugTap(
+        { name: tap, bridge: nic.bridge },
+        { name: nic.bridge, address: bridgeAddress(nic) },
+      );
+      await this.d
+        .guestEndpoint(nic.gateway)
+        .catch((err) => this.d.log.warn({ err, bridge: nic.bridge }, 'guest endpoint unavailable on this bridge'));
       if (spec.vmm === 'qemu' && (nic.rx_rate_limiter || nic.tx_rate_limiter))
         await this.d.network.applyNicLimits(tap, { rx: nic.rx_rate_limiter ?? null, tx: nic.tx_rate_limiter ?? null });
       taps.push(tap);

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CommandRunner } from '../../src/host/exec.ts';
 import { runChecked, systemRunner } from '../../src/host/exec.ts';
-import { InvalidNetInput, UnsupportedLimit } from '../../src/net/errors.ts';
+import { InvalidNetInput, NetConflict, UnsupportedLimit } from '../../src/net/errors.ts';
 import { HostNetwork } from '../../src/net/host-network.ts';
 import { generateMac, tapNameFor } from '../../src/net/names.ts';
 
@@ -173,6 +174,40 @@ describe('HostNetwork inside a private network namespace', () => {
     expect((await json<Link[]>('ip', ['link', 'show'])).map((l) => l.ifname)).toEqual(['lo']);
   });
 
+  it('plugs a VM TAP in one ip run once the bridge is known, and converges when the bridge vanished behind it', async () => {
+    const runs: string[][] = [];
+    const counting: CommandRunner = {
+      run: (cmd, args, opts) => {
+        runs.push([cmd, ...args]);
+        return systemRunner.run(cmd, args, opts);
+      },
+    };
+    const plug = new HostNetwork({ runner: counting, netns: ns });
+    const bridge = { name: BR, address: '10.213.40.1/24' };
+    await plug.plugTap({ name: tap0, bridge: BR }, bridge);
+    runs.length = 0;
+    await plug.plugTap({ name: tap1, bridge: BR }, bridge);
+    expect(runs).toHaveLength(1);
+    const ports = async () =>
+      (await json<Link[]>('ip', ['link', 'show', 'master', BR])).map((l) => [l.ifname, l.flags.includes('UP')]);
+    expect((await ports()).sort()).toEqual([tap0, tap1].sort().map((n) => [n, true]));
+
+    // Someone removes the bridge by hand: the next TAP brings it back, with its address, and joins it.
+    await runChecked(systemRunner, 'ip', ['-n', ns, 'link', 'del', 'dev', BR]);
+    await plug.deleteTap(tap1);
+    await plug.plugTap({ name: tap1, bridge: BR }, bridge);
+    expect(await ports()).toEqual([[tap1, true]]);
+    expect(await net.ensureBridge(bridge)).toMatchObject({ up: true, addresses: ['10.213.40.1/24'] });
+
+    // A name already taken by something that is not a TAP is a conflict, not a silent success.
+    const taken = tapNameFor(ns, 2);
+    await runChecked(systemRunner, 'ip', ['-n', ns, 'link', 'add', 'name', taken, 'type', 'bridge']);
+    await expect(plug.plugTap({ name: taken, bridge: BR }, bridge)).rejects.toBeInstanceOf(NetConflict);
+    await runChecked(systemRunner, 'ip', ['-n', ns, 'link', 'del', 'dev', taken]);
+    for (const t of [tap0, tap1]) await plug.deleteTap(t);
+    await plug.deleteBridge(BR);
+  });
+
   it('refuses injected names with a typed error and never runs them', async () => {
     const mark = `/tmp/nqvm-mark-${randomBytes(4).toString('hex')}`;
     const payloads = [`x;touch ${mark}`, `$(touch ${mark})`, `\`touch ${mark}\``, `a b`, `nqt-|touch ${mark}`];
@@ -180,6 +215,9 @@ describe('HostNetwork inside a private network namespace', () => {
       await expect(net.ensureBridge({ name: bad, address: '10.213.40.1/24' })).rejects.toBeInstanceOf(InvalidNetInput);
       await expect(net.createTap({ name: bad, bridge: BR })).rejects.toBeInstanceOf(InvalidNetInput);
       await expect(net.createTap({ name: tap0, bridge: bad })).rejects.toBeInstanceOf(InvalidNetInput);
+      await expect(
+        net.plugTap({ name: bad, bridge: BR }, { name: BR, address: '10.213.40.1/24' }),
+      ).rejects.toBeInstanceOf(InvalidNetInput);
       await expect(net.enableNat({ bridge: BR, cidr: '10.0.0.0/8', uplink: bad })).rejects.toBeInstanceOf(
         InvalidNetInput,
       );
