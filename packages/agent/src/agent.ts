@@ -10,7 +10,7 @@ import { logsRoutes } from './logs/logs.routes.ts';
 import { ManagerCallFailed, ManagerClient } from './manager/client.ts';
 import { hostCapabilities, hostCapacity } from './manager/host-info.ts';
 import { loadIdentity, saveIdentity } from './manager/identity.ts';
-import { guardTap, unguardTap } from './mmds/guard.ts';
+import { TapGuard } from './mmds/guard.ts';
 import { MmdsService } from './mmds/mmds.service.ts';
 import { HostNetwork, tapNameFor } from './net/index.ts';
 import { Observe } from './observe/observe.ts';
@@ -58,6 +58,7 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
     log: log.child({ component: 'guest-endpoint' }),
   });
   const mmds = new MmdsService({ dataDir: config.dataDir, runner, log: log.child({ component: 'mmds' }) });
+  const tapGuard = new TapGuard(runner);
   const vms: VmService = new VmService({
     dataDir: config.dataDir,
     drivers: new Map(drivers.map((d) => [d.kind as VmmKind, d])),
@@ -71,11 +72,11 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
     runner,
     hooks: {
       nicsPlugged: async (spec, taps) => {
-        for (const [i, tap] of taps.entries()) if (spec.nics[i]) await guardTap(runner, tap, spec.nics[i].ip);
+        for (const [i, tap] of taps.entries()) if (spec.nics[i]) await tapGuard.guard(tap, spec.nics[i].ip);
       },
       removed: async (spec) => {
         await mmds.remove(spec.vm_id);
-        for (const i of spec.nics.keys()) await unguardTap(runner, tapNameFor(spec.vm_id, i)).catch(() => undefined);
+        for (const i of spec.nics.keys()) await tapGuard.unguard(tapNameFor(spec.vm_id, i)).catch(() => undefined);
       },
     },
   });
