@@ -23,15 +23,9 @@ export interface WebEnv {
   close(): Promise<void>;
 }
 
-/** A real manager on PGlite listening on 127.0.0.1:<random>, and Debian's Chromium headless. */
-export async function startWebEnv(env: Record<string, string> = {}): Promise<WebEnv> {
-  mkdirSync(ARTIFACTS, { recursive: true });
-  const manager = await startTestApp('pglite', env);
-  await manager.app.listen({ host: '127.0.0.1', port: 0 });
-  const addr = manager.app.server.address();
-  if (!addr || typeof addr === 'string') throw new Error('manager did not listen on TCP');
-  // launch() gives every browser a fresh temporary profile (user data dir) of its own.
-  const browser = await chromium.launch({
+/** Debian's Chromium headless; launch() gives every browser a fresh temporary profile (user data dir) of its own. */
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({
     executablePath: '/usr/bin/chromium',
     headless: true,
     args: [
@@ -43,6 +37,16 @@ export async function startWebEnv(env: Record<string, string> = {}): Promise<Web
       '--no-first-run',
     ],
   });
+}
+
+/** A real manager on PGlite listening on 127.0.0.1:<random>, and Debian's Chromium headless. */
+export async function startWebEnv(env: Record<string, string> = {}): Promise<WebEnv> {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const manager = await startTestApp('pglite', env);
+  await manager.app.listen({ host: '127.0.0.1', port: 0 });
+  const addr = manager.app.server.address();
+  if (!addr || typeof addr === 'string') throw new Error('manager did not listen on TCP');
+  const browser = await launchChromium();
   return {
     manager,
     baseUrl: `http://127.0.0.1:${addr.port}`,

@@ -1,9 +1,9 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Browser, type BrowserContext, chromium, type Locator, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Stack, startStack } from './support/stack.ts';
-import { ARTIFACTS, buildWeb, newPage, ROOT, unlabelledControls } from './web-harness.ts';
+import { ARTIFACTS, buildWeb, launchChromium, login, newPage, ROOT, unlabelledControls } from './web-harness.ts';
 
 /** True when packages/web/dist is newer than every source file of the console and the API contract. */
 function webBuildIsCurrent(): boolean {
@@ -73,19 +73,7 @@ describe('web console with real VMs: wizard, terminal, metrics, snapshots, templ
   beforeAll(async () => {
     if (!webBuildIsCurrent()) await buildWeb();
     s = await startStack({ cidr: '10.219.0.0/24', bridge: 'nqbr-web', agentPort: 19096 });
-    // launch() gives the browser a fresh temporary profile (user data dir) of its own.
-    browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      headless: true,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
-    });
+    browser = await launchChromium();
     ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     ({ page, errors } = await newPage(ctx));
   });
@@ -96,11 +84,7 @@ describe('web console with real VMs: wizard, terminal, metrics, snapshots, templ
   });
 
   it('signs in, creates a VM through the wizard and sees it reach running', async () => {
-    await page.goto(`${s.base}/`);
-    await page.getByLabel('Username').fill('admin');
-    await page.getByLabel('Password').fill(ADMIN_PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByRole('heading', { name: 'Dashboard' }).waitFor();
+    await login(page, s.base, ADMIN_PASSWORD);
     // Chromium itself logs the 401 of the session check an anonymous visitor's first page makes.
     errors.length = 0;
 
