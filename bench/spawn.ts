@@ -8,12 +8,12 @@
  *
  * Prints figures only.
  */
-import { directRunner } from '../packages/agent/src/host/exec.ts';
+import { directLauncher, directRunner } from '../packages/agent/src/host/exec.ts';
 import { SpawnerRunner } from '../packages/agent/src/host/spawner.ts';
 
 const ROUNDS = 5;
 const PER_ROUND = 10;
-const helper = new SpawnerRunner(directRunner);
+const helper = new SpawnerRunner(directRunner, directLauncher);
 
 async function round(run: typeof directRunner): Promise<{ wall: number[]; stall: number }> {
   const wall: number[] = [];

@@ -1,4 +1,5 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import { SpawnerRunner } from './spawner.ts';
 
 export interface CommandResult {
@@ -17,6 +18,28 @@ export interface RunOptions {
 /** The one way the agent runs host commands: argv arrays, never a shell string. */
 export interface CommandRunner {
   run(cmd: string, args: readonly string[], opts?: RunOptions): Promise<CommandResult>;
+}
+
+/** Where a launched process's stdin/stdout/stderr go: nowhere, or a file opened with these flags. */
+export type LaunchStdio = 'ignore' | { path: string; flags: 'a' | 'r+' };
+
+export interface LaunchOptions {
+  stdio: [LaunchStdio, LaunchStdio, LaunchStdio];
+  /** Its own session, so the agent's exit or restart does not take it along (a VMM). */
+  detached: boolean;
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface Launched {
+  pid: number;
+  /** Settles with how it exited ("exited with code 1", "killed by SIGKILL"), if that is ever learned. */
+  exited: Promise<string>;
+}
+
+/** Starts long-lived processes (VMMs): argv arrays, never a shell string. */
+export interface ProcessLauncher {
+  launch(cmd: string, args: readonly string[], opts: LaunchOptions): Promise<Launched>;
 }
 
 export class CommandFailed extends Error {
@@ -65,11 +88,36 @@ export const directRunner: CommandRunner = {
   },
 };
 
+/** Launches from this process: what the command helper does, and the fallback when the helper cannot start. */
+export const directLauncher: ProcessLauncher = {
+  async launch(cmd, args, opts) {
+    const fds = opts.stdio.map((s) => (s === 'ignore' ? 'ignore' : openSync(s.path, s.flags)));
+    let child: ChildProcess;
+    try {
+      child = spawn(cmd, args, { detached: opts.detached, stdio: fds, cwd: opts.cwd, env: opts.env, shell: false });
+      await new Promise<void>((resolve, reject) => {
+        child.once('spawn', resolve);
+        child.once('error', reject);
+      });
+    } finally {
+      for (const fd of fds) if (typeof fd === 'number') closeSync(fd);
+    }
+    const exited = new Promise<string>((resolve) =>
+      child.once('exit', (code, signal) => resolve(signal ? `killed by ${signal}` : `exited with code ${code}`)),
+    );
+    child.unref();
+    return { pid: child.pid ?? -1, exited };
+  },
+};
+
 /**
  * The agent's runner: commands run through a small helper process (spawner.ts), because fork() from the agent
  * copies its page tables and blocks its event loop — tens of milliseconds per command once the agent is big.
  */
-export const systemRunner: CommandRunner = new SpawnerRunner(directRunner);
+const helper = new SpawnerRunner(directRunner, directLauncher);
+export const systemRunner: CommandRunner = helper;
+/** VMMs start through the same helper, for the same reason. */
+export const systemLauncher: ProcessLauncher = helper;
 
 /** Runs a command and throws CommandFailed on a non-zero exit. */
 export async function runChecked(

@@ -1,14 +1,22 @@
-// The agent's command helper: a small process that runs commands for the agent (see spawner.ts). fork() copies
+// The agent's command helper: a small process that starts processes for the agent (see spawner.ts). fork() copies
 // the caller's page tables, so spawning from this ~40 MB process costs a fraction of spawning from the agent.
 import { spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 
+const errorOf = (e) => ({ message: e.message, code: e.code, errno: e.errno, syscall: e.syscall, path: e.path });
+
+function reply(message) {
+  if (process.connected) process.send(message);
+}
+
+// A command to completion: exit code and output.
 function run({ id, cmd, args, input, timeoutMs, cwd, env }) {
   // 'close' follows 'error' when a command cannot start; the first of them answers.
   let answered = false;
-  const send = (message) => {
-    if (answered || !process.connected) return;
+  const answer = (message) => {
+    if (answered) return;
     answered = true;
-    process.send(message);
+    reply(message);
   };
   const out = [];
   const err = [];
@@ -17,7 +25,7 @@ function run({ id, cmd, args, input, timeoutMs, cwd, env }) {
   try {
     child = spawn(cmd, args, { cwd, env, stdio: ['pipe', 'pipe', 'pipe'], shell: false });
   } catch (e) {
-    send({ id, error: { message: e.message, code: e.code, errno: e.errno, syscall: e.syscall, path: e.path } });
+    answer({ id, error: errorOf(e) });
     return;
   }
   if (timeoutMs) timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
@@ -26,11 +34,11 @@ function run({ id, cmd, args, input, timeoutMs, cwd, env }) {
   child.stdin.on('error', () => undefined);
   child.on('error', (e) => {
     if (timer) clearTimeout(timer);
-    send({ id, error: { message: e.message, code: e.code, errno: e.errno, syscall: e.syscall, path: e.path } });
+    answer({ id, error: errorOf(e) });
   });
   child.on('close', (code, signal) => {
     if (timer) clearTimeout(timer);
-    send({
+    answer({
       id,
       result: {
         code: code ?? (signal ? 128 : 1),
@@ -43,6 +51,29 @@ function run({ id, cmd, args, input, timeoutMs, cwd, env }) {
   else child.stdin.end();
 }
 
-process.on('message', run);
-// The agent went away: nothing is left to answer to.
+// A long-lived process (a VMM), its stdio on files opened here: answers with its pid, and says when it exits.
+function launch({ id, cmd, args, stdio, detached, cwd, env }) {
+  const fds = [];
+  let child;
+  try {
+    for (const s of stdio) fds.push(s === 'ignore' ? 'ignore' : openSync(s.path, s.flags));
+    child = spawn(cmd, args, { detached, stdio: fds, cwd, env, shell: false });
+  } catch (e) {
+    reply({ id, error: errorOf(e) });
+    return;
+  } finally {
+    for (const fd of fds) if (typeof fd === 'number') closeSync(fd);
+  }
+  child.once('spawn', () => reply({ id, pid: child.pid }));
+  child.once('error', (e) => {
+    if (child.pid === undefined) reply({ id, error: errorOf(e) });
+  });
+  child.once('exit', (code, signal) => {
+    reply({ exited: id, how: signal ? `killed by ${signal}` : `exited with code ${code}` });
+  });
+  child.unref();
+}
+
+process.on('message', (m) => (m.op === 'launch' ? launch(m) : run(m)));
+// The agent went away: nothing is left to answer to. Launched processes live on in their own sessions.
 process.on('disconnect', () => process.exit(0));

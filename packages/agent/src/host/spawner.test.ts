@@ -1,12 +1,12 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { directRunner } from './exec.ts';
+import { directLauncher, directRunner } from './exec.ts';
 import { SpawnerRunner } from './spawner.ts';
 
-const runner = new SpawnerRunner(directRunner);
+const runner = new SpawnerRunner(directRunner, directLauncher);
 const dir = mkdtempSync(path.join(tmpdir(), 'nqvm-spawner-'));
 afterAll(() => {
   runner.close();
@@ -65,6 +65,27 @@ describe('SpawnerRunner: commands run by the helper process', () => {
     const again = await runner.run('cat', ['/proc/self/stat']);
     expect(again.code).toBe(0);
     expect(ppidOf(again.stdout)).not.toBe(helper);
+  });
+
+  it('launches a long-lived process in its own session, output to files, and reports its exit', async () => {
+    const log = path.join(dir, 'launched.log');
+    const sleeper = await runner.launch('sleep', ['30'], { detached: true, stdio: ['ignore', 'ignore', 'ignore'] });
+    const stat = (await runner.run('cat', [`/proc/${sleeper.pid}/stat`])).stdout;
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    expect(Number(fields[3])).toBe(sleeper.pid); // session id: its own session
+    expect(ppidOf(stat)).not.toBe(process.pid);
+    process.kill(sleeper.pid, 'SIGTERM');
+    expect(await sleeper.exited).toBe('killed by SIGTERM');
+
+    const failing = await runner.launch('ls', [path.join(dir, 'not-there')], {
+      detached: true,
+      stdio: ['ignore', { path: log, flags: 'a' }, { path: log, flags: 'a' }],
+    });
+    expect(await failing.exited).toMatch(/^exited with code [1-9]/);
+    expect(readFileSync(log, 'utf8')).toContain('not-there');
+    await expect(
+      runner.launch('nqvm-no-such-binary', [], { detached: true, stdio: ['ignore', 'ignore', 'ignore'] }),
+    ).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
   it('does not keep a finished program alive', () => {

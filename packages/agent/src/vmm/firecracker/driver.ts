@@ -1,8 +1,7 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, constants, openSync } from 'node:fs';
+import { constants } from 'node:fs';
 import { access, lstat, mkdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { type CommandRunner, runChecked, systemRunner } from '../../host/exec.js';
+import { type CommandRunner, type ProcessLauncher, runChecked, systemLauncher, systemRunner } from '../../host/exec.js';
 import type { VmLaunchSpec, VmmAvailability, VmmDriver, VmmHandle, VmmRunState, VmPaths } from '../types.js';
 import type { CpuConfig, Logger } from './api-types.js';
 import { FirecrackerClient } from './client.js';
@@ -17,6 +16,7 @@ export interface FirecrackerDriverOptions {
   /** A PATH-style list, passed in by the agent's config (no module but config reads process.env). */
   pathEnv?: string;
   runner?: CommandRunner;
+  launcher?: ProcessLauncher;
   /** Environment of the spawned VMM; inherited when unset. */
   env?: NodeJS.ProcessEnv;
   /** Deadline for the API socket to answer, as firecracker-go-sdk's init timeout (3 s). */
@@ -35,10 +35,12 @@ const JAIL_SOCKET = '/run/firecracker.socket';
 export class FirecrackerDriver implements VmmDriver {
   readonly kind = 'firecracker' as const;
   private readonly runner: CommandRunner;
+  private readonly launcher: ProcessLauncher;
   private readonly procRoot: string;
 
   constructor(private readonly opts: FirecrackerDriverOptions = {}) {
     this.runner = opts.runner ?? systemRunner;
+    this.launcher = opts.launcher ?? systemLauncher;
     this.procRoot = opts.procRoot ?? '/proc';
   }
 
@@ -115,23 +117,21 @@ export class FirecrackerDriver implements VmmDriver {
 
     const { command, args, detached } = await this.command(spec.vm_id, binary, paths);
     // stdin: the console FIFO opened read-write, so Firecracker never sees EOF when no writer is attached.
-    const fds = [openSync(files.consoleIn, 'r+'), openSync(paths.consoleLog, 'a'), openSync(paths.vmmLog, 'a')];
-    let child: ChildProcess;
-    try {
-      child = spawn(command, args, { detached, stdio: fds, cwd: paths.dir, env: this.opts.env, shell: false });
-      await new Promise<void>((resolve, reject) => {
-        child.once('spawn', resolve);
-        child.once('error', reject);
-      });
-    } finally {
-      for (const fd of fds) closeSync(fd);
-    }
-    const exit: { how: string | null } = { how: null };
-    child.once('exit', (code, signal) => {
-      exit.how = signal ? `killed by ${signal}` : `exited with code ${code}`;
+    const started = await this.launcher.launch(command, args, {
+      detached,
+      stdio: [
+        { path: files.consoleIn, flags: 'r+' },
+        { path: paths.consoleLog, flags: 'a' },
+        { path: paths.vmmLog, flags: 'a' },
+      ],
+      cwd: paths.dir,
+      ...(this.opts.env ? { env: this.opts.env } : {}),
     });
-    child.unref();
-    const handle: VmmHandle = { vmId: spec.vm_id, pid: child.pid ?? -1, paths };
+    const exit: { how: string | null } = { how: null };
+    void started.exited.then((how) => {
+      exit.how = how;
+    });
+    const handle: VmmHandle = { vmId: spec.vm_id, pid: started.pid, paths };
 
     try {
       await this.waitForApi(paths.controlSocket, () => exit.how);

@@ -1,7 +1,6 @@
-import { spawn } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access, mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
-import { type CommandRunner, systemRunner } from '../../host/exec.js';
+import { type CommandRunner, type ProcessLauncher, systemLauncher, systemRunner } from '../../host/exec.js';
 import type { VmLaunchSpec, VmmAvailability, VmmDriver, VmmHandle, VmmRunState, VmPaths } from '../types.js';
 import { type Accel, buildQemuArgs, guestRamPath, qemuIds, validatePath } from './args.js';
 import { VmmFeatureUnavailable, VmmLaunchFailed } from './errors.js';
@@ -10,6 +9,7 @@ import { type QmpClient, withQmp } from './qmp.js';
 export interface QemuDriverOptions {
   binary?: string;
   runner?: CommandRunner;
+  launcher?: ProcessLauncher;
   /** Force an accelerator instead of probing /proc/cpuinfo and /dev/kvm. */
   accel?: Accel;
   /** How long launch() waits for QMP to answer. */
@@ -70,12 +70,14 @@ export class QemuDriver implements VmmDriver {
   readonly kind = 'qemu' as const;
   private readonly binary: string;
   private readonly runner: CommandRunner;
+  private readonly launcher: ProcessLauncher;
   private readonly procRoot: string;
   private accelCache: Promise<Accel> | undefined;
 
   constructor(private readonly opts: QemuDriverOptions = {}) {
     this.binary = opts.binary ?? 'qemu-system-x86_64';
     this.runner = opts.runner ?? systemRunner;
+    this.launcher = opts.launcher ?? systemLauncher;
     this.procRoot = opts.procRoot ?? '/proc';
   }
 
@@ -131,28 +133,21 @@ export class QemuDriver implements VmmDriver {
     // A cold boot starts from empty RAM; a restore maps the RAM file the snapshot put in place.
     if (spec.incoming_state_path === undefined) await rm(guestRamPath(paths), { force: true });
 
-    const log = await open(paths.vmmLog, 'a');
     let exited: string | null = null;
-    let pid: number | undefined;
-    try {
-      // Own session and no pipes to us: an agent restart or crash must not take the VM with it.
-      const [cmd, ...prefixArgs] = [...(this.opts.launchPrefix ?? []), this.binary];
-      const child = spawn(cmd ?? this.binary, [...prefixArgs, ...argv], {
+    // Own session and no pipes to us: an agent restart or crash must not take the VM with it.
+    const [cmd, ...prefixArgs] = [...(this.opts.launchPrefix ?? []), this.binary];
+    const started = await this.launcher
+      .launch(cmd ?? this.binary, [...prefixArgs, ...argv], {
         detached: true,
-        stdio: ['ignore', log.fd, log.fd],
+        stdio: ['ignore', { path: paths.vmmLog, flags: 'a' }, { path: paths.vmmLog, flags: 'a' }],
+      })
+      .catch((e: Error) => {
+        throw new VmmLaunchFailed(spec.vm_id, e.message);
       });
-      child.once('exit', (code, signal) => {
-        exited = `exited with ${signal ?? `code ${code}`}`;
-      });
-      child.once('error', (e) => {
-        exited = e.message;
-      });
-      child.unref();
-      pid = child.pid;
-    } finally {
-      await log.close();
-    }
-    if (pid === undefined) throw new VmmLaunchFailed(spec.vm_id, exited ?? 'spawn failed');
+    void started.exited.then((how) => {
+      exited = how;
+    });
+    const pid = started.pid;
 
     const handle: VmmHandle = { vmId: spec.vm_id, pid, paths };
     const deadline = Date.now() + (this.opts.startTimeoutMs ?? 15_000);
