@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, rmSync } from 'node:fs';
-import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type CommandRunner, runChecked, systemRunner } from '../../src/host/exec.ts';
 import { TapGuard } from '../../src/mmds/guard.ts';
 import { InvalidNetInput } from '../../src/net/errors.ts';
@@ -187,5 +187,51 @@ describe('TapGuard on real nftables (own table, private netns)', () => {
     expect(() => new TapGuard(counting, { table: `t;touch ${MARK}` })).toThrow(/must match/);
     expect(runs).toHaveLength(0);
     expect(existsSync(MARK)).toBe(false);
+  });
+});
+
+describe('TapGuard drops spoofed frames on a real bridge (own host and guest namespaces)', () => {
+  const id = randomBytes(3).toString('hex');
+  const hostNs = `nqvm-tgh-${id}`;
+  const guestNs = `nqvm-tgg-${id}`;
+  const tap = `nqt-tg${id}`;
+  const inHost: CommandRunner = {
+    run: (cmd, args, o) => systemRunner.run('ip', ['netns', 'exec', hostNs, cmd, ...args], o),
+  };
+  const guard = new TapGuard(inHost, { table: TABLE });
+  const ip = (...args: string[]) => runChecked(systemRunner, 'ip', args);
+  // busybox waits up to 2 s for the one reply; success or failure is its exit status.
+  const answered = async (...args: string[]) =>
+    (await systemRunner.run('ip', ['netns', 'exec', guestNs, 'busybox', ...args])).code === 0;
+  const ping = (src: string) => answered('ping', '-c1', '-W2', '-I', src, '10.77.9.1');
+  const arping = (src: string) => answered('arping', '-c1', '-w2', '-I', 'eth0', '-s', src, '10.77.9.1');
+
+  beforeAll(async () => {
+    await ip('netns', 'add', hostNs);
+    await ip('netns', 'add', guestNs);
+    await ip('-n', hostNs, 'link', 'add', 'nqbr-tg', 'type', 'bridge');
+    await ip('-n', hostNs, 'addr', 'add', '10.77.9.1/24', 'dev', 'nqbr-tg');
+    await ip('-n', hostNs, 'link', 'set', 'nqbr-tg', 'up');
+    await ip('-n', hostNs, 'link', 'add', tap, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', guestNs);
+    await ip('-n', hostNs, 'link', 'set', tap, 'master', 'nqbr-tg', 'up');
+    await ip('-n', guestNs, 'addr', 'add', '10.77.9.2/24', 'dev', 'eth0');
+    await ip('-n', guestNs, 'link', 'set', 'eth0', 'up');
+  });
+
+  afterAll(async () => {
+    await systemRunner.run('ip', ['netns', 'del', guestNs]);
+    await systemRunner.run('ip', ['netns', 'del', hostNs]);
+  });
+
+  it('passes the guest’s own address, drops IPv4 and ARP from another, and lets it go once unguarded', async () => {
+    await guard.guard(tap, '10.77.9.2');
+    expect(await ping('10.77.9.2')).toBe(true);
+    expect(await arping('10.77.9.2')).toBe(true);
+    await ip('-n', guestNs, 'addr', 'add', '10.77.9.3/32', 'dev', 'eth0');
+    expect(await ping('10.77.9.3')).toBe(false);
+    expect(await arping('10.77.9.3')).toBe(false);
+    await guard.unguard(tap);
+    expect(await arping('10.77.9.3')).toBe(true);
+    expect(await ping('10.77.9.3')).toBe(true);
   });
 });
