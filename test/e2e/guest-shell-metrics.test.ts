@@ -103,6 +103,18 @@ describe('inside the VM: guest agent, credentials, shell and metrics (real QEMU 
     }
   });
 
+  it('keeps the guest agent’s log off the serial console: it goes to the kernel log, which dmesg shows', async () => {
+    // The agent logged 'reported' before guest_ready_at was set; busybox init gave it the console as stderr.
+    expect(await s.consoleText(other.id)).not.toContain('"msg":"reported"');
+    const t = await Terminal.open(`${wsBase()}/v1/vms/${other.id}/shell/ws`, auth());
+    try {
+      await t.login('root', 'wonderland-42');
+      expect(await t.run('dmesg | grep nqvm-guest-agent')).toMatch(/nqvm-guest-agent: \{.*"msg":"reported"/);
+    } finally {
+      t.close();
+    }
+  });
+
   it('streams live metrics at about 1 Hz; guest CPU rises under a busy loop and falls after', async () => {
     const frames: Sample[] = [];
     const ws = new WebSocket(`${wsBase()}/v1/vms/${vm.id}/metrics/ws`, { headers: auth() });

@@ -2,7 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { hostname, networkInterfaces } from 'node:os';
 import { ConfigError, configPathFromEnv, parseConfig, type ResolvedConfig } from './config';
 import { applyIdentity, execArgv, interfaceWith } from './identity';
-import { createLogger, type Logger } from './log';
+import { createLogger, type Logger, logSink } from './log';
 import { MetricsSampler } from './metrics';
 import { applyExtraNics, guestNicHost, parseNicArgs } from './nics';
 import { abortableSleep, firstIpv4, postJson, type Reporter, startReporter } from './report';
@@ -27,7 +27,7 @@ async function loadConfig(path: string, logger: Logger): Promise<ResolvedConfig 
  * (so the host can see the guest is alive) but does not report.
  */
 export async function main(): Promise<void> {
-  const logger = createLogger();
+  const logger = createLogger(logSink());
   const configPath = configPathFromEnv();
   const config = await loadConfig(configPath, logger);
   const port = config?.port ?? GUEST_AGENT_PORT;
