@@ -71,7 +71,7 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
     log,
     runner,
     hooks: {
-      nicsPlugged: async (spec, taps) => {
+      nicsPlanned: async (spec, taps) => {
         for (const [i, tap] of taps.entries()) if (spec.nics[i]) await tapGuard.guard(tap, spec.nics[i].ip);
       },
       removed: async (spec) => {
@@ -163,6 +163,7 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
         vms.stopMonitor();
         observe.close();
         await inflight.catch(() => undefined);
+        await vms.settle();
         await guest.close();
         await mmds.close();
         await app.close();

@@ -17,6 +17,7 @@ import { exitReason } from './exit-reason.ts';
 import type { GuestTools } from './guest-tools.ts';
 import { assertVmId, type RunInfo, readRun, readSpec, type VmFiles, vmFiles, writeRun, writeSpec } from './layout.ts';
 import { type PhaseClock, phaseClock } from './phase-clock.ts';
+import { SpareDisks } from './spare-disks.ts';
 
 export interface VmServiceDeps {
   dataDir: string;
@@ -37,7 +38,8 @@ export interface VmServiceDeps {
 }
 
 export interface VmHooks {
-  nicsPlugged?(spec: AgentVmSpec, taps: string[]): Promise<void>;
+  /** Runs alongside TAP creation (it gets the TAP names, which may not exist yet); both finish before the VMM starts. */
+  nicsPlanned?(spec: AgentVmSpec, taps: string[]): Promise<void>;
   removed?(spec: AgentVmSpec): Promise<void>;
 }
 
@@ -105,11 +107,17 @@ export class VmService {
   private readonly checking = new Set<string>();
   private readonly runner: CommandRunner;
   private readonly bases: BaseImages;
+  private readonly spares: SpareDisks;
   private monitorTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly d: VmServiceDeps) {
     this.runner = d.runner ?? systemRunner;
     this.bases = new BaseImages(this.runner);
+    this.spares = new SpareDisks(
+      join(d.dataDir, 'spares'),
+      (from, to) => copyImage(this.runner, from, to),
+      (err, sha256) => d.log.warn({ err, sha256 }, 'could not make a spare disk'),
+    );
   }
 
   private now(): Date {
@@ -165,22 +173,26 @@ export class VmService {
   }
 
   private async plugNics(spec: AgentVmSpec): Promise<string[]> {
-    const taps: string[] = [];
-    for (const [i, nic] of spec.nics.entries()) {
-      const tap = tapNameFor(spec.vm_id, i);
-      // Bridge setup is idempotent under concurrency, so boots on one bridge need no lock of their own.
-      await this.d.network.plugTap(
-        { name: tap, bridge: nic.bridge },
-        { name: nic.bridge, address: bridgeAddress(nic) },
-      );
-      await this.d
-        .guestEndpoint(nic.gateway)
-        .catch((err) => this.d.log.warn({ err, bridge: nic.bridge }, 'guest endpoint unavailable on this bridge'));
-      if (spec.vmm === 'qemu' && (nic.rx_rate_limiter || nic.tx_rate_limiter))
-        await this.d.network.applyNicLimits(tap, { rx: nic.rx_rate_limiter ?? null, tx: nic.tx_rate_limiter ?? null });
-      taps.push(tap);
-    }
-    await this.d.hooks?.nicsPlugged?.(spec, taps);
+    const taps = spec.nics.map((_, i) => tapNameFor(spec.vm_id, i));
+    const plug = async () => {
+      for (const [i, nic] of spec.nics.entries()) {
+        const tap = taps[i]!;
+        // Bridge setup is idempotent under concurrency, so boots on one bridge need no lock of their own.
+        await this.d.network.plugTap(
+          { name: tap, bridge: nic.bridge },
+          { name: nic.bridge, address: bridgeAddress(nic) },
+        );
+        await this.d
+          .guestEndpoint(nic.gateway)
+          .catch((err) => this.d.log.warn({ err, bridge: nic.bridge }, 'guest endpoint unavailable on this bridge'));
+        if (spec.vmm === 'qemu' && (nic.rx_rate_limiter || nic.tx_rate_limiter))
+          await this.d.network.applyNicLimits(tap, {
+            rx: nic.rx_rate_limiter ?? null,
+            tx: nic.tx_rate_limiter ?? null,
+          });
+      }
+    };
+    await Promise.all([plug(), this.d.hooks?.nicsPlanned?.(spec, taps)]);
     return taps;
   }
 
@@ -270,7 +282,12 @@ export class VmService {
       await mkdir(f.dir, { recursive: true, mode: 0o700 });
       const source = restore ? restore.disk : base;
       if (!source) throw new BootFailed('images', new Error('no rootfs image to copy'));
-      await clock.time('disk', () => step('disk', () => copyImage(this.runner, source, f.rootfs)));
+      await clock.time('disk', () =>
+        step('disk', async () => {
+          if (restore) await copyImage(this.runner, source, f.rootfs);
+          else await this.spares.provide(spec.rootfs.sha256, source, f.rootfs);
+        }),
+      );
       if (!restore?.state)
         await clock.time('rootfs', () =>
           step('rootfs', () =>
@@ -526,5 +543,10 @@ export class VmService {
   stopMonitor(): void {
     if (this.monitorTimer) clearInterval(this.monitorTimer);
     this.monitorTimer = undefined;
+  }
+
+  /** Waits for background work (spare disks being made), so the data directory is quiet. */
+  settle(): Promise<void> {
+    return this.spares.idle();
   }
 }
