@@ -74,6 +74,15 @@ export const balloonRoutes = {
     body: UpdateBalloonStatsRequest,
     response: Changed(Balloon),
   }),
+  deleteBalloon: route({
+    ...deviceRoute,
+    method: 'DELETE',
+    path: '/v1/vms/:id/balloon',
+    operationId: 'deleteBalloon',
+    summary: 'Remove the balloon device from the next boot (stopped VM only; 404 device_not_set when there is none)',
+    status: 204,
+    params: IdParams,
+  }),
   balloonStats: route({
     ...deviceRoute,
     method: 'GET',

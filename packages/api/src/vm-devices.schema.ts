@@ -11,7 +11,8 @@ import { nicRoutes } from './vm-nics.schema.ts';
  * A VM's devices and machine settings, with Firecracker's field names. Every accepted setting is applied by
  * the host (at next boot, or live where the answer says `applied: 'live'`); what a host cannot do is refused.
  * Drives, NICs, machine/CPU and the balloon have a file each beside this one; the single-setting devices
- * (vsock, entropy, serial, logger), the stored configuration and the route table of them all are here.
+ * (vsock, entropy, serial, logger) with their PUT and DELETE, the stored configuration and the route table
+ * of them all are here.
  */
 
 export { Balloon, BalloonStats, UpdateBalloonRequest, UpdateBalloonStatsRequest } from './vm-balloon.schema.ts';
@@ -65,7 +66,7 @@ export const LoggerConfig = Type.Object(
   { additionalProperties: false },
 );
 export type LoggerConfig = Static<typeof LoggerConfig>;
-/** Everything the PUT/PATCH endpoints below store, as they store it; a device never set is null. */
+/** Everything the PUT/PATCH endpoints below store, as they store it; a device never set (or removed with DELETE) is null. */
 export const VmConfig = Type.Object(
   {
     machine: MachineConfig,
@@ -79,6 +80,18 @@ export const VmConfig = Type.Object(
   { additionalProperties: false },
 );
 export type VmConfig = Static<typeof VmConfig>;
+/** DELETE of a single-instance device: stopped VM only (409 requires_stop), 404 device_not_set when it has none. */
+const removeDevice = (device: string, operationId: string, summary: string) =>
+  route({
+    ...deviceRoute,
+    method: 'DELETE',
+    path: `/v1/vms/:id/${device}`,
+    operationId,
+    summary: `${summary} from the next boot (stopped VM only; 404 device_not_set when there is none)`,
+    status: 204,
+    params: IdParams,
+  });
+
 export const vmDeviceRoutes = {
   getConfig: route({
     ...deviceRoute,
@@ -138,4 +151,8 @@ export const vmDeviceRoutes = {
     response: Changed(LoggerConfig),
   }),
   ...balloonRoutes,
+  deleteVsock: removeDevice('vsock', 'deleteVsock', 'Remove the vsock device'),
+  deleteEntropy: removeDevice('entropy', 'deleteEntropy', 'Remove the entropy device'),
+  deleteSerial: removeDevice('serial', 'deleteSerial', 'Stop writing the serial output to a file'),
+  deleteLogger: removeDevice('logger', 'deleteLogger', 'Drop the logger setting (QEMU logs warnings and errors)'),
 };

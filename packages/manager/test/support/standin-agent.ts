@@ -6,6 +6,8 @@ import { JOIN_TOKEN, type TestApp } from './harness.ts';
 /** A boot call the stand-in agent got; the test decides when it answers. */
 export interface BootCall {
   id: string;
+  /** The JSON body of the boot call: the agent VM spec the manager built. */
+  spec: Record<string, unknown>;
   /** Answers that the VM is running with this pid. */
   answer(pid: number): void;
 }
@@ -23,18 +25,25 @@ export interface StandinHost {
 
 /**
  * A small HTTP stand-in for a host agent, registered with `t`'s manager: it hands each
- * `/agent/v1/vms/{id}/boot` to `onBoot` and answers 404 to everything else.
+ * `/agent/v1/vms/{id}/boot` to `onBoot`, answers a stop as done at once, and 404 to everything else.
  */
 export async function startStandinHost(t: TestApp, onBoot: (boot: BootCall) => void): Promise<StandinHost> {
   const calls: string[] = [];
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    req.resume();
+  const server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
     calls.push(`${req.method} ${req.url}`);
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const stop = /^\/agent\/v1\/vms\/([0-9a-f-]{36})\/stop$/.exec(req.url ?? '')?.[1];
+    if (stop && req.method === 'POST')
+      return void res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ id: stop, state: 'stopped', pid: null, booted_at: null }));
     const m = /^\/agent\/v1\/vms\/([0-9a-f-]{36})\/boot$/.exec(req.url ?? '');
     const id = m?.[1];
     if (!id) return void res.writeHead(404, { 'content-type': 'application/json' }).end('{"code":"not_found"}');
     onBoot({
       id,
+      spec: chunks.length ? (JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>) : {},
       answer: (pid) =>
         res
           .writeHead(200, { 'content-type': 'application/json' })

@@ -9,11 +9,12 @@ import type {
   VmConfig,
 } from '@nqvm/api';
 import type { Static } from 'typebox';
-import { Conflict, Unprocessable } from '../../domain/errors.ts';
+import { Conflict, DomainError, Unprocessable } from '../../domain/errors.ts';
 import { STOPPED } from './devices.repository.ts';
 import {
   type Applied,
   type Changed,
+  type DeviceConfig,
   type DevicesDeps,
   type DevicesService,
   LIVE,
@@ -29,6 +30,12 @@ interface MachineView {
   smt: boolean;
   track_dirty_pages: boolean;
   huge_pages: 'None' | '2M';
+}
+
+export class DeviceNotSet extends DomainError {
+  constructor(device: string, vmId: string) {
+    super(404, 'device_not_set', `VM ${vmId} has no ${device} device to remove`, device);
+  }
 }
 
 /** Machine and CPU config and the single-instance devices (vsock, entropy, serial, logger, balloon). */
@@ -161,6 +168,17 @@ export class DeviceConfigService {
     });
     await this.base.record(actor, vmId, 'balloon_update', { ...patch, applied });
     return { item: next, applied };
+  }
+
+  /** Takes a device off the VM: its next boot's agent spec (built from the stored config) no longer carries it. */
+  async removeDevice(vmId: string, device: keyof DeviceConfig, actor: string): Promise<void> {
+    const removed = await this.base.whileStopped(vmId, `removing the ${device} device`, device, async (tx, row) => {
+      const { [device]: gone, ...rest } = this.base.config(row);
+      if (gone === undefined) throw new DeviceNotSet(device, vmId);
+      await this.d.repo.setConfig(tx, vmId, { ...row.config, devices: rest });
+      return gone;
+    });
+    await this.base.record(actor, vmId, `${device}_remove`, { [device]: removed });
   }
 
   async balloonStats(vmId: string): Promise<BalloonStats> {

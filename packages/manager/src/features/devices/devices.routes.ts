@@ -60,5 +60,13 @@ export function devicesRoutes(
   mount(app, authn, r.patchBalloonStats, async ({ params, body, principal }) =>
     config.patchBalloon(params.id, body, actorOf(principal)),
   );
+  for (const [def, device] of [
+    [r.deleteVsock, 'vsock'],
+    [r.deleteEntropy, 'entropy'],
+    [r.deleteSerial, 'serial'],
+    [r.deleteLogger, 'logger'],
+    [r.deleteBalloon, 'balloon'],
+  ] as const)
+    mount(app, authn, def, async ({ params, principal }) => config.removeDevice(params.id, device, actorOf(principal)));
   mount(app, authn, r.balloonStats, async ({ params }) => config.balloonStats(params.id));
 }
