@@ -357,6 +357,26 @@ describe('web console in Chromium against a real manager', () => {
     expect(errors).toEqual([]);
   });
 
+  it('removes the entropy device in the Config tab after a confirm; it stays gone after a reload, as GET /config shows', async () => {
+    const list = await env.manager.request({ method: 'GET', url: '/v1/vms?search=wiz-devices' });
+    const id = (list.json() as { items: { id: string }[] }).items[0]?.id;
+    const put = await env.manager.request({ method: 'PUT', url: `/v1/vms/${id}/entropy`, payload: {} });
+    expect(put.statusCode, put.body).toBe(200);
+    await page.goto(`${env.baseUrl}/vms/${id}/config`);
+    const current = page.locator('[data-current="Entropy device"]');
+    await expect.poll(() => current.textContent()).toContain('virtio-rng');
+    await page.getByRole('button', { name: 'Remove entropy device' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Remove' }).click();
+    await page.getByText('Entropy device removed: takes effect at the next boot').waitFor();
+    await page.reload();
+    await expect.poll(() => current.textContent()).toContain('none');
+    expect(await page.getByRole('button', { name: 'Remove entropy device' }).count()).toBe(0);
+    const cfg = await env.manager.request({ method: 'GET', url: `/v1/vms/${id}/config` });
+    expect(cfg.statusCode, cfg.body).toBe(200);
+    expect(cfg.json()).toMatchObject({ entropy: null, logger: { level: 'Warning' } });
+    expect(errors).toEqual([]);
+  });
+
   it('adds a drive to a stopped VM, limits it with a preset, and removes it', async () => {
     const list = await env.manager.request({ method: 'GET', url: '/v1/vms?search=wiz-devices' });
     const id = (list.json() as { items: { id: string }[] }).items[0]?.id;

@@ -1,7 +1,41 @@
 import { api, type Balloon, type Vm, type VmConfig } from '@nqvm/api';
+import { ConfirmButton } from '../../components/dialog.tsx';
 import { Button, Card, Field } from '../../components/ui.tsx';
 import { call } from '../../lib/api.ts';
 import { CheckboxField, LIVE_STATES, OutcomeNote, RestartWarning, useEdit, useSynced } from './edit-support.tsx';
+
+const REMOVE = {
+  vsock: api.vmDevices.deleteVsock,
+  entropy: api.vmDevices.deleteEntropy,
+  serial: api.vmDevices.deleteSerial,
+  logger: api.vmDevices.deleteLogger,
+  balloon: api.vmDevices.deleteBalloon,
+};
+
+/** Takes a set device off the VM after a confirm; the outcome (or requires_stop) shows in the card like a save. */
+export function RemoveDevice(props: {
+  vm: Vm;
+  device: keyof typeof REMOVE;
+  title: string;
+  edit: ReturnType<typeof useEdit>;
+}) {
+  return (
+    <ConfirmButton
+      label={`Remove ${props.title.toLowerCase()}`}
+      variant="danger"
+      title={`Remove the ${props.title.toLowerCase()}?`}
+      description="The VM boots without it from its next start. The VM must be stopped."
+      confirmLabel="Remove"
+      disabled={props.edit.busy}
+      onConfirm={() =>
+        props.edit.save(`${props.title} removed`, async () => {
+          await call(REMOVE[props.device], { params: { id: props.vm.id } });
+          return { applied: 'next_boot' };
+        })
+      }
+    />
+  );
+}
 
 interface BalloonForm {
   amount_mib: string;
@@ -104,7 +138,8 @@ export function BalloonCard({ vm, cfg }: { vm: Vm; cfg: VmConfig }) {
         <div>
           <Button type="submit" variant="primary" disabled={edit.busy || !changed}>
             {live ? 'Apply balloon now' : 'Save balloon'}
-          </Button>
+          </Button>{' '}
+          {b ? <RemoveDevice vm={vm} device="balloon" title="Memory balloon" edit={edit} /> : null}
         </div>
       </form>
       <OutcomeNote outcome={edit.outcome} />

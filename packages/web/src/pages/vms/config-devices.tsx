@@ -4,7 +4,7 @@ import { RateLimitInput } from '../../components/rate-limit.tsx';
 import { ErrorState, Field, Loading } from '../../components/ui.tsx';
 import { call } from '../../lib/api.ts';
 import { formatRate, inputToLimiter, limiterToInput, rateError } from '../../lib/rate.ts';
-import { BalloonCard } from './config-balloon.tsx';
+import { BalloonCard, RemoveDevice } from './config-balloon.tsx';
 import { DeviceForm, useEdit, useSynced } from './edit-support.tsx';
 
 const LOGGER_LEVELS = ['Warning', 'Info', 'Error', 'Debug', 'Trace', 'Off'] as const;
@@ -54,6 +54,7 @@ function LoggerCard({ vm, cfg }: { vm: Vm; cfg: VmConfig }) {
           </select>
         )}
       </Field>
+      {cfg.logger ? <RemoveDevice vm={vm} device="logger" title="Logger" edit={edit} /> : null}
     </DeviceForm>
   );
 }
@@ -77,6 +78,7 @@ function EntropyCard({ vm, cfg }: { vm: Vm; cfg: VmConfig }) {
       }
     >
       <RateLimitInput label="Entropy rate limit" value={rate} onChange={setRate} error={edit.errors.rate_limiter} />
+      {cfg.entropy ? <RemoveDevice vm={vm} device="entropy" title="Entropy device" edit={edit} /> : null}
     </DeviceForm>
   );
 }
@@ -101,6 +103,7 @@ function SerialCard({ vm, cfg }: { vm: Vm; cfg: VmConfig }) {
       <Field label="Serial output file" error={local || edit.errors.serial_out_path}>
         {(p) => <input {...p} value={file} placeholder="serial.log" onChange={(e) => setFile(e.target.value)} />}
       </Field>
+      {cfg.serial ? <RemoveDevice vm={vm} device="serial" title="Serial output" edit={edit} /> : null}
     </DeviceForm>
   );
 }
@@ -124,6 +127,7 @@ function VsockCard({ vm, cfg }: { vm: Vm; cfg: VmConfig }) {
       <Field label="Vsock guest CID" error={local || edit.errors.guest_cid || edit.errors.uds_path}>
         {(p) => <input {...p} type="number" min={3} value={cid} onChange={(e) => setCid(e.target.value)} />}
       </Field>
+      {cfg.vsock ? <RemoveDevice vm={vm} device="vsock" title="Vsock" edit={edit} /> : null}
     </DeviceForm>
   );
 }
