@@ -236,6 +236,28 @@ esac
 `;
 }
 
+/**
+ * Debian's rc boots from insserv's makefiles (/etc/init.d/.depend.start, .depend.stop) when they exist, and then runs
+ * only the scripts they list: a script linked into rcN.d without running insserv must join their TARGETS too.
+ */
+export function insservDepend(text: string, service: string): string {
+  const lines = text.split('\n');
+  const at = lines.findIndex((l) => /^TARGETS\s*=/.test(l));
+  const targets =
+    at < 0
+      ? []
+      : (lines[at] ?? '')
+          .replace(/^TARGETS\s*=/, '')
+          .trim()
+          .split(/\s+/)
+          .filter(Boolean);
+  if (targets.includes(service)) return text;
+  const line = `TARGETS = ${[...targets, service].join(' ')}`;
+  if (at < 0) return `${line}\n${text}`;
+  lines[at] = line;
+  return lines.join('\n');
+}
+
 /** Busybox's built-in defaults, written out because any /etc/inittab replaces them entirely. */
 const BUSYBOX_DEFAULT_INITTAB = `::sysinit:/etc/init.d/rcS
 ::askfirst:-/bin/sh

@@ -12,6 +12,7 @@ import {
   busyboxInittab,
   CONFIG_DIR,
   hostsFile,
+  insservDepend,
   interfacesFile,
   NETWORK_SCRIPT,
   type NetworkPlan,
@@ -241,11 +242,23 @@ async function writeService(
         await b.mkdirP(`/etc/rc${rl}.d`);
         await b.symlink(`/etc/rc${rl}.d/K01${SERVICE_NAME}`, `../init.d/${SERVICE_NAME}`);
       }
+      for (const f of INSSERV_MAKEFILES)
+        if (await image.exists(f)) await b.writeFile(f, insservDepend(await image.readText(f), SERVICE_NAME));
       return;
   }
 }
 
-const READ_AHEAD = ['/etc/passwd', '/etc/group', '/etc/shadow', '/etc/gshadow', '/etc/hosts', '/etc/inittab'];
+/** Where Debian's rc looks for the boot order insserv computed (see insservDepend). */
+const INSSERV_MAKEFILES = ['/etc/init.d/.depend.start', '/etc/init.d/.depend.stop'];
+const READ_AHEAD = [
+  '/etc/passwd',
+  '/etc/group',
+  '/etc/shadow',
+  '/etc/gshadow',
+  '/etc/hosts',
+  '/etc/inittab',
+  ...INSSERV_MAKEFILES,
+];
 
 /** Every path preparation may look at, so one debugfs run answers them instead of one run each. */
 function prefetchPaths(plan: RootfsPlan): string[] {
@@ -264,6 +277,7 @@ function prefetchPaths(plan: RootfsPlan): string[] {
     '/etc/init.d',
     '/etc/init.d/networking',
     `/etc/init.d/${SERVICE_NAME}`,
+    ...INSSERV_MAKEFILES,
     '/etc/runlevels',
     '/etc/runlevels/boot',
     '/etc/runlevels/boot/networking',

@@ -5,6 +5,7 @@ import {
   assertHostname,
   busyboxInittab,
   hostsFile,
+  insservDepend,
   interfacesFile,
   networkdFile,
   PlanError,
@@ -143,5 +144,27 @@ describe('parseLdd', () => {
     ]);
     expect(() => parseLdd('\tlibfoo.so => not found\n')).toThrow(RuntimeError);
     expect(() => parseLdd('')).toThrow(RuntimeError);
+  });
+});
+
+describe('insservDepend', () => {
+  // Debian bookworm's /etc/init.d/.depend.start right after debootstrap --include=sysvinit-core.
+  const START =
+    'TARGETS = killprocs bootlogs rmnologin single rc.local\nINTERACTIVE =\nsingle: killprocs\nrc.local: bootlogs rmnologin\n';
+
+  it("adds the service to TARGETS, so Debian's startpar runs its rcN.d link, and keeps the dependency lines", () => {
+    expect(insservDepend(START, 'nqvm-guest-agent')).toBe(
+      'TARGETS = killprocs bootlogs rmnologin single rc.local nqvm-guest-agent\nINTERACTIVE =\nsingle: killprocs\nrc.local: bootlogs rmnologin\n',
+    );
+  });
+
+  it('is idempotent', () => {
+    const once = insservDepend(START, 'nqvm-guest-agent');
+    expect(insservDepend(once, 'nqvm-guest-agent')).toBe(once);
+  });
+
+  it('adds a TARGETS line when there is none, and fills an empty one', () => {
+    expect(insservDepend('INTERACTIVE =\n', 'svc')).toBe('TARGETS = svc\nINTERACTIVE =\n');
+    expect(insservDepend('TARGETS =\n', 'svc')).toBe('TARGETS = svc\n');
   });
 });
