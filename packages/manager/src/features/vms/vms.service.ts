@@ -258,6 +258,8 @@ export class VmsService {
         if (attempt >= 20) throw err;
       }
     }
+    // The boot goes first: the event and the answer need not hold up the VM.
+    if (start) this.background(row.id, 'boot', () => this.boot(row.id, actor));
     await this.events.record({
       actor,
       resourceType: 'vm',
@@ -265,7 +267,6 @@ export class VmsService {
       action: 'create',
       detail: { name: row.name, host_id: host.id, vcpu: row.vcpu, mem_mib: row.memMib, vmm },
     });
-    if (start) this.background(row.id, 'boot', () => this.boot(row.id, actor));
     return this.view(row);
   }
 
@@ -280,9 +281,15 @@ export class VmsService {
       if (!img?.sha256) throw new Unprocessable('image_not_ready', `image ${id} is not available`, 'image');
       return { image_id: id, sha256: img.sha256, size_bytes: img.size_bytes };
     };
-    const nics = (await this.repo.nics([row.id])).get(row.id) ?? [];
-    const nets = new Map<string, Awaited<ReturnType<VmsRepository['network']>>>();
-    for (const n of nics) if (!nets.has(n.network)) nets.set(n.network, await this.repo.network(n.network));
+    const [kernel, initrd, rootfs, nicRows] = await Promise.all([
+      ref(row.kernelImageId),
+      row.initrdImageId ? ref(row.initrdImageId) : undefined,
+      ref(row.rootfsImageId),
+      this.repo.nics([row.id]),
+    ]);
+    const nics = nicRows.get(row.id) ?? [];
+    const names = [...new Set(nics.map((n) => n.network))];
+    const nets = new Map(await Promise.all(names.map(async (n) => [n, await this.repo.network(n)] as const)));
     let spec: AgentVmSpec = {
       vm_id: row.id,
       name: row.name,
@@ -292,9 +299,9 @@ export class VmsService {
       smt: row.smt,
       cpu_template: row.cpuTemplate,
       boot_args: row.bootArgs,
-      kernel: await ref(row.kernelImageId),
-      ...(row.initrdImageId ? { initrd: await ref(row.initrdImageId) } : {}),
-      rootfs: await ref(row.rootfsImageId),
+      kernel,
+      ...(initrd ? { initrd } : {}),
+      rootfs,
       nics: nics.map((n) => {
         const net = nets.get(n.network)!;
         return { iface_id: n.ifaceId, mac: n.mac, ip: n.ip, gateway: net.gateway, bridge: net.bridge };
@@ -338,7 +345,8 @@ export class VmsService {
     const row = await this.repo.transition(id, ['creating', 'starting'], 'starting');
     if (!row?.hostId) return;
     try {
-      const status = await via(await this.target(row.hostId), await this.agentSpec(row));
+      const [target, spec] = await Promise.all([this.target(row.hostId), this.agentSpec(row)]);
+      const status = await via(target, spec);
       const now = new Date();
       const done = await this.repo.transition(id, ['starting'], 'running', {
         pid: status.pid,
