@@ -310,4 +310,30 @@ describe('VM devices enforced inside a real guest (manager + agent + QEMU)', () 
     expect(stats.target_mib).toBe(64);
     process.stderr.write(`[devices-e2e] balloon: MemTotal ${before} -> ${after} kB; stats ${JSON.stringify(stats)}\n`);
   }, 240_000);
+
+  it('boots without the entropy and balloon devices once they are removed (DELETE needs the VM stopped)', async () => {
+    // virtio device ids: 2 block, 4 entropy (virtio-rng), 5 balloon.
+    const virtioIds = async () => (await shell.run('cat /sys/bus/virtio/devices/*/device')).out;
+    expect(await virtioIds()).toMatch(/0x0004[\s\S]*0x0005|0x0005[\s\S]*0x0004/);
+    for (const sub of ['entropy', 'balloon']) {
+      const r = await api<Problem>('DELETE', `/v1/vms/${vmId}/${sub}`);
+      expect([sub, r.status, r.body.code, r.body.field]).toEqual([sub, 409, 'requires_stop', sub]);
+    }
+    shell.close();
+    await ok('POST', `/v1/vms/${vmId}/stop`, undefined, 202);
+    await ok('GET', `/v1/vms/${vmId}/wait?state=stopped&timeout=120`);
+    await ok('DELETE', `/v1/vms/${vmId}/entropy`, undefined, 204);
+    await ok('DELETE', `/v1/vms/${vmId}/balloon`, undefined, 204);
+    const again = await api<Problem>('DELETE', `/v1/vms/${vmId}/entropy`);
+    expect([again.status, again.body.code]).toEqual([404, 'device_not_set']);
+    expect(await ok('GET', `/v1/vms/${vmId}/config`)).toMatchObject({ entropy: null, balloon: null });
+    await ok('POST', `/v1/vms/${vmId}/start`, undefined, 202);
+    await ok('GET', `/v1/vms/${vmId}/wait?state=running&timeout=120`);
+    shell = await GuestShell.login(path.join(agentData, 'vms', vmId, 'console.sock'), 'root', PASSWORD);
+    const ids = await virtioIds();
+    expect(ids).toContain('0x0002');
+    expect(ids).not.toContain('0x0004');
+    expect(ids).not.toContain('0x0005');
+    expect((await shell.run('cat /sys/class/misc/hw_random/rng_current 2>&1')).out).not.toMatch(/virtio_rng/);
+  }, 300_000);
 });
