@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BUILD_HINT, SYSTEMD_ROOTFS_VERSION, systemdRootfsPath } from '../../scripts/build-systemd-rootfs.ts';
+import { BUILD_HINT, debianRootfsPath, debianRootfsVersion } from '../../scripts/build-systemd-rootfs.ts';
 import { type Stack, startStack, until } from './support/stack.ts';
 import { Terminal } from './support/terminal.ts';
 
@@ -31,64 +31,129 @@ function readable(consoleText: string): string {
   );
 }
 
+/** Starts a VM from a Debian rootfs with a user, after `beforeStart` (e.g. adding a NIC); resolves once ready. */
+async function bootGuest(
+  s: Stack,
+  o: { name: string; imageName: string; image: string; username: string; password: string },
+  beforeStart: (vm: Vm) => Promise<void> = async () => {},
+): Promise<Vm> {
+  const img = await s.api<{ id: string }>('POST', '/v1/images', {
+    name: o.imageName,
+    kind: 'rootfs',
+    source: { type: 'path', path: o.image },
+  });
+  expect(img.status, JSON.stringify(img.body)).toBe(201);
+  const created = await s.api<Vm>('POST', '/v1/vms', {
+    name: o.name,
+    vcpu: 1,
+    mem_mib: 512,
+    kernel_image_id: s.images.kernel,
+    initrd_image_id: s.images.initrd,
+    rootfs_image_id: img.body.id,
+    username: o.username,
+    password: o.password,
+    start: false,
+  });
+  expect(created.status, JSON.stringify(created.body)).toBe(202);
+  const id = created.body.id;
+  await beforeStart(created.body);
+  expect((await s.api('POST', `/v1/vms/${id}/start`)).status).toBe(202);
+  return until(
+    `the ${o.name} guest to report ready`,
+    async () => {
+      const r = (await s.api<Vm>('GET', `/v1/vms/${id}`)).body;
+      return r.guest_ready_at ? r : undefined;
+    },
+    600_000,
+  ).catch(async (err) => {
+    throw new Error(`${err}\nconsole tail:\n${readable(await s.consoleText(id))}`);
+  });
+}
+
+let s: Stack;
+let vm: Vm;
+let sysv: Vm;
+let secondIp = '';
+const SECOND_MAC = '02:aa:00:00:00:17';
+const image = debianRootfsPath('systemd');
+const sysvImage = debianRootfsPath('sysvinit');
+const auth = () => ({ authorization: `Bearer ${s.token}` });
+
+// One stack, both guests booted at once: the file's wall time is about one TCG boot, not two.
+beforeAll(async () => {
+  for (const init of ['systemd', 'sysvinit'] as const)
+    if (!existsSync(debianRootfsPath(init)))
+      throw new Error(
+        `the ${init} rootfs ${debianRootfsVersion(init)} is not built (${debianRootfsPath(init)} is missing); ${BUILD_HINT}`,
+      );
+  s = await startStack({
+    cidr: '10.217.0.0/24',
+    bridge: 'nqbr-sysd',
+    agentPort: 19094,
+    env: { MANAGER_IMAGE_ROOT: path.dirname(path.dirname(image)), MANAGER_ALLOW_IMAGE_PATHS: 'true' },
+  });
+  [vm, sysv] = await Promise.all([
+    bootGuest(
+      s,
+      {
+        name: 'sysd-guest',
+        imageName: 'debian-bookworm-systemd',
+        image,
+        username: 'carol',
+        password: 'systemd-rocks-7',
+      },
+      async (created) => {
+        // A second NIC: systemd-networkd knows only eth0, so the guest agent gives this one its address.
+        const nic = await s.api<{ item: { ip: string } }>('POST', `/v1/vms/${created.id}/nics`, { mac: SECOND_MAC });
+        expect(nic.status, JSON.stringify(nic.body)).toBe(201);
+        secondIp = nic.body.item.ip.split('/')[0] ?? '';
+      },
+    ),
+    bootGuest(s, {
+      name: 'sysv-guest',
+      imageName: 'debian-bookworm-sysvinit',
+      image: sysvImage,
+      username: 'dave',
+      password: 'sysvinit-lives-9',
+    }),
+  ]);
+}, 900_000);
+afterAll(async () => s?.close());
+
+/** Takes samples until one shows the guest agent healthy. */
+async function healthySample(id: string): Promise<Sample> {
+  return until(
+    'a healthy sample',
+    async () => {
+      const r = await s.api<Sample>('POST', `/v1/vms/${id}/flush-metrics`);
+      return r.status === 200 && r.body.guest.health === 'healthy' ? r.body : undefined;
+    },
+    60_000,
+  );
+}
+
+/** Logs the user in on the VM's serial console; returns the terminal at a bash prompt (the caller closes it). */
+async function loginShell(id: string, username: string, password: string): Promise<Terminal> {
+  const t = await Terminal.open(`${s.base.replace(/^http/, 'ws')}/v1/vms/${id}/shell/ws`, auth());
+  try {
+    await t.waitFor(/login:/, 120_000);
+    await t.login(username, password);
+    // bash wraps each command in bracketed-paste escapes, which would split the markers run() looks for.
+    const mark = t.text.length;
+    t.type("bind 'set enable-bracketed-paste off'\n");
+    await t.waitFor(/\$ $/m, 30_000, mark);
+    return t;
+  } catch (e) {
+    t.close();
+    throw e;
+  }
+}
+
 /**
  * The guest agent injected into a rootfs whose init is systemd (Debian bookworm, debootstrap minbase), booted
  * for real under QEMU through the manager API: the agent reports ready, and the created user logs in.
  */
 describe('guest agent on a systemd rootfs (Debian bookworm, real QEMU guest)', () => {
-  let s: Stack;
-  let vm: Vm;
-  let secondIp = '';
-  const SECOND_MAC = '02:aa:00:00:00:17';
-  const image = systemdRootfsPath();
-  const auth = () => ({ authorization: `Bearer ${s.token}` });
-
-  beforeAll(async () => {
-    if (!existsSync(image))
-      throw new Error(`the systemd rootfs ${SYSTEMD_ROOTFS_VERSION} is not built (${image} is missing); ${BUILD_HINT}`);
-    s = await startStack({
-      cidr: '10.217.0.0/24',
-      bridge: 'nqbr-sysd',
-      agentPort: 19094,
-      env: { MANAGER_IMAGE_ROOT: path.dirname(image), MANAGER_ALLOW_IMAGE_PATHS: 'true' },
-    });
-    const img = await s.api<{ id: string }>('POST', '/v1/images', {
-      name: 'debian-bookworm-systemd',
-      kind: 'rootfs',
-      source: { type: 'path', path: image },
-    });
-    expect(img.status, JSON.stringify(img.body)).toBe(201);
-    const created = await s.api<Vm>('POST', '/v1/vms', {
-      name: 'sysd-guest',
-      vcpu: 1,
-      mem_mib: 512,
-      kernel_image_id: s.images.kernel,
-      initrd_image_id: s.images.initrd,
-      rootfs_image_id: img.body.id,
-      username: 'carol',
-      password: 'systemd-rocks-7',
-      start: false,
-    });
-    expect(created.status, JSON.stringify(created.body)).toBe(202);
-    vm = created.body;
-    // A second NIC: systemd-networkd knows only eth0, so the guest agent gives this one its address.
-    const nic = await s.api<{ item: { ip: string } }>('POST', `/v1/vms/${vm.id}/nics`, { mac: SECOND_MAC });
-    expect(nic.status, JSON.stringify(nic.body)).toBe(201);
-    secondIp = nic.body.item.ip.split('/')[0] ?? '';
-    expect((await s.api('POST', `/v1/vms/${vm.id}/start`)).status).toBe(202);
-    vm = await until(
-      'the systemd guest to report ready',
-      async () => {
-        const r = (await s.api<Vm>('GET', `/v1/vms/${vm.id}`)).body;
-        return r.guest_ready_at ? r : undefined;
-      },
-      600_000,
-    ).catch(async (err) => {
-      throw new Error(`${err}\nconsole tail:\n${readable(await s.consoleText(vm.id))}`);
-    });
-  }, 900_000);
-  afterAll(async () => s?.close());
-
   it('boots systemd from the image and reports ready with the manager-allocated address', async () => {
     expect(await s.consoleText(vm.id)).toMatch(/systemd/);
     expect(vm.guest_ip).toMatch(/^10\.217\.0\.\d+$/);
@@ -115,30 +180,55 @@ describe('guest agent on a systemd rootfs (Debian bookworm, real QEMU guest)', (
   });
 
   it('sees the guest agent healthy in a metrics sample', async () => {
-    const sample = await until(
-      'a healthy sample',
-      async () => {
-        const r = await s.api<Sample>('POST', `/v1/vms/${vm.id}/flush-metrics`);
-        return r.status === 200 && r.body.guest.health === 'healthy' ? r.body : undefined;
-      },
-      60_000,
-    );
+    const sample = await healthySample(vm.id);
     expect(sample.guest.metrics?.process_count).toBeGreaterThan(5);
   });
 
   it('lets the created user log in on the serial console, where systemd runs the agent as a unit', async () => {
-    const t = await Terminal.open(`${s.base.replace(/^http/, 'ws')}/v1/vms/${vm.id}/shell/ws`, auth());
+    const t = await loginShell(vm.id, 'carol', 'systemd-rocks-7');
     try {
-      await t.waitFor(/login:/, 120_000);
-      await t.login('carol', 'systemd-rocks-7');
-      // bash wraps each command in bracketed-paste escapes, which would split the markers run() looks for.
-      const mark = t.text.length;
-      t.type("bind 'set enable-bracketed-paste off'\n");
-      await t.waitFor(/\$ $/m, 30_000, mark);
       expect(await t.run('id')).toMatch(/uid=1000\(carol\)/);
       expect(await t.run('cat /proc/1/comm')).toMatch(/^systemd$/m);
       // systemctl needs root without D-Bus; the agent's cgroup shows systemd runs it as the injected unit.
       expect(await t.run('grep -l nqvm-guest-agent.service /proc/[0-9]*/cgroup')).toMatch(/^\/proc\/\d+\/cgroup$/m);
+    } finally {
+      t.close();
+    }
+  });
+});
+
+/**
+ * The same on a rootfs whose init is sysvinit (Debian bookworm minbase + sysvinit-core): Debian's rc starts the
+ * injected /etc/init.d script, whose supervise loop keeps the agent running.
+ */
+describe('guest agent on a sysvinit rootfs (Debian bookworm, real QEMU guest)', () => {
+  it('boots sysvinit from the image and reports ready with the manager-allocated address', async () => {
+    expect(await s.consoleText(sysv.id)).toMatch(/INIT: version/);
+    expect(sysv.guest_ip).toMatch(/^10\.217\.0\.\d+$/);
+    expect(Date.parse(sysv.guest_ready_at!)).toBeGreaterThan(Date.parse(sysv.booted_at!));
+    process.stderr.write(
+      `[sysv-e2e] time to guest ready: ${(Date.parse(sysv.guest_ready_at!) - Date.parse(sysv.booted_at!)) / 1000} s\n`,
+    );
+  });
+
+  it('sees the guest agent healthy in a metrics sample', async () => {
+    const sample = await healthySample(sysv.id);
+    expect(sample.guest.metrics?.process_count).toBeGreaterThan(5);
+  });
+
+  it("lets the created user log in on the serial console, where sysvinit's rc runs the agent's init.d script", async () => {
+    const t = await loginShell(sysv.id, 'dave', 'sysvinit-lives-9');
+    try {
+      expect(await t.run('id')).toMatch(/uid=1000\(dave\)/);
+      expect(await t.run('cat /proc/1/comm')).toMatch(/^init$/m);
+      // PID 1 runs sysvinit's own binary, not a link to systemd.
+      expect(await t.run('stat -c %F /sbin/init; dpkg -S /sbin/init')).toMatch(
+        /^regular file\nsysvinit-core: \/sbin\/init$/m,
+      );
+      // The script's pid file names the supervise loop's session; the agent runs inside it.
+      const session = await t.run('ps ww -o args= -s "$(cat /run/nqvm-guest-agent.pid)"');
+      expect(session).toMatch(/supervise\.sh/);
+      expect(session).toMatch(/guest-agent\.js/);
     } finally {
       t.close();
     }
