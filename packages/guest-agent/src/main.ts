@@ -1,12 +1,13 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { hostname, networkInterfaces } from 'node:os';
 import { ConfigError, configPathFromEnv, parseConfig, type ResolvedConfig } from './config';
+import { applyConsoleSize } from './console-size';
 import { applyIdentity, execArgv, interfaceWith } from './identity';
 import { createLogger, type Logger, logSink } from './log';
 import { MetricsSampler } from './metrics';
 import { applyExtraNics, guestNicHost, parseNicArgs } from './nics';
 import { abortableSleep, firstIpv4, postJson, type Reporter, startReporter } from './report';
-import { createGuestServer, type IdentityHandler, listen, startCpuSampling } from './server';
+import { type ConsoleSizeHandler, createGuestServer, type IdentityHandler, listen, startCpuSampling } from './server';
 import { GUEST_AGENT_PORT, GUEST_AGENT_VERSION } from './version';
 
 const SHUTDOWN_DEADLINE_MS = 3000;
@@ -53,7 +54,15 @@ export async function main(): Promise<void> {
         },
       }
     : undefined;
-  const server = createGuestServer({ sampler, logger, ...(identity ? { identity } : {}) });
+  const consoleSize: ConsoleSizeHandler | undefined = config
+    ? { token: () => config.token, apply: (size) => applyConsoleSize(size, { exec: execArgv }) }
+    : undefined;
+  const server = createGuestServer({
+    sampler,
+    logger,
+    ...(identity ? { identity } : {}),
+    ...(consoleSize ? { consoleSize } : {}),
+  });
   try {
     await listen(server, port);
   } catch (err) {

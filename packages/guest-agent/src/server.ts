@@ -1,5 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { type ConsoleSize, parseConsoleSize } from './console-size';
 import { type NewIdentity, parseIdentity } from './identity';
 import type { Logger } from './log';
 import type { MetricsSampler } from './metrics';
@@ -14,6 +15,14 @@ export interface GuestServerOptions {
   now?: () => number;
   /** Accepts a new identity from the host agent (clones restored from a snapshot); absent without a config. */
   identity?: IdentityHandler;
+  /** Sets the serial console's window size for the host agent; absent without a config (no token to check). */
+  consoleSize?: ConsoleSizeHandler;
+}
+
+export interface ConsoleSizeHandler {
+  token(): string;
+  /** Resolves with the tty it resized. */
+  apply(size: ConsoleSize): Promise<string>;
 }
 
 export interface IdentityHandler {
@@ -43,20 +52,31 @@ function sameSecret(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
-async function handleIdentity(req: IncomingMessage, res: ServerResponse, h: IdentityHandler, logger: Logger) {
+const ANSWERED = Symbol('answered');
+
+/** POST with the VM token as a bearer and a JSON body; anything else is answered here (405, 401, 400). */
+async function authorizedJson(req: IncomingMessage, res: ServerResponse, token: string): Promise<unknown> {
   if (req.method !== 'POST') {
     res.setHeader('allow', 'POST');
-    return sendJson(res, 405, { error: 'method_not_allowed' });
+    sendJson(res, 405, { error: 'method_not_allowed' });
+    return ANSWERED;
   }
   const auth = req.headers.authorization ?? '';
-  if (!auth.startsWith('Bearer ') || !sameSecret(auth.slice(7).trim(), h.token()))
-    return sendJson(res, 401, { error: 'unauthorized' });
-  let raw: unknown;
-  try {
-    raw = JSON.parse(await readBody(req, 16 * 1024));
-  } catch {
-    return sendJson(res, 400, { error: 'invalid_json' });
+  if (!auth.startsWith('Bearer ') || !sameSecret(auth.slice(7).trim(), token)) {
+    sendJson(res, 401, { error: 'unauthorized' });
+    return ANSWERED;
   }
+  try {
+    return JSON.parse(await readBody(req, 16 * 1024));
+  } catch {
+    sendJson(res, 400, { error: 'invalid_json' });
+    return ANSWERED;
+  }
+}
+
+async function handleIdentity(req: IncomingMessage, res: ServerResponse, h: IdentityHandler, logger: Logger) {
+  const raw = await authorizedJson(req, res, h.token());
+  if (raw === ANSWERED) return;
   const id = parseIdentity(raw);
   if (typeof id === 'string') return sendJson(res, 400, { error: 'invalid_identity', message: id });
   res.once('finish', () => {
@@ -65,6 +85,20 @@ async function handleIdentity(req: IncomingMessage, res: ServerResponse, h: Iden
     );
   });
   sendJson(res, 202, { ok: true });
+}
+
+async function handleConsoleSize(req: IncomingMessage, res: ServerResponse, h: ConsoleSizeHandler, logger: Logger) {
+  const raw = await authorizedJson(req, res, h.token());
+  if (raw === ANSWERED) return;
+  const size = parseConsoleSize(raw);
+  if (typeof size === 'string') return sendJson(res, 400, { error: 'invalid_console_size', message: size });
+  try {
+    sendJson(res, 200, { ok: true, tty: await h.apply(size) });
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    logger.error('console_size_failed', { error: message });
+    sendJson(res, 500, { error: 'console_size_failed', message });
+  }
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
@@ -77,7 +111,7 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.end(payload);
 }
 
-/** The HTTP surface: GET /health and GET /metrics; everything else is a JSON 404 or 405. */
+/** The HTTP surface: GET /health, GET /metrics, POST /identity and /console-size; everything else is a JSON 404 or 405. */
 export function createGuestServer(opts: GuestServerOptions): Server {
   const now = opts.now ?? Date.now;
   const startedAt = now();
@@ -86,6 +120,10 @@ export function createGuestServer(opts: GuestServerOptions): Server {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/identity' && opts.identity) {
       void handleIdentity(req, res, opts.identity, opts.logger);
+      return;
+    }
+    if (path === '/console-size' && opts.consoleSize) {
+      void handleConsoleSize(req, res, opts.consoleSize, opts.logger);
       return;
     }
     if (path !== '/health' && path !== '/metrics') {
