@@ -26,6 +26,10 @@ export interface ConsoleHubOptions {
   retryMinMs?: number;
   retryMaxMs?: number;
   connect?: (path: string) => Socket;
+  /** Applies a recorded size inside the guest (through its agent); must not throw to the viewer. */
+  applySize?: (vmId: string, size: { cols: number; rows: number }) => Promise<void>;
+  /** Resizes within this window collapse into one applySize call with the last size. */
+  resizeDebounceMs?: number;
 }
 
 /**
@@ -42,6 +46,7 @@ export class ConsoleHub {
   private retryMs: number;
   private closed = false;
   private attaching = 0;
+  private sizeTimer: NodeJS.Timeout | undefined;
   /** The size the viewers last asked for; kept for whoever can apply it, see resize(). */
   size: { cols: number; rows: number } | undefined;
 
@@ -92,16 +97,23 @@ export class ConsoleHub {
   }
 
   /**
-   * A serial line has no window size to set. Typing `stty rows R cols C` into it would land in whatever reads
-   * the line (a login prompt takes it as a user name, an editor as text), so the size is recorded, not applied.
+   * A serial line carries no window size, and typing `stty` into it would land in whatever reads the line, so
+   * the size goes to the guest agent (applySize), debounced: a dragged window sends many sizes.
    */
   resize(cols: number, rows: number): void {
     this.size = { cols, rows };
+    const apply = this.opts.applySize;
+    if (!apply) return;
+    clearTimeout(this.sizeTimer);
+    this.sizeTimer = setTimeout(() => {
+      if (this.size) apply(this.vmId, this.size).catch(() => {});
+    }, this.opts.resizeDebounceMs ?? 250);
   }
 
   close(): void {
     this.closed = true;
     clearTimeout(this.retryTimer);
+    clearTimeout(this.sizeTimer);
     this.socket?.destroy();
     this.socket = undefined;
     this.connected = false;

@@ -1,5 +1,6 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { parseConsoleControl } from './console.routes.ts';
+import { ConsoleHub } from './console-hub.ts';
 import { Scrollback, trimScrollback } from './scrollback.ts';
 
 describe('scrollback trimming', () => {
@@ -47,5 +48,45 @@ describe('console control frames', () => {
     'null',
   ])('refuses %s', (text) => {
     expect(parseConsoleControl(text)).toBeUndefined();
+  });
+});
+
+describe('console size', () => {
+  afterEach(() => vi.useRealTimers());
+
+  it('sends the last of a burst of sizes to the guest once, 250 ms after the burst', async () => {
+    vi.useFakeTimers();
+    const sent: Array<[string, { cols: number; rows: number }]> = [];
+    const hub = new ConsoleHub('vm-1', () => undefined, {
+      applySize: async (id, size) => void sent.push([id, size]),
+    });
+    hub.resize(100, 30);
+    hub.resize(120, 35);
+    await vi.advanceTimersByTimeAsync(200);
+    hub.resize(132, 40);
+    await vi.advanceTimersByTimeAsync(249);
+    expect(sent).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(sent).toEqual([['vm-1', { cols: 132, rows: 40 }]]);
+    expect(hub.size).toEqual({ cols: 132, rows: 40 });
+    hub.close();
+  });
+
+  it('keeps a failing guest away from the viewer, and sends nothing after the hub closed', async () => {
+    vi.useFakeTimers();
+    let calls = 0;
+    const hub = new ConsoleHub('vm-1', () => undefined, {
+      applySize: async () => {
+        calls++;
+        throw new Error('guest agent unreachable');
+      },
+    });
+    hub.resize(90, 30);
+    await vi.advanceTimersByTimeAsync(250);
+    expect(calls).toBe(1);
+    hub.resize(91, 30);
+    hub.close();
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(calls).toBe(1);
   });
 });

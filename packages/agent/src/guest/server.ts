@@ -1,4 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
+import { isIP } from 'node:net';
 import { GuestReportBody } from '@nqvm/api';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import Fastify from 'fastify';
@@ -16,7 +17,13 @@ export interface GuestEndpointDeps {
   /** The VM's guest token, if the VM lives on this host. */
   tokenOf(vmId: string): string | undefined;
   log: FastifyBaseLogger;
+  /** Where guest agents listen inside the VMs. */
+  guestAgentPort?: number;
+  fetch?: typeof fetch;
 }
+
+// The guest agent refuses sizes outside these; a tiny browser pane still gets the nearest size it accepts.
+const clamp = (v: number, min: number, max: number) => Math.min(max, Math.max(min, Math.round(v)));
 
 function sameToken(a: string, b: string): boolean {
   const x = Buffer.from(a);
@@ -81,6 +88,32 @@ export class GuestEndpoints {
     );
     await app.listen({ host: address, port: this.port });
     return app;
+  }
+
+  /**
+   * Sets the VM's serial console size through its guest agent (`POST /console-size` with the VM token), at the
+   * address the guest last reported. Best effort: failures are logged at debug and never thrown.
+   */
+  async setConsoleSize(vmId: string, size: { cols: number; rows: number }): Promise<void> {
+    const ip = this.lastReports.get(vmId)?.report.ip;
+    const token = this.deps.tokenOf(vmId);
+    if (!ip || isIP(ip) !== 4 || !token) {
+      this.deps.log.debug({ vm_id: vmId }, 'console size not sent: no guest address or token yet');
+      return;
+    }
+    const body = { cols: clamp(size.cols, 20, 500), rows: clamp(size.rows, 5, 300) };
+    try {
+      const res = await (this.deps.fetch ?? fetch)(`http://${ip}:${this.deps.guestAgentPort ?? 9000}/console-size`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(3000),
+      });
+      const text = await res.text();
+      if (!res.ok) throw new Error(`guest agent answered ${res.status}: ${text.slice(0, 200)}`);
+    } catch (err) {
+      this.deps.log.debug({ err, vm_id: vmId, ...body }, 'setting the console size in the guest failed');
+    }
   }
 
   async close(): Promise<void> {

@@ -23,7 +23,9 @@ export class Observe {
   private readonly sampler: VmMetricsSampler;
 
   constructor(private readonly d: ObserveDeps) {
-    this.consoles = new ConsoleHubs((id) => (this.exists(id) ? vmFiles(d.dataDir, id) : undefined));
+    this.consoles = new ConsoleHubs((id) => (this.exists(id) ? vmFiles(d.dataDir, id) : undefined), {
+      applySize: (id, size) => d.guest.setConsoleSize(id, size),
+    });
     this.sampler = new VmMetricsSampler(systemSamplerIo({ tapCounters: (tap) => d.network.tapCounters(tap) }));
     this.metrics = new MetricsHub(this.sampler, (id) => this.observed(id), 1000, d.onError);
   }
