@@ -7,11 +7,29 @@ import { Button, Card, ErrorState } from '../../components/ui.tsx';
 import { request } from '../../lib/pending.ts';
 
 type Status = 'connecting' | 'open' | 'reconnecting' | 'closed';
+type CellSize = { width: number; height: number };
+
+// xterm's vertical scrollbar takes this much of the width (its default overviewRuler width).
+const SCROLLBAR_PX = 14;
+
+/** Whole cells that fit the host's content box, as @xterm/addon-fit computes them (not a dependency here). */
+function fitSize(term: Terminal, host: HTMLElement): { cols: number; rows: number } | undefined {
+  // xterm has no public cell size; the fit addon reads this same field.
+  const core = (term as unknown as { _core?: { _renderService?: { dimensions?: { css: { cell: CellSize } } } } })._core;
+  const cell = core?._renderService?.dimensions?.css.cell;
+  if (!cell?.width || !cell.height) return undefined;
+  const style = getComputedStyle(host);
+  const px = (name: string) => Number.parseFloat(style.getPropertyValue(name)) || 0;
+  const width = host.clientWidth - px('padding-left') - px('padding-right') - SCROLLBAR_PX;
+  const height = host.clientHeight - px('padding-top') - px('padding-bottom');
+  return { cols: Math.max(20, Math.floor(width / cell.width)), rows: Math.max(5, Math.floor(height / cell.height)) };
+}
 
 /**
  * xterm.js over `/v1/vms/{id}/shell/ws`. Binary frames carry terminal bytes both ways; text frames are JSON
  * control messages: `hello` (scrollback follows; a second one after a reconnect replaces the screen),
- * `status` (connected / reconnecting / vm_gone) from the server, `resize` from the client.
+ * `status` (connected / reconnecting / vm_gone) from the server, `resize` from the client. The terminal fills its
+ * box; each new size goes to the guest (its agent sets the console's window size).
  */
 export default function TerminalTab({ vm }: { vm: Vm }) {
   const host = useRef<HTMLDivElement>(null);
@@ -25,9 +43,17 @@ export default function TerminalTab({ vm }: { vm: Vm }) {
 
   // biome-ignore lint/correctness/useExhaustiveDependencies: attempt forces a reconnect
   useEffect(() => {
-    if (!host.current) return;
+    const el = host.current;
+    if (!el) return;
     const term = new Terminal({ convertEol: false, cursorBlink: true, fontSize: 13, rows: 28, scrollback: 5000 });
-    term.open(host.current);
+    term.open(el);
+    // The guest gets the size through onResize below; the first fit runs when the observer first reports.
+    const fit = () => {
+      const size = fitSize(term, el);
+      if (size && (size.cols !== term.cols || size.rows !== term.rows)) term.resize(size.cols, size.rows);
+    };
+    const observer = new ResizeObserver(fit);
+    observer.observe(el);
     term.textarea?.setAttribute('aria-label', `Terminal of ${vm.name}`);
     const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
     const ws = new WebSocket(`${proto}//${location.host}/v1/vms/${vm.id}/shell/ws`);
@@ -58,6 +84,7 @@ export default function TerminalTab({ vm }: { vm: Vm }) {
     const resize = term.onResize(({ cols, rows }) => send({ type: 'resize', cols, rows }));
     return () => {
       disposed = true;
+      observer.disconnect();
       input.dispose();
       resize.dispose();
       ws.close();
@@ -92,7 +119,7 @@ export default function TerminalTab({ vm }: { vm: Vm }) {
             Disconnected. The VM may not be running, or this manager does not offer the shell endpoint yet.
           </p>
         ) : null}
-        <div ref={host} className="min-h-96 overflow-hidden rounded bg-black p-2" data-testid="terminal" />
+        <div ref={host} className="h-[70vh] min-h-96 overflow-hidden rounded bg-black p-2" data-testid="terminal" />
       </Card>
     </div>
   );
