@@ -6,24 +6,31 @@ import { pathToFileURL } from 'node:url';
 import { type CommandRunner, runChecked, systemRunner } from '../packages/agent/src/host/exec.ts';
 
 /**
- * Demo rootfs images with an init other than the demo's busybox: Debian bookworm (minbase) booting systemd or
- * sysvinit, packed into ext4 with `mke2fs -d` (no mount). They boot through the demo kernel + initramfs, which
- * switch_roots to /dev/vda and execs /sbin/init. Built while the network is reachable; tests only read the cache.
+ * Demo rootfs images with an init other than the demo's busybox: Debian bookworm (minbase) booting systemd, sysvinit,
+ * or sysvinit with OpenRC as its rc, packed into ext4 with `mke2fs -d` (no mount). They boot through the demo kernel +
+ * initramfs, which switch_roots to /dev/vda and execs /sbin/init. Built while the network is reachable; tests only
+ * read the cache.
  *
  * Usage: tsx scripts/build-systemd-rootfs.ts [cacheDir] [init...]   (default .cache/demo-cache systemd)
  */
 
 export const SUITE = 'bookworm';
 export const MIRROR = 'http://deb.debian.org/debian';
-export type DebianInit = 'systemd' | 'sysvinit';
-export const INITS: readonly DebianInit[] = ['systemd', 'sysvinit'];
+export type DebianInit = 'systemd' | 'sysvinit' | 'openrc';
+export const INITS: readonly DebianInit[] = ['systemd', 'sysvinit', 'openrc'];
 /** The packages debootstrap adds to minbase, per init: minbase itself has no init at all. */
 export const INCLUDE: Record<DebianInit, readonly string[]> = {
   /** systemd-sysv makes /sbin/init systemd; udev gives device units (serial getty) and links for networkd. */
   systemd: ['systemd-sysv', 'udev', 'iproute2', 'procps', 'login', 'passwd'],
   /** sysvinit-core makes /sbin/init sysvinit; ifupdown's /etc/init.d/networking applies the injected address. */
   sysvinit: ['sysvinit-core', 'ifupdown', 'iproute2', 'procps', 'login', 'passwd'],
+  openrc: ['sysvinit-core', 'ifupdown', 'iproute2', 'procps', 'login', 'passwd'],
 };
+/**
+ * Installed by apt inside the tree after debootstrap: debootstrap resolves sysvinit-core's `sysv-rc | openrc` to
+ * sysv-rc, which openrc conflicts with, so OpenRC has to replace it afterwards.
+ */
+export const REPLACE_RC: Partial<Record<DebianInit, string>> = { openrc: 'openrc' };
 /** Trimmed after debootstrap: nothing in a guest reads them. */
 const PRUNE = [
   'usr/share/doc',
@@ -44,6 +51,8 @@ const SERIAL_GETTY = 'T0:2345:respawn:/sbin/getty -L ttyS0 115200 vt100';
 export function debianRootfsVersion(init: DebianInit): string {
   const inputs = [BUILDER_REVISION, SUITE, MIRROR, INCLUDE[init].join(','), PRUNE.join(','), String(HEADROOM_MIB)];
   if (init !== 'systemd') inputs.push(init, SERIAL_GETTY);
+  const rc = REPLACE_RC[init];
+  if (rc) inputs.push(rc);
   return `${SUITE}-${createHash('sha256').update(inputs.join('\0')).digest('hex').slice(0, 12)}`;
 }
 
@@ -87,6 +96,23 @@ export async function buildDebianRootfs(runner: CommandRunner, cacheDir: string,
       ['--variant=minbase', `--include=${INCLUDE[init].join(',')}`, `--cache-dir=${debs}`, SUITE, tree, MIRROR],
       { timeoutMs: 900_000 },
     );
+    const rc = REPLACE_RC[init];
+    if (rc)
+      await runChecked(
+        runner,
+        'chroot',
+        [
+          tree,
+          '/usr/bin/env',
+          'DEBIAN_FRONTEND=noninteractive',
+          'apt-get',
+          'install',
+          '-y',
+          '--no-install-recommends',
+          rc,
+        ],
+        { timeoutMs: 600_000 },
+      );
     for (const rel of PRUNE) {
       const dir = path.join(tree, rel);
       for (const e of await readdir(dir).catch(() => [] as string[])) await rm(path.join(dir, e), { recursive: true });

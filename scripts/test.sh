@@ -16,8 +16,8 @@ if [ -f packages/web/package.json ] && grep -q '"build"' packages/web/package.js
 fi
 # Demo guest images come from Debian packages: fetch and build them while the network is still reachable.
 node --import tsx scripts/build-demo-images.ts .cache/demo-images .cache/demo-cache >/dev/null
-# Guests with other inits (Debian + systemd, Debian + sysvinit, by debootstrap) prove the guest agent's install.
-node --import tsx scripts/build-systemd-rootfs.ts .cache/demo-cache systemd sysvinit >/dev/null
+# Guests with other inits (Debian + systemd, + sysvinit, + sysvinit with OpenRC; debootstrap) prove the agent install.
+node --import tsx scripts/build-systemd-rootfs.ts .cache/demo-cache systemd sysvinit openrc >/dev/null
 report=$(mktemp -t nqvm-vitest-XXXXXX.json)
 status=0
 unshare -n -- bash -c 'ip link set lo up && exec npx vitest run --reporter=default --reporter=json --outputFile.json="$0"' "$report" || status=$?

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BUILD_HINT, debianRootfsPath, debianRootfsVersion } from '../../scripts/build-systemd-rootfs.ts';
+import { BUILD_HINT, debianRootfsPath, debianRootfsVersion, INITS } from '../../scripts/build-systemd-rootfs.ts';
 import { type Stack, startStack, until } from './support/stack.ts';
 import { Terminal } from './support/terminal.ts';
 
@@ -72,16 +72,48 @@ async function bootGuest(
 
 let s: Stack;
 let vm: Vm;
-let sysv: Vm;
 let secondIp = '';
 const SECOND_MAC = '02:aa:00:00:00:17';
 const image = debianRootfsPath('systemd');
-const sysvImage = debianRootfsPath('sysvinit');
 const auth = () => ({ authorization: `Bearer ${s.token}` });
 
-// One stack, both guests booted at once: the file's wall time is about one TCG boot, not two.
+/** Guests whose PID 1 is sysvinit's init, with Debian's own rc or with OpenRC as the rc, and how each runs the agent. */
+const SYSV_GUESTS = [
+  {
+    init: 'sysvinit',
+    label: 'sysvinit',
+    name: 'sysv-guest',
+    username: 'dave',
+    password: 'sysvinit-lives-9',
+    banner: /INIT: version/,
+    runsAgent: "sysvinit's rc runs the agent's init.d script",
+    checkAgent: async (t: Terminal) => {
+      // The script's pid file names the supervise loop's session; the agent runs inside it.
+      const session = await t.run('ps ww -o args= -s "$(cat /run/nqvm-guest-agent.pid)"');
+      expect(session).toMatch(/supervise\.sh/);
+      expect(session).toMatch(/guest-agent\.js/);
+    },
+  },
+  {
+    init: 'openrc',
+    label: 'sysvinit + OpenRC',
+    name: 'openrc-guest',
+    username: 'erin',
+    password: 'openrc-runs-5',
+    banner: /OpenRC/,
+    runsAgent: "OpenRC's supervise-daemon runs the agent's openrc-run script",
+    checkAgent: async (t: Terminal) => {
+      expect(await t.run('ls -1 /run/openrc/started')).toMatch(/^nqvm-guest-agent$/m);
+      const parent = await t.run('ps ww -o args= -p $(ps -o ppid= -p $(pgrep -f guest-agent.js | head -n 1))');
+      expect(parent).toMatch(/supervise-daemon nqvm-guest-agent/);
+    },
+  },
+] as const;
+const sysvVms: Partial<Record<(typeof SYSV_GUESTS)[number]['init'], Vm>> = {};
+
+// One stack, all guests booted at once: the file's wall time is about one TCG boot, not one per init.
 beforeAll(async () => {
-  for (const init of ['systemd', 'sysvinit'] as const)
+  for (const init of INITS)
     if (!existsSync(debianRootfsPath(init)))
       throw new Error(
         `the ${init} rootfs ${debianRootfsVersion(init)} is not built (${debianRootfsPath(init)} is missing); ${BUILD_HINT}`,
@@ -92,7 +124,7 @@ beforeAll(async () => {
     agentPort: 19094,
     env: { MANAGER_IMAGE_ROOT: path.dirname(path.dirname(image)), MANAGER_ALLOW_IMAGE_PATHS: 'true' },
   });
-  [vm, sysv] = await Promise.all([
+  [vm] = await Promise.all([
     bootGuest(
       s,
       {
@@ -109,12 +141,14 @@ beforeAll(async () => {
         secondIp = nic.body.item.ip.split('/')[0] ?? '';
       },
     ),
-    bootGuest(s, {
-      name: 'sysv-guest',
-      imageName: 'debian-bookworm-sysvinit',
-      image: sysvImage,
-      username: 'dave',
-      password: 'sysvinit-lives-9',
+    ...SYSV_GUESTS.map(async (g) => {
+      sysvVms[g.init] = await bootGuest(s, {
+        name: g.name,
+        imageName: `debian-bookworm-${g.init}`,
+        image: debianRootfsPath(g.init),
+        username: g.username,
+        password: g.password,
+      });
     }),
   ]);
 }, 900_000);
@@ -198,39 +232,42 @@ describe('guest agent on a systemd rootfs (Debian bookworm, real QEMU guest)', (
 });
 
 /**
- * The same on a rootfs whose init is sysvinit (Debian bookworm minbase + sysvinit-core): Debian's rc starts the
- * injected /etc/init.d script, whose supervise loop keeps the agent running.
+ * The same on rootfs images whose init is sysvinit (Debian bookworm minbase + sysvinit-core), once with Debian's rc
+ * starting the injected /etc/init.d script (a supervise loop keeps the agent running) and once with OpenRC as the rc.
  */
-describe('guest agent on a sysvinit rootfs (Debian bookworm, real QEMU guest)', () => {
-  it('boots sysvinit from the image and reports ready with the manager-allocated address', async () => {
-    expect(await s.consoleText(sysv.id)).toMatch(/INIT: version/);
-    expect(sysv.guest_ip).toMatch(/^10\.217\.0\.\d+$/);
-    expect(Date.parse(sysv.guest_ready_at!)).toBeGreaterThan(Date.parse(sysv.booted_at!));
-    process.stderr.write(
-      `[sysv-e2e] time to guest ready: ${(Date.parse(sysv.guest_ready_at!) - Date.parse(sysv.booted_at!)) / 1000} s\n`,
-    );
-  });
+describe.each(SYSV_GUESTS.map((g) => [g.label, g] as const))(
+  'guest agent on a %s rootfs (Debian bookworm, real QEMU guest)',
+  (_label, g) => {
+    const guest = () => sysvVms[g.init]!;
 
-  it('sees the guest agent healthy in a metrics sample', async () => {
-    const sample = await healthySample(sysv.id);
-    expect(sample.guest.metrics?.process_count).toBeGreaterThan(5);
-  });
-
-  it("lets the created user log in on the serial console, where sysvinit's rc runs the agent's init.d script", async () => {
-    const t = await loginShell(sysv.id, 'dave', 'sysvinit-lives-9');
-    try {
-      expect(await t.run('id')).toMatch(/uid=1000\(dave\)/);
-      expect(await t.run('cat /proc/1/comm')).toMatch(/^init$/m);
-      // PID 1 runs sysvinit's own binary, not a link to systemd.
-      expect(await t.run('stat -c %F /sbin/init; dpkg -S /sbin/init')).toMatch(
-        /^regular file\nsysvinit-core: \/sbin\/init$/m,
+    it(`boots ${g.init === 'openrc' ? 'OpenRC under sysvinit' : 'sysvinit'} from the image and reports ready with the manager-allocated address`, async () => {
+      const v = guest();
+      expect(await s.consoleText(v.id)).toMatch(g.banner);
+      expect(v.guest_ip).toMatch(/^10\.217\.0\.\d+$/);
+      expect(Date.parse(v.guest_ready_at!)).toBeGreaterThan(Date.parse(v.booted_at!));
+      process.stderr.write(
+        `[${g.init}-e2e] time to guest ready: ${(Date.parse(v.guest_ready_at!) - Date.parse(v.booted_at!)) / 1000} s\n`,
       );
-      // The script's pid file names the supervise loop's session; the agent runs inside it.
-      const session = await t.run('ps ww -o args= -s "$(cat /run/nqvm-guest-agent.pid)"');
-      expect(session).toMatch(/supervise\.sh/);
-      expect(session).toMatch(/guest-agent\.js/);
-    } finally {
-      t.close();
-    }
-  });
-});
+    });
+
+    it('sees the guest agent healthy in a metrics sample', async () => {
+      const sample = await healthySample(guest().id);
+      expect(sample.guest.metrics?.process_count).toBeGreaterThan(5);
+    });
+
+    it(`lets the created user log in on the serial console, where ${g.runsAgent}`, async () => {
+      const t = await loginShell(guest().id, g.username, g.password);
+      try {
+        expect(await t.run('id')).toMatch(new RegExp(`uid=1000\\(${g.username}\\)`));
+        expect(await t.run('cat /proc/1/comm')).toMatch(/^init$/m);
+        // PID 1 runs sysvinit's own binary, not a link to systemd.
+        expect(await t.run('stat -c %F /sbin/init; dpkg -S /sbin/init')).toMatch(
+          /^regular file\nsysvinit-core: \/sbin\/init$/m,
+        );
+        await g.checkAgent(t);
+      } finally {
+        t.close();
+      }
+    });
+  },
+);
