@@ -77,7 +77,7 @@ const SECOND_MAC = '02:aa:00:00:00:17';
 const image = debianRootfsPath('systemd');
 const auth = () => ({ authorization: `Bearer ${s.token}` });
 
-/** Guests whose PID 1 is sysvinit's init, with Debian's own rc or with OpenRC as the rc, and how each runs the agent. */
+/** Guests whose PID 1 is sysvinit's init, with Debian's rc or with OpenRC as the rc, and how each runs the agent. */
 const SYSV_GUESTS = [
   {
     init: 'sysvinit',
