@@ -103,6 +103,33 @@ describe('inside the VM: guest agent, credentials, shell and metrics (real QEMU 
     }
   });
 
+  it('gives the guest console the size the browser terminal asks for, so stty size shows it', async () => {
+    const t = await Terminal.open(`${wsBase()}/v1/vms/${vm.id}/shell/ws`, auth());
+    let viewer: WebSocket | undefined;
+    try {
+      await t.login('alice', 'wonderland-42');
+      // A second viewer sends the resize as a text frame (binary frames are keystrokes); the console is shared.
+      const ws = new WebSocket(`${wsBase()}/v1/vms/${vm.id}/shell/ws`, { headers: auth() });
+      viewer = ws;
+      await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+      ws.send(JSON.stringify({ type: 'resize', cols: 132, rows: 40 }));
+      let last = '';
+      await until(
+        'stty size to print 40 132',
+        async () => {
+          last = (await t.run('stty size')).trim();
+          return last === '40 132';
+        },
+        15_000,
+      ).catch((err) => {
+        throw new Error(`${err}; last stty size: ${JSON.stringify(last)}`);
+      });
+    } finally {
+      viewer?.close();
+      t.close();
+    }
+  });
+
   it('keeps the guest agent’s log off the serial console: it goes to the kernel log, which dmesg shows', async () => {
     // The agent logged 'reported' before guest_ready_at was set; busybox init gave it the console as stderr.
     expect(await s.consoleText(other.id)).not.toContain('"msg":"reported"');
