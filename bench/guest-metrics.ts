@@ -72,10 +72,29 @@ function countingProxy(listenPort: number, targetPort: number): Promise<{ server
 }
 
 /** utime + stime + cutime + cstime of a process, in seconds. */
-function cpuSeconds(pid: number): number {
+function ownCpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return [11, 12, 13, 14].reduce((s, i) => s + Number(f[i]), 0) / CLK_TCK;
+}
+
+/**
+ * The agent's CPU including its command helper (a long-lived child that runs `ip`, `tc`… for it, so its time never
+ * reaches the agent's cutime). VMMs are the helper's children and never exit during a window, so they do not count.
+ */
+function cpuSeconds(pid: number): number {
+  let total = ownCpuSeconds(pid);
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid && stat.includes('(node)')) total += ownCpuSeconds(Number(entry));
+    } catch {
+      // Gone between the listing and the read.
+    }
+  }
+  return total;
 }
 
 interface Window {

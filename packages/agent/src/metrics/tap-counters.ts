@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 
 /** Interface names as Linux allows them; anything else is refused before any lookup. */
 const IFNAME = /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,14}$/;
@@ -34,7 +34,7 @@ export function parseNetDev(text: string, iface: string): { rxBytes: number; txB
  */
 export async function procTapCounters(
   tap: string,
-  read: () => Promise<string> = () => readFile('/proc/net/dev', 'utf8'),
+  read: () => Promise<string> = async () => readFileSync('/proc/net/dev', 'utf8'),
 ): Promise<{ rxBytes: number; txBytes: number }> {
   if (!IFNAME.test(tap)) throw new BadInterfaceName(tap);
   const c = parseNetDev(await read(), tap);

@@ -42,7 +42,9 @@ export class Observe {
   private async observed(id: string) {
     if (!this.exists(id)) return undefined;
     const status = this.d.vms.get(id);
-    const spec = JSON.parse(await readFile(vmFiles(this.d.dataDir, id).spec, 'utf8')) as AgentVmSpec;
+    // Sampled every second per VM: the spec comes from memory, not spec.json.
+    const spec =
+      this.d.vms.specOf(id) ?? (JSON.parse(await readFile(vmFiles(this.d.dataDir, id).spec, 'utf8')) as AgentVmSpec);
     return {
       vmm: spec.vmm,
       pid: status.state === 'stopped' ? undefined : (status.pid ?? undefined),

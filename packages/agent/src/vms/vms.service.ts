@@ -159,6 +159,11 @@ export class VmService {
     return this.vms.get(id)?.spec.guest.token;
   }
 
+  /** The spec the VM last booted with (kept in memory; the same as its spec.json). */
+  specOf(id: string): AgentVmSpec | undefined {
+    return this.vms.get(id)?.spec;
+  }
+
   private async driverFor(kind: VmmKind): Promise<VmmDriver> {
     const driver = this.d.drivers.get(kind);
     if (!driver) throw new VmmNotAvailable(kind, 'no driver configured');
