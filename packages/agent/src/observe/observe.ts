@@ -1,5 +1,3 @@
-import { readFile } from 'node:fs/promises';
-import type { AgentVmSpec } from '@nqvm/api';
 import type { FastifyInstance } from 'fastify';
 import { ConsoleHubs, consoleRoutes } from '../console/index.ts';
 import type { GuestEndpoints } from '../guest/server.ts';
@@ -40,11 +38,10 @@ export class Observe {
   }
 
   private async observed(id: string) {
-    if (!this.exists(id)) return undefined;
+    // Sampled every second per VM: status and spec come from the VM service's memory, not spec.json.
+    const spec = this.d.vms.specOf(id);
+    if (!spec) return undefined;
     const status = this.d.vms.get(id);
-    // Sampled every second per VM: the spec comes from memory, not spec.json.
-    const spec =
-      this.d.vms.specOf(id) ?? (JSON.parse(await readFile(vmFiles(this.d.dataDir, id).spec, 'utf8')) as AgentVmSpec);
     return {
       vmm: spec.vmm,
       pid: status.state === 'stopped' ? undefined : (status.pid ?? undefined),
