@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, rmdirSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -74,19 +74,41 @@ describe('nqvm up (the README start command): manager + agent + demo images on o
   });
 
   it('says clearly that it needs root when run as another user', () => {
-    const r = spawnSync(
-      'setpriv',
-      ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--import', 'tsx', CLI, 'up'],
-      {
-        cwd: ROOT,
-        env: { ...process.env, HOME: '/tmp' },
-        encoding: 'utf8',
-        timeout: 60_000,
-      },
-    );
-    expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/nqvm up needs root/);
-    expect(r.stderr).toMatch(/bridge and TAP/);
+    // The checkout may sit under a directory only root can enter (`mktemp -d` makes them 0700), where the other
+    // user could not even load Node's modules. Show it to them at a world-readable path, bind-mounted in a mount
+    // namespace of the command's own: nothing changes on the host. The script is fixed; paths come as arguments.
+    const view = mkdtempSync(path.join(tmpdir(), 'nqvm-up-view-'));
+    chmodSync(view, 0o755);
+    try {
+      const asNobody = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', process.execPath];
+      const r = spawnSync(
+        'unshare',
+        [
+          '--mount',
+          '--propagation',
+          'private',
+          '--',
+          'sh',
+          '-c',
+          'mount --bind "$1" "$2" && cd "$2" && shift 2 && exec "$@"',
+          'sh',
+          ROOT,
+          view,
+          ...asNobody,
+          '--import',
+          'tsx',
+          path.join(view, path.relative(ROOT, CLI)),
+          'up',
+        ],
+        { env: { ...process.env, HOME: '/tmp' }, encoding: 'utf8', timeout: 60_000 },
+      );
+      expect(r.stderr).not.toMatch(/Cannot find|EACCES/);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(/nqvm up needs root/);
+      expect(r.stderr).toMatch(/bridge and TAP/);
+    } finally {
+      rmdirSync(view); // never recursive: were the bind mount ever visible here, it would reach the checkout
+    }
   });
 
   it('starts, prints the URL and the admin password once, and a VM created with them boots', async () => {

@@ -1,8 +1,10 @@
 import WebSocket from 'ws';
 
-// busybox ash asks for the cursor position (ESC [6n) right after printing its prompt.
+// busybox ash asks for the cursor position (ESC [6n) right after printing its prompt. A kernel message
+// (`[   12.345678] …`) printed on the serial console may follow a prompt on its line.
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching the terminal's escape sequence is the point
-const PROMPT = /[$#] (\x1b\[6n)?$/m;
+const PROMPT = /[$#] (\x1b\[6n)?(?:\r?$|\[ *\d+\.\d+\])/m;
+const LOGIN = /login: ?(?:\r?$|\[ *\d+\.\d+\])/m;
 
 /** A terminal over the shell WebSocket: collects output, types input, waits for text to appear. */
 export class Terminal {
@@ -60,11 +62,11 @@ export class Terminal {
   async login(username: string, password: string, timeoutMs = 60_000): Promise<void> {
     let mark = this.out.length;
     this.type('\n');
-    const m = await this.waitFor(new RegExp(`login: ?$|${PROMPT.source}`, 'm'), timeoutMs, mark);
+    const m = await this.waitFor(new RegExp(`${LOGIN.source}|${PROMPT.source}`, 'm'), timeoutMs, mark);
     if (!m[0].includes('login')) return;
     mark = this.out.length;
     this.type(`${username}\n`);
-    await this.waitFor(/Password: ?$/m, timeoutMs, mark);
+    await this.waitFor(/Password:/, timeoutMs, mark);
     mark = this.out.length;
     this.type(`${password}\n`);
     await this.waitFor(PROMPT, timeoutMs, mark);
