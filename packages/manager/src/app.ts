@@ -26,7 +26,7 @@ import { HostsRepository } from './features/hosts/hosts.repository.ts';
 import { hostsRoutes } from './features/hosts/hosts.routes.ts';
 import { HostsService } from './features/hosts/hosts.service.ts';
 import { systemRunner } from './features/images/images.exec.ts';
-import { IMAGES_CHANGED, ImagesRepository } from './features/images/images.repository.ts';
+import { IMAGES_CHANGED, type ImageRow, ImagesRepository } from './features/images/images.repository.ts';
 import { imagesRoutes } from './features/images/images.routes.ts';
 import { ImagesService } from './features/images/images.service.ts';
 import { ImageStore } from './features/images/images.store.ts';
@@ -139,18 +139,21 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
 
   const vmsRepo = new VmsRepository(database.db);
   const agentApi = opts.agentApi ?? new HttpAgentApi();
+  const catalogImage = (img: ImageRow) => ({
+    id: img.id,
+    kind: img.kind,
+    state: img.state,
+    sha256: img.sha256,
+    size_bytes: Number(img.sizeBytes ?? 0),
+  });
   const vmImages: ImageCatalog = {
     find: async (id) => {
       const img = await images.row(id).catch(() => undefined);
-      return (
-        img && {
-          id: img.id,
-          kind: img.kind,
-          state: img.state,
-          sha256: img.sha256,
-          size_bytes: Number(img.sizeBytes ?? 0),
-        }
-      );
+      return img && catalogImage(img);
+    },
+    findMany: async (ids) => {
+      const rows = await images.rows(ids);
+      return new Map([...rows].map(([id, img]) => [id, catalogImage(img)]));
     },
   };
   const vms = new VmsService(
@@ -179,7 +182,7 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
     agent: opts.devicesAgent ?? new HttpDevicesAgent(),
   });
   const deviceConfig = new DeviceConfigService(devices.deps, devices);
-  vms.useSpecHook((row, spec) => devices.extendSpec(row, spec));
+  vms.useSpecHook((row, spec, ctx) => devices.extendSpec(row, spec, ctx));
   hosts.useAllocations({ byHost: () => vmsRepo.allocationsByHost() });
   images.addUsage({ imageUsers: async (id) => ((await vmsRepo.imageInUse(id)) ? ['a VM'] : []) });
   const stopReconciler = config.reconcilerDisabled

@@ -2,9 +2,11 @@ import type { CommandRunner } from '../host/exec.ts';
 import { type BridgeInfo, type BridgeSpec, bridgeExists, deleteBridge, ensureBridge } from './bridge.ts';
 import { NetCommands } from './commands.ts';
 import { InvalidNetInput } from './errors.ts';
+import { assertTapName } from './names.ts';
 import { disableNat, enableNat, type NatRule, type NatSpec, natRules } from './nat.ts';
 import {
   addTap,
+  attachTap,
   createTap,
   deleteTap,
   listTaps,
@@ -54,6 +56,25 @@ export class HostNetwork {
    * `ip` run. If that fails (the bridge was removed behind our back, a leftover TAP), it converges the slow way.
    */
   async plugTap(tap: TapSpec, bridge: BridgeSpec): Promise<void> {
+    const key = await this.bridgeFor(tap, bridge);
+    try {
+      await addTap(this.net, tap);
+    } catch (e) {
+      if (e instanceof InvalidNetInput) throw e;
+      this.bridges.delete(key);
+      await this.ensureBridge(bridge);
+      await this.createTap(tap);
+    }
+  }
+
+  /** A TAP the VMM created, onto its (checked once) bridge and up; nothing is created here. */
+  async attachTap(tap: TapSpec, bridge: BridgeSpec): Promise<void> {
+    await this.bridgeFor(tap, bridge);
+    await attachTap(this.net, tap);
+  }
+
+  /** Makes sure of the TAP's bridge once per agent; returns the memo key. */
+  private async bridgeFor(tap: TapSpec, bridge: BridgeSpec): Promise<string> {
     if (tap.bridge !== bridge.name) throw new Error(`TAP ${tap.name} is meant for ${tap.bridge}, not ${bridge.name}`);
     const key = JSON.stringify([bridge.name, bridge.address, bridge.mtu]);
     let ensured = this.bridges.get(key);
@@ -63,14 +84,7 @@ export class HostNetwork {
       ensured.catch(() => this.bridges.delete(key));
     }
     await ensured;
-    try {
-      await addTap(this.net, tap);
-    } catch (e) {
-      if (e instanceof InvalidNetInput) throw e;
-      this.bridges.delete(key);
-      await this.ensureBridge(bridge);
-      await this.createTap(tap);
-    }
+    return key;
   }
 
   private forgetBridge(name: string): void {
@@ -95,8 +109,18 @@ export class HostNetwork {
 
   /** Removes the TAP and its IFB shaper; nothing of it is left behind. */
   async deleteTap(name: string): Promise<void> {
-    await clearNicLimits(this.net, name);
-    await deleteTap(this.net, name);
+    assertTapName(name);
+    for (let pass = 0; ; pass++) {
+      try {
+        await clearNicLimits(this.net, name);
+        await deleteTap(this.net, name);
+        return;
+      } catch (e) {
+        // A TAP its VMM made disappears with the VMM, possibly between two commands here: once it is gone, one
+        // more pass removes what is left (the IFB).
+        if (pass > 0 || (await this.net.link(name)) !== null) throw e;
+      }
+    }
   }
 
   tapInfo(name: string): Promise<TapInfo | null> {

@@ -84,6 +84,24 @@ export async function addTap(net: NetCommands, spec: TapSpec): Promise<void> {
   await net.ip(['-batch', '-'], { input: `${lines.map((l) => l.join(' ')).join('\n')}\n` });
 }
 
+/**
+ * Puts a TAP that already exists (QEMU makes its own when started as root) on its bridge and sets it up: one `ip`
+ * run. On failure the link is looked at, to say whether it is missing or not a TAP.
+ */
+export async function attachTap(net: NetCommands, spec: TapSpec): Promise<void> {
+  const name = assertTapName(spec.name);
+  const bridge = assertBridgeName(spec.bridge);
+  const mtu = spec.mtu === undefined ? [] : ['mtu', String(assertMtu(spec.mtu))];
+  try {
+    await net.ip(['link', 'set', 'dev', name, ...mtu, 'master', bridge, 'up']);
+  } catch (e) {
+    const link = await net.link(name);
+    if (!link) throw new Error(`TAP ${name} does not exist: the VMM did not create it`);
+    if (!isTap(link)) throw new NetConflict(name, 'tap', link.linkinfo?.info_kind ?? '');
+    throw e;
+  }
+}
+
 /** Deletes the TAP; a missing TAP is not an error. Callers also clear its IFB (see HostNetwork.deleteTap). */
 export async function deleteTap(net: NetCommands, name: string): Promise<void> {
   const link = await net.link(assertTapName(name));

@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs';
 import { stat as hostStat, symlink as hostSymlink, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -389,7 +390,9 @@ export class Ext4Batch {
     try {
       for (const [id, s] of this.staged) {
         const at = join(dir, id);
-        if (s.kind === 'content') await writeFile(at, s.data);
+        // Small files into a fresh temp dir: written synchronously, so the boot path does not queue behind the
+        // thread pool once per file.
+        if (s.kind === 'content') writeFileSync(at, s.data);
         else {
           // A symlink with a safe name keeps arbitrary host paths out of the command file.
           const st = await hostStat(s.file);
@@ -398,7 +401,7 @@ export class Ext4Batch {
         }
       }
       const cmdFile = join(dir, 'commands');
-      await writeFile(cmdFile, `${this.lines.map((l) => l.replace('@STAGE@', dir)).join('\n')}\n`);
+      writeFileSync(cmdFile, `${this.lines.map((l) => l.replace('@STAGE@', dir)).join('\n')}\n`);
       this.image.invalidate();
       const res = await this.runner.run('debugfs', ['-w', '-f', cmdFile, '--', this.image.path]);
       const errors: { step: string; message: string }[] = [];

@@ -36,6 +36,26 @@ describe('SpareDisks', () => {
     expect(copies.filter((c) => c.startsWith(path.join(dir, 'vms')))).toEqual([first]);
   });
 
+  it('makes the next spare only once the boot it was taken for has settled', async () => {
+    const copies: string[] = [];
+    const spares = new SpareDisks(path.join(dir, 'spares-after'), async (from, to) => {
+      copies.push(to);
+      await copyFile(from, to);
+    });
+    let launched = () => {};
+    const after = new Promise<void>((resolve) => {
+      launched = resolve;
+    });
+    const dest = path.join(dir, 'vms', 'after.ext4');
+    expect(await spares.provide(SHA, base, dest, after)).toBe(false);
+    await new Promise((r) => setImmediate(r));
+    expect(copies).toEqual([dest]);
+    launched();
+    await spares.idle();
+    expect(copies).toHaveLength(2);
+    expect(await readdir(path.join(dir, 'spares-after'))).toEqual([`${SHA}.ext4`]);
+  });
+
   it('gives the spare to exactly one of several concurrent VMs; the others get copies', async () => {
     const spares = new SpareDisks(path.join(dir, 'spares'), (from, to) => copyFile(from, to));
     const dests = [1, 2, 3, 4].map((i) => path.join(dir, 'vms', `c${i}.ext4`));

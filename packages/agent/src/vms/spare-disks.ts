@@ -21,9 +21,15 @@ export class SpareDisks {
 
   /**
    * Puts a copy of `base` (content hash `sha256`) at `dest`: the spare when one is ready, else a copy made now.
-   * Either way a spare for the next VM is started. Returns whether the spare was used.
+   * Either way a spare for the next VM is made once `after` settles (the boot's launch: the copy would otherwise
+   * take CPU and disk from the commands on the boot path). Returns whether the spare was used.
    */
-  async provide(sha256: string, base: string, dest: string): Promise<boolean> {
+  async provide(
+    sha256: string,
+    base: string,
+    dest: string,
+    after: Promise<unknown> = Promise.resolve(),
+  ): Promise<boolean> {
     if (!SHA256.test(sha256)) throw new Error(`not a sha256: ${sha256}`);
     let used = false;
     if (!this.making.has(sha256)) {
@@ -35,7 +41,7 @@ export class SpareDisks {
       }
     }
     if (!used) await this.copy(base, dest);
-    this.refill(sha256, base);
+    this.refill(sha256, base, after);
     return used;
   }
 
@@ -48,10 +54,11 @@ export class SpareDisks {
     return path.join(this.dir, `${sha256}.ext4`);
   }
 
-  private refill(sha256: string, base: string): void {
+  private refill(sha256: string, base: string, after: Promise<unknown>): void {
     if (this.making.has(sha256)) return;
     const tmp = path.join(this.dir, `.tmp-${sha256.slice(0, 16)}-${randomBytes(4).toString('hex')}`);
     const made = (async () => {
+      await after.catch(() => undefined);
       await this.sweep();
       await this.copy(base, tmp);
       await rename(tmp, this.pathOf(sha256));

@@ -100,6 +100,11 @@ async function step<T>(name: BootStep, fn: () => Promise<T>): Promise<T> {
 }
 
 /** The VMs of this host: boot, control, inventory, adoption after a restart, and noticing VMMs that die. */
+/** A VM's TAP names, one per NIC, in NIC order. */
+function tapsOf(spec: AgentVmSpec): string[] {
+  return spec.nics.map((_, i) => tapNameFor(spec.vm_id, i));
+}
+
 export class VmService {
   private readonly vms = new Map<string, VmRecord>();
   private readonly chains = new Map<string, Promise<unknown>>();
@@ -177,27 +182,38 @@ export class VmService {
     return driver;
   }
 
-  private async plugNics(spec: AgentVmSpec): Promise<string[]> {
-    const taps = spec.nics.map((_, i) => tapNameFor(spec.vm_id, i));
+  /**
+   * The VM's TAPs on their bridges, guarded, with their limits. `agent`: the TAPs are made here, before the VMM
+   * starts. `vmm`: QEMU made them (it creates a missing TAP when started as root) and the guest may already run, so
+   * each TAP joins its bridge only once its guard and limits are in place: until then it carries nothing.
+   */
+  private async plugNics(spec: AgentVmSpec, madeBy: 'agent' | 'vmm'): Promise<string[]> {
+    const taps = tapsOf(spec);
+    const guarded = Promise.resolve(this.d.hooks?.nicsPlanned?.(spec, taps));
     const plug = async () => {
       for (const [i, nic] of spec.nics.entries()) {
         const tap = taps[i]!;
+        const limits =
+          spec.vmm === 'qemu' && (nic.rx_rate_limiter || nic.tx_rate_limiter)
+            ? { rx: nic.rx_rate_limiter ?? null, tx: nic.tx_rate_limiter ?? null }
+            : undefined;
+        const tapSpec = { name: tap, bridge: nic.bridge };
+        const bridge = { name: nic.bridge, address: bridgeAddress(nic) };
         // Bridge setup is idempotent under concurrency, so boots on one bridge need no lock of their own.
-        await this.d.network.plugTap(
-          { name: tap, bridge: nic.bridge },
-          { name: nic.bridge, address: bridgeAddress(nic) },
-        );
+        if (madeBy === 'agent') {
+          await this.d.network.plugTap(tapSpec, bridge);
+          if (limits) await this.d.network.applyNicLimits(tap, limits);
+        } else {
+          await guarded;
+          if (limits) await this.d.network.applyNicLimits(tap, limits);
+          await this.d.network.attachTap(tapSpec, bridge);
+        }
         await this.d
           .guestEndpoint(nic.gateway)
           .catch((err) => this.d.log.warn({ err, bridge: nic.bridge }, 'guest endpoint unavailable on this bridge'));
-        if (spec.vmm === 'qemu' && (nic.rx_rate_limiter || nic.tx_rate_limiter))
-          await this.d.network.applyNicLimits(tap, {
-            rx: nic.rx_rate_limiter ?? null,
-            tx: nic.tx_rate_limiter ?? null,
-          });
       }
     };
-    await Promise.all([plug(), this.d.hooks?.nicsPlanned?.(spec, taps)]);
+    await Promise.all([plug(), guarded]);
     return taps;
   }
 
@@ -216,11 +232,20 @@ export class VmService {
       const fresh = !(await exists(f.spec));
       const clock = phaseClock();
       let taps: string[] = [];
+      let settled = () => {};
+      const bootSettled = new Promise<void>((resolve) => {
+        settled = resolve;
+      });
+      // A QEMU cold boot leaves its TAPs to QEMU: they are guarded and bridged while the guest kernel starts, so
+      // no `ip` or `nft` run delays the VMM. Restores (whose guest runs at once) and Firecracker get them first.
+      const vmmMakesTaps = spec.vmm === 'qemu' && !restore;
       try {
         // Disk preparation and TAP setup touch nothing in common, so they run side by side.
         const [disk, net] = await Promise.allSettled([
-          this.prepareDisk(spec, f, fresh, clock, restore),
-          clock.time('network', () => step('network', () => this.plugNics(spec))),
+          this.prepareDisk(spec, f, fresh, clock, bootSettled, restore),
+          vmmMakesTaps
+            ? tapsOf(spec)
+            : clock.time('network', () => step('network', () => this.plugNics(spec, 'agent'))),
         ]);
         if (net.status === 'fulfilled') taps = net.value;
         if (disk.status === 'rejected') throw disk.reason;
@@ -249,6 +274,13 @@ export class VmService {
             await driver.kill(handle);
             throw e;
           });
+        if (vmmMakesTaps && spec.nics.length)
+          await clock
+            .time('network', () => step('network', () => this.plugNics(spec, 'vmm')))
+            .catch(async (e) => {
+              await driver.kill(handle);
+              throw e;
+            });
         run.booted_at = this.now().toISOString();
         await writeRun(f, run);
         const rec: VmRecord = { spec, files: f, handle, state: 'running', run, stopping: false };
@@ -263,6 +295,8 @@ export class VmService {
         if (fresh) await rm(f.dir, { recursive: true, force: true });
         else if (!current) this.vms.set(id, this.stoppedRecord(spec, f));
         throw e;
+      } finally {
+        settled();
       }
     });
   }
@@ -273,6 +307,7 @@ export class VmService {
     f: VmFiles,
     fresh: boolean,
     clock: PhaseClock,
+    bootSettled: Promise<void>,
     restore?: RestoreFrom,
   ): Promise<[string, string | undefined, string | undefined]> {
     const [kernel, initrd, tools, base] = await clock.time('images', () =>
@@ -290,7 +325,7 @@ export class VmService {
       await clock.time('disk', () =>
         step('disk', async () => {
           if (restore) await copyImage(this.runner, source, f.rootfs);
-          else await this.spares.provide(spec.rootfs.sha256, source, f.rootfs);
+          else await this.spares.provide(spec.rootfs.sha256, source, f.rootfs, bootSettled);
         }),
       );
       if (!restore?.state)

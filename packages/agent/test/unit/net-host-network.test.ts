@@ -99,4 +99,39 @@ describe('HostNetwork argv', () => {
     ).rejects.toBeInstanceOf(UnsupportedLimit);
     expect(runner.calls).toEqual([]);
   });
+
+  it('deletes a TAP that vanishes mid-way (its VMM exited and took it along) and still removes its IFB', async () => {
+    let tapThere = true;
+    let ifbThere = true;
+    const link = (name: string, kind: string, type?: string) =>
+      ok(JSON.stringify([{ ifname: name, linkinfo: { info_kind: kind, info_data: type ? { type } : {} } }]));
+    const runner = new RecordingRunner((cmd, args) => {
+      const dev = args[args.length - 1] ?? '';
+      if (cmd === 'ip' && args.includes('show')) {
+        if (dev === 'nqt-1-0') return tapThere ? link(dev, 'tun', 'tap') : missing();
+        if (dev === 'nqi-1-0') return ifbThere ? link(dev, 'ifb') : missing();
+      }
+      if (cmd === 'tc' && args.includes('show')) {
+        // QEMU exits between the agent's look at the TAP and its qdisc query.
+        tapThere = false;
+        return { code: 1, stdout: '', stderr: 'Cannot find device "nqt-1-0"\n' };
+      }
+      if (cmd === 'ip' && args.join(' ') === 'link del dev nqi-1-0') ifbThere = false;
+      return ok();
+    });
+    await new HostNetwork({ runner }).deleteTap('nqt-1-0');
+    expect(ifbThere).toBe(false);
+    expect(runner.calls.some((c) => c.args.join(' ') === 'link del dev nqt-1-0')).toBe(false);
+  });
+
+  it('still refuses to delete a device of that name that is not a TAP', async () => {
+    const runner = new RecordingRunner((cmd, args) =>
+      cmd === 'ip' && args.includes('show') && args.at(-1) === 'nqt-1-0'
+        ? ok(JSON.stringify([{ ifname: 'nqt-1-0', linkinfo: { info_kind: 'veth' } }]))
+        : cmd === 'ip' && args.includes('show')
+          ? missing()
+          : ok('[]'),
+    );
+    await expect(new HostNetwork({ runner }).deleteTap('nqt-1-0')).rejects.toThrow(/nqt-1-0/);
+  });
 });

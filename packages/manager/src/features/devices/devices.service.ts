@@ -14,7 +14,7 @@ import { Conflict, DomainError, NotFound, Unprocessable } from '../../domain/err
 import type { EventsService } from '../events/events.service.ts';
 import type { HostsService } from '../hosts/hosts.service.ts';
 import { firstFreeIp, parseCidr, randomMac } from '../vms/ipam.ts';
-import { isUniqueViolation, type VmRow, type VmsRepository } from '../vms/vms.repository.ts';
+import { isUniqueViolation, type NicRow, type VmRow, type VmsRepository } from '../vms/vms.repository.ts';
 import type { ImageCatalog, VmsService } from '../vms/vms.service.ts';
 import type { DevicesAgent } from './devices.agent.ts';
 import { type DevicesRepository, type DriveRow, STOPPED, type Tx } from './devices.repository.ts';
@@ -88,9 +88,9 @@ export class DevicesService {
   }
 
   /** The VmsService hook: what a VM boots with beyond its base spec. */
-  async extendSpec(row: VmRow, spec: AgentVmSpec): Promise<AgentVmSpec> {
-    const drives = await this.d.repo.drives(row.id);
-    const nics = (await this.d.vmsRepo.nics([row.id])).get(row.id) ?? [];
+  async extendSpec(row: VmRow, spec: AgentVmSpec, ctx: { nics: NicRow[]; isNew: boolean }): Promise<AgentVmSpec> {
+    const { nics } = ctx;
+    const drives = ctx.isNew ? [] : await this.d.repo.drives(row.id);
     const cfg = this.config(row);
     const out: AgentVmSpec = {
       ...spec,

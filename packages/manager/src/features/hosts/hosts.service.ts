@@ -131,6 +131,11 @@ export class HostsService {
   async connection(id: string): Promise<{ row: HostRow; secret: string }> {
     const row = await this.repo.get(id);
     if (!row) throw new NotFound('host', id);
+    return this.connectionOf(row);
+  }
+
+  /** The same, for a row already read. */
+  connectionOf(row: HostRow): { row: HostRow; secret: string } {
     return { row, secret: this.secrets.open(row.secretEnc) };
   }
 

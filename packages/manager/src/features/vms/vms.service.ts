@@ -13,6 +13,7 @@ import {
 import type { SecretBox } from '../../security/secret-box.ts';
 import { hashToken, newToken } from '../../security/tokens.ts';
 import type { EventsService } from '../events/events.service.ts';
+import type { HostRow } from '../hosts/hosts.repository.ts';
 import type { HostsService } from '../hosts/hosts.service.ts';
 import type { AgentApi, AgentTarget } from './agent-client.ts';
 import { firstFreeIp, parseCidr, randomMac } from './ipam.ts';
@@ -21,6 +22,8 @@ import { ACTIONS, assertAction } from './vm-state.ts';
 import { decodeCursor, encodeCursor, toVm } from './vm-view.ts';
 import {
   isUniqueViolation,
+  type NetworkRow,
+  type NicRow,
   type SortKey,
   type VmListFilter,
   type VmRow,
@@ -38,6 +41,8 @@ export interface CatalogImage {
 /** Looks images up for VM creation; the images feature implements it. */
 export interface ImageCatalog {
   find(id: string): Promise<CatalogImage | undefined>;
+  /** Several at once (one read); absent ids are missing from the map. */
+  findMany(ids: string[]): Promise<Map<string, CatalogImage>>;
 }
 
 export interface VmsServiceOptions {
@@ -48,6 +53,22 @@ export interface VmsServiceOptions {
 }
 
 type ImageField = 'kernel_image_id' | 'initrd_image_id' | 'rootfs_image_id';
+
+/** What a create has just read or written, so the first boot and the answer need not read it again. */
+export interface KnownRows {
+  /** The row was inserted by this request. */
+  isNew?: boolean;
+  images?: Map<string, CatalogImage>;
+  nics?: NicRow[];
+  networks?: Map<string, NetworkRow>;
+  host?: HostRow;
+}
+
+/**
+ * Extends the agent spec (devices). `nics` are the VM's NIC rows, already read; `isNew`: the VM was created by this
+ * request, so nothing has been attached to it yet (devices can only be added while it is stopped).
+ */
+export type SpecHook = (row: VmRow, spec: AgentVmSpec, ctx: { nics: NicRow[]; isNew: boolean }) => Promise<AgentVmSpec>;
 const IMAGE_KINDS: Record<ImageField, string> = {
   kernel_image_id: 'kernel',
   initrd_image_id: 'initrd',
@@ -58,7 +79,7 @@ export class VmsService {
   /** One operation at a time per VM; later requests queue behind the running one. */
   private readonly chains = new Map<string, Promise<unknown>>();
   private readonly pending = new Set<Promise<unknown>>();
-  private readonly specHooks: ((row: VmRow, spec: AgentVmSpec) => Promise<AgentVmSpec>)[] = [];
+  private readonly specHooks: SpecHook[] = [];
 
   constructor(
     private readonly repo: VmsRepository,
@@ -138,10 +159,11 @@ export class VmsService {
     req: Pick<CreateVmRequest, ImageField>,
   ): Promise<Record<ImageField, CatalogImage | undefined>> {
     const out = {} as Record<ImageField, CatalogImage | undefined>;
-    for (const field of Object.keys(IMAGE_KINDS) as ImageField[]) {
-      const id = req[field];
-      if (!id) continue;
-      const img = await this.images.find(id);
+    const fields = (Object.keys(IMAGE_KINDS) as ImageField[]).filter((f) => req[f]);
+    const found = await this.images.findMany(fields.map((f) => req[f]!));
+    for (const field of fields) {
+      const id = req[field]!;
+      const img = found.get(id);
       if (!img) throw new Unprocessable('image_not_found', `image ${id} does not exist`, `body.${field}`);
       if (img.kind !== IMAGE_KINDS[field])
         throw new Unprocessable(
@@ -156,13 +178,14 @@ export class VmsService {
     return out;
   }
 
-  private async candidates(): Promise<Candidate[]> {
+  private async candidates(): Promise<(Candidate & { row: HostRow })[]> {
     const [rows, alloc] = await Promise.all([this.hosts.rows(), this.repo.allocationsByHost()]);
     return rows.map((r) => {
       const h = this.hosts.toHost(r, alloc.get(r.id));
       return {
         id: h.id,
         name: h.name,
+        row: r,
         healthy: h.health === 'healthy',
         capacity: h.capacity,
         capabilities: h.capabilities,
@@ -177,9 +200,13 @@ export class VmsService {
     actor: string,
     extra: { templateId?: string; sourceSnapshotId?: string } = {},
   ): Promise<Vm> {
-    await this.checkImages(req);
+    const networkName = req.network === null ? null : (req.network ?? this.opts.defaultNetwork.name);
+    const [images, hosts, network] = await Promise.all([
+      this.checkImages(req),
+      this.candidates(),
+      networkName ? this.repo.network(networkName) : undefined,
+    ]);
     const vmm = req.vmm ?? 'qemu';
-    const hosts = await this.candidates();
     if (!hosts.some((h) => h.healthy && h.capabilities?.vmm.includes(vmm)))
       throw new Unprocessable('vmm_unavailable', `no healthy host can run ${vmm}`, 'body.vmm');
     if (req.host_id && !hosts.some((h) => h.id === req.host_id))
@@ -192,8 +219,6 @@ export class VmsService {
         mem: this.opts.memOvercommit,
       },
     );
-    const networkName = req.network === null ? null : (req.network ?? this.opts.defaultNetwork.name);
-    const network = networkName ? await this.repo.network(networkName) : undefined;
     if (networkName && !network)
       throw new Unprocessable('network_not_found', `network ${networkName} does not exist`, 'body.network');
     if (req.password && !req.username)
@@ -233,8 +258,8 @@ export class VmsService {
     };
 
     let row: VmRow | undefined;
+    let nic: Omit<NicRow, 'vmId'> | null = null;
     for (let attempt = 0; !row; attempt++) {
-      let nic = null;
       if (network) {
         const ip = firstFreeIp(parseCidr(network.cidr), network.gateway, await this.repo.usedIps(network.name));
         if (!ip) throw new Conflict('network_full', `network ${network.name} has no free address`, 'body.network');
@@ -258,8 +283,22 @@ export class VmsService {
         if (attempt >= 20) throw err;
       }
     }
-    // The boot goes first: the event and the answer need not hold up the VM.
-    if (start) this.background(row.id, 'boot', () => this.boot(row.id, actor));
+    const known: KnownRows = {
+      isNew: true,
+      images: new Map(Object.values(images).flatMap((img) => (img ? [[img.id, img] as const] : []))),
+      nics: nic ? [{ ...nic, vmId: row.id }] : [],
+      networks: new Map(network ? [[network.name, network]] : []),
+      host: hosts.find((h) => h.id === host.id)?.row,
+    };
+    // The boot goes first (its state change is queued before the event), from what was just read: the event and
+    // the answer need not hold up the VM.
+    if (start) {
+      const inserted = row;
+      const moving = this.repo.transition(inserted.id, ['creating'], 'starting');
+      this.background(inserted.id, 'boot', () =>
+        this.boot(inserted.id, actor, undefined, { ...known, row: inserted, moving }),
+      );
+    }
     await this.events.record({
       actor,
       resourceType: 'vm',
@@ -267,29 +306,31 @@ export class VmsService {
       action: 'create',
       detail: { name: row.name, host_id: host.id, vcpu: row.vcpu, mem_mib: row.memMib, vmm },
     });
-    return this.view(row);
+    return toVm(row, known.nics ?? [], new Map(network ? [[network.name, network.gateway]] : []));
   }
 
-  private async target(hostId: string): Promise<AgentTarget> {
-    const { row, secret } = await this.hosts.connection(hostId);
+  private async target(hostId: string, known?: HostRow): Promise<AgentTarget> {
+    const { row, secret } = known?.id === hostId ? this.hosts.connectionOf(known) : await this.hosts.connection(hostId);
     return { hostId, addr: row.addr, secret };
   }
 
-  async agentSpec(row: VmRow): Promise<AgentVmSpec> {
+  /** What the host agent boots the VM from; `known` rows are used instead of reading them again. */
+  async agentSpec(row: VmRow, known: KnownRows = {}): Promise<AgentVmSpec> {
     const ref = async (id: string) => {
-      const img = await this.images.find(id);
+      const img = known.images?.get(id) ?? (await this.images.find(id));
       if (!img?.sha256) throw new Unprocessable('image_not_ready', `image ${id} is not available`, 'image');
       return { image_id: id, sha256: img.sha256, size_bytes: img.size_bytes };
     };
-    const [kernel, initrd, rootfs, nicRows] = await Promise.all([
+    const [kernel, initrd, rootfs, nics] = await Promise.all([
       ref(row.kernelImageId),
       row.initrdImageId ? ref(row.initrdImageId) : undefined,
       ref(row.rootfsImageId),
-      this.repo.nics([row.id]),
+      known.nics ?? this.repo.nics([row.id]).then((m) => m.get(row.id) ?? []),
     ]);
-    const nics = nicRows.get(row.id) ?? [];
     const names = [...new Set(nics.map((n) => n.network))];
-    const nets = new Map(await Promise.all(names.map(async (n) => [n, await this.repo.network(n)] as const)));
+    const nets = new Map(
+      await Promise.all(names.map(async (n) => [n, known.networks?.get(n) ?? (await this.repo.network(n))] as const)),
+    );
     let spec: AgentVmSpec = {
       vm_id: row.id,
       name: row.name,
@@ -315,12 +356,12 @@ export class VmsService {
         install_agent: true,
       },
     };
-    for (const hook of this.specHooks) spec = await hook(row, spec);
+    for (const hook of this.specHooks) spec = await hook(row, spec, { nics, isNew: known.isNew ?? false });
     return spec;
   }
 
   /** Features that add to what a VM boots with (devices) extend the agent spec here. */
-  useSpecHook(hook: (row: VmRow, spec: AgentVmSpec) => Promise<AgentVmSpec>): void {
+  useSpecHook(hook: SpecHook): void {
     this.specHooks.push(hook);
   }
 
@@ -341,12 +382,24 @@ export class VmsService {
     id: string,
     actor: string,
     via: (t: AgentTarget, spec: AgentVmSpec) => Promise<AgentVmStatus> = (t, s) => this.agent.boot(t, s),
+    known?: KnownRows & { row: VmRow; moving?: Promise<VmRow | undefined> },
   ): Promise<void> {
-    const row = await this.repo.transition(id, ['creating', 'starting'], 'starting');
+    const moving = known?.moving ?? this.repo.transition(id, ['creating', 'starting'], 'starting');
+    // A create knows the row already: the spec is built while the state moves (nothing reaches the agent before).
+    const early = known?.row.hostId
+      ? Promise.allSettled([this.target(known.row.hostId, known.host), this.agentSpec(known.row, known)])
+      : undefined;
+    const row = await moving;
     if (!row?.hostId) return;
     try {
-      const [target, spec] = await Promise.all([this.target(row.hostId), this.agentSpec(row)]);
-      const status = await via(target, spec);
+      const [target, spec] =
+        early && row.hostId === known?.row.hostId
+          ? (await early).map((r) => {
+              if (r.status === 'rejected') throw r.reason;
+              return r.value;
+            })
+          : await Promise.all([this.target(row.hostId), this.agentSpec(row)]);
+      const status = await via(target as AgentTarget, spec as AgentVmSpec);
       const now = new Date();
       const done = await this.repo.transition(id, ['starting'], 'running', {
         pid: status.pid,
