@@ -191,7 +191,11 @@ const ipRun = (args: string[]) =>
  */
 async function replayBoot(argv: string[], vmDir: string): Promise<number> {
   const dir = mkdtempSync(path.join(tmpdir(), 'nqr-'));
-  const args = argv.slice(1).map((a) => a.split(vmDir).join(dir));
+  // `-S`: the agent starts QEMU with its vCPUs held while it edits the rootfs; by hand the disk is ready already.
+  const args = argv
+    .slice(1)
+    .filter((a) => a !== '-S')
+    .map((a) => a.split(vmDir).join(dir));
   copyFileSync(demo.rootfs, path.join(dir, 'rootfs.ext4'));
   const tap = /ifname=(nqt-[a-z0-9-]+)/.exec(args.join(' '))?.[1];
   if (tap) {
@@ -261,7 +265,7 @@ const fmt = (o: Record<string, number>) =>
     .map(([k, v]) => `${k} ${v.toFixed(0)}`)
     .join(', ');
 console.log(
-  '  agent phases: disk ‖ rootfs before the VMM; for a QEMU cold boot network follows launch, during the guest boot',
+  '  agent phases: images, disk, devices before the VMM starts; rootfs while QEMU initialises (its vCPUs held until done); network after launch, during the guest boot',
 );
 for (const [i, x] of viaApi.entries()) console.log(`  agent phases (ms), boot ${i}:  ${fmt(x.agent)}`);
 

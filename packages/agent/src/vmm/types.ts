@@ -85,11 +85,21 @@ export interface VmmHandle {
   paths: VmPaths;
 }
 
+export interface LaunchOptions {
+  holdUntil?: Promise<unknown>;
+}
+
 export interface VmmDriver {
+  /** Whether `launch` honours `holdUntil` (otherwise the caller must finish first). */
+  readonly canHold: boolean;
   readonly kind: VmmKind;
   availability(): Promise<VmmAvailability>;
-  /** Start the VMM detached from the agent (own session) and boot the guest. */
-  launch(spec: VmLaunchSpec, paths: VmPaths): Promise<VmmHandle>;
+  /**
+   * Start the VMM detached from the agent (own session) and boot the guest. With `holdUntil` (drivers that can)
+   * the VMM starts with its vCPUs stopped and runs them once the promise resolves: the caller finishes work the
+   * guest needs (its disk) while the VMM initialises. A rejected `holdUntil` kills the VMM and fails the launch.
+   */
+  launch(spec: VmLaunchSpec, paths: VmPaths, opts?: LaunchOptions): Promise<VmmHandle>;
   /** Re-attach to a VMM still running from an earlier agent process; null when it is gone. */
   adopt(vmId: string, paths: VmPaths): Promise<VmmHandle | null>;
   state(handle: VmmHandle): Promise<VmmRunState>;

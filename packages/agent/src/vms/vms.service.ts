@@ -38,7 +38,10 @@ export interface VmServiceDeps {
 }
 
 export interface VmHooks {
-  /** Runs alongside TAP creation (it gets the TAP names, which may not exist yet); both finish before the VMM starts. */
+  /**
+   * Guards the VM's TAPs (it gets their names; they may not exist yet). TAPs the agent makes: alongside their
+   * creation, before the VMM starts. TAPs QEMU makes: before they join their bridge.
+   */
   nicsPlanned?(spec: AgentVmSpec, taps: string[]): Promise<void>;
   removed?(spec: AgentVmSpec): Promise<void>;
 }
@@ -239,6 +242,7 @@ export class VmService {
       // A QEMU cold boot leaves its TAPs to QEMU: they are guarded and bridged while the guest kernel starts, so
       // no `ip` or `nft` run delays the VMM. Restores (whose guest runs at once) and Firecracker get them first.
       const vmmMakesTaps = spec.vmm === 'qemu' && !restore;
+      let diskReady: Promise<unknown> | undefined;
       try {
         // Disk preparation and TAP setup touch nothing in common, so they run side by side.
         const [disk, net] = await Promise.allSettled([
@@ -250,8 +254,13 @@ export class VmService {
         if (net.status === 'fulfilled') taps = net.value;
         if (disk.status === 'rejected') throw disk.reason;
         if (net.status === 'rejected') throw net.reason;
-        const [kernel, initrd, tools] = disk.value;
-        await writeSpec(f, spec);
+        const [kernel, initrd, tools] = disk.value.paths;
+        // The VMM initialises while the rootfs is edited, its vCPUs held until the disk (and the spec that makes
+        // the VM known to a restarted agent) is written; a driver that cannot hold starts after both.
+        const hold = driver.canHold && !restore;
+        diskReady = disk.value.rootfs.then(() => writeSpec(f, spec));
+        if (!hold) await diskReady;
+        diskReady.catch(() => undefined);
         const prepared = clock.elapsed();
         const run: RunInfo = {
           booted_at: null,
@@ -268,7 +277,10 @@ export class VmService {
           launch.incoming_state_path = restore.state;
           await step('network', () => restore.beforeLaunch(taps));
         }
-        const handle = await clock.time('launch', () => step('launch', () => driver.launch(launch, f)));
+        const held = diskReady;
+        const handle = await clock.time('launch', () =>
+          step('launch', () => driver.launch(launch, f, hold ? { holdUntil: held } : {})),
+        );
         if (restore?.state && fresh)
           await restore.afterLaunch(handle, driver, taps).catch(async (e) => {
             await driver.kill(handle);
@@ -291,6 +303,8 @@ export class VmService {
         );
         return this.status(rec);
       } catch (e) {
+        // A failed launch may leave the rootfs edit running: it ends before the directory goes.
+        await diskReady?.catch(() => undefined);
         await this.unplugNics(id, spec.nics.length).catch(() => undefined);
         if (fresh) await rm(f.dir, { recursive: true, force: true });
         else if (!current) this.vms.set(id, this.stoppedRecord(spec, f));
@@ -301,7 +315,10 @@ export class VmService {
     });
   }
 
-  /** Images (fetched or cached), the VM's own disk (first boot only) and extra drives; returns boot paths. */
+  /**
+   * Images (fetched or cached), the VM's own disk (first boot only) and extra drives; returns the boot paths and
+   * the edit of the VM's rootfs, still running (the VMM may start meanwhile).
+   */
   private async prepareDisk(
     spec: AgentVmSpec,
     f: VmFiles,
@@ -309,7 +326,7 @@ export class VmService {
     clock: PhaseClock,
     bootSettled: Promise<void>,
     restore?: RestoreFrom,
-  ): Promise<[string, string | undefined, string | undefined]> {
+  ): Promise<{ paths: [string, string | undefined, string | undefined]; rootfs: Promise<unknown> }> {
     const [kernel, initrd, tools, base] = await clock.time('images', () =>
       Promise.all([
         step('images', () => this.d.images.ensure(spec.kernel)),
@@ -328,21 +345,23 @@ export class VmService {
           else await this.spares.provide(spec.rootfs.sha256, source, f.rootfs, bootSettled);
         }),
       );
-      if (!restore?.state)
-        await clock.time('rootfs', () =>
-          step('rootfs', () =>
-            prepareRootfs(
-              // A clone's disk is another VM's, not the base: its reads must not come from the base's memo.
-              restore ? new Ext4Image(f.rootfs, this.runner) : this.bases.copyOf(spec.rootfs.sha256, source, f.rootfs),
-              this.rootfsPlan(spec),
-            ),
-          ),
-        );
     }
     await clock.time('devices', () =>
       step('disk', () => prepareDevices({ runner: this.runner, image: (ref) => this.d.images.ensure(ref) }, f, spec)),
     );
-    return [kernel, initrd, tools];
+    const rootfs =
+      fresh && !restore?.state
+        ? clock.time('rootfs', () =>
+            step('rootfs', () =>
+              prepareRootfs(
+                // A clone's disk is another VM's, not the base: its reads must not come from the base's memo.
+                restore ? new Ext4Image(f.rootfs, this.runner) : this.bases.copyOf(spec.rootfs.sha256, base!, f.rootfs),
+                this.rootfsPlan(spec),
+              ),
+            ),
+          )
+        : Promise.resolve();
+    return { paths: [kernel, initrd, tools], rootfs };
   }
 
   private stoppedRecord(spec: AgentVmSpec, files: VmFiles): VmRecord {
@@ -511,8 +530,15 @@ export class VmService {
           return;
         }
         const spec = await readSpec(f);
-        // A first boot that crashed before its spec was written left only a half-prepared disk.
-        if (!spec) return rm(f.dir, { recursive: true, force: true });
+        // A first boot that crashed before its spec was written left a half-prepared disk, and maybe a VMM still
+        // holding its vCPUs for it: neither ever ran a guest.
+        if (!spec) {
+          for (const driver of this.d.drivers.values()) {
+            const held = await driver.adopt(id, f).catch(() => null);
+            if (held) await driver.kill(held);
+          }
+          return rm(f.dir, { recursive: true, force: true });
+        }
         const run = await readRun(f);
         const driver = this.d.drivers.get(spec.vmm);
         let handle = driver ? await driver.adopt(id, f).catch(() => null) : null;

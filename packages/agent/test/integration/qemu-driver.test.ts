@@ -72,6 +72,52 @@ describe.concurrent('QemuDriver on real QEMU (TCG)', () => {
     expect(await driver.state(handle)).toBe('shutdown');
   });
 
+  test('a held launch keeps the vCPUs stopped until its promise resolves, then the guest boots', async () => {
+    const paths = await vmPaths();
+    const spec = await demoSpec(images, paths, 'held');
+    let release = () => {};
+    const holdUntil = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let launched: VmmHandle | undefined;
+    const launching = driver.launch(spec, paths, { holdUntil }).then((h) => {
+      launched = h;
+      return h;
+    });
+    // QEMU is up (its QMP answers) while the guest has not run a single instruction.
+    await waitForLog(paths.pidFile, (t) => t.trim().length > 0, 30_000);
+    const pid = Number((await readFile(paths.pidFile, 'utf8')).trim());
+    const adopted = await (async () => {
+      for (let i = 0; i < 100; i++) {
+        const h = await driver.adopt('held', paths).catch(() => null);
+        if (h) return h;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error('QMP never answered');
+    })();
+    expect(adopted.pid).toBe(pid);
+    expect(await driver.state(adopted)).toBe('paused');
+    expect(launched).toBeUndefined();
+    expect(await readFile(paths.consoleLog, 'utf8').catch(() => '')).toBe('');
+    release();
+    const handle = await launching;
+    track(handle);
+    expect(handle.pid).toBe(pid);
+    expect(await driver.state(handle)).toBe('running');
+    await waitForLog(paths.consoleLog, (t) => t.includes(READY_MARKER), 60_000);
+  });
+
+  test('a held launch whose promise rejects kills the VMM and fails with that error', async () => {
+    const paths = await vmPaths();
+    const spec = await demoSpec(images, paths, 'held-fail');
+    const holdUntil = new Promise<void>((_, reject) => setTimeout(() => reject(new Error('rootfs edit failed')), 50));
+    await expect(driver.launch(spec, paths, { holdUntil })).rejects.toThrow('rootfs edit failed');
+    const pid = Number((await readFile(paths.pidFile, 'utf8')).trim());
+    expect(pid).toBeGreaterThan(1);
+    expect(await isProcessAlive(pid)).toBe(false);
+    await rm(paths.dir, { recursive: true, force: true });
+  });
+
   test('saveState writes the paused guest to a file and -incoming restores it where it left off', async () => {
     const paths = await vmPaths();
     const spec = await demoSpec(images, paths, 'snap', 'nqvm.tick=1');

@@ -34,6 +34,8 @@ const JAIL_SOCKET = '/run/firecracker.socket';
 
 export class FirecrackerDriver implements VmmDriver {
   readonly kind = 'firecracker' as const;
+  /** InstanceStart could wait, but nothing needs it yet: the caller finishes the disk first. */
+  readonly canHold = false;
   private readonly runner: CommandRunner;
   private readonly launcher: ProcessLauncher;
   private readonly procRoot: string;

@@ -110,6 +110,11 @@ describe('buildQemuArgs', () => {
     expect(() => buildQemuArgs({ ...base(), smt: true, vcpu: 3 }, paths, { accel: 'kvm' })).toThrow(InvalidLaunchSpec);
   });
 
+  test('starts with the vCPUs stopped (-S) only when asked to hold', () => {
+    expect(buildQemuArgs(base(), paths, { accel: 'tcg', paused: true })).toContain('-S');
+    expect(buildQemuArgs(base(), paths, { accel: 'tcg' })).not.toContain('-S');
+  });
+
   test('keeps an explicit root= and adds nothing without a root drive', () => {
     const spec = { ...base(), boot_args: 'console=ttyS0 root=/dev/vdb ro' };
     expect(after(buildQemuArgs(spec, paths, { accel: 'kvm' }), '-append')).toEqual(['console=ttyS0 root=/dev/vdb ro']);

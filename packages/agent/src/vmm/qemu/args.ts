@@ -11,6 +11,8 @@ export interface QemuArgsOptions {
    * `tsc=reliable` on their command line when this is known.
    */
   hostTscKhz?: number;
+  /** Start with the vCPUs stopped (`-S`); the driver sends `cont` when the guest may run. */
+  paused?: boolean;
 }
 
 // No commas (QEMU's option separator), spaces or shell metacharacters: `-incoming exec:` goes through sh.
@@ -314,5 +316,6 @@ export function buildQemuArgs(spec: VmLaunchSpec, paths: VmPaths, opts: QemuArgs
     // The stream is fed after QMP sets x-ignore-shared (7.2 has no command-line switch for it): see the driver.
     argv.push('-incoming', 'defer');
   }
+  if (opts.paused) argv.push('-S');
   return argv;
 }

@@ -1,7 +1,15 @@
 import { constants } from 'node:fs';
 import { access, mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { type CommandRunner, type ProcessLauncher, systemLauncher, systemRunner } from '../../host/exec.js';
-import type { VmLaunchSpec, VmmAvailability, VmmDriver, VmmHandle, VmmRunState, VmPaths } from '../types.js';
+import type {
+  LaunchOptions,
+  VmLaunchSpec,
+  VmmAvailability,
+  VmmDriver,
+  VmmHandle,
+  VmmRunState,
+  VmPaths,
+} from '../types.js';
 import { type Accel, buildQemuArgs, guestRamPath, qemuIds, validatePath } from './args.js';
 import { VmmFeatureUnavailable, VmmLaunchFailed } from './errors.js';
 import { type QmpClient, withQmp } from './qmp.js';
@@ -68,6 +76,7 @@ const STATUS_MAP: Readonly<Record<string, VmmRunState>> = {
 /** Runs VMs as detached `qemu-system-x86_64 -M microvm` processes controlled over QMP. */
 export class QemuDriver implements VmmDriver {
   readonly kind = 'qemu' as const;
+  readonly canHold = true;
   private readonly binary: string;
   private readonly runner: CommandRunner;
   private readonly launcher: ProcessLauncher;
@@ -116,11 +125,15 @@ export class QemuDriver implements VmmDriver {
     return mhz ? Math.round(Number(mhz) * 1000) : undefined;
   }
 
-  async launch(spec: VmLaunchSpec, paths: VmPaths): Promise<VmmHandle> {
+  async launch(spec: VmLaunchSpec, paths: VmPaths, opts: LaunchOptions = {}): Promise<VmmHandle> {
     const accel = await this.accel();
+    // A restore is paused by `-incoming` already and resumed by its caller; holding applies to cold boots.
+    const hold = spec.incoming_state_path === undefined ? opts.holdUntil : undefined;
+    hold?.catch(() => undefined);
     const argv = buildQemuArgs(spec, paths, {
       accel,
       hostTscKhz: accel === 'tcg' ? await this.hostTscKhz() : undefined,
+      paused: hold !== undefined,
     });
     if (spec.vsock) {
       const dev = this.opts.devVhostVsock ?? '/dev/vhost-vsock';
@@ -162,11 +175,30 @@ export class QemuDriver implements VmmDriver {
         await poll(30);
       }
     }
+    let up = false;
     if (ready) {
       try {
         await withQmp(paths.controlSocket, (qmp) => this.afterStart(qmp, spec));
         // QEMU writes -pidfile itself before QMP listens; keep ours authoritative in case it did not.
         await writeFile(paths.pidFile, `${pid}\n`);
+        up = true;
+      } catch (e) {
+        lastError = (e as Error).message;
+      }
+    }
+    if (up && !hold) return handle;
+    if (up && hold) {
+      // The caller's work failed: its error is the launch's, and the held VMM goes.
+      const failed = await hold.then(
+        () => undefined,
+        (e: unknown) => e ?? new Error('the held launch was abandoned'),
+      );
+      if (failed !== undefined) {
+        await this.kill(handle);
+        throw failed;
+      }
+      try {
+        await withQmp(paths.controlSocket, (qmp) => qmp.execute('cont'));
         return handle;
       } catch (e) {
         lastError = (e as Error).message;
