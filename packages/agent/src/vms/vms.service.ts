@@ -361,6 +361,8 @@ export class VmService {
             ),
           )
         : Promise.resolve();
+    // Its failure is the caller's to handle, maybe only after other work settles: never an unhandled rejection.
+    rootfs.catch(() => undefined);
     return { paths: [kernel, initrd, tools], rootfs };
   }
 

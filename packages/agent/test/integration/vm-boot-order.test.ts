@@ -36,6 +36,24 @@ async function link(name: string): Promise<{ master: string | null; up: boolean 
   return { master: l?.master ?? null, up: !!l?.flags?.includes('UP') };
 }
 
+function specFor(id: string, hostname: string, ip: string, mac: string): AgentVmSpec {
+  return {
+    vm_id: id,
+    name: hostname,
+    vmm: 'qemu',
+    vcpu: 1,
+    mem_mib: 128,
+    smt: false,
+    cpu_template: 'None',
+    boot_args: '',
+    kernel: refs.kernel!,
+    initrd: refs.initrd!,
+    rootfs: refs.rootfs!,
+    nics: [{ iface_id: 'eth0', mac, ip, gateway: '10.231.0.1', bridge: BRIDGE }],
+    guest: { hostname, token: `token-${id}`, install_agent: false },
+  };
+}
+
 beforeAll(async () => {
   expect(inPrivateNetns()).toBe(true);
   images = await demoImages();
@@ -80,23 +98,7 @@ afterAll(async () => {
 describe('a QEMU cold boot through the VM service', () => {
   it('guards the TAP QEMU made before it joins the bridge, and runs the guest with its rootfs edited', async () => {
     const id = randomUUID();
-    const spec: AgentVmSpec = {
-      vm_id: id,
-      name: 'order',
-      vmm: 'qemu',
-      vcpu: 1,
-      mem_mib: 128,
-      smt: false,
-      cpu_template: 'None',
-      boot_args: '',
-      kernel: refs.kernel!,
-      initrd: refs.initrd!,
-      rootfs: refs.rootfs!,
-      nics: [
-        { iface_id: 'eth0', mac: '02:fc:00:00:0a:02', ip: '10.231.0.2/24', gateway: '10.231.0.1', bridge: BRIDGE },
-      ],
-      guest: { hostname: 'order-guest', token: 'order-token', install_agent: false },
-    };
+    const spec = specFor(id, 'order-guest', '10.231.0.2/24', '02:fc:00:00:0a:02');
     const status = await vms.boot(spec);
     expect(status.state).toBe('running');
     // At guard time QEMU had made the TAP and it was on no bridge: nothing it carried could reach another VM.
@@ -110,4 +112,14 @@ describe('a QEMU cold boot through the VM service', () => {
     await vms.remove(id);
     expect(await link(tap)).toBeNull();
   }, 150_000);
+
+  it('fails with the rootfs error when the edit fails while QEMU waits, and leaves no VMM, TAP or directory', async () => {
+    const id = randomUUID();
+    const spec = specFor(id, 'bad_hostname!', '10.231.0.3/24', '02:fc:00:00:0a:03');
+    await expect(vms.boot(spec)).rejects.toThrow(/rootfs preparation failed at hostname/);
+    const ps = await systemRunner.run('pgrep', ['-f', `nqvm-${id}`]);
+    expect(ps.stdout.trim()).toBe('');
+    expect(await link(tapNameFor(id, 0))).toBeNull();
+    await expect(stat(path.join(dir, 'vms', id))).rejects.toThrow(/ENOENT/);
+  }, 60_000);
 });

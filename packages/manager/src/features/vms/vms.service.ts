@@ -295,6 +295,7 @@ export class VmsService {
     if (start) {
       const inserted = row;
       const moving = this.repo.transition(inserted.id, ['creating'], 'starting');
+      moving.catch(() => undefined); // awaited (and its failure logged) by the boot
       this.background(inserted.id, 'boot', () =>
         this.boot(inserted.id, actor, undefined, { ...known, row: inserted, moving }),
       );
