@@ -221,7 +221,8 @@ async function replayBoot(argv: string[], vmDir: string): Promise<number> {
   const ms = now() - t0;
   q.kill('SIGKILL');
   await new Promise((r) => q.once('exit', r).once('error', r));
-  if (tap) await ipRun(['link', 'del', 'dev', tap]);
+  // QEMU may have taken the TAP with it already (the agent's TAPs are QEMU's own since it makes them).
+  if (tap) await ipRun(['link', 'del', 'dev', tap]).catch(() => undefined);
   rmSync(dir, { recursive: true, force: true });
   return ms;
 }

@@ -81,9 +81,34 @@ export function serialInittab(text: string): string {
 }
 
 /** Builds the image once per recipe version (debs cached for rebuilds); returns its path. Idempotent and atomic. */
+/**
+ * Build trees an interrupted run left behind (a killed build never reaches its `finally`). debootstrap may have
+ * left `/proc` (or `/sys`) mounted inside one: those are unmounted first, deepest first, so removing the tree never
+ * walks into a live filesystem. A failure here is reported and the build goes on in a fresh directory.
+ */
+export async function sweepInterruptedBuilds(runner: CommandRunner, cacheDir: string, init: DebianInit): Promise<void> {
+  const prefix = `.${init}-rootfs-build-`;
+  const mounts = (await readFile('/proc/mounts', 'utf8').catch(() => ''))
+    .split('\n')
+    .map((line) => line.split(' ')[1]?.replace(/\\040/g, ' '))
+    .filter((m): m is string => !!m);
+  for (const name of await readdir(cacheDir).catch(() => [] as string[])) {
+    if (!name.startsWith(prefix)) continue;
+    const dir = path.resolve(cacheDir, name);
+    try {
+      const inside = mounts.filter((m) => m.startsWith(`${dir}/`)).sort((a, b) => b.length - a.length);
+      for (const m of inside) await runChecked(runner, 'umount', ['--', m]);
+      await rm(dir, { recursive: true, force: true });
+    } catch (e) {
+      console.error(`leaving ${dir} (an interrupted build): ${(e as Error).message}`);
+    }
+  }
+}
+
 export async function buildDebianRootfs(runner: CommandRunner, cacheDir: string, init: DebianInit): Promise<string> {
   const image = debianRootfsPath(init, cacheDir);
   if (existsSync(image)) return image;
+  await sweepInterruptedBuilds(runner, cacheDir, init);
   const debs = path.join(cacheDir, 'debootstrap-debs');
   await mkdir(debs, { recursive: true });
   const work = path.join(cacheDir, `.${init}-rootfs-build-${randomBytes(4).toString('hex')}`);
