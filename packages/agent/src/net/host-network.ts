@@ -27,8 +27,11 @@ export interface HostNetworkOptions {
 /** The agent's host networking: bridges, NAT, TAPs and their tc limits, all via `ip`/`tc`/`nft` argv. */
 export class HostNetwork {
   private readonly net: NetCommands;
-  /** Bridges this agent made sure of, by spec: later TAPs on them skip the check. */
-  private readonly bridges = new Map<string, Promise<BridgeInfo>>();
+  /** Bridges this agent made sure of, by name, with the spec they were made for: later TAPs skip the check. */
+  private readonly bridges = new Map<
+    string,
+    { address: BridgeSpec['address']; mtu: BridgeSpec['mtu']; ensured: Promise<BridgeInfo> }
+  >();
 
   constructor(opts: HostNetworkOptions) {
     this.net = new NetCommands(opts.runner, opts.netns);
@@ -47,7 +50,7 @@ export class HostNetwork {
   }
 
   deleteBridge(name: string): Promise<void> {
-    this.forgetBridge(name);
+    this.bridges.delete(name);
     return deleteBridge(this.net, name);
   }
 
@@ -56,39 +59,47 @@ export class HostNetwork {
    * `ip` run. If that fails (the bridge was removed behind our back, a leftover TAP), it converges the slow way.
    */
   async plugTap(tap: TapSpec, bridge: BridgeSpec): Promise<void> {
-    const key = await this.bridgeFor(tap, bridge);
+    await this.bridgeFor(tap, bridge);
     try {
       await addTap(this.net, tap);
     } catch (e) {
       if (e instanceof InvalidNetInput) throw e;
-      this.bridges.delete(key);
+      this.bridges.delete(bridge.name);
       await this.ensureBridge(bridge);
       await this.createTap(tap);
     }
   }
 
-  /** A TAP the VMM created, onto its (checked once) bridge and up; nothing is created here. */
+  /**
+   * A TAP the VMM created, onto its (checked once) bridge and up; nothing is created here. If that fails (the bridge
+   * was removed behind our back), the bridge is made sure of again and the TAP attached once more.
+   */
   async attachTap(tap: TapSpec, bridge: BridgeSpec): Promise<void> {
     await this.bridgeFor(tap, bridge);
-    await attachTap(this.net, tap);
-  }
-
-  /** Makes sure of the TAP's bridge once per agent; returns the memo key. */
-  private async bridgeFor(tap: TapSpec, bridge: BridgeSpec): Promise<string> {
-    if (tap.bridge !== bridge.name) throw new Error(`TAP ${tap.name} is meant for ${tap.bridge}, not ${bridge.name}`);
-    const key = JSON.stringify([bridge.name, bridge.address, bridge.mtu]);
-    let ensured = this.bridges.get(key);
-    if (!ensured) {
-      ensured = this.ensureBridge(bridge);
-      this.bridges.set(key, ensured);
-      ensured.catch(() => this.bridges.delete(key));
+    try {
+      await attachTap(this.net, tap);
+    } catch (e) {
+      if (e instanceof InvalidNetInput) throw e;
+      this.bridges.delete(bridge.name);
+      await this.bridgeFor(tap, bridge);
+      await attachTap(this.net, tap);
     }
-    await ensured;
-    return key;
   }
 
-  private forgetBridge(name: string): void {
-    for (const key of this.bridges.keys()) if ((JSON.parse(key) as string[])[0] === name) this.bridges.delete(key);
+  /** Makes sure of the TAP's bridge once per agent (again when its address or MTU changes). */
+  private async bridgeFor(tap: TapSpec, bridge: BridgeSpec): Promise<void> {
+    if (tap.bridge !== bridge.name) throw new Error(`TAP ${tap.name} is meant for ${tap.bridge}, not ${bridge.name}`);
+    let memo = this.bridges.get(bridge.name);
+    if (!memo || memo.address !== bridge.address || memo.mtu !== bridge.mtu) {
+      const ensured = this.ensureBridge(bridge);
+      const made = { address: bridge.address, mtu: bridge.mtu, ensured };
+      this.bridges.set(bridge.name, made);
+      ensured.catch(() => {
+        if (this.bridges.get(bridge.name) === made) this.bridges.delete(bridge.name);
+      });
+      memo = made;
+    }
+    await memo.ensured;
   }
 
   enableNat(spec: NatSpec): Promise<void> {

@@ -388,19 +388,14 @@ export class VmsService {
     const moving = known?.moving ?? this.repo.transition(id, ['creating', 'starting'], 'starting');
     // A create knows the row already: the spec is built while the state moves (nothing reaches the agent before).
     const early = known?.row.hostId
-      ? Promise.allSettled([this.target(known.row.hostId, known.host), this.agentSpec(known.row, known)])
+      ? Promise.all([this.target(known.row.hostId, known.host), this.agentSpec(known.row, known)])
       : undefined;
+    early?.catch(() => undefined); // awaited below once the state has moved
     const row = await moving;
     if (!row?.hostId) return;
     try {
-      const [target, spec] =
-        early && row.hostId === known?.row.hostId
-          ? (await early).map((r) => {
-              if (r.status === 'rejected') throw r.reason;
-              return r.value;
-            })
-          : await Promise.all([this.target(row.hostId), this.agentSpec(row)]);
-      const status = await via(target as AgentTarget, spec as AgentVmSpec);
+      const [target, spec] = await (early ?? Promise.all([this.target(row.hostId), this.agentSpec(row)]));
+      const status = await via(target, spec);
       const now = new Date();
       const done = await this.repo.transition(id, ['starting'], 'running', {
         pid: status.pid,
