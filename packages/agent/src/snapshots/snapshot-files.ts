@@ -6,7 +6,7 @@ import type { RamLayer } from './ram-layers.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-/** Snapshot ids reach paths and QEMU's `exec:` migration URI: canonical lower-case UUIDs only. */
+/** Snapshot ids reach paths: canonical lower-case UUIDs only. */
 export function assertSnapshotId(id: string): string {
   if (!UUID.test(id))
     throw new AgentError(400, 'invalid_snapshot_id', `not a snapshot id: ${JSON.stringify(id)}`, {

@@ -15,7 +15,7 @@ export interface QemuArgsOptions {
   paused?: boolean;
 }
 
-// No commas (QEMU's option separator), spaces or shell metacharacters: `-incoming exec:` goes through sh.
+// No commas (QEMU's option separator), spaces or shell metacharacters.
 const SAFE_PATH_RE = /^\/[A-Za-z0-9._+/-]*$/;
 const ID_RE = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 const VM_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;

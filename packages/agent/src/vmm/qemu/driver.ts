@@ -12,6 +12,7 @@ import type {
 } from '../types.js';
 import { type Accel, buildQemuArgs, guestRamPath, qemuIds, validatePath } from './args.js';
 import { VmmFeatureUnavailable, VmmLaunchFailed } from './errors.js';
+import { openFd } from './fd-passing.js';
 import { type QmpClient, withQmp } from './qmp.js';
 
 export interface QemuDriverOptions {
@@ -178,7 +179,7 @@ export class QemuDriver implements VmmDriver {
     let up = false;
     if (ready) {
       try {
-        await withQmp(paths.controlSocket, (qmp) => this.afterStart(qmp, spec));
+        await withQmp(paths.controlSocket, (qmp) => this.afterStart(qmp, spec), { fds: true });
         // QEMU writes -pidfile itself before QMP listens; keep ours authoritative in case it did not.
         await writeFile(paths.pidFile, `${pid}\n`);
         up = true;
@@ -220,7 +221,9 @@ export class QemuDriver implements VmmDriver {
       await qmp.execute('migrate-set-capabilities', {
         capabilities: [{ capability: 'x-ignore-shared', state: true }],
       });
-      await qmp.execute('migrate-incoming', { uri: `exec:cat ${source}` });
+      // QEMU may not open files or start processes itself (-sandbox): the agent opens the stream and hands it over.
+      await qmp.passFd('incoming', await openFd(source, 'r'));
+      await qmp.execute('migrate-incoming', { uri: 'fd:incoming' });
       // A `cont` before the stream is loaded is overridden by the saved run state, so finish the load first.
       const deadline = Date.now() + (this.opts.startTimeoutMs ?? 60_000);
       for (;;) {
@@ -308,30 +311,35 @@ export class QemuDriver implements VmmDriver {
    * resume() continues it; a launch with `incoming_state_path` and that RAM file in its directory restores it.
    */
   async saveState(handle: VmmHandle, file: string, opts: { timeoutMs?: number } = {}): Promise<void> {
-    // exec: runs through /bin/sh, so the path must pass the strict charset check
     const target = validatePath('file', file);
     await access(guestRamPath(handle.paths)).catch(() => {
       throw new VmmFeatureUnavailable('snapshot', 'the VM was started without a shared RAM file; restart it first');
     });
-    await withQmp(handle.paths.controlSocket, async (qmp) => {
-      await qmp.execute('stop');
-      await qmp.execute('migrate-set-capabilities', {
-        capabilities: [{ capability: 'x-ignore-shared', state: true }],
-      });
-      // 7.2 caps migration at 128 MiB/s by default
-      await qmp.execute('migrate-set-parameters', { 'max-bandwidth': 1024 ** 4 });
-      await qmp.execute('migrate', { uri: `exec:cat > ${target}` });
-      const deadline = Date.now() + (opts.timeoutMs ?? 120_000);
-      while (Date.now() < deadline) {
-        const info = await qmp.execute<{ status?: string; 'error-desc'?: string }>('query-migrate');
-        if (info.status === 'completed') return;
-        if (info.status === 'failed' || info.status === 'cancelled') {
-          throw new Error(`saving state of ${handle.vmId} ${info.status}: ${info['error-desc'] ?? ''}`);
+    await withQmp(
+      handle.paths.controlSocket,
+      async (qmp) => {
+        await qmp.execute('stop');
+        await qmp.execute('migrate-set-capabilities', {
+          capabilities: [{ capability: 'x-ignore-shared', state: true }],
+        });
+        // 7.2 caps migration at 128 MiB/s by default
+        await qmp.execute('migrate-set-parameters', { 'max-bandwidth': 1024 ** 4 });
+        // Opened here (the VMM may not open it, nor start a process to write it): a new file only root can read.
+        await qmp.passFd('snapshot', await openFd(target, 'wx', 0o600));
+        await qmp.execute('migrate', { uri: 'fd:snapshot' });
+        const deadline = Date.now() + (opts.timeoutMs ?? 120_000);
+        while (Date.now() < deadline) {
+          const info = await qmp.execute<{ status?: string; 'error-desc'?: string }>('query-migrate');
+          if (info.status === 'completed') return;
+          if (info.status === 'failed' || info.status === 'cancelled') {
+            throw new Error(`saving state of ${handle.vmId} ${info.status}: ${info['error-desc'] ?? ''}`);
+          }
+          await poll(50);
         }
-        await poll(50);
-      }
-      await qmp.execute('migrate_cancel').catch(() => undefined);
-      throw new Error(`saving state of ${handle.vmId} timed out`);
-    });
+        await qmp.execute('migrate_cancel').catch(() => undefined);
+        throw new Error(`saving state of ${handle.vmId} timed out`);
+      },
+      { fds: true },
+    );
   }
 }

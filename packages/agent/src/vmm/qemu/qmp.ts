@@ -1,5 +1,6 @@
 import { createConnection, type Socket } from 'node:net';
 import { QmpCommandError, QmpUnavailable } from './errors.js';
+import { closeFd, connectFdSocket, writeWithFd } from './fd-passing.js';
 
 export interface QmpEvent {
   event: string;
@@ -20,6 +21,8 @@ interface Pending {
 
 export interface QmpConnectOptions {
   timeoutMs?: number;
+  /** Connect so that `passFd` works (descriptors travel with SCM_RIGHTS). */
+  fds?: boolean;
 }
 
 /**
@@ -57,39 +60,42 @@ export class QmpClient {
   /** Connects, reads the greeting and negotiates capabilities. */
   static async connect(socketPath: string, opts: QmpConnectOptions = {}): Promise<QmpClient> {
     const timeoutMs = opts.timeoutMs ?? 5000;
-    const { socket, greeting, rest } = await new Promise<{ socket: Socket; greeting: QmpGreeting; rest: string }>(
-      (resolve, reject) => {
-        const socket = createConnection(socketPath);
-        let buf = '';
-        const timer = setTimeout(() => {
-          socket.destroy();
-          reject(new QmpUnavailable(`no QMP greeting on ${socketPath} within ${timeoutMs} ms`));
-        }, timeoutMs);
-        const fail = (e: Error) => {
-          clearTimeout(timer);
-          socket.destroy();
-          reject(new QmpUnavailable(`cannot connect to QMP at ${socketPath}: ${e.message}`));
-        };
-        const onData = (chunk: Buffer) => {
-          buf += chunk.toString('utf8');
-          const nl = buf.indexOf('\n');
-          if (nl < 0) return;
-          clearTimeout(timer);
-          socket.off('data', onData);
-          socket.off('error', fail);
-          try {
-            const greeting = JSON.parse(buf.slice(0, nl)) as QmpGreeting;
-            if (!greeting.QMP) throw new Error('not a QMP greeting');
-            resolve({ socket, greeting, rest: buf.slice(nl + 1) });
-          } catch (e) {
-            fail(e as Error);
-          }
-        };
-        socket.on('data', onData);
-        socket.on('error', fail);
-        socket.on('close', () => fail(new Error('closed before greeting')));
-      },
-    );
+    const connected = opts.fds
+      ? await connectFdSocket(socketPath).catch((e: Error) => e)
+      : createConnection(socketPath);
+    if (connected instanceof Error)
+      throw new QmpUnavailable(`cannot connect to QMP at ${socketPath}: ${connected.message}`);
+    const socket = connected;
+    const { greeting, rest } = await new Promise<{ greeting: QmpGreeting; rest: string }>((resolve, reject) => {
+      let buf = '';
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new QmpUnavailable(`no QMP greeting on ${socketPath} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const fail = (e: Error) => {
+        clearTimeout(timer);
+        socket.destroy();
+        reject(new QmpUnavailable(`cannot connect to QMP at ${socketPath}: ${e.message}`));
+      };
+      const onData = (chunk: Buffer) => {
+        buf += chunk.toString('utf8');
+        const nl = buf.indexOf('\n');
+        if (nl < 0) return;
+        clearTimeout(timer);
+        socket.off('data', onData);
+        socket.off('error', fail);
+        try {
+          const greeting = JSON.parse(buf.slice(0, nl)) as QmpGreeting;
+          if (!greeting.QMP) throw new Error('not a QMP greeting');
+          resolve({ greeting, rest: buf.slice(nl + 1) });
+        } catch (e) {
+          fail(e as Error);
+        }
+      };
+      socket.on('data', onData);
+      socket.on('error', fail);
+      socket.on('close', () => fail(new Error('closed before greeting')));
+    });
     socket.removeAllListeners('close');
     const client = new QmpClient(socket, greeting, rest);
     try {
@@ -115,6 +121,40 @@ export class QmpClient {
       const msg = args === undefined ? { execute: command, id } : { execute: command, arguments: args, id };
       this.socket.write(`${JSON.stringify(msg)}\n`);
     });
+  }
+
+  /**
+   * Hands QEMU a descriptor under `name` (QMP `getfd`), for `fd:NAME` migration URIs on this connection. The
+   * descriptor is taken over and closed here once QEMU has its own copy. Needs a connection made with `fds`.
+   */
+  async passFd(name: string, fd: number, opts: { timeoutMs?: number } = {}): Promise<void> {
+    if (this.closedError) {
+      closeFd(fd);
+      throw this.closedError;
+    }
+    const id = `nqvm-${this.nextId++}`;
+    const timeoutMs = opts.timeoutMs ?? 10_000;
+    const reply = new Promise<unknown>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new QmpUnavailable(`QMP getfd got no reply within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending.set(id, { command: 'getfd', resolve, reject, timer });
+    });
+    let sent: { release(): void };
+    try {
+      sent = writeWithFd(this.socket, `${JSON.stringify({ execute: 'getfd', arguments: { fdname: name }, id })}\n`, fd);
+    } catch (e) {
+      const p = this.pending.get(id);
+      if (p) clearTimeout(p.timer);
+      this.pending.delete(id);
+      throw e;
+    }
+    try {
+      await reply;
+    } finally {
+      sent.release();
+    }
   }
 
   /** Subscribes to asynchronous events (STOP, RESUME, SHUTDOWN, POWERDOWN, ...); returns an unsubscribe. */
