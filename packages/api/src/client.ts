@@ -18,11 +18,18 @@ export interface ClientOptions {
   fetch?: typeof fetch;
   /** Send cookies (browser sessions). */
   credentials?: 'include' | 'same-origin' | 'omit';
+  /** Sent with every call (e.g. the request id a server forwards). */
+  headers?: Record<string, string>;
 }
 
-type Args<D> = (RouteParams<D> extends undefined ? { params?: undefined } : { params: RouteParams<D> }) &
+export type CallArgs<D> = (RouteParams<D> extends undefined ? { params?: undefined } : { params: RouteParams<D> }) &
   (RouteQuery<D> extends undefined ? { query?: undefined } : { query?: RouteQuery<D> }) &
-  (RouteBody<D> extends undefined ? { body?: undefined } : { body: RouteBody<D> }) & { signal?: AbortSignal };
+  (RouteBody<D> extends undefined ? { body?: undefined } : { body: RouteBody<D> }) & {
+    signal?: AbortSignal;
+    /** Overrides the route's `timeoutMs`; without either, the call waits as long as the signal allows. */
+    timeoutMs?: number;
+  };
+type Args<D> = CallArgs<D>;
 
 export function buildPath(path: string, params: Record<string, unknown> | undefined): string {
   return path.replace(/:([a-zA-Z_]+)/g, (_, name: string) => {
@@ -59,22 +66,46 @@ export class NqvmClient {
     );
   }
 
-  async call<D extends RouteDef>(def: D, args: Args<D> = {} as Args<D>): Promise<RouteResponse<D>> {
-    const headers: Record<string, string> = { accept: 'application/json' };
-    if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
+  /** The `ws:` / `wss:` URL of a WebSocket route. */
+  wsUrl<D extends RouteDef>(def: D, params?: RouteParams<D>, query?: RouteQuery<D>): string {
+    return this.url(def, params, query).replace(/^http/, 'ws');
+  }
+
+  /** Headers a caller of this client sends (credentials and the fixed ones), e.g. for a WebSocket upgrade. */
+  authHeaders(): Record<string, string> {
+    return {
+      ...this.options.headers,
+      ...(this.options.token ? { authorization: `Bearer ${this.options.token}` } : {}),
+    };
+  }
+
+  /** Sends the request; a non-2xx answer is an ApiError carrying its problem+json. */
+  async send<D extends RouteDef>(def: D, args: Args<D> = {} as Args<D>): Promise<Response> {
+    const headers: Record<string, string> = {
+      accept: def.rawResponse ? '*/*' : 'application/json',
+      ...this.authHeaders(),
+    };
     let body: string | undefined;
     if (args.body !== undefined) {
       headers['content-type'] = 'application/json';
       body = JSON.stringify(args.body);
     }
+    const timeoutMs = args.timeoutMs ?? def.timeoutMs;
+    const timeout = timeoutMs === undefined ? undefined : AbortSignal.timeout(timeoutMs);
+    const signal = timeout && args.signal ? AbortSignal.any([timeout, args.signal]) : (timeout ?? args.signal);
     const res = await this.fetchImpl(this.url(def, args.params as RouteParams<D>, args.query as RouteQuery<D>), {
       method: def.method,
       headers,
       body,
-      signal: args.signal,
+      signal,
       credentials: this.options.credentials,
     });
     if (!res.ok) throw new ApiError(res.status, await problemOf(res));
+    return res;
+  }
+
+  async call<D extends RouteDef>(def: D, args: Args<D> = {} as Args<D>): Promise<RouteResponse<D>> {
+    const res = await this.send(def, args);
     if (res.status === 204) return undefined as RouteResponse<D>;
     return (await res.json()) as RouteResponse<D>;
   }

@@ -2,12 +2,16 @@ import type { Static, TSchema } from 'typebox';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
-/** Who may call a route: a console user or API token, a host agent (per-host secret), or nobody special. */
+/**
+ * Who may call a route: a console user or API token, a host agent or the manager (per-host secret), a guest
+ * (its VM token), or nobody special.
+ */
 export type RouteAuth = 'user' | 'host' | 'guest' | 'public';
 
 /**
- * One HTTP operation of the public API. The manager registers its handler against this object, the
- * OpenAPI document is generated from it, and the typed client calls through it — one source of truth.
+ * One HTTP operation of a contract (the public API, the manager ↔ agent API or the agent ↔ guest API). The
+ * server registers its handler against this object, the OpenAPI document is generated from the public ones,
+ * and the typed client calls through it — one source of truth.
  */
 export interface RouteDef<
   P extends TSchema | undefined = TSchema | undefined,
@@ -31,6 +35,10 @@ export interface RouteDef<
   response?: R;
   /** Response is a raw byte stream (downloads), not JSON. */
   rawResponse?: boolean;
+  /** A WebSocket upgrade (GET): the client dials it, nothing is returned over HTTP. */
+  websocket?: boolean;
+  /** How long a caller waits for the answer unless it says otherwise (internal contracts). */
+  timeoutMs?: number;
 }
 
 export function route<

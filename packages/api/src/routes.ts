@@ -1,6 +1,14 @@
 import { agentCallbackRoutes } from './agent.schema.ts';
+import {
+  agentDeviceRoutes,
+  agentMmdsRoutes,
+  agentObserveRoutes,
+  agentSnapshotRoutes,
+  agentVmRoutes,
+} from './agent-api.schema.ts';
 import { authRoutes } from './auth.schema.ts';
 import { eventRoutes } from './event.schema.ts';
+import { guestAgentRoutes, guestEndpointRoutes } from './guest-api.schema.ts';
 import { hostRoutes } from './host.schema.ts';
 import { imageRoutes } from './image.schema.ts';
 import { logRoutes } from './logs.schema.ts';
@@ -32,4 +40,26 @@ export const api = {
 
 export function allRoutes(): RouteDef[] {
   return Object.values(api).flatMap((group) => Object.values(group) as RouteDef[]);
+}
+
+/**
+ * The manager → agent API, served by every host agent under `/agent/v1` (host secret). Internal: not in the
+ * public OpenAPI document; the manager reaches agents only through a client over this table.
+ */
+export const agentApi = {
+  vms: agentVmRoutes,
+  devices: agentDeviceRoutes,
+  snapshots: agentSnapshotRoutes,
+  mmds: agentMmdsRoutes,
+  observe: agentObserveRoutes,
+};
+
+/** The agent ↔ guest API: the host agent's guest endpoint, and the guest agent's own server in each VM. */
+export const guestApi = {
+  endpoint: guestEndpointRoutes,
+  agent: guestAgentRoutes,
+};
+
+export function allAgentRoutes(): RouteDef[] {
+  return Object.values(agentApi).flatMap((group) => Object.values(group) as RouteDef[]);
 }

@@ -14,7 +14,6 @@ import { migrate } from './db/migrate.ts';
 import { AuthRepository } from './features/auth/auth.repository.ts';
 import { authRoutes } from './features/auth/auth.routes.ts';
 import { AuthService } from './features/auth/auth.service.ts';
-import { type DevicesAgent, HttpDevicesAgent } from './features/devices/devices.agent.ts';
 import { DeviceConfigService } from './features/devices/devices.config.ts';
 import { DevicesRepository } from './features/devices/devices.repository.ts';
 import { devicesRoutes } from './features/devices/devices.routes.ts';
@@ -46,7 +45,7 @@ import { installHttpMetrics, MetricsRegistry } from './features/system/metrics.t
 import { TemplatesRepository } from './features/templates/templates.repository.ts';
 import { templatesRoutes } from './features/templates/templates.routes.ts';
 import { TemplatesService } from './features/templates/templates.service.ts';
-import { type AgentApi, HttpAgentApi } from './features/vms/agent-client.ts';
+import { type AgentApi, AgentClient, HttpAgentApi } from './features/vms/agent-client.ts';
 import { startReconciler } from './features/vms/reconciler.ts';
 import { VmsRepository } from './features/vms/vms.repository.ts';
 import { instantiateRoute, vmsRoutes } from './features/vms/vms.routes.ts';
@@ -54,6 +53,7 @@ import { type ImageCatalog, VmsService } from './features/vms/vms.service.ts';
 import { webConsole } from './features/web/web.plugin.ts';
 import type { Authenticator } from './http/principal.ts';
 import { installErrorHandling, sendProblem } from './http/problem.ts';
+import { installRequestContext } from './http/request-context.ts';
 import { SecretBox } from './security/secret-box.ts';
 
 export interface Services {
@@ -82,8 +82,8 @@ export interface BuildOptions {
   logger?: boolean | object;
   /** How the manager reaches host agents (tests may pass their own). */
   agentApi?: AgentApi;
-  /** How the manager reaches host agents for live device changes (tests may pass their own). */
-  devicesAgent?: DevicesAgent;
+  /** The client every call to a host agent goes through (tests may pass their own). */
+  agentClient?: AgentClient;
   /** How the manager reaches host agents for consoles and metrics (tests may pass their own). */
   observeAgent?: ObserveAgent;
   /** History sampling period; 0 turns the background sampler off (tests drive ticks themselves). */
@@ -136,9 +136,11 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);
   });
+  installRequestContext(app);
 
   const vmsRepo = new VmsRepository(database.db);
-  const agentApi = opts.agentApi ?? new HttpAgentApi();
+  const agentClient = opts.agentClient ?? new AgentClient();
+  const agentApi = opts.agentApi ?? new HttpAgentApi(agentClient);
   const catalogImage = (img: ImageRow) => ({
     id: img.id,
     kind: img.kind,
@@ -179,7 +181,7 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
     hosts,
     events,
     images: vmImages,
-    agent: opts.devicesAgent ?? new HttpDevicesAgent(),
+    agent: agentClient,
   });
   const deviceConfig = new DeviceConfigService(devices.deps, devices);
   vms.useSpecHook((row, spec, ctx) => devices.extendSpec(row, spec, ctx));
@@ -194,7 +196,7 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
   const observe = new ObserveService(
     new ObserveRepository(database.db),
     vms,
-    opts.observeAgent ?? new HttpObserveAgent(),
+    opts.observeAgent ?? new HttpObserveAgent(agentClient),
     database,
     {
       sampleIntervalMs: opts.metricsSampleIntervalMs ?? config.metricsSampleIntervalMs,
@@ -241,10 +243,10 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
     snapshotsRoutes(
       v1,
       authn,
-      new SnapshotsService(new SnapshotsRepository(database.db), vms, templates, events, secrets),
+      new SnapshotsService(new SnapshotsRepository(database.db), vms, templates, events, secrets, agentClient),
     );
-    mmdsRoutes(v1, authn, new MmdsService(database.db, vms));
-    logsRoutes(v1, authn, vms);
+    mmdsRoutes(v1, authn, new MmdsService(database.db, vms, agentClient));
+    logsRoutes(v1, authn, vms, agentClient);
   });
 
   await app.register(webConsole);

@@ -1,12 +1,13 @@
-import type {
-  Balloon,
-  BalloonStats,
-  CpuConfigRequest,
-  Entropy,
-  LoggerConfig,
-  Serial,
-  UpdateMachineConfigRequest,
-  VmConfig,
+import {
+  agentApi,
+  type Balloon,
+  type BalloonStats,
+  type CpuConfigRequest,
+  type Entropy,
+  type LoggerConfig,
+  type Serial,
+  type UpdateMachineConfigRequest,
+  type VmConfig,
 } from '@nqvm/api';
 import type { Static } from 'typebox';
 import { Conflict, DomainError, Unprocessable } from '../../domain/errors.ts';
@@ -159,7 +160,10 @@ export class DeviceConfigService {
     const next = { ...current, ...patch };
     let applied: Applied = 'next_boot';
     if (LIVE.includes(row.state)) {
-      await this.d.agent.call(await this.base.host(row), 'PATCH', `/vms/${vmId}/balloon`, patch);
+      await this.d.agent.call(await this.base.host(row), agentApi.devices.patchBalloon, {
+        params: { id: vmId },
+        body: patch,
+      });
       applied = 'live';
     } else if (!STOPPED.includes(row.state)) throw new RequiresStop('changing the balloon', 'body', row.state);
     await this.d.repo.setConfig(undefined, vmId, {
@@ -185,6 +189,6 @@ export class DeviceConfigService {
     const row = await this.d.vms.row(vmId);
     if (!this.base.config(row).balloon) throw new Conflict('balloon_not_configured', 'this VM has no balloon');
     if (!LIVE.includes(row.state)) throw new Conflict('vm_not_running', 'statistics come from a running guest');
-    return this.d.agent.call<BalloonStats>(await this.base.host(row), 'GET', `/vms/${vmId}/balloon/statistics`);
+    return this.d.agent.call(await this.base.host(row), agentApi.devices.balloonStats, { params: { id: vmId } });
   }
 }

@@ -1,22 +1,23 @@
-import type {
-  AgentNic,
-  AgentVmSpec,
-  Balloon,
-  CreateDriveRequest,
-  CreateNicRequest,
-  Drive,
-  Entropy,
-  Nic,
-  RateLimiter,
-  Serial,
+import {
+  type AgentNic,
+  type AgentVmSpec,
+  agentApi,
+  type Balloon,
+  type CreateDriveRequest,
+  type CreateNicRequest,
+  type Drive,
+  type Entropy,
+  type Nic,
+  type RateLimiter,
+  type Serial,
 } from '@nqvm/api';
 import { Conflict, DomainError, NotFound, Unprocessable } from '../../domain/errors.ts';
 import type { EventsService } from '../events/events.service.ts';
 import type { HostsService } from '../hosts/hosts.service.ts';
+import type { AgentClient } from '../vms/agent-client.ts';
 import { firstFreeIp, parseCidr, randomMac } from '../vms/ipam.ts';
 import { isUniqueViolation, type NicRow, type VmRow, type VmsRepository } from '../vms/vms.repository.ts';
 import type { ImageCatalog, VmsService } from '../vms/vms.service.ts';
-import type { DevicesAgent } from './devices.agent.ts';
 import { type DevicesRepository, type DriveRow, STOPPED, type Tx } from './devices.repository.ts';
 
 export type Applied = 'live' | 'next_boot';
@@ -76,7 +77,8 @@ export interface DevicesDeps {
   hosts: HostsService;
   events: EventsService;
   images: ImageCatalog;
-  agent: DevicesAgent;
+  /** Live device changes on the VM's host agent. */
+  agent: Pick<AgentClient, 'call'>;
 }
 
 /** Drives, NICs, machine and CPU config, and the VM's other devices: stored for the next boot or applied live. */
@@ -232,7 +234,10 @@ export class DevicesService {
     const row = await this.d.vms.row(vmId);
     let applied: Applied = 'next_boot';
     if (LIVE.includes(row.state)) {
-      await this.d.agent.call(await this.host(row), 'PATCH', `/vms/${vmId}/drives/${driveId}`, { rate_limiter: rl });
+      await this.d.agent.call(await this.host(row), agentApi.devices.patchDrive, {
+        params: { id: vmId, drive_id: driveId },
+        body: { rate_limiter: rl },
+      });
       applied = 'live';
     } else if (!STOPPED.includes(row.state)) throw new RequiresStop('changing a drive', 'drive_id', row.state);
     await this.d.repo.updateDrive(vmId, driveId, rl);
@@ -343,9 +348,9 @@ export class DevicesService {
     const row = await this.d.vms.row(vmId);
     let applied: Applied = 'next_boot';
     if (LIVE.includes(row.state)) {
-      await this.d.agent.call(await this.host(row), 'PATCH', `/vms/${vmId}/nics/${ifaceId}`, {
-        rx_rate_limiter: config.rx_rate_limiter ?? null,
-        tx_rate_limiter: config.tx_rate_limiter ?? null,
+      await this.d.agent.call(await this.host(row), agentApi.devices.patchNic, {
+        params: { id: vmId, iface_id: ifaceId },
+        body: { rx_rate_limiter: config.rx_rate_limiter ?? null, tx_rate_limiter: config.tx_rate_limiter ?? null },
       });
       applied = 'live';
     } else if (!STOPPED.includes(row.state)) throw new RequiresStop('changing a NIC', 'nic_id', row.state);

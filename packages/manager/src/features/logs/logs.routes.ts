@@ -1,13 +1,15 @@
 import { Readable } from 'node:stream';
-import { api } from '@nqvm/api';
+import type { ReadableStream } from 'node:stream/web';
+import { agentApi, api } from '@nqvm/api';
 import type { FastifyInstance } from 'fastify';
 import { BadRequest, DomainError } from '../../domain/errors.ts';
 import { mount } from '../../http/mount.ts';
 import type { Authenticator } from '../../http/principal.ts';
+import type { AgentClient } from '../vms/agent-client.ts';
 import type { VmsService } from '../vms/vms.service.ts';
 
 /** Known logs by name only: a VM's console or VMM log, fetched from (and followed on) its host agent. */
-export function logsRoutes(app: FastifyInstance, authn: Authenticator, vms: VmsService): void {
+export function logsRoutes(app: FastifyInstance, authn: Authenticator, vms: VmsService, agent: AgentClient): void {
   mount(app, authn, api.logs.tail, async ({ query, req, reply }) => {
     if (query.source === 'manager' || query.source === 'agent')
       throw new DomainError(
@@ -19,26 +21,19 @@ export function logsRoutes(app: FastifyInstance, authn: Authenticator, vms: VmsS
     if (!query.vm_id) throw new BadRequest('vm_id_required', `source ${query.source} needs vm_id`, 'query.vm_id');
     const vm = await vms.row(query.vm_id);
     if (!vm.hostId) throw new DomainError(404, 'log_not_found', 'the VM has never run on a host');
-    const t = await vms.agentTarget(vm.hostId);
     const ac = new AbortController();
     req.raw.once('close', () => ac.abort());
-    const qs = new URLSearchParams({
-      kind: query.source === 'vm-console' ? 'console' : 'vmm',
-      lines: String(query.lines ?? 100),
-      follow: String(query.follow ?? false),
-    });
-    const res = await fetch(`${t.addr}/agent/v1/vms/${vm.id}/logs?${qs}`, {
-      headers: { authorization: `Bearer ${t.secret}` },
+    const stream = await agent.stream(await vms.agentTarget(vm.hostId), agentApi.observe.logs, {
+      params: { id: vm.id },
+      query: {
+        kind: query.source === 'vm-console' ? 'console' : 'vmm',
+        lines: query.lines ?? 100,
+        follow: query.follow ?? false,
+      },
       signal: ac.signal,
-    }).catch((err: unknown) => {
-      throw new DomainError(502, 'host_error', `host agent unreachable: ${String(err)}`);
     });
-    if (!res.ok || !res.body) {
-      const text = await res.text().catch(() => '');
-      throw new DomainError(res.status === 404 ? 404 : 502, res.status === 404 ? 'log_not_found' : 'host_error', text);
-    }
     reply.type('text/plain; charset=utf-8');
-    const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream);
+    const body = Readable.fromWeb(stream as ReadableStream);
     body.on('error', () => undefined);
     return reply.send(body);
   });

@@ -1,9 +1,9 @@
-import { type AgentMmds, MMDS_MAX_BYTES, type MmdsConfig, type MmdsConfigView } from '@nqvm/api';
+import { type AgentMmds, agentApi, MMDS_MAX_BYTES, type MmdsConfig, type MmdsConfigView } from '@nqvm/api';
 import { eq } from 'drizzle-orm';
 import type { Db } from '../../db/client.ts';
 import { DomainError, Unprocessable } from '../../domain/errors.ts';
-import { agentCall } from '../snapshots/agent-calls.ts';
 import { vmMmds } from '../snapshots/snapshots.table.ts';
+import type { AgentClient } from '../vms/agent-client.ts';
 import type { VmsService } from '../vms/vms.service.ts';
 
 type Data = Record<string, unknown>;
@@ -27,6 +27,7 @@ export class MmdsService {
   constructor(
     private readonly db: Db,
     private readonly vms: VmsService,
+    private readonly agent: AgentClient,
   ) {}
 
   private async current(vmId: string): Promise<{ config: MmdsConfigView; data: Data }> {
@@ -84,7 +85,10 @@ export class MmdsService {
         bridges: [...new Set(bridges.filter((b): b is string => !!b))],
         data,
       };
-      await agentCall<void>(await this.vms.agentTarget(vm.host_id), 'PUT', `/agent/v1/vms/${vmId}/mmds`, push);
+      await this.agent.call(await this.vms.agentTarget(vm.host_id), agentApi.mmds.put, {
+        params: { id: vmId },
+        body: push,
+      });
     }
     const values = {
       vmId,

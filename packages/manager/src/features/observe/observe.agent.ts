@@ -1,38 +1,24 @@
-import type { VmMetricsSample } from '@nqvm/api';
-import WebSocket from 'ws';
-import { UpstreamError } from '../../domain/errors.ts';
-import type { AgentTarget } from '../vms/agent-client.ts';
+import { agentApi, type VmMetricsSample } from '@nqvm/api';
+import type WebSocket from 'ws';
+import { AgentClient, type AgentTarget } from '../vms/agent-client.ts';
 
 /** How the manager reaches a host agent for observing a VM; an interface so tests can pass their own. */
 export interface ObserveAgent {
   sample(t: AgentTarget, vmId: string): Promise<VmMetricsSample>;
-  /** Opens the agent's WebSocket at `path` with the host secret. */
-  dial(t: AgentTarget, path: string): WebSocket;
+  /** Opens the agent's console or live metrics WebSocket for the VM. */
+  dial(t: AgentTarget, vmId: string, stream: 'console' | 'metrics'): WebSocket;
 }
 
-export class HttpObserveAgent implements ObserveAgent {
-  constructor(private readonly timeoutMs = 5000) {}
+const STREAMS = { console: agentApi.observe.consoleWs, metrics: agentApi.observe.metricsWs } as const;
 
-  async sample(t: AgentTarget, vmId: string): Promise<VmMetricsSample> {
-    let res: Response;
-    try {
-      res = await fetch(`${t.addr}/agent/v1/vms/${vmId}/metrics`, {
-        headers: { authorization: `Bearer ${t.secret}` },
-        signal: AbortSignal.timeout(this.timeoutMs),
-      });
-    } catch (err) {
-      throw new UpstreamError(`host agent unreachable: ${err instanceof Error ? err.message : String(err)}`, {
-        host_id: t.hostId,
-      });
-    }
-    if (!res.ok) throw new UpstreamError(`host agent answered ${res.status}`, { host_id: t.hostId });
-    return (await res.json()) as VmMetricsSample;
+export class HttpObserveAgent implements ObserveAgent {
+  constructor(private readonly agent: AgentClient = new AgentClient()) {}
+
+  sample(t: AgentTarget, vmId: string): Promise<VmMetricsSample> {
+    return this.agent.call(t, agentApi.observe.metrics, { params: { id: vmId } });
   }
 
-  dial(t: AgentTarget, path: string): WebSocket {
-    return new WebSocket(`${t.addr.replace(/^http/, 'ws')}${path}`, {
-      headers: { authorization: `Bearer ${t.secret}` },
-      handshakeTimeout: this.timeoutMs,
-    });
+  dial(t: AgentTarget, vmId: string, stream: 'console' | 'metrics'): WebSocket {
+    return this.agent.dial(t, STREAMS[stream], { id: vmId });
   }
 }

@@ -12,7 +12,7 @@ export function observeRoutes(app: FastifyInstance, authn: Authenticator, observ
   mount(app, authn, api.vmObserve.flushMetrics, async ({ params }) => observe.flush(params.id));
 
   // Both relays: authenticated before the upgrade, VM checked to exist and be placed, then frames pass through.
-  const wsRoute = (suffix: 'shell/ws' | 'metrics/ws', agentPath: (id: string) => string) =>
+  const wsRoute = (suffix: 'shell/ws' | 'metrics/ws', stream: 'console' | 'metrics') =>
     app.get(
       `/v1/vms/:id/${suffix}`,
       {
@@ -26,11 +26,11 @@ export function observeRoutes(app: FastifyInstance, authn: Authenticator, observ
       (socket, req) => {
         const id = (req.params as { id: string }).id;
         relay(socket, {
-          dial: async () => observe.dial(await observe.target(id), agentPath(id)),
+          dial: async () => observe.dial(await observe.target(id), id, stream),
           onError: (err) => req.log.debug({ err, vm_id: id }, `${suffix} upstream error`),
         });
       },
     );
-  wsRoute('shell/ws', (id) => `/agent/v1/vms/${id}/console/ws`);
-  wsRoute('metrics/ws', (id) => `/agent/v1/vms/${id}/metrics/ws`);
+  wsRoute('shell/ws', 'console');
+  wsRoute('metrics/ws', 'metrics');
 }

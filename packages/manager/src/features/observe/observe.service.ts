@@ -49,8 +49,8 @@ export class ObserveService {
     return this.vms.agentTarget(row.hostId);
   }
 
-  dial(t: AgentTarget, path: string) {
-    return this.agent.dial(t, path);
+  dial(t: AgentTarget, vmId: string, stream: 'console' | 'metrics') {
+    return this.agent.dial(t, vmId, stream);
   }
 
   /** One sample now from the VM's host agent, stored in the history. */

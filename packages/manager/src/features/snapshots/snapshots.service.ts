@@ -1,21 +1,20 @@
-import type {
-  AgentSnapshotInfo,
-  AgentVmSpec,
-  AgentVmStatus,
-  CreateSnapshotRequest,
-  CreateVmRequest,
-  Snapshot,
-  Template,
-  Vm,
-  VmSpec,
+import {
+  type AgentVmSpec,
+  agentApi,
+  type CreateSnapshotRequest,
+  type CreateVmRequest,
+  type Snapshot,
+  type Template,
+  type Vm,
+  type VmSpec,
 } from '@nqvm/api';
 import { Conflict, NotFound, Unprocessable } from '../../domain/errors.ts';
 import type { SecretBox } from '../../security/secret-box.ts';
 import type { EventsService } from '../events/events.service.ts';
 import type { TemplatesService } from '../templates/templates.service.ts';
+import type { AgentClient } from '../vms/agent-client.ts';
 import type { VmRow } from '../vms/vms.repository.ts';
 import type { VmsService } from '../vms/vms.service.ts';
-import { agentCall } from './agent-calls.ts';
 import type { SnapshotRow, SnapshotsRepository } from './snapshots.repository.ts';
 
 /** The part of a VM's settings an instance or a template is made from (no credentials, no addresses). */
@@ -70,6 +69,7 @@ export class SnapshotsService {
     private readonly templates: TemplatesService,
     private readonly events: EventsService,
     private readonly secrets: SecretBox,
+    private readonly agent: AgentClient,
   ) {}
 
   private async vmRow(id: string): Promise<VmRow> {
@@ -116,12 +116,10 @@ export class SnapshotsService {
       passwordEnc: vm.passwordEnc,
     });
     try {
-      const info = await agentCall<AgentSnapshotInfo>(
-        await this.vms.agentTarget(vm.hostId),
-        'POST',
-        `/agent/v1/vms/${vmId}/snapshots/${row.id}`,
-        { snapshot_type: type, ...(parent ? { parent_id: parent.id } : {}) },
-      );
+      const info = await this.agent.call(await this.vms.agentTarget(vm.hostId), agentApi.snapshots.create, {
+        params: { id: vmId, sid: row.id },
+        body: { snapshot_type: type, ...(parent ? { parent_id: parent.id } : {}) },
+      });
       const done = await this.repo.update(row.id, {
         state: 'ready',
         stateBytes: info.state_bytes,
@@ -170,7 +168,8 @@ export class SnapshotsService {
     if (this.restoring.get(id)) throw new Conflict('snapshot_in_use', 'an instance is being restored from it');
     if (await this.repo.hasChildren(id))
       throw new Conflict('has_dependents', 'a Diff snapshot builds on it; delete that one first');
-    if (r.hostId) await agentCall<void>(await this.vms.agentTarget(r.hostId), 'DELETE', `/agent/v1/snapshots/${id}`);
+    if (r.hostId)
+      await this.agent.call(await this.vms.agentTarget(r.hostId), agentApi.snapshots.remove, { params: { sid: id } });
     await this.repo.delete(id);
     await this.events.record({ actor, resourceType: 'snapshot', resourceId: id, action: 'delete' });
   }
@@ -197,8 +196,9 @@ export class SnapshotsService {
     try {
       return await this.vms.bootVia(vm.id, actor, async (t, agentSpec: AgentVmSpec) => {
         try {
-          return await agentCall<AgentVmStatus>(t, 'POST', `/agent/v1/snapshots/${id}/instantiate`, {
-            spec: agentSpec,
+          return await this.agent.call(t, agentApi.snapshots.instantiate, {
+            params: { sid: id },
+            body: { spec: agentSpec },
           });
         } finally {
           release();
@@ -233,7 +233,7 @@ export class SnapshotsService {
     const clone = await this.vms.create({ ...spec, start: false }, actor);
     // Same host: the agent copies the source's disk under the source's lock, then boots the copy as a new VM.
     return this.vms.bootVia(clone.id, actor, (t, spec: AgentVmSpec) =>
-      agentCall<AgentVmStatus>(t, 'POST', `/agent/v1/vms/${vmId}/clone`, { spec }),
+      this.agent.call(t, agentApi.snapshots.clone, { params: { id: vmId }, body: { spec } }),
     );
   }
 

@@ -1,5 +1,17 @@
-import type { AgentVmSpec, AgentVmStatus } from '@nqvm/api';
+import {
+  type AgentVmSpec,
+  type AgentVmStatus,
+  ApiError,
+  agentApi,
+  type CallArgs,
+  NqvmClient,
+  type RouteDef,
+  type RouteParams,
+  type RouteResponse,
+} from '@nqvm/api';
+import WebSocket from 'ws';
 import { DomainError, UpstreamError } from '../../domain/errors.ts';
+import { currentRequestId } from '../../http/request-context.ts';
 
 export interface AgentTarget {
   hostId: string;
@@ -7,57 +19,91 @@ export interface AgentTarget {
   secret: string;
 }
 
-export interface AgentCallOptions {
-  timeoutMs: number;
-  /** Keep the agent's own 4xx status and code (a refused value stays the caller's fault); otherwise 502. */
-  passClientErrors?: boolean;
+/** The header that carries the manager's request id to the agent (its logs and problems use the same id). */
+export const REQUEST_ID_HEADER = 'x-request-id';
+
+/** A host agent's own 4xx answer (a refused value, a missing device), passed through with its status and code. */
+export class AgentRefused extends DomainError {
+  constructor(status: number, code: string, detail: string, hostId: string) {
+    super(status, code, `host agent: ${detail}`, undefined, { host_id: hostId });
+  }
 }
 
-/** One authenticated call to a host agent's API (`path` from the root, e.g. `/agent/v1/vms`). */
-export async function callAgent<T>(
-  t: AgentTarget,
-  method: string,
-  path: string,
-  body: unknown,
-  opts: AgentCallOptions,
-): Promise<T> {
-  let res: Response;
-  try {
-    res = await fetch(`${t.addr}${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${t.secret}`,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(opts.timeoutMs),
-    });
-  } catch (err) {
-    throw new UpstreamError(`host agent unreachable: ${err instanceof Error ? err.message : String(err)}`, {
-      host_id: t.hostId,
-    });
-  }
-  if (res.status === 204) return undefined as T;
-  const text = await res.text();
-  let parsed: unknown;
-  try {
-    parsed = text ? JSON.parse(text) : undefined;
-  } catch {
-    if (res.ok) throw new UpstreamError('host agent: answered with something other than JSON', { host_id: t.hostId });
-  }
-  if (res.ok) return parsed as T;
-  const p = (parsed ?? {}) as { detail?: unknown; code?: unknown };
-  const code = typeof p.code === 'string' ? p.code : undefined;
-  const detail = typeof p.detail === 'string' ? p.detail : undefined;
-  if (opts.passClientErrors && res.status >= 400 && res.status < 500)
-    throw new DomainError(res.status, code ?? 'agent_error', `host agent: ${detail ?? text}`);
-  throw new UpstreamError(`host agent: ${detail ?? (opts.passClientErrors ? undefined : code) ?? text}`, {
-    host_id: t.hostId,
-    agent_status: res.status,
-  });
+// The agent answering these means the manager is at fault (a stale secret, an agent of another version): a 502.
+const NOT_THE_CALLERS_FAULT = new Set([401, 403]);
+const UNKNOWN_ROUTE = 'route_not_found';
+
+export interface AgentClientOptions {
+  fetch?: typeof fetch;
+  /** The request id to forward; by default the one of the API request the call runs for. */
+  requestId?: () => string | undefined;
 }
 
-/** What the manager asks of a host agent; an interface so unit tests can pass a small fake. */
+/**
+ * The only way the manager calls a host agent: every route of `agentApi`, typed by the table, with the route's
+ * timeout, the host secret and the request id. The agent's 4xx answers keep their status and code
+ * (`AgentRefused`); anything else (5xx, unreachable, timeout, not JSON) is a 502 `host_error`.
+ */
+export class AgentClient {
+  constructor(private readonly opts: AgentClientOptions = {}) {}
+
+  private client(t: AgentTarget): NqvmClient {
+    const requestId = (this.opts.requestId ?? currentRequestId)();
+    return new NqvmClient({
+      baseUrl: t.addr,
+      token: t.secret,
+      ...(this.opts.fetch ? { fetch: this.opts.fetch } : {}),
+      ...(requestId ? { headers: { [REQUEST_ID_HEADER]: requestId } } : {}),
+    });
+  }
+
+  async call<D extends RouteDef>(t: AgentTarget, def: D, args: CallArgs<D>): Promise<RouteResponse<D>> {
+    try {
+      return await this.client(t).call(def, args);
+    } catch (err) {
+      throw failure(t, def, args.timeoutMs, err);
+    }
+  }
+
+  /** A raw (text or bytes) answer as a stream; the route's timeout covers the headers, `signal` the rest. */
+  async stream<D extends RouteDef>(t: AgentTarget, def: D, args: CallArgs<D>): Promise<ReadableStream<Uint8Array>> {
+    let res: Response;
+    try {
+      res = await this.client(t).send(def, { ...args, timeoutMs: undefined });
+    } catch (err) {
+      throw failure(t, def, args.timeoutMs, err);
+    }
+    if (!res.body) throw new UpstreamError('host agent: answered without a body', { host_id: t.hostId });
+    return res.body;
+  }
+
+  /** Opens one of the agent's WebSocket routes with the host secret. */
+  dial<D extends RouteDef>(t: AgentTarget, def: D, params: RouteParams<D>): WebSocket {
+    const c = this.client(t);
+    return new WebSocket(c.wsUrl(def, params), { headers: c.authHeaders(), handshakeTimeout: def.timeoutMs });
+  }
+}
+
+function failure(t: AgentTarget, def: RouteDef, timeoutMs: number | undefined, err: unknown): DomainError {
+  const host = { host_id: t.hostId };
+  if (err instanceof ApiError) {
+    const { status, problem } = err;
+    const detail = problem.detail ?? problem.title ?? problem.code;
+    if (status >= 400 && status < 500 && !NOT_THE_CALLERS_FAULT.has(status) && problem.code !== UNKNOWN_ROUTE)
+      return new AgentRefused(status, problem.code, detail, t.hostId);
+    return new UpstreamError(`host agent: ${detail}`, { ...host, agent_status: status, agent_code: problem.code });
+  }
+  if (err instanceof DOMException && err.name === 'TimeoutError')
+    return new UpstreamError(
+      `host agent did not answer ${def.operationId} within ${timeoutMs ?? def.timeoutMs} ms`,
+      host,
+    );
+  if (err instanceof SyntaxError) return new UpstreamError('host agent: answered with something other than JSON', host);
+  if (err instanceof DomainError) return err;
+  return new UpstreamError(`host agent unreachable: ${err instanceof Error ? err.message : String(err)}`, host);
+}
+
+/** What the VM service asks of a host agent; an interface so unit tests can pass a small fake. */
 export interface AgentApi {
   boot(t: AgentTarget, spec: AgentVmSpec): Promise<AgentVmStatus>;
   stop(t: AgentTarget, vmId: string, timeoutS: number): Promise<AgentVmStatus>;
@@ -66,26 +112,31 @@ export interface AgentApi {
   list(t: AgentTarget): Promise<AgentVmStatus[]>;
 }
 
-export class HttpAgentApi implements AgentApi {
-  constructor(private readonly timeoutMs = 120_000) {}
+const ACTIONS = {
+  pause: agentApi.vms.pause,
+  resume: agentApi.vms.resume,
+  'ctrl-alt-del': agentApi.vms.ctrlAltDel,
+} as const;
 
-  private call<T>(t: AgentTarget, method: string, path: string, body?: unknown): Promise<T> {
-    return callAgent<T>(t, method, path, body, { timeoutMs: this.timeoutMs });
-  }
+/** `AgentApi` over the agent client. */
+export class HttpAgentApi implements AgentApi {
+  constructor(private readonly agent: AgentClient = new AgentClient()) {}
 
   boot(t: AgentTarget, spec: AgentVmSpec) {
-    return this.call<AgentVmStatus>(t, 'POST', `/agent/v1/vms/${spec.vm_id}/boot`, spec);
+    return this.agent.call(t, agentApi.vms.boot, { params: { id: spec.vm_id }, body: spec });
   }
   stop(t: AgentTarget, vmId: string, timeoutS: number) {
-    return this.call<AgentVmStatus>(t, 'POST', `/agent/v1/vms/${vmId}/stop`, { timeout_s: timeoutS });
+    // The agent waits up to timeout_s for the guest before it kills the VMM.
+    const timeoutMs = Math.max(agentApi.vms.stop.timeoutMs ?? 0, (timeoutS + 30) * 1000);
+    return this.agent.call(t, agentApi.vms.stop, { params: { id: vmId }, body: { timeout_s: timeoutS }, timeoutMs });
   }
   action(t: AgentTarget, vmId: string, action: 'pause' | 'resume' | 'ctrl-alt-del') {
-    return this.call<AgentVmStatus>(t, 'POST', `/agent/v1/vms/${vmId}/${action}`, {});
+    return this.agent.call(t, ACTIONS[action], { params: { id: vmId } });
   }
   remove(t: AgentTarget, vmId: string) {
-    return this.call<void>(t, 'DELETE', `/agent/v1/vms/${vmId}`);
+    return this.agent.call(t, agentApi.vms.remove, { params: { id: vmId } });
   }
   async list(t: AgentTarget) {
-    return (await this.call<{ items: AgentVmStatus[] }>(t, 'GET', '/agent/v1/vms')).items;
+    return (await this.agent.call(t, agentApi.vms.list, {})).items;
   }
 }
