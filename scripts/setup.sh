@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(qemu-system-x86 qemu-utils e2fsprogs busybox-static cpio iproute2 nftables util-linux procps)
-if [ "${1:-}" = "--test" ]; then packages+=(postgresql chromium debootstrap); fi
+# systemd: only its systemd-analyze, which checks the units `nqvm install` writes.
+if [ "${1:-}" = "--test" ]; then packages+=(postgresql chromium debootstrap systemd); fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createReadStream, statSync } from 'node:fs';
+import { createReadStream, existsSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { buildDemoImages, loadAgentConfig, startAgent, systemRunner } from '@nqvm/agent';
 import { buildApp, loadConfig } from '@nqvm/manager';
@@ -39,8 +39,19 @@ export async function up(env: Env, flags: Record<string, string | boolean>): Pro
     NQVM_LOG_LEVEL: env.NQVM_LOG_LEVEL || 'warn',
   });
   const built = await buildApp(config);
-  await built.app.listen({ host: config.bind.host, port: config.bind.port });
   const url = `http://${config.bind.host}:${config.bind.port}`;
+  // Shown and saved before anything that can fail (listening, the agent, the demo build): a failed first start
+  // must not lose the only copy of a password nothing can show again.
+  const credentials = join(dataDir, 'admin-credentials');
+  if (built.generatedAdminPassword) {
+    writeFileSync(credentials, `url=${url}\nusername=admin\npassword=${built.generatedAdminPassword}\n`, {
+      mode: 0o600,
+    });
+    log(`admin credentials (shown once): admin / ${built.generatedAdminPassword}`);
+    log(`  saved in ${credentials} (readable by root only)`);
+  } else if (existsSync(credentials)) log(`admin user exists: its credentials are in ${credentials}`);
+  else log('admin user exists (its password came from NQVM_ADMIN_PASSWORD or was shown on the first start)');
+  await built.app.listen({ host: config.bind.host, port: config.bind.port });
   log(`manager  ${url}  (database: ${built.services.database.kind}, data: ${dataDir})`);
 
   const agent = await startAgent(
@@ -59,7 +70,15 @@ export async function up(env: Env, flags: Record<string, string | boolean>): Pro
   const names = new Set(existing.items.map((i) => i.name));
   if (!['demo-kernel', 'demo-initrd', 'demo-rootfs'].every((n) => names.has(n))) {
     log('building demo images from Debian packages (first run only)…');
-    const demo = await buildDemo(undefined, { ...env, NQVM_DATA_DIR: dataDir });
+    const demo = await buildDemo(undefined, { ...env, NQVM_DATA_DIR: dataDir }).catch(async (err: unknown) => {
+      await agent.close();
+      await built.app.close();
+      throw new Error(
+        `building the demo images failed: ${err instanceof Error ? err.message : String(err)}\n` +
+          `Everything else is set up; run the same command again once that is fixed (it needs apt to reach Debian's mirrors once). ` +
+          `The admin credentials ${existsSync(credentials) ? `are in ${credentials}` : 'are unchanged'}.`,
+      );
+    });
     for (const [kind, name, file] of [
       ['kernel', 'demo-kernel', demo.kernel],
       ['initrd', 'demo-initrd', demo.initrd],
@@ -75,9 +94,7 @@ export async function up(env: Env, flags: Record<string, string | boolean>): Pro
     }
     log('demo images registered: demo-kernel, demo-initrd, demo-rootfs');
   }
-  log(`\nnqvm is up: open ${url} (API docs at ${url}/docs)`);
-  if (built.generatedAdminPassword) log(`admin credentials (shown once): admin / ${built.generatedAdminPassword}`);
-  else log('admin user exists (its password was shown on the first start, or came from NQVM_ADMIN_PASSWORD)');
+  log(`\nnqvm is up: open ${url} (API docs at ${url}/docs); admin credentials: see above`);
 
   const shutdown = async () => {
     await agent.close();

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
-import { bundleGuestAgent } from '@nqvm/guest-agent';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { CommandRunner } from '../host/exec.ts';
 import { buildGuestToolsImage, buildNodeRuntime } from '../rootfs/index.ts';
 
@@ -27,7 +28,7 @@ export class GuestTools {
 
   private async build(): Promise<string> {
     await mkdir(this.dir, { recursive: true });
-    const bundle = await bundleGuestAgent(join(this.dir, 'guest-agent.js'));
+    const bundle = { outFile: await guestAgentBundle(this.dir) };
     const runtime = await buildNodeRuntime(this.runner, { cacheDir: this.dir });
     const key = createHash('sha256')
       .update(await readFile(bundle.outFile))
@@ -45,4 +46,19 @@ export class GuestTools {
     await buildGuestToolsImage(this.runner, out, { guestAgentJs: bundle.outFile, runtime });
     return out;
   }
+}
+
+/**
+ * The guest agent as one JS file. The built agent (`npm run build`) carries it beside its bundle, made at build
+ * time; run from source (tsx: tests, development) it is bundled here from the current source with esbuild.
+ */
+async function guestAgentBundle(workDir: string): Promise<string> {
+  const here = fileURLToPath(import.meta.url);
+  if (!here.endsWith('.ts')) {
+    const built = join(dirname(here), 'guest-agent.js');
+    if (!existsSync(built)) throw new Error(`the guest agent bundle ${built} is missing: the build did not finish`);
+    return built;
+  }
+  const { bundleGuestAgent } = await import('@nqvm/guest-agent');
+  return (await bundleGuestAgent(join(workDir, 'guest-agent.js'))).outFile;
 }

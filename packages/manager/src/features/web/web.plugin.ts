@@ -4,8 +4,11 @@ import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance } from 'fastify';
 
-/** Where `npm run build -w @nqvm/web` writes the console. */
-export const DEFAULT_WEB_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../../../web/dist');
+/** Where `npm run build -w @nqvm/web` writes the console, seen from this source file or from a bin bundled into `packages/<bin>/dist/`. */
+export const DEFAULT_WEB_ROOT = resolve(
+  dirname(fileURLToPath(import.meta.url)),
+  import.meta.url.endsWith('.ts') ? '../../../../web/dist' : '../../web/dist',
+);
 
 // Paths that belong to the API or the manager itself: never answered with the SPA's index.html.
 const SERVER_PATHS = /^\/(v1|docs|agent|health|ready|metrics)(\/|$)/;
