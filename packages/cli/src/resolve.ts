@@ -1,0 +1,55 @@
+import { allRoutes, type NqvmClient, type RouteDef } from '@nqvm/api';
+import { UsageError } from './flags.ts';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** A name that matched nothing (exit code "not found"), or several things. */
+export class NotResolved extends Error {}
+
+/** The list route of a collection path (`/v1/vms`), if the API has one that answers pages. */
+function listRoute(collection: string): RouteDef | undefined {
+  return allRoutes().find((d) => d.method === 'GET' && d.path === collection && d.auth === 'user');
+}
+
+/** The collection a path parameter names: `/v1/vms/:id/stop` → `/v1/vms`; `:drive_id` → undefined (not listable). */
+export function collectionOf(path: string, param: string): string | undefined {
+  const at = path.indexOf(`/:${param}`);
+  return at > 0 ? path.slice(0, at) : undefined;
+}
+
+/** Body and query fields that hold an id of a listable resource, by their name. */
+const FIELD_COLLECTIONS: [RegExp, string][] = [
+  [/(^|_)image_id$/, '/v1/images'],
+  [/^host_id$/, '/v1/hosts'],
+  [/^vm_id$/, '/v1/vms'],
+  [/^template_id$/, '/v1/templates'],
+];
+
+export function collectionOfField(field: string): string | undefined {
+  return FIELD_COLLECTIONS.find(([re]) => re.test(field))?.[1];
+}
+
+/** An id as given, or the id of the one resource of the collection with that exact name. */
+export async function resolveId(client: NqvmClient, collection: string | undefined, value: string): Promise<string> {
+  if (UUID.test(value) || !collection) return value;
+  const def = listRoute(collection);
+  if (!def) throw new UsageError(`give an id for ${collection.split('/').pop()}: it cannot be found by name`);
+  const props = (def.query as { properties?: Record<string, unknown> } | undefined)?.properties ?? {};
+  const searchKey = ['search', 'q', 'name'].find((k) => k in props);
+  const matches: string[] = [];
+  let cursor: string | undefined;
+  do {
+    const query: Record<string, unknown> = { limit: 100, ...(cursor ? { cursor } : {}) };
+    if (searchKey) query[searchKey] = value;
+    const page = (await client.call(def, { query } as never)) as {
+      items: { id: string; name?: string }[];
+      next_cursor: string | null;
+    };
+    for (const item of page.items) if (item.name === value) matches.push(item.id);
+    cursor = page.next_cursor ?? undefined;
+  } while (cursor && matches.length < 2);
+  const what = collection.split('/').pop();
+  if (matches.length === 0) throw new NotResolved(`no ${what} named "${value}"`);
+  if (matches.length > 1) throw new NotResolved(`several ${what} are named "${value}": give the id`);
+  return matches[0]!;
+}

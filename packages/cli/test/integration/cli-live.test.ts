@@ -1,0 +1,232 @@
+import { execFile, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ADMIN_PASSWORD, startTestApp, type TestApp } from '../../../manager/test/support/harness.ts';
+import { type StandinHost, startStandinHost } from '../../../manager/test/support/standin-agent.ts';
+import { commands } from '../../src/catalog.ts';
+import { main } from '../../src/main.ts';
+
+const BIN = new URL('../../bin/nqvm.ts', import.meta.url).pathname;
+
+interface Run {
+  code: number;
+  out: string;
+  err: string;
+}
+
+/** The CLI against a live manager (PGlite), every request over real HTTP. */
+describe('nqvm CLI against a live manager', () => {
+  let t: TestApp;
+  let host: StandinHost;
+  let url: string;
+  let home: string;
+  let env: Record<string, string>;
+
+  const cli = async (args: string[], stdin = ''): Promise<Run> => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const chunks: Buffer[] = [];
+    const code = await main(args, env, {
+      out: (s) => out.push(s),
+      err: (s) => err.push(s),
+      write: (c) => chunks.push(Buffer.from(c)),
+      readStdin: async () => stdin,
+    });
+    return { code, out: out.join('\n') + Buffer.concat(chunks).toString('utf8'), err: err.join('\n') };
+  };
+
+  beforeAll(async () => {
+    t = await startTestApp('pglite');
+    await t.app.listen({ host: '127.0.0.1', port: 0 });
+    url = `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`;
+    host = await startStandinHost(t, (boot) => boot.answer(4242));
+    await host.heartbeat([]);
+    home = mkdtempSync(join(tmpdir(), 'nqvm-cli-'));
+    env = { XDG_CONFIG_HOME: home, HOME: home };
+    const login = await cli(['login', '--url', url, '--username', 'admin'], `${ADMIN_PASSWORD}\n`);
+    expect(login.code, login.err).toBe(0);
+  });
+  afterAll(async () => {
+    await host?.close();
+    await t?.close();
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  it('logs in with the password from stdin and keeps the token in a private profile file', async () => {
+    const file = join(home, 'nqvm', 'config.json');
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const saved = JSON.parse(readFileSync(file, 'utf8')) as {
+      current: string;
+      profiles: Record<string, { url: string }>;
+    };
+    expect(saved.current).toBe('default');
+    expect(saved.profiles.default?.url).toBe(url);
+    const me = await cli(['auth', 'me', '--json']);
+    expect(me.code, me.err).toBe(0);
+    expect(JSON.parse(me.out)).toMatchObject({ username: 'admin' });
+    const list = await cli(['profile', 'list']);
+    expect(list.out).toMatch(/\* default {2}http:\/\/127\.0\.0\.1/);
+  });
+
+  it('keeps a value a string when the schema says string, and resolves resources by name', async () => {
+    const images = (await cli(['images', 'list', '--json'])).out;
+    expect(JSON.parse(images).items).toEqual([]);
+    const dir = mkdtempSync(join(tmpdir(), 'nqvm-cli-img-'));
+    writeFileSync(join(dir, 'vmlinuz'), Buffer.alloc(4096, 1));
+    expect(spawnSync('mkfs.ext4', ['-q', '-F', join(dir, 'rootfs.ext4'), '4M']).status).toBe(0);
+    for (const [name, kind, file] of [
+      ['k1', 'kernel', 'vmlinuz'],
+      ['r1', 'rootfs', 'rootfs.ext4'],
+    ]) {
+      const made = await cli(['images', 'upload', '--name', name!, '--kind', kind!, '--file', join(dir, file!), '-q']);
+      expect(made.code, made.err).toBe(0);
+      expect(made.out).toMatch(/^[0-9a-f-]{36}$/);
+    }
+    rmSync(dir, { recursive: true, force: true });
+    // Image flags take names; the password is all digits and must reach the API as a string.
+    const vm = await cli([
+      'vms',
+      'create',
+      '--name',
+      'web1',
+      '--vcpu',
+      '1',
+      '--mem-mib',
+      '128',
+      '--kernel-image-id',
+      'k1',
+      '--rootfs-image-id',
+      'r1',
+      '--username',
+      'me',
+      '--password',
+      '12345678',
+      '--no-start',
+      '--tags',
+      'a',
+      '--tags',
+      'b',
+      '--json',
+    ]);
+    expect(vm.code, vm.err).toBe(0);
+    const created = JSON.parse(vm.out) as { id: string; state: string; tags: string[] };
+    expect(created.state).toBe('stopped');
+    expect(created.tags).toEqual(['a', 'b']);
+    const creds = await cli(['vms', 'shell-credentials', 'web1', '--json']);
+    expect(creds.code, creds.err).toBe(0);
+    expect(JSON.parse(creds.out)).toMatchObject({ username: 'me', password: '12345678' });
+    const got = await cli(['vm', 'get', 'web1', '--yaml']);
+    expect(got.out).toMatch(new RegExp(`^id: ${created.id}$`, 'm'));
+    expect(got.out).toMatch(/^name: web1$/m);
+  });
+
+  it('follows cursors with --all and tells about the next page without it', async () => {
+    for (let i = 0; i < 5; i++) {
+      const made = await cli([
+        'images',
+        'create',
+        '--name',
+        `page${i}`,
+        '--kind',
+        'volume',
+        '--source.type',
+        'blank',
+        '--source.size-mib',
+        '8',
+      ]);
+      expect(made.code, made.err).toBe(0);
+    }
+    const one = await cli(['images', 'list', '--limit', '2', '-q']);
+    expect(one.out.split('\n')).toHaveLength(2);
+    expect(one.err).toMatch(/more: --cursor \S+ \(or --all/);
+    const all = await cli(['images', 'list', '--limit', '2', '--all', '-q']);
+    expect(all.out.split('\n')).toHaveLength(7);
+    expect(all.err).toBe('');
+    const table = await cli(['images', 'list', '--limit', '100']);
+    expect(table.out.split('\n')[0]).toMatch(/^ID\s+NAME\s+KIND\s+STATE/);
+  });
+
+  it('uploads and downloads image bytes unchanged', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nqvm-cli-bytes-'));
+    const bytes = Buffer.alloc(300_000);
+    for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7) % 251;
+    writeFileSync(join(dir, 'in.bin'), bytes);
+    const up = await cli([
+      'images',
+      'upload',
+      '--name',
+      'blob1',
+      '--kind',
+      'kernel',
+      '--file',
+      join(dir, 'in.bin'),
+      '--json',
+    ]);
+    expect(up.code, up.err).toBe(0);
+    const out = join(dir, 'out.bin');
+    const down = await cli(['images', 'content', 'blob1', '--output', out]);
+    expect(down.code, down.err).toBe(0);
+    expect(readFileSync(out).equals(bytes)).toBe(true);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('answers with documented exit codes', async () => {
+    const missing = await cli(['images', 'get', 'no-such-image']);
+    expect(missing.code).toBe(5);
+    expect(missing.err).toMatch(/no images named "no-such-image"/);
+    expect((await cli(['vms', 'stop', '00000000-0000-4000-8000-000000000000'])).code).toBe(5);
+    const bad = await cli(['vms', 'create', '--name', 'x', '--vcpu', 'two']);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/--vcpu expects an integer/);
+    expect((await cli(['vms', 'list', '--frobnicate'])).code).toBe(2);
+    expect((await cli(['vms', 'list', '--token', 'not-a-token'])).code).toBe(6);
+    const conflict = await cli(['vms', 'resume', 'web1']);
+    expect(conflict.code).toBe(7);
+    expect(conflict.err).toMatch(/409/);
+  });
+
+  it('has help for every generated command, listing each flag', async () => {
+    for (const c of commands()) {
+      const h = await cli([c.group, c.verb, '--help']);
+      expect(h.code, `${c.group} ${c.verb}`).toBe(0);
+      expect(h.out).toContain(`Usage: nqvm ${c.group} ${c.verb}`);
+      for (const f of c.flags) expect(h.out, `${c.group} ${c.verb} --${f.flag}`).toContain(`--${f.flag}`);
+    }
+  });
+
+  it('answers every argument-free read of the API', async () => {
+    const reads = commands().filter((c) => c.def.method === 'GET' && !c.positionals.length && !c.def.rawResponse);
+    expect(reads.length).toBeGreaterThan(5);
+    for (const c of reads) {
+      const r = await cli([c.group, c.verb, '--json']);
+      expect(r.code, `${c.group} ${c.verb}: ${r.err}`).toBe(0);
+      expect(() => JSON.parse(r.out)).not.toThrow();
+    }
+  });
+
+  it('runs as the installed bin: --version, a usage error on stderr, and the events of the session', async () => {
+    // Asynchronous: the manager answering the bin runs in this very process.
+    const run = (args: string[]) =>
+      new Promise<{ status: number; stdout: string; stderr: string }>((resolve) => {
+        execFile(
+          process.execPath,
+          ['--import', 'tsx', BIN, ...args],
+          { env: { ...process.env, ...env } },
+          (err, stdout, stderr) =>
+            resolve({ status: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+        );
+      });
+    const v = await run(['--version']);
+    expect(v.status).toBe(0);
+    expect(v.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+    const u = await run(['vms', 'frob']);
+    expect(u.status).toBe(2);
+    expect(u.stderr).toMatch(/unknown verb "frob" for vms/);
+    const ev = await run(['events', '--limit', '50']);
+    expect(ev.status, ev.stderr).toBe(0);
+    expect(ev.stdout).toMatch(/vm\s+create/);
+  });
+});
