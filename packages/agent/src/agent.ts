@@ -10,6 +10,7 @@ import { logsRoutes } from './logs/logs.routes.ts';
 import { ManagerCallFailed, ManagerClient } from './manager/client.ts';
 import { hostCapabilities, hostCapacity } from './manager/host-info.ts';
 import { loadIdentity, saveIdentity } from './manager/identity.ts';
+import { AgentMetrics } from './metrics/prometheus.ts';
 import { TapGuard } from './mmds/guard.ts';
 import { MmdsService } from './mmds/mmds.service.ts';
 import { HostNetwork, tapNameFor } from './net/index.ts';
@@ -93,6 +94,7 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
     vms,
     secret: () => manager.identity?.secret,
     log,
+    metrics: new AgentMetrics(vms),
     routes: [
       (api) => snapshotRoutes(api, snapshots, mmds),
       (api) => logsRoutes(api, config.dataDir),

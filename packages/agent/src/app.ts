@@ -1,10 +1,11 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import websocket from '@fastify/websocket';
 import { AgentVmSpec } from '@nqvm/api';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { Type } from 'typebox';
 import { deviceRoutes } from './devices/devices.routes.ts';
+import type { AgentMetrics } from './metrics/prometheus.ts';
 import { AgentError } from './vms/errors.ts';
 import { assertVmId } from './vms/layout.ts';
 import type { VmService } from './vms/vms.service.ts';
@@ -16,6 +17,14 @@ export interface AgentAppDeps {
   log: Logger;
   /** More feature routes (snapshots, MMDS, logs), mounted behind the host-secret check. */
   routes?: ((api: FastifyInstance) => void)[];
+  /** Prometheus metrics: counted on every answer, served at `/metrics` behind the host secret. */
+  metrics?: AgentMetrics;
+}
+
+/** The manager's request id (`x-request-id`) when it sent a sane one, so one id is logged on both sides. */
+function requestId(req: { headers: Record<string, string | string[] | undefined> }): string {
+  const h = req.headers['x-request-id'];
+  return typeof h === 'string' && /^[A-Za-z0-9._-]{1,64}$/.test(h) ? h : randomUUID();
 }
 
 const IdParams = Type.Object({ id: Type.String({ maxLength: 64 }) });
@@ -39,7 +48,8 @@ function authorized(req: FastifyRequest, secret: string | undefined): boolean {
 
 /** The agent's HTTP API (`/agent/v1`), called by the manager with the per-host secret. */
 export function buildAgentApp(d: AgentAppDeps) {
-  const app = Fastify({ loggerInstance: d.log, bodyLimit: 1024 * 1024 });
+  const app = Fastify({ loggerInstance: d.log, bodyLimit: 1024 * 1024, genReqId: requestId, requestIdHeader: false });
+  if (d.metrics) app.addHook('onResponse', d.metrics.onResponse);
   // Registered once at the root: feature plugins that open WebSockets share its one upgrade handler.
   app.register(websocket, { options: { maxPayload: 64 * 1024 } });
 
@@ -97,6 +107,7 @@ export function buildAgentApp(d: AgentAppDeps) {
       },
     );
     deviceRoutes(api, { vms: d.vms });
+    d.metrics?.routes(api);
     for (const add of d.routes ?? []) add(api);
   });
   return app;

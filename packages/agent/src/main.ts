@@ -1,3 +1,4 @@
+import { ttyLogDestination } from '@nqvm/api';
 import pino from 'pino';
 import { startAgent } from './agent.ts';
 import { AgentConfigError, loadAgentConfig } from './config.ts';
@@ -14,7 +15,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     }
     throw e;
   }
-  const log = pino({ name: 'nqvm-agent', level: env.AGENT_LOG_LEVEL || 'info' });
+  const log = pino({ name: 'nqvm-agent', level: env.AGENT_LOG_LEVEL || 'info' }, ttyLogDestination());
   const agent = await startAgent(config, { logger: log });
   log.info({ url: agent.url, host_id: agent.hostId, data_dir: config.dataDir }, 'nqvm-agent ready');
   let closing = false;

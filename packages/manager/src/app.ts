@@ -5,7 +5,7 @@ import cookie from '@fastify/cookie';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import websocket from '@fastify/websocket';
-import { buildOpenApi } from '@nqvm/api';
+import { buildOpenApi, ttyLogDestination } from '@nqvm/api';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { ManagerConfig } from './config.ts';
 import { followChanges } from './db/change-cache.ts';
@@ -127,6 +127,8 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
     logger: opts.logger ?? {
       level: config.logLevel,
       redact: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]'],
+      // Readable at a terminal, JSON lines everywhere else.
+      stream: ttyLogDestination(),
     },
     genReqId: () => randomUUID(),
     requestIdHeader: false,

@@ -191,7 +191,7 @@ describe.each(DB_KINDS)('VM shell and metrics on %s', (kind) => {
     expect(body).toMatch(
       new RegExp(`nqvm_vm_host_cpu_percent\\{vm="observed",vm_id="${vmId}",host="h1",owner="[^"]*"\\} 12.5`),
     );
-    expect(body).toMatch(/nqvm_vm_disk_read_bytes\{vm="observed".*\} 4096/);
+    expect(body).toMatch(/nqvm_vm_disk_read_bytes_total\{vm="observed".*\} 4096/);
     expect(body).toMatch(/nqvm_vm_guest_healthy\{vm="observed".*\} 0/);
   });
 

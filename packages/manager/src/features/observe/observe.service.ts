@@ -131,26 +131,34 @@ export class ObserveService {
         cache = { at: Date.now(), rows: this.repo.latest(new Date(this.now().getTime() - 300_000)) };
       return cache.rows;
     };
-    const series = (name: string, help: string, value: (r: LatestSample) => number | null) =>
-      registry.gauge(name, help, async () =>
-        (await latest()).flatMap((r) => {
-          const v = value(r);
-          return v === null ? [] : [[{ vm: r.vm_name, vm_id: r.vm_id, host: r.host, owner: r.owner }, v]];
-        }),
+    const series = (
+      name: string,
+      help: string,
+      value: (r: LatestSample) => number | null,
+      type: 'gauge' | 'counter' = 'gauge',
+    ) =>
+      registry.collected(
+        name,
+        help,
+        async () =>
+          (await latest()).flatMap((r) => {
+            const v = value(r);
+            return v === null ? [] : [[{ vm: r.vm_name, vm_id: r.vm_id, host: r.host, owner: r.owner }, v]];
+          }),
+        type,
       );
     series('nqvm_vm_host_cpu_percent', 'VMM process CPU, percent of one host core', (r) => r.host_cpu_pct);
     series('nqvm_vm_guest_cpu_percent', 'Guest CPU busy share reported by the guest agent', (r) => r.guest_cpu_pct);
     series('nqvm_vm_rss_bytes', 'VMM process resident memory', (r) => r.rss_bytes);
     series('nqvm_vm_memory_used_bytes', 'Guest memory in use', (r) => r.mem_used_bytes);
     series('nqvm_vm_memory_total_bytes', 'Guest memory total', (r) => r.mem_total_bytes);
-    series('nqvm_vm_disk_read_bytes', 'Bytes read by the VM disks since the VMM started', (r) => r.disk_read_bytes);
-    series(
-      'nqvm_vm_disk_write_bytes',
-      'Bytes written by the VM disks since the VMM started',
-      (r) => r.disk_write_bytes,
-    );
-    series('nqvm_vm_network_rx_bytes', 'Bytes received by the VM on its NICs', (r) => r.net_rx_bytes);
-    series('nqvm_vm_network_tx_bytes', 'Bytes sent by the VM on its NICs', (r) => r.net_tx_bytes);
+    // Cumulative since the VMM started: counters, so rate() sees a VMM restart as a reset.
+    const cumulative = (name: string, help: string, value: (r: LatestSample) => number | null) =>
+      series(name, help, value, 'counter');
+    cumulative('nqvm_vm_disk_read_bytes_total', 'Bytes read by the VM disks', (r) => r.disk_read_bytes);
+    cumulative('nqvm_vm_disk_write_bytes_total', 'Bytes written by the VM disks', (r) => r.disk_write_bytes);
+    cumulative('nqvm_vm_network_rx_bytes_total', 'Bytes received by the VM on its NICs', (r) => r.net_rx_bytes);
+    cumulative('nqvm_vm_network_tx_bytes_total', 'Bytes sent by the VM on its NICs', (r) => r.net_tx_bytes);
     series('nqvm_vm_guest_healthy', '1 when the guest agent answered the latest sample', (r) =>
       r.guest_health === null ? null : r.guest_health === 'healthy' ? 1 : 0,
     );
