@@ -10,9 +10,8 @@ import { spawn } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
 import { buildDemoImages, loadAgentConfig, READY_MARKER, startAgent, systemRunner } from '@nqvm/agent';
-import { buildApp, loadConfig, openPglite } from '@nqvm/manager';
+import { buildApp, loadConfig, newPglite, openPglite } from '@nqvm/manager';
 import pino from 'pino';
 import { inPrivateNetns } from '../test/e2e/support/stack.ts';
 
@@ -86,7 +85,7 @@ const manager = await buildApp(
     NQVM_CPU_OVERCOMMIT: '16',
     FC_BRIDGE: 'nqbr-bench',
   }),
-  { database: await openPglite(new PGlite()), logger: false },
+  { database: await openPglite(newPglite()), logger: false },
 );
 await manager.app.listen({ host: '127.0.0.1', port: 0 });
 const addr = manager.app.server.address();

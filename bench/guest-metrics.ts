@@ -15,9 +15,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server, connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
 import { buildDemoImages, isProcessAlive, systemRunner } from '@nqvm/agent';
-import { buildApp, loadConfig, openPglite } from '@nqvm/manager';
+import { buildApp, loadConfig, newPglite, openPglite } from '@nqvm/manager';
 import WebSocket from 'ws';
 import { inPrivateNetns } from '../test/e2e/support/stack.ts';
 
@@ -131,7 +130,7 @@ const manager = await buildApp(
     FC_BRIDGE: 'nqbr-gmb',
     NQVM_CPU_OVERCOMMIT: '8',
   }),
-  { database: await openPglite(new PGlite()), logger: false },
+  { database: await openPglite(newPglite()), logger: false },
 );
 await manager.app.listen({ host: '127.0.0.1', port: 0 });
 const addr = manager.app.server.address();

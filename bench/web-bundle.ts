@@ -4,8 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
-import { PGlite } from '@electric-sql/pglite';
-import { buildApp, loadConfig, openPglite } from '@nqvm/manager';
+import { buildApp, loadConfig, newPglite, openPglite } from '@nqvm/manager';
 import { chromium } from 'playwright-core';
 
 // Usage: npx tsx bench/web-bundle.ts — builds the console, prints the initial JS (gzipped) and the time
@@ -24,7 +23,7 @@ async function main(): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), 'nqvm-bench-web-'));
   const password = 'bench-admin-password';
   const config = loadConfig({ NQVM_DATA_DIR: dataDir, NQVM_ADMIN_PASSWORD: password, NQVM_LOG_LEVEL: 'silent' });
-  const database = openPglite(new PGlite());
+  const database = openPglite(newPglite());
   const { app } = await buildApp(config, { database, logger: false });
   // Rows straight into the table: the list page's cost does not depend on how the VMs came to be.
   await database.withSession((s) =>

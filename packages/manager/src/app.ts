@@ -8,7 +8,6 @@ import websocket from '@fastify/websocket';
 import { buildOpenApi, ttyLogDestination } from '@nqvm/api';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { ManagerConfig } from './config.ts';
-import { followChanges } from './db/change-cache.ts';
 import { type Database, openDatabase } from './db/client.ts';
 import { migrate } from './db/migrate.ts';
 import { AuthRepository } from './features/auth/auth.repository.ts';
@@ -25,7 +24,7 @@ import { HostsRepository } from './features/hosts/hosts.repository.ts';
 import { hostsRoutes } from './features/hosts/hosts.routes.ts';
 import { HostsService } from './features/hosts/hosts.service.ts';
 import { systemRunner } from './features/images/images.exec.ts';
-import { IMAGES_CHANGED, type ImageRow, ImagesRepository } from './features/images/images.repository.ts';
+import { type ImageRow, ImagesRepository } from './features/images/images.repository.ts';
 import { imagesRoutes } from './features/images/images.routes.ts';
 import { ImagesService } from './features/images/images.service.ts';
 import { ImageStore } from './features/images/images.store.ts';
@@ -253,11 +252,7 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
 
   await app.register(webConsole);
 
-  const stopImagePages = followChanges(database, IMAGES_CHANGED, imagesRepo.pages, {
-    onError: (err) => app.log.warn({ err }, 'image list cache off until the change feed is back'),
-  });
   app.addHook('onClose', async () => {
-    await stopImagePages();
     await stopReconciler();
     await stopSampler();
     await vms.idle();

@@ -3,7 +3,6 @@ import { readFileSync, readlinkSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
 import {
   buildDemoImages,
   isProcessAlive,
@@ -12,7 +11,7 @@ import {
   startAgent,
   systemRunner,
 } from '@nqvm/agent';
-import { type BuiltApp, buildApp, loadConfig, openPglite } from '@nqvm/manager';
+import { type BuiltApp, buildApp, loadConfig, newPglite, openPglite } from '@nqvm/manager';
 import pino from 'pino';
 
 const ROOT = path.resolve(import.meta.dirname, '../../..');
@@ -91,7 +90,7 @@ export async function startStack(opts: {
       FC_BRIDGE: opts.bridge,
       ...opts.env,
     }),
-    { database: await openPglite(new PGlite()), logger: false },
+    { database: await openPglite(newPglite()), logger: false },
   );
   await manager.app.listen({ host: '127.0.0.1', port: 0 });
   const addr = manager.app.server.address();

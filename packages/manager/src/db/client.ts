@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
+import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm';
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
@@ -25,7 +26,11 @@ export interface Database {
    * Calls `onNotify` for every NOTIFY on `channel` until the returned stop is called. `onLost` says the feed broke
    * and may have missed notifications; it is then stopped and the caller decides whether to listen again.
    */
-  listen(channel: string, onNotify: () => void, onLost: (err: Error) => void): Promise<() => Promise<void>>;
+  listen(
+    channel: string,
+    onNotify: (payload: string) => void,
+    onLost: (err: Error) => void,
+  ): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 
@@ -39,7 +44,12 @@ export async function openDatabase(opts: { url?: string; dataDir: string }): Pro
   if (opts.url) return openPostgres(opts.url);
   const dir = join(opts.dataDir, 'pglite');
   mkdirSync(dir, { recursive: true });
-  return openPglite(new PGlite(dir));
+  return openPglite(newPglite(dir));
+}
+
+/** An embedded database (in memory without a directory) with the extensions the migrations use (pg_trgm). */
+export function newPglite(dir?: string): PGlite {
+  return new PGlite(dir, { extensions: { pg_trgm } });
 }
 
 export function openPostgres(url: string): Database {
@@ -79,7 +89,7 @@ export function openPostgres(url: string): Database {
       client.on('error', lost);
       client.on('end', () => lost(new Error('the notification connection ended')));
       client.on('notification', (n) => {
-        if (n.channel === channel) onNotify();
+        if (n.channel === channel) onNotify(n.payload ?? '');
       });
       try {
         await client.connect();
@@ -115,7 +125,7 @@ export function openPglite(client: PGlite): Database {
     },
     async listen(channel, onNotify) {
       // One process owns an embedded database: its notifications cannot be lost to a broken connection.
-      return client.listen(checkChannel(channel), () => onNotify());
+      return client.listen(checkChannel(channel), (payload) => onNotify(payload));
     },
     close: () => client.close(),
   };

@@ -52,6 +52,17 @@ export function authHook(auth: RouteDef['auth'], authn: Authenticator): onReques
   };
 }
 
+/** The Fastify schema of a route from its table entry. */
+export function schemaOf(def: RouteDef) {
+  return {
+    ...(def.params ? { params: def.params } : {}),
+    ...(def.query ? { querystring: def.query } : {}),
+    ...(def.body ? { body: def.body } : {}),
+    tags: [def.tag],
+    summary: def.summary,
+  };
+}
+
 export function mount<D extends RouteDef>(
   app: FastifyInstance,
   authn: Authenticator,
@@ -61,13 +72,7 @@ export function mount<D extends RouteDef>(
   app.route({
     method: def.method,
     url: def.path,
-    schema: {
-      ...(def.params ? { params: def.params } : {}),
-      ...(def.query ? { querystring: def.query } : {}),
-      ...(def.body ? { body: def.body } : {}),
-      tags: [def.tag],
-      summary: def.summary,
-    },
+    schema: schemaOf(def),
     onRequest: authHook(def.auth, authn),
     handler: async (req, reply) => {
       const result = await handler({
@@ -82,6 +87,35 @@ export function mount<D extends RouteDef>(
       reply.code(def.status);
       if (def.status === 204) return reply.send();
       return result;
+    },
+  });
+}
+
+/**
+ * Like mount, for a handler that returns the response body as JSON text already in the route's response shape
+ * (list pages rendered by the database, see db/keyset.ts).
+ */
+export function mountJson<D extends RouteDef>(
+  app: FastifyInstance,
+  authn: Authenticator,
+  def: D,
+  handler: (ctx: Ctx<D>) => Promise<string>,
+): void {
+  app.route({
+    method: def.method,
+    url: def.path,
+    schema: schemaOf(def),
+    onRequest: authHook(def.auth, authn),
+    handler: async (req, reply) => {
+      const body = await handler({
+        params: req.params as RouteParams<D>,
+        query: req.query as RouteQuery<D>,
+        body: req.body as RouteBody<D>,
+        principal: req.principal,
+        req,
+        reply,
+      });
+      return reply.code(def.status).type('application/json; charset=utf-8').send(body);
     },
   });
 }

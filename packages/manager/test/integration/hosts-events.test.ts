@@ -1,10 +1,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { openPglite } from '../../src/db/client.ts';
+import { newPglite, openPglite } from '../../src/db/client.ts';
 import { loadMigrations, MigrationError, migrate } from '../../src/db/migrate.ts';
 import { DB_KINDS, JOIN_TOKEN, startTestApp, type TestApp } from '../support/harness.ts';
 
@@ -124,7 +123,7 @@ describe('migrations', () => {
     const dir = mkdtempSync(join(tmpdir(), 'nqvm-mig-'));
     writeFileSync(join(dir, '0001_good.sql'), 'CREATE TABLE a (id int);');
     writeFileSync(join(dir, '0002_broken.sql'), 'CREATE TABLE b (id int); SELECT no_such_function();');
-    const db = openPglite(new PGlite());
+    const db = openPglite(newPglite());
     await expect(migrate(db, loadMigrations(dir))).rejects.toThrow(MigrationError);
     await expect(migrate(db, loadMigrations(dir))).rejects.toThrow(/0002_broken/);
     const tables = await db.withSession((s) =>

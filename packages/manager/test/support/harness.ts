@@ -1,12 +1,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import { inject } from 'vitest';
 import { type BuiltApp, buildApp } from '../../src/app.ts';
 import { loadConfig, type ManagerConfig } from '../../src/config.ts';
-import { type Database, openPglite, openPostgres } from '../../src/db/client.ts';
+import { type Database, newPglite, openPglite, openPostgres } from '../../src/db/client.ts';
 import { createDatabase } from './postgres.ts';
 
 export type DbKind = 'postgres' | 'pglite';
@@ -27,7 +26,7 @@ export interface TestApp {
 }
 
 export async function openTestDatabase(kind: DbKind): Promise<Database> {
-  if (kind === 'pglite') return openPglite(new PGlite());
+  if (kind === 'pglite') return openPglite(newPglite());
   return openPostgres(await createDatabase(inject('pgBaseUrl')));
 }
 

@@ -44,11 +44,6 @@ export class DevicesRepository {
     return tx.select().from(vmNics).where(eq(vmNics.vmId, vmId));
   }
 
-  async usedIps(tx: Tx, network: string): Promise<Set<string>> {
-    const rows = await tx.select({ ip: vmNics.ip }).from(vmNics).where(eq(vmNics.network, network));
-    return new Set(rows.map((r) => r.ip.replace(/\/\d+$/, '')));
-  }
-
   drives(vmId: string, tx: Tx | Db = this.db): Promise<DriveRow[]> {
     return tx.select().from(vmDrives).where(eq(vmDrives.vmId, vmId)).orderBy(asc(vmDrives.position));
   }

@@ -15,7 +15,8 @@ import { Conflict, DomainError, NotFound, Unprocessable } from '../../domain/err
 import type { EventsService } from '../events/events.service.ts';
 import type { HostsService } from '../hosts/hosts.service.ts';
 import type { AgentClient } from '../vms/agent-client.ts';
-import { firstFreeIp, parseCidr, randomMac } from '../vms/ipam.ts';
+import { claimAddress } from '../vms/address-pool.ts';
+import { randomMac } from '../vms/ipam.ts';
 import { isUniqueViolation, type NicRow, type VmRow, type VmsRepository } from '../vms/vms.repository.ts';
 import type { ImageCatalog, VmsService } from '../vms/vms.service.ts';
 import { type DevicesRepository, type DriveRow, STOPPED, type Tx } from './devices.repository.ts';
@@ -306,15 +307,14 @@ export class DevicesService {
           const taken = new Set(existing.map((n) => n.ifaceId));
           let k = 0;
           while (taken.has(`eth${k}`)) k++;
-          const cidr = parseCidr(net.cidr);
-          const ip = firstFreeIp(cidr, net.gateway, await this.d.repo.usedIps(tx, net.name));
+          const ip = await claimAddress(tx, net.name, vmId);
           if (!ip) throw new Conflict('network_full', `network ${net.name} has no free address`, 'body.network');
           return this.d.repo.insertNic(tx, {
             vmId,
             ifaceId: `eth${k}`,
             network: net.name,
             mac: req.mac ?? randomMac(),
-            ip: `${ip}/${cidr.prefix}`,
+            ip,
             config,
           });
         });
@@ -325,7 +325,8 @@ export class DevicesService {
         if (!constraint) throw err;
         if (req.mac && constraint.includes('mac'))
           throw new Conflict('mac_taken', `MAC ${req.mac} is used by another NIC`, 'body.mac');
-        if (attempt >= 20) throw err;
+        // Only a random MAC can collide (1 in 2^40 per pair): draw another.
+        if (!constraint.includes('mac') || attempt >= 3) throw err;
       }
     }
   }

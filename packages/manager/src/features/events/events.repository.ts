@@ -1,5 +1,6 @@
-import { and, desc, eq, gt, gte, lt, lte, type SQL, sql } from 'drizzle-orm';
+import { and, eq, gt, gte, lte, type SQL, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.ts';
+import { isoMs, type JsonPage, jsonPage } from '../../db/keyset.ts';
 import { events } from '../../db/schema.ts';
 
 // Sent as text and cast in SQL: not every driver (PGlite) serialises a JS BigInt parameter.
@@ -38,16 +39,19 @@ export class EventsRepository {
     return w;
   }
 
-  /** Newest first, strictly older than `before` when given. */
-  listPage(f: EventFilter, limit: number, before?: bigint): Promise<EventRow[]> {
-    const w = this.where(f);
-    if (before !== undefined) w.push(lt(events.id, asBigint(before)));
-    return this.db
-      .select()
-      .from(events)
-      .where(and(...w))
-      .orderBy(desc(events.id))
-      .limit(limit);
+  /** Newest first, strictly older than `before` when given, as the API's Event JSON (see toEvent), in one query. */
+  listJson(f: EventFilter, limit: number, before?: string): Promise<JsonPage> {
+    return jsonPage(this.db, {
+      table: 'events',
+      where: this.where(f),
+      keys: [{ column: 'id', kind: 'bigint' }],
+      dir: 'desc',
+      limit,
+      after: before === undefined ? undefined : [before],
+      item: sql`json_build_object('id', v.id::text, 'at', ${isoMs(sql`v.at`)}, 'actor', v.actor,
+        'resource_type', v.resource_type, 'resource_id', v.resource_id, 'action', v.action, 'result', v.result,
+        'detail', v.detail)`,
+    });
   }
 
   /** Oldest first, strictly newer than `after` (the live stream's resume). */

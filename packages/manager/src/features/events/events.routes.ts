@@ -1,13 +1,13 @@
 import type {} from '@fastify/websocket';
 import { api, type Event, EventsWsQuery } from '@nqvm/api';
 import type { FastifyInstance } from 'fastify';
-import { authHook, mount } from '../../http/mount.ts';
+import { authHook, mountJson } from '../../http/mount.ts';
 import type { Authenticator } from '../../http/principal.ts';
 import type { EventsService } from './events.service.ts';
 
 export function eventsRoutes(app: FastifyInstance, authn: Authenticator, events: EventsService): void {
-  mount(app, authn, api.events.list, async ({ query }) =>
-    events.list(
+  mountJson(app, authn, api.events.list, async ({ query }) =>
+    events.listJson(
       {
         resourceType: query.resource_type,
         resourceId: query.resource_id,

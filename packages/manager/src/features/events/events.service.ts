@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Event } from '@nqvm/api';
+import { pageBody } from '../../db/keyset.ts';
 import { BadRequest } from '../../domain/errors.ts';
 import type { EventFilter, EventRow, EventsRepository, NewEvent } from './events.repository.ts';
 
@@ -46,11 +47,11 @@ export class EventsService {
     return event;
   }
 
-  async list(f: EventFilter, limit: number, cursor?: string): Promise<{ items: Event[]; next_cursor: string | null }> {
-    const before = cursor === undefined ? undefined : parseCursor(cursor, 'query.cursor');
-    const rows = await this.repo.listPage(f, limit + 1, before);
-    const items = rows.slice(0, limit).map(toEvent);
-    return { items, next_cursor: rows.length > limit ? items[items.length - 1]!.id : null };
+  /** One page, newest first, as JSON text (`{items, next_cursor}`) rendered by the database; the cursor is an id. */
+  async listJson(f: EventFilter, limit: number, cursor?: string): Promise<string> {
+    const before = cursor === undefined ? undefined : parseCursor(cursor, 'query.cursor').toString();
+    const page = await this.repo.listJson(f, limit, before);
+    return pageBody(page.items, page.next?.[0] ?? null);
   }
 
   async after(f: EventFilter, after: string, limit = 500): Promise<Event[]> {

@@ -1,25 +1,15 @@
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { api, type RouteDef } from '@nqvm/api';
+import { api } from '@nqvm/api';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Unauthorized } from '../../domain/errors.ts';
-import { authHook, bearerOf, mount } from '../../http/mount.ts';
+import { authHook, bearerOf, mount, mountJson, schemaOf } from '../../http/mount.ts';
 import { type Authenticator, actorOf } from '../../http/principal.ts';
 import { sendProblem } from '../../http/problem.ts';
 import { parseRange } from './images.range.ts';
 import type { ImagesService } from './images.service.ts';
 
 export const HOST_ID_HEADER = 'x-nqvm-host-id';
-
-function schemaOf(def: RouteDef) {
-  return {
-    ...(def.params ? { params: def.params } : {}),
-    ...(def.query ? { querystring: def.query } : {}),
-    ...(def.body ? { body: def.body } : {}),
-    tags: [def.tag],
-    summary: def.summary,
-  };
-}
 
 /** Users as usual; a host agent with its secret as Bearer and its id in `x-nqvm-host-id` (image downloads). */
 function userOrHost(authn: Authenticator) {
@@ -44,15 +34,7 @@ export function imagesRoutes(app: FastifyInstance, authn: Authenticator, images:
   );
   mount(app, authn, api.images.delete, async ({ params, principal }) => images.delete(params.id, actorOf(principal)));
 
-  const list = api.images.list;
-  app.route({
-    method: list.method,
-    url: list.path,
-    schema: schemaOf(list),
-    onRequest: authHook(list.auth, authn),
-    handler: async (req, reply) =>
-      reply.type('application/json; charset=utf-8').send(await images.listJson(req.query as never)),
-  });
+  mountJson(app, authn, api.images.list, async ({ query }) => images.listJson(query));
 
   const create = api.images.create;
   app.route({

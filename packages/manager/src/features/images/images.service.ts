@@ -1,6 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import type { CreateImageRequest, Image, ImageKind, ImageSource, ListImagesQuery, UpdateImageRequest } from '@nqvm/api';
+import { pageBody } from '../../db/keyset.ts';
 import { BadRequest, Conflict, DomainError, NotFound, Unprocessable } from '../../domain/errors.ts';
 import type { EventsService } from '../events/events.service.ts';
 import type { CommandRunner } from './images.exec.ts';
@@ -110,8 +111,7 @@ export class ImagesService {
       if (!NAME.test(after)) throw new BadRequest('invalid_cursor', 'cursor is not valid', 'query.cursor');
     }
     const page = await this.repo.listJson({ kind: q.kind, state: q.state, q: q.q }, q.limit ?? 100, after);
-    const next = page.more && page.last !== null ? Buffer.from(page.last).toString('base64url') : null;
-    return `{"items":${page.items},"next_cursor":${JSON.stringify(next)}}`;
+    return pageBody(page.items, page.next ? Buffer.from(page.next[0]!).toString('base64url') : null);
   }
 
   async row(id: string): Promise<ImageRow> {

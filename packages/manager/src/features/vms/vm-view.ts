@@ -42,16 +42,3 @@ export function toVm(r: VmRow, nics: NicRow[], gateways: Map<string, string>): V
     guest_ready_at: r.guestReadyAt?.toISOString() ?? null,
   };
 }
-
-/** Opaque pagination cursor: the sort value and id of the last item. */
-export function encodeCursor(value: string, id: string): string {
-  return Buffer.from(JSON.stringify([value, id])).toString('base64url');
-}
-
-export function decodeCursor(c: string): [string, string] | null {
-  try {
-    const v = JSON.parse(Buffer.from(c, 'base64url').toString('utf8')) as unknown;
-    if (Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && typeof v[1] === 'string') return [v[0], v[1]];
-  } catch {}
-  return null;
-}

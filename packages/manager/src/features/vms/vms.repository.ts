@@ -1,7 +1,10 @@
 import type { VmState } from '@nqvm/api';
-import { and, asc, desc, eq, ilike, inArray, notInArray, or, type SQL, sql } from 'drizzle-orm';
+import { and, eq, ilike, inArray, notInArray, or, type SQL, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.ts';
+import { isoMs, type JsonPage, jsonPage, type Key } from '../../db/keyset.ts';
 import { networks, vmNics, vms } from '../../db/schema.ts';
+import { Conflict } from '../../domain/errors.ts';
+import { claimAddress } from './address-pool.ts';
 
 export type VmRow = typeof vms.$inferSelect;
 export type NewVmRow = typeof vms.$inferInsert;
@@ -19,7 +22,38 @@ export interface VmListFilter {
 
 export type SortKey = 'name' | 'created_at' | 'state';
 
-const SORT_COLUMNS = { name: vms.name, created_at: vms.createdAt, state: vms.state } as const;
+const ID: Key = { column: 'id', kind: 'uuid' };
+/** Each sort's keyset, the id last; every one is the tail of an index (migration 0008). */
+export const SORT_KEYS: Record<SortKey, Key[]> = {
+  name: [{ column: 'name', kind: 'text' }, ID],
+  created_at: [{ column: 'created_at', kind: 'timestamptz' }, ID],
+  state: [{ column: 'state', kind: 'text' }, ID],
+};
+
+/** A VM as the API's Vm (see toVm), NICs included, over a row aliased `v`. */
+const VM_JSON = sql`json_build_object(
+  'id', v.id, 'name', v.name, 'description', v.description, 'state', v.state, 'host_id', v.host_id, 'vmm', v.vmm,
+  'vcpu', v.vcpu, 'mem_mib', v.mem_mib, 'smt', v.smt, 'cpu_template', v.cpu_template,
+  'kernel_image_id', v.kernel_image_id, 'initrd_image_id', v.initrd_image_id, 'rootfs_image_id', v.rootfs_image_id,
+  'boot_args', v.boot_args,
+  'nics', (SELECT coalesce(json_agg(json_build_object(
+      'iface_id', n.iface_id, 'network', n.network, 'mac', n.mac, 'ip', n.ip::text,
+      'gateway', coalesce(host(w.gateway), ''), 'tap', NULL) ORDER BY n.iface_id), '[]')
+    FROM vm_nics n LEFT JOIN networks w ON w.name = n.network WHERE n.vm_id = v.id),
+  'guest_ip', v.guest_ip, 'tags', v.tags, 'owner', v.owner, 'environment', v.environment,
+  'restart_policy', v.restart_policy, 'username', v.username, 'template_id', v.template_id,
+  'source_snapshot_id', v.source_snapshot_id, 'pid', v.pid, 'last_error', v.last_error,
+  'restart_count', v.restart_count, 'created_at', ${isoMs(sql`v.created_at`)},
+  'updated_at', ${isoMs(sql`v.updated_at`)},
+  'booted_at', ${isoMs(sql`v.booted_at`)}, 'guest_ready_at', ${isoMs(sql`v.guest_ready_at`)})`;
+
+/** A NIC to add with a new VM; its address is claimed from the network's pool. */
+export interface NewNic {
+  ifaceId: string;
+  network: string;
+  mac: string;
+  config: Record<string, unknown>;
+}
 
 /** States whose VMs hold resources on their host. */
 const HOLDING: VmState[] = ['creating', 'starting', 'running', 'paused', 'stopping', 'unknown'];
@@ -44,17 +78,21 @@ export class VmsRepository {
     return row;
   }
 
-  async usedIps(network: string): Promise<Set<string>> {
-    const rows = await this.db.select({ ip: vmNics.ip }).from(vmNics).where(eq(vmNics.network, network));
-    return new Set(rows.map((r) => r.ip.replace(/\/\d+$/, '')));
-  }
-
-  /** Inserts the VM and its NIC in one transaction; unique violations surface to the caller for a retry. */
-  async insert(vm: NewVmRow, nic: Omit<NicRow, 'vmId'> | null): Promise<VmRow> {
+  /**
+   * Inserts the VM and its NIC, whose address is claimed from the pool, in one transaction. Unique violations (name,
+   * MAC) surface to the caller; a network without a free address is a 409 `network_full`.
+   */
+  async insert(vm: NewVmRow, nic: NewNic | null): Promise<{ row: VmRow; nic: NicRow | null }> {
     return this.db.transaction(async (tx) => {
       const [row] = await tx.insert(vms).values(vm).returning();
-      if (nic) await tx.insert(vmNics).values({ ...nic, vmId: row!.id });
-      return row!;
+      if (!nic) return { row: row!, nic: null };
+      const ip = await claimAddress(tx, nic.network, row!.id);
+      if (!ip) throw new Conflict('network_full', `network ${nic.network} has no free address`, 'body.network');
+      const [added] = await tx
+        .insert(vmNics)
+        .values({ ...nic, ip, vmId: row!.id })
+        .returning();
+      return { row: row!, nic: added! };
     });
   }
 
@@ -107,8 +145,8 @@ export class VmsRepository {
     await this.db.delete(vms).where(eq(vms.id, id));
   }
 
-  async list(f: VmListFilter, sort: SortKey, dir: 'asc' | 'desc', limit: number, after?: [string, string]) {
-    const col = SORT_COLUMNS[sort];
+  /** One page as the API's Vm JSON, NICs included, in one query (see jsonPage). */
+  listJson(f: VmListFilter, sort: SortKey, dir: 'asc' | 'desc', limit: number, after?: string[]): Promise<JsonPage> {
     const w: SQL[] = [];
     if (f.search) {
       const like = `%${f.search.replace(/[%_\\]/g, (c) => `\\${c}`)}%`;
@@ -119,21 +157,7 @@ export class VmsRepository {
     if (f.owner) w.push(eq(vms.owner, f.owner));
     if (f.environment) w.push(eq(vms.environment, f.environment));
     if (f.tag) w.push(sql`${vms.tags} @> ARRAY[${f.tag}]::text[]`);
-    if (after) {
-      const value = sort === 'created_at' ? new Date(after[0]) : after[0];
-      w.push(
-        dir === 'asc'
-          ? sql`(${col}, ${vms.id}) > (${value}, ${after[1]})`
-          : sql`(${col}, ${vms.id}) < (${value}, ${after[1]})`,
-      );
-    }
-    const order = dir === 'asc' ? [asc(col), asc(vms.id)] : [desc(col), desc(vms.id)];
-    return this.db
-      .select()
-      .from(vms)
-      .where(and(...w))
-      .orderBy(...order)
-      .limit(limit);
+    return jsonPage(this.db, { table: 'vms', where: w, keys: SORT_KEYS[sort], dir, limit, after, item: VM_JSON });
   }
 
   async allocationsByHost(): Promise<Map<string, { vcpu: number; mem_mib: number; vms: number }>> {

@@ -1,14 +1,14 @@
 import { api, type Template } from '@nqvm/api';
 import type { FastifyInstance } from 'fastify';
 import { DomainError, Forbidden, Unprocessable } from '../../domain/errors.ts';
-import { mount } from '../../http/mount.ts';
+import { mount, mountJson } from '../../http/mount.ts';
 import { type Authenticator, actorOf } from '../../http/principal.ts';
 import type { VmsService } from './vms.service.ts';
 
 export function vmsRoutes(app: FastifyInstance, authn: Authenticator, vms: VmsService): void {
   mount(app, authn, api.vms.create, async ({ body, principal }) => vms.create(body, actorOf(principal)));
-  mount(app, authn, api.vms.list, async ({ query }) =>
-    vms.list({
+  mountJson(app, authn, api.vms.list, async ({ query }) =>
+    vms.listJson({
       search: query.search,
       state: query.state,
       hostId: query.host_id,

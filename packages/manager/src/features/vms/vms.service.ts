@@ -1,29 +1,23 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { AgentVmSpec, AgentVmStatus, CreateVmRequest, Vm, VmAction, VmExitReport, VmState } from '@nqvm/api';
 import type { FastifyBaseLogger } from 'fastify';
-import {
-  Conflict,
-  DomainError,
-  Forbidden,
-  InvalidTransition,
-  NotFound,
-  Unprocessable,
-  WaitTimeout,
-} from '../../domain/errors.ts';
+import { decodeCursor, encodeCursor, pageBody } from '../../db/keyset.ts';
+import { Conflict, Forbidden, InvalidTransition, NotFound, Unprocessable, WaitTimeout } from '../../domain/errors.ts';
 import type { SecretBox } from '../../security/secret-box.ts';
 import { hashToken, newToken } from '../../security/tokens.ts';
 import type { EventsService } from '../events/events.service.ts';
 import type { HostRow } from '../hosts/hosts.repository.ts';
 import type { HostsService } from '../hosts/hosts.service.ts';
 import type { AgentApi, AgentTarget } from './agent-client.ts';
-import { firstFreeIp, parseCidr, randomMac } from './ipam.ts';
+import { randomMac } from './ipam.ts';
 import { type Candidate, place } from './scheduler.ts';
 import { ACTIONS, assertAction } from './vm-state.ts';
-import { decodeCursor, encodeCursor, toVm } from './vm-view.ts';
+import { toVm } from './vm-view.ts';
 import {
   isUniqueViolation,
   type NetworkRow,
   type NicRow,
+  SORT_KEYS,
   type SortKey,
   type VmListFilter,
   type VmRow,
@@ -132,27 +126,15 @@ export class VmsService {
     return row;
   }
 
-  async list(q: VmListFilter & { limit?: number; cursor?: string; sort?: string }) {
+  /** One page as JSON text (`{items, next_cursor}`), rendered by the database in one query. */
+  async listJson(q: VmListFilter & { limit?: number; cursor?: string; sort?: string }): Promise<string> {
     const sortRaw = q.sort ?? '-created_at';
     const dir = sortRaw.startsWith('-') ? 'desc' : 'asc';
     const sort = sortRaw.replace(/^-/, '') as SortKey;
-    const limit = q.limit ?? 50;
-    let after: [string, string] | undefined;
-    if (q.cursor) {
-      const c = decodeCursor(q.cursor);
-      if (!c) throw new DomainError(400, 'invalid_cursor', 'cursor is not valid', 'query.cursor');
-      after = c;
-    }
-    const rows = await this.repo.list(q, sort, dir, limit + 1, after);
-    const page = rows.slice(0, limit);
-    const nics = await this.repo.nics(page.map((r) => r.id));
-    const net = await this.repo.network(this.opts.defaultNetwork.name);
-    const gw = new Map(net ? [[net.name, net.gateway]] : []);
-    const items = page.map((r) => toVm(r, nics.get(r.id) ?? [], gw));
-    const last = page[page.length - 1];
-    const sortValue = (r: VmRow) =>
-      sort === 'created_at' ? r.createdAt.toISOString() : sort === 'name' ? r.name : r.state;
-    return { items, next_cursor: rows.length > limit && last ? encodeCursor(sortValue(last), last.id) : null };
+    const keys = SORT_KEYS[sort];
+    const after = q.cursor === undefined ? undefined : decodeCursor(q.cursor, keys);
+    const page = await this.repo.listJson(q, sort, dir, q.limit ?? 50, after);
+    return pageBody(page.items, page.next && encodeCursor(page.next));
   }
 
   private async checkImages(
@@ -258,21 +240,13 @@ export class VmsService {
     };
 
     let row: VmRow | undefined;
-    let nic: Omit<NicRow, 'vmId'> | null = null;
+    let nic: NicRow | null = null;
     for (let attempt = 0; !row; attempt++) {
-      if (network) {
-        const ip = firstFreeIp(parseCidr(network.cidr), network.gateway, await this.repo.usedIps(network.name));
-        if (!ip) throw new Conflict('network_full', `network ${network.name} has no free address`, 'body.network');
-        nic = {
-          ifaceId: 'eth0',
-          network: network.name,
-          mac: req.mac ?? randomMac(),
-          ip: `${ip}/${parseCidr(network.cidr).prefix}`,
-          config: {},
-        };
-      }
+      const newNic = network
+        ? { ifaceId: 'eth0', network: network.name, mac: req.mac ?? randomMac(), config: {} }
+        : null;
       try {
-        row = await this.repo.insert(base, nic);
+        ({ row, nic } = await this.repo.insert(base, newNic));
       } catch (err) {
         const constraint = isUniqueViolation(err);
         if (!constraint) throw err;
@@ -280,13 +254,14 @@ export class VmsService {
           throw new Conflict('vm_name_taken', `a VM named ${req.name} exists`, 'body.name');
         if (req.mac && constraint.includes('mac'))
           throw new Conflict('mac_taken', `MAC ${req.mac} is used by another VM`, 'body.mac');
-        if (attempt >= 20) throw err;
+        // Only a random MAC can collide (1 in 2^40 per pair): draw another.
+        if (!constraint.includes('mac') || attempt >= 3) throw err;
       }
     }
     const known: KnownRows = {
       isNew: true,
       images: new Map(Object.values(images).flatMap((img) => (img ? [[img.id, img] as const] : []))),
-      nics: nic ? [{ ...nic, vmId: row.id }] : [],
+      nics: nic ? [nic] : [],
       networks: new Map(network ? [[network.name, network]] : []),
       host: hosts.find((h) => h.id === host.id)?.row,
     };
