@@ -14,8 +14,8 @@ import {
 import { Conflict, DomainError, NotFound, Unprocessable } from '../../domain/errors.ts';
 import type { EventsService } from '../events/events.service.ts';
 import type { HostsService } from '../hosts/hosts.service.ts';
-import type { AgentClient } from '../vms/agent-client.ts';
 import { claimAddress } from '../vms/address-pool.ts';
+import type { AgentClient } from '../vms/agent-client.ts';
 import { randomMac } from '../vms/ipam.ts';
 import { isUniqueViolation, type NicRow, type VmRow, type VmsRepository } from '../vms/vms.repository.ts';
 import type { ImageCatalog, VmsService } from '../vms/vms.service.ts';
