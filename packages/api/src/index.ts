@@ -19,3 +19,5 @@ export * from './template.schema.ts';
 export * from './vm.schema.ts';
 export * from './vm-devices.schema.ts';
 export * from './vm-observe.schema.ts';
+export * from './asyncapi.ts';
+export * from './ws.schema.ts';
