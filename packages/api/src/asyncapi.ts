@@ -1,7 +1,7 @@
-import { Components, type JsonObject } from './openapi-components.ts';
 import * as exported from './index.ts';
 import { API_VERSION } from './openapi.ts';
-import { wsRoutes } from './ws.schema.ts';
+import { Components, type JsonObject } from './openapi-components.ts';
+import { type WsRouteDef, wsRoutes } from './ws.schema.ts';
 
 /** The AsyncAPI 3 document of the public WebSockets (channels, the frames each way, their schemas). */
 export function buildAsyncApi(): JsonObject {
@@ -9,7 +9,7 @@ export function buildAsyncApi(): JsonObject {
   const channels: JsonObject = {};
   const operations: JsonObject = {};
   const messages: JsonObject = {};
-  for (const [key, def] of Object.entries(wsRoutes)) {
+  for (const [key, def] of Object.entries(wsRoutes) as [string, WsRouteDef][]) {
     const address = def.path.replace(/:([a-zA-Z_]+)/g, '{$1}');
     const params = [...def.path.matchAll(/:([a-zA-Z_]+)/g)].map((m) => m[1]!);
     const channelMessages: JsonObject = {};
@@ -27,7 +27,9 @@ export function buildAsyncApi(): JsonObject {
       address,
       title: def.summary,
       messages: channelMessages,
-      ...(params.length ? { parameters: Object.fromEntries(params.map((p) => [p, { description: 'The VM id' }])) } : {}),
+      ...(params.length
+        ? { parameters: Object.fromEntries(params.map((p) => [p, { description: 'The VM id' }])) }
+        : {}),
       bindings: {
         ws: {
           method: 'GET',

@@ -1,5 +1,6 @@
 export * from './agent.schema.ts';
 export * from './agent-api.schema.ts';
+export * from './asyncapi.ts';
 export * from './auth.schema.ts';
 export * from './client.ts';
 export * from './common.schema.ts';
@@ -19,5 +20,4 @@ export * from './template.schema.ts';
 export * from './vm.schema.ts';
 export * from './vm-devices.schema.ts';
 export * from './vm-observe.schema.ts';
-export * from './asyncapi.ts';
 export * from './ws.schema.ts';

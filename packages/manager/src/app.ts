@@ -5,7 +5,7 @@ import cookie from '@fastify/cookie';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import websocket from '@fastify/websocket';
-import { buildOpenApi, ttyLogDestination } from '@nqvm/api';
+import { buildAsyncApi, buildOpenApi, ttyLogDestination } from '@nqvm/api';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { ManagerConfig } from './config.ts';
 import { type Database, openDatabase } from './db/client.ts';
@@ -211,7 +211,10 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
   installErrorHandling(app);
   await app.register(cookie);
   await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
-  await app.register(swagger, { mode: 'static', specification: { document: buildOpenApi() as never } });
+  // Built once: both documents are a pure function of the route tables.
+  const openapi = buildOpenApi();
+  const asyncapi = buildAsyncApi();
+  await app.register(swagger, { mode: 'static', specification: { document: openapi as never } });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   if (config.enableMetrics) installHttpMetrics(app, metrics);
 
@@ -224,7 +227,8 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
       return sendProblem(reply, req, 503, 'database_unavailable', 'the database is not reachable');
     }
   });
-  app.get('/v1/openapi.json', async () => buildOpenApi());
+  app.get('/v1/openapi.json', async () => openapi);
+  app.get('/v1/asyncapi.json', async () => asyncapi);
   if (config.enableMetrics)
     app.get('/metrics', async (_req, reply) =>
       reply.type('text/plain; version=0.0.4; charset=utf-8').send(await metrics.render()),

@@ -1,5 +1,5 @@
 import type {} from '@fastify/websocket';
-import { api, type Event, EventsWsQuery } from '@nqvm/api';
+import { api, type Event, wsRoutes } from '@nqvm/api';
 import type { FastifyInstance } from 'fastify';
 import { authHook, mountJson } from '../../http/mount.ts';
 import type { Authenticator } from '../../http/principal.ts';
@@ -24,8 +24,8 @@ export function eventsRoutes(app: FastifyInstance, authn: Authenticator, events:
 
   // Live stream: backlog after `after`, then every new event; the client resumes with the last id it saw.
   app.get(
-    '/v1/events/ws',
-    { websocket: true, schema: { querystring: EventsWsQuery, hide: true }, onRequest: authHook('user', authn) },
+    wsRoutes.events.path,
+    { websocket: true, schema: { querystring: wsRoutes.events.query, hide: true }, onRequest: authHook('user', authn) },
     (socket, req) => {
       const q = req.query as { after?: string; resource_type?: string; resource_id?: string };
       const matches = (e: Event) =>

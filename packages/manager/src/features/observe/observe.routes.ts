@@ -1,5 +1,5 @@
 import type {} from '@fastify/websocket';
-import { api, IdParams } from '@nqvm/api';
+import { api, type WsRouteDef, wsRoutes } from '@nqvm/api';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { authHook, mount } from '../../http/mount.ts';
 import type { Authenticator } from '../../http/principal.ts';
@@ -12,12 +12,12 @@ export function observeRoutes(app: FastifyInstance, authn: Authenticator, observ
   mount(app, authn, api.vmObserve.flushMetrics, async ({ params }) => observe.flush(params.id));
 
   // Both relays: authenticated before the upgrade, VM checked to exist and be placed, then frames pass through.
-  const wsRoute = (suffix: 'shell/ws' | 'metrics/ws', stream: 'console' | 'metrics') =>
+  const wsRoute = (def: WsRouteDef, stream: 'console' | 'metrics') =>
     app.get(
-      `/v1/vms/:id/${suffix}`,
+      def.path,
       {
         websocket: true,
-        schema: { params: IdParams, hide: true },
+        schema: { params: def.params, hide: true },
         onRequest: authHook('user', authn),
         preHandler: async (req: FastifyRequest) => {
           await observe.target((req.params as { id: string }).id);
@@ -27,10 +27,10 @@ export function observeRoutes(app: FastifyInstance, authn: Authenticator, observ
         const id = (req.params as { id: string }).id;
         relay(socket, {
           dial: async () => observe.dial(await observe.target(id), id, stream),
-          onError: (err) => req.log.debug({ err, vm_id: id }, `${suffix} upstream error`),
+          onError: (err) => req.log.debug({ err, vm_id: id }, `${def.operationId} upstream error`),
         });
       },
     );
-  wsRoute('shell/ws', 'console');
-  wsRoute('metrics/ws', 'metrics');
+  wsRoute(wsRoutes.shell, 'console');
+  wsRoute(wsRoutes.metrics, 'metrics');
 }
