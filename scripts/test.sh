@@ -13,6 +13,8 @@ npm run typecheck
 npm run lint
 # The web console and the bundled bins (the install and start tests run what a user would).
 npm run --silent build >/dev/null
+# The production-install test runs `npm ci --omit=dev --offline`: fill npm's cache while the network is reachable.
+node --import tsx scripts/release.ts --seed-npm-cache
 # Demo guest images come from Debian packages: fetch and build them while the network is still reachable.
 node --import tsx scripts/build-demo-images.ts .cache/demo-images .cache/demo-cache >/dev/null
 # Guests with other inits (Debian + systemd, + sysvinit, + sysvinit with OpenRC; debootstrap) prove the agent install.

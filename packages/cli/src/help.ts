@@ -31,6 +31,8 @@ const SPECIAL: [string, string][] = [
   ['nqvm logs VM [-f] [--vmm] [--lines N]', 'the VM console log (or the VMM log); -f follows'],
   ['nqvm events [-f] [--json]', 'recent events; -f streams new ones'],
   ['nqvm profile list|use NAME', 'saved profiles'],
+  ['nqvm install manager|agent [--set KEY=VALUE …] [--no-start]', 'systemd unit + /etc/nqvm/ROLE.env, started (root)'],
+  ['nqvm host join URL --token TOKEN [--name N] [--bind H:P]', 'make this machine a host of that manager (root)'],
   ['nqvm images build-demo [--out DIR]', 'build the demo kernel/initrd/rootfs from Debian packages'],
   ['nqvm completion bash|zsh|fish', 'print a shell completion script'],
   ['nqvm --version', 'the CLI version'],

@@ -76,6 +76,9 @@ async function dispatch(
     );
     return EXIT.ok;
   }
+  if (cmd === 'install') return (await import('./install-commands.ts')).installCommand(argv, io);
+  if (groupOf(cmd) === 'hosts' && rest[0] === 'join')
+    return (await import('./install-commands.ts')).hostJoin(argv, env, io);
   const cfg = configOf(p, env);
   if (cmd === 'login') return login(cfg, p, io, tty);
   if (cmd === 'profile' || cmd === 'profiles') return profiles(cfg, rest, io);
