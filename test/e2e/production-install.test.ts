@@ -46,7 +46,7 @@ function cli(dir: string, args: string[], input?: string) {
 }
 
 /** Names of the series a Prometheus text exposition offers (histograms: also their _bucket, _sum, _count). */
-export function exposedNames(text: string): Set<string> {
+function exposedNames(text: string): Set<string> {
   const names = new Set<string>();
   for (const line of text.split('\n')) {
     const type = /^# TYPE (\S+) (\S+)/.exec(line);
@@ -77,7 +77,7 @@ const PROMQL_WORDS = new Set([
 ]);
 
 /** Metric names a PromQL expression reads: identifiers that are not functions, keywords, labels or durations. */
-export function metricNames(expr: string): string[] {
+function metricNames(expr: string): string[] {
   const stripped = expr
     .replace(/"(?:[^"\\]|\\.)*"/g, '""')
     .replace(/\{[^}]*\}/g, '')
