@@ -1,12 +1,11 @@
 import { join } from 'node:path';
 import type { HostCapabilities, VmmKind } from '@nqvm/api';
 import pino, { type Logger } from 'pino';
-import { buildAgentApp } from './app.ts';
+import { buildAgentApp, featureRoutes } from './app.ts';
 import type { AgentConfig } from './config.ts';
 import { GuestEndpoints } from './guest/server.ts';
 import { type CommandRunner, systemRunner } from './host/exec.ts';
 import { ImageCache } from './images/cache.ts';
-import { logsRoutes } from './logs/logs.routes.ts';
 import { ManagerCallFailed, ManagerClient } from './manager/client.ts';
 import { hostCapabilities, hostCapacity } from './manager/host-info.ts';
 import { loadIdentity, saveIdentity } from './manager/identity.ts';
@@ -15,7 +14,6 @@ import { TapGuard } from './mmds/guard.ts';
 import { MmdsService } from './mmds/mmds.service.ts';
 import { HostNetwork, tapNameFor } from './net/index.ts';
 import { Observe } from './observe/observe.ts';
-import { snapshotRoutes } from './snapshots/snapshots.routes.ts';
 import { SnapshotService } from './snapshots/snapshots.service.ts';
 import { FirecrackerDriver } from './vmm/firecracker/index.ts';
 import { QemuDriver } from './vmm/qemu/index.ts';
@@ -95,11 +93,7 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
     secret: () => manager.identity?.secret,
     log,
     metrics: new AgentMetrics(vms),
-    routes: [
-      (api) => snapshotRoutes(api, snapshots, mmds),
-      (api) => logsRoutes(api, config.dataDir),
-      (api) => observe.routes(api),
-    ],
+    routes: featureRoutes({ snapshots, mmds, observe, dataDir: config.dataDir }),
   });
   await app.listen({ host: config.bind.host, port: config.bind.port });
   const addr = app.server.address();

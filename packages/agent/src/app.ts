@@ -1,13 +1,17 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import websocket from '@fastify/websocket';
-import { AgentVmSpec } from '@nqvm/api';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { agentApi } from '@nqvm/api';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { Type } from 'typebox';
 import { deviceRoutes } from './devices/devices.routes.ts';
+import { logsRoutes } from './logs/logs.routes.ts';
 import type { AgentMetrics } from './metrics/prometheus.ts';
-import { AgentError } from './vms/errors.ts';
-import { assertVmId } from './vms/layout.ts';
+import type { MmdsService } from './mmds/mmds.service.ts';
+import { installProblemHandling, mountRoute, problem } from './mount.ts';
+import type { Observe } from './observe/observe.ts';
+import { snapshotRoutes } from './snapshots/snapshots.routes.ts';
+import type { SnapshotService } from './snapshots/snapshots.service.ts';
+import { vmRoutes } from './vms/vms.routes.ts';
 import type { VmService } from './vms/vms.service.ts';
 
 export interface AgentAppDeps {
@@ -27,14 +31,20 @@ function requestId(req: { headers: Record<string, string | string[] | undefined>
   return typeof h === 'string' && /^[A-Za-z0-9._-]{1,64}$/.test(h) ? h : randomUUID();
 }
 
-const IdParams = Type.Object({ id: Type.String({ maxLength: 64 }) });
-const StopBody = Type.Object({ timeout_s: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600 })) });
+export interface FeatureServices {
+  snapshots: SnapshotService;
+  mmds: MmdsService;
+  observe: Pick<Observe, 'routes'>;
+  dataDir: string;
+}
 
-function problem(reply: FastifyReply, req: FastifyRequest, status: number, code: string, detail: string, extra = {}) {
-  return reply
-    .code(status)
-    .type('application/problem+json')
-    .send({ type: `https://nqvm.dev/problems/${code}`, status, code, detail, request_id: String(req.id), ...extra });
+/** The routes of the features beyond VMs and devices: snapshots and MMDS, logs, metrics and the console. */
+export function featureRoutes(f: FeatureServices): ((api: FastifyInstance) => void)[] {
+  return [
+    (api) => snapshotRoutes(api, f.snapshots, f.mmds),
+    (api) => logsRoutes(api, f.dataDir),
+    (api) => f.observe.routes(api),
+  ];
 }
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
@@ -46,66 +56,23 @@ function authorized(req: FastifyRequest, secret: string | undefined): boolean {
   return timingSafeEqual(digest(h.slice(7).trim()), digest(secret));
 }
 
-/** The agent's HTTP API (`/agent/v1`), called by the manager with the per-host secret. */
+/** The agent's HTTP API (`/agent/v1`, `agentApi` in `@nqvm/api`), called by the manager with the per-host secret. */
 export function buildAgentApp(d: AgentAppDeps) {
   const app = Fastify({ loggerInstance: d.log, bodyLimit: 1024 * 1024, genReqId: requestId, requestIdHeader: false });
   if (d.metrics) app.addHook('onResponse', d.metrics.onResponse);
   // Registered once at the root: feature plugins that open WebSockets share its one upgrade handler.
   app.register(websocket, { options: { maxPayload: 64 * 1024 } });
 
-  app.setErrorHandler((err: FastifyError, req, reply) => {
-    if (err instanceof AgentError) return problem(reply, req, err.status, err.code, err.message, err.extra);
-    if (err.validation) {
-      const first = err.validation[0];
-      const field = `${err.validationContext ?? 'body'}${first?.instancePath.replaceAll('/', '.') ?? ''}`;
-      return problem(reply, req, 400, 'invalid_request', err.message, { field });
-    }
-    if (err.statusCode && err.statusCode < 500) return problem(reply, req, err.statusCode, 'bad_request', err.message);
-    req.log.error({ err }, 'agent request failed');
-    return problem(reply, req, 500, 'internal', err.message);
-  });
-  app.setNotFoundHandler((req, reply) => problem(reply, req, 404, 'route_not_found', `${req.method} ${req.url}`));
+  installProblemHandling(app);
 
-  app.get('/agent/v1/health', async () => ({ ok: true }));
+  app.register(async (open) => mountRoute(open, agentApi.vms.health, async () => ({ ok: true as const })));
 
   app.register(async (api) => {
     api.addHook('onRequest', async (req, reply) => {
       if (!authorized(req, d.secret()))
         return problem(reply, req, 401, 'unauthorized', 'a valid host secret is required');
     });
-    api.get('/agent/v1/vms', async () => ({ items: d.vms.list() }));
-    api.post<{ Params: { id: string }; Body: AgentVmSpec }>(
-      '/agent/v1/vms/:id/boot',
-      { schema: { params: IdParams, body: AgentVmSpec } },
-      async (req) => {
-        if (assertVmId(req.params.id) !== req.body.vm_id)
-          throw new AgentError(400, 'id_mismatch', 'the path id and body.vm_id differ', { field: 'body.vm_id' });
-        return d.vms.boot(req.body);
-      },
-    );
-    api.post<{ Params: { id: string }; Body: { timeout_s?: number } }>(
-      '/agent/v1/vms/:id/stop',
-      { schema: { params: IdParams, body: StopBody } },
-      async (req) => d.vms.stop(req.params.id, req.body?.timeout_s ?? 20),
-    );
-    for (const action of ['pause', 'resume', 'ctrl-alt-del'] as const) {
-      api.post<{ Params: { id: string } }>(
-        `/agent/v1/vms/:id/${action}`,
-        { schema: { params: IdParams } },
-        async (req) => d.vms.action(req.params.id, action),
-      );
-    }
-    api.get<{ Params: { id: string } }>('/agent/v1/vms/:id', { schema: { params: IdParams } }, async (req) =>
-      d.vms.get(req.params.id),
-    );
-    api.delete<{ Params: { id: string } }>(
-      '/agent/v1/vms/:id',
-      { schema: { params: IdParams } },
-      async (req, reply) => {
-        await d.vms.remove(req.params.id);
-        return reply.code(204).send();
-      },
-    );
+    vmRoutes(api, d.vms);
     deviceRoutes(api, { vms: d.vms });
     d.metrics?.routes(api);
     for (const add of d.routes ?? []) add(api);

@@ -1,5 +1,5 @@
 import websocket from '@fastify/websocket';
-import type { ConsoleControl } from '@nqvm/api';
+import { agentApi, type ConsoleControl, writeProblem } from '@nqvm/api';
 import type { FastifyInstance, onRequestHookHandler } from 'fastify';
 import type { ConsoleHubs } from './console-hub.ts';
 
@@ -36,16 +36,20 @@ export function parseConsoleControl(text: string): Extract<ConsoleControl, { typ
  */
 export async function consoleRoutes(app: FastifyInstance, deps: ConsoleRoutesDeps): Promise<void> {
   if (!app.hasDecorator('websocketServer')) await app.register(websocket, { options: { maxPayload: 64 * 1024 } });
+  const def = agentApi.observe.consoleWs;
   app.get<{ Params: { id: string } }>(
-    '/agent/v1/vms/:id/console/ws',
+    def.path,
     {
       websocket: true,
+      schema: { params: def.params },
       onRequest: deps.authorize,
       preHandler: async (req, reply) => {
         const id = req.params.id;
-        if (!UUID.test(id)) return reply.code(400).send({ code: 'invalid_vm_id', detail: 'not a VM id' });
+        const requestId = String(req.id);
+        if (!UUID.test(id))
+          return writeProblem(reply, { status: 400, code: 'invalid_vm_id', detail: 'not a VM id', requestId });
         if (!(await deps.exists(id)))
-          return reply.code(404).send({ code: 'vm_not_found', detail: `vm ${id} not found` });
+          return writeProblem(reply, { status: 404, code: 'vm_not_found', detail: `vm ${id} not found`, requestId });
       },
     },
     async (socket, req) => {

@@ -1,29 +1,10 @@
-import { RateLimiterSchema } from '@nqvm/api';
+import { agentApi } from '@nqvm/api';
 import type { FastifyInstance } from 'fastify';
-import { Type } from 'typebox';
+import { mountRoute } from '../mount.ts';
 import { AgentError } from '../vms/errors.ts';
 import type { VmService } from '../vms/vms.service.ts';
 import { assertDriveId } from './drives.ts';
 import { balloonStats, setBalloonPolling, setBalloonSize, setDriveThrottle } from './live.ts';
-
-const Limiter = Type.Union([RateLimiterSchema, Type.Null()]);
-const DriveParams = Type.Object({ id: Type.String({ maxLength: 64 }), drive_id: Type.String({ maxLength: 64 }) });
-const NicParams = Type.Object({ id: Type.String({ maxLength: 64 }), iface_id: Type.String({ maxLength: 64 }) });
-const IdParams = Type.Object({ id: Type.String({ maxLength: 64 }) });
-const DriveBody = Type.Object({ rate_limiter: Limiter }, { additionalProperties: false });
-const NicBody = Type.Object(
-  { rx_rate_limiter: Type.Optional(Limiter), tx_rate_limiter: Type.Optional(Limiter) },
-  { additionalProperties: false },
-);
-const BalloonBody = Type.Object(
-  {
-    amount_mib: Type.Optional(Type.Integer({ minimum: 0 })),
-    stats_polling_interval_s: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600 })),
-  },
-  { additionalProperties: false },
-);
-
-type Limit = { bandwidth?: { size: number; one_time_burst?: number; refill_time: number } } | null;
 
 const qemuOnly = (vmm: string) => {
   if (vmm !== 'qemu')
@@ -32,73 +13,62 @@ const qemuOnly = (vmm: string) => {
 
 /** Live device changes on running VMs (`/agent/v1/vms/:id/...`), called by the manager's devices feature. */
 export function deviceRoutes(api: FastifyInstance, d: { vms: VmService }): void {
-  api.patch<{ Params: { id: string; drive_id: string }; Body: { rate_limiter: Limit } }>(
-    '/agent/v1/vms/:id/drives/:drive_id',
-    { schema: { params: DriveParams, body: DriveBody } },
-    async (req) =>
-      d.vms.live(req.params.id, async (vm) => {
-        qemuOnly(vm.spec.vmm);
-        const id = assertDriveId(req.params.drive_id);
-        const drives = vm.spec.drives ?? [];
-        const drive = drives.find((x) => x.drive_id === id);
-        if (!drive) throw new AgentError(404, 'drive_not_found', `no drive ${id} on this VM`, { field: 'drive_id' });
-        await setDriveThrottle(vm.handle.paths.controlSocket, id, req.body.rate_limiter);
-        const { rate_limiter: _old, ...rest } = drive;
-        const next = { ...rest, ...(req.body.rate_limiter ? { rate_limiter: req.body.rate_limiter } : {}) };
-        await vm.save({ ...vm.spec, drives: drives.map((x) => (x === drive ? next : x)) });
-        return { ok: true };
-      }),
+  const r = agentApi.devices;
+  mountRoute(api, r.patchDrive, async (req) =>
+    d.vms.live(req.params.id, async (vm) => {
+      qemuOnly(vm.spec.vmm);
+      const id = assertDriveId(req.params.drive_id);
+      const drives = vm.spec.drives ?? [];
+      const drive = drives.find((x) => x.drive_id === id);
+      if (!drive) throw new AgentError(404, 'drive_not_found', `no drive ${id} on this VM`, { field: 'drive_id' });
+      await setDriveThrottle(vm.handle.paths.controlSocket, id, req.body.rate_limiter);
+      const { rate_limiter: _old, ...rest } = drive;
+      const next = { ...rest, ...(req.body.rate_limiter ? { rate_limiter: req.body.rate_limiter } : {}) };
+      await vm.save({ ...vm.spec, drives: drives.map((x) => (x === drive ? next : x)) });
+      return { ok: true as const };
+    }),
   );
 
-  api.patch<{ Params: { id: string; iface_id: string }; Body: { rx_rate_limiter?: Limit; tx_rate_limiter?: Limit } }>(
-    '/agent/v1/vms/:id/nics/:iface_id',
-    { schema: { params: NicParams, body: NicBody } },
-    async (req) =>
-      d.vms.live(req.params.id, async (vm) => {
-        qemuOnly(vm.spec.vmm);
-        const i = vm.spec.nics.findIndex((n) => n.iface_id === req.params.iface_id);
-        const nic = vm.spec.nics[i];
-        const tap = vm.taps[i];
-        if (!nic || !tap) throw new AgentError(404, 'nic_not_found', `no NIC ${req.params.iface_id} on this VM`);
-        const rx = req.body.rx_rate_limiter === undefined ? (nic.rx_rate_limiter ?? null) : req.body.rx_rate_limiter;
-        const tx = req.body.tx_rate_limiter === undefined ? (nic.tx_rate_limiter ?? null) : req.body.tx_rate_limiter;
-        await vm.network.applyNicLimits(tap, { rx, tx });
-        const { rx_rate_limiter: _r, tx_rate_limiter: _t, ...base } = nic;
-        const next = { ...base, ...(rx ? { rx_rate_limiter: rx } : {}), ...(tx ? { tx_rate_limiter: tx } : {}) };
-        await vm.save({ ...vm.spec, nics: vm.spec.nics.map((n) => (n === nic ? next : n)) });
-        return { ok: true };
-      }),
+  mountRoute(api, r.patchNic, async (req) =>
+    d.vms.live(req.params.id, async (vm) => {
+      qemuOnly(vm.spec.vmm);
+      const i = vm.spec.nics.findIndex((n) => n.iface_id === req.params.iface_id);
+      const nic = vm.spec.nics[i];
+      const tap = vm.taps[i];
+      if (!nic || !tap) throw new AgentError(404, 'nic_not_found', `no NIC ${req.params.iface_id} on this VM`);
+      const rx = req.body.rx_rate_limiter === undefined ? (nic.rx_rate_limiter ?? null) : req.body.rx_rate_limiter;
+      const tx = req.body.tx_rate_limiter === undefined ? (nic.tx_rate_limiter ?? null) : req.body.tx_rate_limiter;
+      await vm.network.applyNicLimits(tap, { rx, tx });
+      const { rx_rate_limiter: _r, tx_rate_limiter: _t, ...base } = nic;
+      const next = { ...base, ...(rx ? { rx_rate_limiter: rx } : {}), ...(tx ? { tx_rate_limiter: tx } : {}) };
+      await vm.save({ ...vm.spec, nics: vm.spec.nics.map((n) => (n === nic ? next : n)) });
+      return { ok: true as const };
+    }),
   );
 
-  api.patch<{ Params: { id: string }; Body: { amount_mib?: number; stats_polling_interval_s?: number } }>(
-    '/agent/v1/vms/:id/balloon',
-    { schema: { params: IdParams, body: BalloonBody } },
-    async (req) =>
-      d.vms.live(req.params.id, async (vm) => {
-        qemuOnly(vm.spec.vmm);
-        const balloon = vm.spec.balloon;
-        if (!balloon) throw new AgentError(409, 'balloon_not_configured', 'this VM booted without a balloon device');
-        const next = { ...balloon, ...req.body };
-        if (next.amount_mib > vm.spec.mem_mib)
-          throw new AgentError(422, 'invalid_balloon', 'amount_mib exceeds the VM memory', { field: 'amount_mib' });
-        const socket = vm.handle.paths.controlSocket;
-        if (req.body.stats_polling_interval_s !== undefined)
-          await setBalloonPolling(socket, req.body.stats_polling_interval_s);
-        if (req.body.amount_mib !== undefined) await setBalloonSize(socket, vm.spec.mem_mib, req.body.amount_mib);
-        await vm.save({ ...vm.spec, balloon: next });
-        return { ok: true };
-      }),
+  mountRoute(api, r.patchBalloon, async (req) =>
+    d.vms.live(req.params.id, async (vm) => {
+      qemuOnly(vm.spec.vmm);
+      const balloon = vm.spec.balloon;
+      if (!balloon) throw new AgentError(409, 'balloon_not_configured', 'this VM booted without a balloon device');
+      const next = { ...balloon, ...req.body };
+      if (next.amount_mib > vm.spec.mem_mib)
+        throw new AgentError(422, 'invalid_balloon', 'amount_mib exceeds the VM memory', { field: 'amount_mib' });
+      const socket = vm.handle.paths.controlSocket;
+      if (req.body.stats_polling_interval_s !== undefined)
+        await setBalloonPolling(socket, req.body.stats_polling_interval_s);
+      if (req.body.amount_mib !== undefined) await setBalloonSize(socket, vm.spec.mem_mib, req.body.amount_mib);
+      await vm.save({ ...vm.spec, balloon: next });
+      return { ok: true as const };
+    }),
   );
 
-  api.get<{ Params: { id: string } }>(
-    '/agent/v1/vms/:id/balloon/statistics',
-    { schema: { params: IdParams } },
-    async (req) =>
-      d.vms.live(req.params.id, async (vm) => {
-        qemuOnly(vm.spec.vmm);
-        const balloon = vm.spec.balloon;
-        if (!balloon) throw new AgentError(409, 'balloon_not_configured', 'this VM booted without a balloon device');
-        return balloonStats(vm.handle.paths.controlSocket, vm.spec.mem_mib, balloon.amount_mib);
-      }),
+  mountRoute(api, r.balloonStats, async (req) =>
+    d.vms.live(req.params.id, async (vm) => {
+      qemuOnly(vm.spec.vmm);
+      const balloon = vm.spec.balloon;
+      if (!balloon) throw new AgentError(409, 'balloon_not_configured', 'this VM booted without a balloon device');
+      return balloonStats(vm.handle.paths.controlSocket, vm.spec.mem_mib, balloon.amount_mib);
+    }),
   );
 }

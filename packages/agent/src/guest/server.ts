@@ -1,10 +1,11 @@
 import { timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
-import { GuestReportBody } from '@nqvm/api';
+import { guestApi, writeProblem } from '@nqvm/api';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import Fastify from 'fastify';
 import type { GuestReportRelay, ManagerClient } from '../manager/client.ts';
 import { ManagerCallFailed } from '../manager/client.ts';
+import { installProblemHandling, mountRoute } from '../mount.ts';
 
 export interface GuestReportRecord {
   at: string;
@@ -57,37 +58,48 @@ export class GuestEndpoints {
 
   private async listen(address: string): Promise<FastifyInstance> {
     const app = Fastify({ loggerInstance: this.deps.log, bodyLimit: 16 * 1024 });
-    app.post<{ Params: { id: string }; Body: GuestReportRelay }>(
-      '/guest/v1/vms/:id/report',
-      { schema: { body: GuestReportBody } },
-      async (req, reply) => {
-        const id = req.params.id;
-        const auth = req.headers.authorization;
-        const token = auth?.startsWith('Bearer ') ? auth.slice(7).trim() : '';
-        const expected = this.deps.tokenOf(id);
-        if (!expected || !token || !sameToken(token, expected))
-          return reply.code(401).send({ code: 'unauthorized', detail: 'unknown VM or wrong token' });
-        const { ip, hostname, ready, agent_version, boot_id } = req.body;
-        const report: GuestReportRelay = {
-          ip,
-          ...(hostname !== undefined ? { hostname } : {}),
-          ...(ready !== undefined ? { ready } : {}),
-          ...(agent_version !== undefined ? { agent_version } : {}),
-          ...(boot_id !== undefined ? { boot_id } : {}),
-        };
-        this.lastReports.set(id, { at: new Date().toISOString(), remote: req.ip, report });
-        try {
-          await this.deps.manager.relayGuestReport(id, token, report);
-        } catch (e) {
-          const status = e instanceof ManagerCallFailed && e.status >= 400 && e.status < 500 ? e.status : 502;
-          req.log.warn({ err: e, vm_id: id }, 'relaying a guest report failed');
-          return reply.code(status).send({ code: 'relay_failed', detail: (e as Error).message });
-        }
-        return { ok: true };
-      },
-    );
+    installProblemHandling(app);
+    app.register(async (scope) => this.routes(scope));
     await app.listen({ host: address, port: this.port });
     return app;
+  }
+
+  /** The guest endpoint's routes (`guestApi.endpoint`), served on every bridge listener. */
+  routes(app: FastifyInstance): void {
+    mountRoute(app, guestApi.endpoint.report, async (req, reply) => {
+      const id = req.params.id;
+      const auth = req.headers.authorization;
+      const token = auth?.startsWith('Bearer ') ? auth.slice(7).trim() : '';
+      const expected = this.deps.tokenOf(id);
+      const requestId = String(req.id);
+      if (!expected || !token || !sameToken(token, expected))
+        return writeProblem(reply, {
+          status: 401,
+          code: 'unauthorized',
+          detail: 'unknown VM or wrong token',
+          requestId,
+        });
+      const { ip, hostname, ready, agent_version, boot_id } = req.body;
+      const report: GuestReportRelay = {
+        ip,
+        ...(hostname !== undefined ? { hostname } : {}),
+        ...(ready !== undefined ? { ready } : {}),
+        ...(agent_version !== undefined ? { agent_version } : {}),
+        ...(boot_id !== undefined ? { boot_id } : {}),
+      };
+      this.lastReports.set(id, { at: new Date().toISOString(), remote: req.ip, report });
+      try {
+        await this.deps.manager.relayGuestReport(id, token, report);
+      } catch (e) {
+        req.log.warn({ err: e, vm_id: id }, 'relaying a guest report failed');
+        const detail = (e as Error).message;
+        // The manager refusing the guest's token is the guest's 401; anything else is the relay failing.
+        if (e instanceof ManagerCallFailed && (e.status === 401 || e.status === 403))
+          return writeProblem(reply, { status: 401, code: 'unauthorized', detail, requestId });
+        return writeProblem(reply, { status: 502, code: 'relay_failed', detail, requestId });
+      }
+      return { ok: true as const };
+    });
   }
 
   /**

@@ -1,5 +1,7 @@
 import websocket from '@fastify/websocket';
+import { agentApi, writeProblem } from '@nqvm/api';
 import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
+import { routeSchema } from '../mount.ts';
 import type { MetricsHub } from './metrics-hub.ts';
 
 export interface MetricsRoutesDeps {
@@ -8,6 +10,9 @@ export interface MetricsRoutesDeps {
   authorize: onRequestHookHandler;
   exists(vmId: string): boolean | Promise<boolean>;
 }
+
+const notFound = (req: FastifyRequest, reply: FastifyReply, id: string) =>
+  writeProblem(reply, { status: 404, code: 'vm_not_found', detail: `vm ${id} not found`, requestId: String(req.id) });
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -22,15 +27,17 @@ export async function metricsRoutes(app: FastifyInstance, deps: MetricsRoutesDep
     onRequest: deps.authorize,
     preHandler: async (req: FastifyRequest, reply: FastifyReply) => {
       const id = (req.params as { id: string }).id;
-      if (!(await known(id))) return reply.code(404).send({ code: 'vm_not_found', detail: `vm ${id} not found` });
+      if (!(await known(id))) return notFound(req, reply, id);
     },
   };
-  app.get<{ Params: { id: string } }>('/agent/v1/vms/:id/metrics', opts, async (req, reply) => {
-    const sample = await deps.hub.sampleOnce(req.params.id);
-    if (!sample) return reply.code(404).send({ code: 'vm_not_found', detail: `vm ${req.params.id} not found` });
-    return sample;
-  });
-  app.get<{ Params: { id: string } }>('/agent/v1/vms/:id/metrics/ws', { ...opts, websocket: true }, (socket, req) => {
+  const r = agentApi.observe;
+  app.get<{ Params: { id: string } }>(
+    r.metrics.path,
+    { ...opts, schema: routeSchema(r.metrics) },
+    async (req, reply) => (await deps.hub.sampleOnce(req.params.id)) ?? notFound(req, reply, req.params.id),
+  );
+  const ws = { ...opts, schema: routeSchema(r.metricsWs), websocket: true } as const;
+  app.get<{ Params: { id: string } }>(r.metricsWs.path, ws, (socket, req) => {
     const off = deps.hub.subscribe(req.params.id, (sample) => {
       if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(sample));
     });

@@ -31,7 +31,7 @@ export class VmmNotAvailable extends AgentError {
 
 export type BootStep = 'images' | 'disk' | 'rootfs' | 'guest-tools' | 'network' | 'launch';
 
-/** A boot that failed at `step`; rootfs steps carry the preparation step too. */
+/** A boot that failed at `step` (500, 422 or 502: see the catalogue in @nqvm/api); rootfs steps carry the preparation step too. */
 export class BootFailed extends AgentError {
   constructor(
     readonly step: BootStep,
@@ -39,6 +39,8 @@ export class BootFailed extends AgentError {
     status = 500,
   ) {
     const msg = cause instanceof Error ? cause.message : String(cause);
-    super(status, `boot_${step.replace('-', '_')}_failed`, `boot failed at ${step}: ${msg}`, { step });
+    // One code, one status: a spec that cannot boot is `_refused` (422), images out of reach `_unavailable` (502).
+    const outcome = status === 422 ? 'refused' : status === 502 ? 'unavailable' : 'failed';
+    super(status, `boot_${step.replace('-', '_')}_${outcome}`, `boot failed at ${step}: ${msg}`, { step });
   }
 }

@@ -99,6 +99,6 @@ describe('agent API', () => {
       payload: { vm_id: ID, vcpu: 0 },
     });
     expect(res.statusCode).toBe(400);
-    expect(res.json()).toMatchObject({ code: 'invalid_request' });
+    expect(res.json()).toMatchObject({ code: 'validation_failed', field: expect.stringMatching(/^body\./) });
   });
 });

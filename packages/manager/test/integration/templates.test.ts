@@ -67,12 +67,7 @@ describe.each(DB_KINDS)('templates on %s', (kind) => {
       [{ rootfs_image_id: ids.kernel }, 422, 'image_wrong_kind', 'body.spec.rootfs_image_id'],
       [{ initrd_image_id: ids.volume }, 422, 'image_wrong_kind', 'body.spec.initrd_image_id'],
       [{ drives: [{ image_id: ids.kernel }] }, 422, 'image_wrong_kind', 'body.spec.drives.0.image_id'],
-      [
-        { kernel_image_id: '00000000-0000-4000-8000-000000000000' },
-        422,
-        'image_not_found',
-        'body.spec.kernel_image_id',
-      ],
+      [{ kernel_image_id: '00000000-0000-4000-8000-000000000000' }, 422, 'unknown_image', 'body.spec.kernel_image_id'],
       [{ drives: [{ image_id: ids.volume, size_mib: 10 }] }, 400, 'invalid_drive', 'body.spec.drives.0'],
       [{ drives: [{}] }, 400, 'invalid_drive', 'body.spec.drives.0'],
     ];

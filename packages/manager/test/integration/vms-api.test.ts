@@ -76,7 +76,7 @@ describe.each(DB_KINDS)('VM API on %s', (kind) => {
       payload: { ...base(), kernel_image_id: '00000000-0000-4000-8000-000000000000' },
     });
     expect(unknown.statusCode).toBe(422);
-    expect(unknown.json()).toMatchObject({ code: 'image_not_found', field: 'body.kernel_image_id' });
+    expect(unknown.json()).toMatchObject({ code: 'unknown_image', field: 'body.kernel_image_id' });
     const wrong = await t.request({
       method: 'POST',
       url: '/v1/vms',

@@ -203,7 +203,7 @@ export class DevicesService {
       throw new Unprocessable('drive_source', 'give exactly one of size_mib (blank) or image_id', 'body.size_mib');
     if (req.image_id) {
       const img = await this.d.images.find(req.image_id);
-      if (!img) throw new Unprocessable('image_not_found', `image ${req.image_id} does not exist`, 'body.image_id');
+      if (!img) throw new Unprocessable('unknown_image', `image ${req.image_id} does not exist`, 'body.image_id');
       if (img.kind !== 'rootfs')
         throw new Unprocessable('wrong_image_kind', `image ${req.image_id} is a ${img.kind}`, 'body.image_id');
       if (img.state !== 'ready') throw new Unprocessable('image_not_ready', `image is ${img.state}`, 'body.image_id');

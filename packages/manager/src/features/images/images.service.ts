@@ -253,7 +253,7 @@ export class ImagesService {
   async content(id: string): Promise<{ path: string; size: number; sha256: string }> {
     const row = await this.row(id);
     if (row.state !== 'ready' || !row.sha256 || row.sizeBytes === null)
-      throw new Conflict('image_not_ready', `image ${row.name} is still importing`);
+      throw new Conflict('image_importing', `image ${row.name} is still importing`);
     return { path: this.store.pathOf(row.sha256), size: row.sizeBytes, sha256: row.sha256 };
   }
 

@@ -122,7 +122,7 @@ export class TemplatesService implements ImageUsage {
     const found = await this.images.rows(refs.map((r) => r.id));
     for (const ref of refs) {
       const img = found.get(ref.id);
-      if (!img) throw new Unprocessable('image_not_found', `image ${ref.id} does not exist`, ref.field);
+      if (!img) throw new Unprocessable('unknown_image', `image ${ref.id} does not exist`, ref.field);
       if (!ref.kinds.includes(img.kind))
         throw new Unprocessable(
           'image_wrong_kind',
@@ -139,7 +139,7 @@ export class TemplatesService implements ImageUsage {
     if (pgCode(err) === '23505')
       throw new Conflict('template_name_taken', `a template named ${name} exists`, 'body.name');
     if (pgCode(err) === '23503')
-      throw new Unprocessable('image_not_found', 'an image of the spec was deleted meanwhile', 'body.spec');
+      throw new Unprocessable('unknown_image', 'an image of the spec was deleted meanwhile', 'body.spec');
     throw err;
   }
 }

@@ -146,7 +146,7 @@ export class VmsService {
     for (const field of fields) {
       const id = req[field]!;
       const img = found.get(id);
-      if (!img) throw new Unprocessable('image_not_found', `image ${id} does not exist`, `body.${field}`);
+      if (!img) throw new Unprocessable('unknown_image', `image ${id} does not exist`, `body.${field}`);
       if (img.kind !== IMAGE_KINDS[field])
         throw new Unprocessable(
           'wrong_image_kind',
@@ -192,7 +192,7 @@ export class VmsService {
     if (!hosts.some((h) => h.healthy && h.capabilities?.vmm.includes(vmm)))
       throw new Unprocessable('vmm_unavailable', `no healthy host can run ${vmm}`, 'body.vmm');
     if (req.host_id && !hosts.some((h) => h.id === req.host_id))
-      throw new Unprocessable('host_not_found', `host ${req.host_id} does not exist`, 'body.host_id');
+      throw new Unprocessable('unknown_host', `host ${req.host_id} does not exist`, 'body.host_id');
     const host = place(
       hosts,
       { vcpu: req.vcpu, mem_mib: req.mem_mib, vmm, host_id: req.host_id, host_labels: req.host_labels },
