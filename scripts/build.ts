@@ -99,7 +99,8 @@ export async function buildAll(): Promise<{ bundles: string[] }> {
     if (spec.beside.includes('migrations'))
       cpSync(join(pkgDir('manager'), 'src', 'db', 'migrations'), join(dist, 'migrations'), { recursive: true });
     if (spec.beside.includes('spawner'))
-      cpSync(join(pkgDir('agent'), 'src', 'host', 'spawner-child.mjs'), join(dist, 'spawner-child.mjs'));
+      for (const file of ['spawner-child.mjs', 'launch.mjs'])
+        cpSync(join(pkgDir('agent'), 'src', 'host', file), join(dist, file));
     if (spec.beside.includes('guest-agent')) cpSync(guestAgent, join(dist, 'guest-agent.js'));
     // guest-agent.js is CommonJS; the .mjs bundles beside it are ESM whatever this marker says.
     writeFileSync(join(dist, 'package.json'), '{"type":"commonjs"}\n');

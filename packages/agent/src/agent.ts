@@ -69,6 +69,7 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
     reportExit: (r) => manager.reportExit(r),
     log,
     runner,
+    vmmUsers: config.vmmUsers,
     hooks: {
       nicsPlanned: async (spec, taps) => {
         for (const [i, tap] of taps.entries()) if (spec.nics[i]) await tapGuard.guard(tap, spec.nics[i].ip);

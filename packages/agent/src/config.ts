@@ -15,6 +15,8 @@ export interface AgentConfig {
   /** PATH, for finding VMM binaries that are not given as absolute paths. */
   pathEnv?: string;
   labels: Record<string, string>;
+  /** The reserved uid/gid range VMMs run as, one per VM (NQVM_VMM_UID_BASE, NQVM_VMM_UID_COUNT). */
+  vmmUsers: { base: number; count: number };
 }
 
 export class AgentConfigError extends Error {
@@ -63,6 +65,8 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConf
   const advertiseUrl = parseUrl(problems, 'AGENT_ADVERTISE_URL', env.AGENT_ADVERTISE_URL || `http://${bindRaw}`);
   const guestPort = intVar(problems, 'AGENT_GUEST_PORT', env.AGENT_GUEST_PORT, 19091, 1, 65535);
   const heartbeatS = intVar(problems, 'AGENT_HEARTBEAT_S', env.AGENT_HEARTBEAT_S, 3, 1, 300);
+  const vmmUidBase = intVar(problems, 'NQVM_VMM_UID_BASE', env.NQVM_VMM_UID_BASE, 900_000, 1000, 0xffff_0000);
+  const vmmUidCount = intVar(problems, 'NQVM_VMM_UID_COUNT', env.NQVM_VMM_UID_COUNT, 65_536, 1, 0xffff);
 
   const labels: Record<string, string> = {};
   for (const pair of (env.AGENT_LABELS ?? '').split(',').filter((p) => p.trim())) {
@@ -89,5 +93,6 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConf
     ...(env.QEMU_BIN ? { qemuBin: env.QEMU_BIN } : {}),
     ...(env.PATH ? { pathEnv: env.PATH } : {}),
     labels,
+    vmmUsers: { base: vmmUidBase, count: vmmUidCount },
   };
 }

@@ -1,5 +1,5 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { launchProcess } from './launch.mjs';
 import { SpawnerRunner } from './spawner.ts';
 
 export interface CommandResult {
@@ -29,6 +29,19 @@ export interface LaunchOptions {
   detached: boolean;
   cwd?: string;
   env?: NodeJS.ProcessEnv;
+  /** Run as this user and group, with no supplementary groups (a VMM's own). */
+  uid?: number;
+  gid?: number;
+  /** Cgroups it starts in (joined by the launcher for the fork, so nothing runs outside them). */
+  cgroups?: CgroupJoin[];
+  /** Unix sockets bound by the launcher and handed over listening as fds 3, 4, …: the process needs no write access to their directory. */
+  listen?: string[];
+}
+
+/** A cgroup to start a process in: its `cgroup.procs`, and that of the launcher's own cgroup in the same hierarchy. */
+export interface CgroupJoin {
+  procs: string;
+  home: string;
 }
 
 export interface Launched {
@@ -91,17 +104,7 @@ export const directRunner: CommandRunner = {
 /** Launches from this process: what the command helper does, and the fallback when the helper cannot start. */
 export const directLauncher: ProcessLauncher = {
   async launch(cmd, args, opts) {
-    const fds = opts.stdio.map((s) => (s === 'ignore' ? 'ignore' : openSync(s.path, s.flags)));
-    let child: ChildProcess;
-    try {
-      child = spawn(cmd, args, { detached: opts.detached, stdio: fds, cwd: opts.cwd, env: opts.env, shell: false });
-      await new Promise<void>((resolve, reject) => {
-        child.once('spawn', resolve);
-        child.once('error', reject);
-      });
-    } finally {
-      for (const fd of fds) if (typeof fd === 'number') closeSync(fd);
-    }
+    const child = await launchProcess({ ...opts, cmd, args });
     const exited = new Promise<string>((resolve) =>
       child.once('exit', (code, signal) => resolve(signal ? `killed by ${signal}` : `exited with code ${code}`)),
     );

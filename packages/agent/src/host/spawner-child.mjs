@@ -1,7 +1,7 @@
 // The agent's command helper: a small process that starts processes for the agent (see spawner.ts). fork() copies
 // the caller's page tables, so spawning from this ~40 MB process costs a fraction of spawning from the agent.
 import { spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { launchProcess } from './launch.mjs';
 
 const errorOf = (e) => ({ message: e.message, code: e.code, errno: e.errno, syscall: e.syscall, path: e.path });
 
@@ -51,23 +51,16 @@ function run({ id, cmd, args, input, timeoutMs, cwd, env }) {
   else child.stdin.end();
 }
 
-// A long-lived process (a VMM), its stdio on files opened here: answers with its pid, and says when it exits.
-function launch({ id, cmd, args, stdio, detached, cwd, env }) {
-  const fds = [];
+// A long-lived process (a VMM) started by launchProcess: answers with its pid, and says when it exits.
+async function launch({ id, ...opts }) {
   let child;
   try {
-    for (const s of stdio) fds.push(s === 'ignore' ? 'ignore' : openSync(s.path, s.flags));
-    child = spawn(cmd, args, { detached, stdio: fds, cwd, env, shell: false });
+    child = await launchProcess(opts);
   } catch (e) {
     reply({ id, error: errorOf(e) });
     return;
-  } finally {
-    for (const fd of fds) if (typeof fd === 'number') closeSync(fd);
   }
-  child.once('spawn', () => reply({ id, pid: child.pid }));
-  child.once('error', (e) => {
-    if (child.pid === undefined) reply({ id, error: errorOf(e) });
-  });
+  reply({ id, pid: child.pid });
   child.once('exit', (code, signal) => {
     reply({ exited: id, how: signal ? `killed by ${signal}` : `exited with code ${code}` });
   });

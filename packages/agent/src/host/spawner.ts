@@ -61,7 +61,7 @@ export class SpawnerRunner implements CommandRunner, ProcessLauncher {
     if (!child) return this.fallbackLauncher.launch(cmd, args, opts);
     const id = this.nextId++;
     const exited = new Promise<string>((resolve) => this.watching.set(id, resolve));
-    const { stdio, detached, cwd } = opts;
+    const { stdio, detached, cwd, uid, gid, cgroups, listen } = opts;
     try {
       const answer = await this.ask(
         child,
@@ -72,6 +72,10 @@ export class SpawnerRunner implements CommandRunner, ProcessLauncher {
           stdio,
           detached,
           cwd,
+          uid,
+          gid,
+          cgroups,
+          listen,
           env: { ...(opts.env ?? process.env) },
         },
         id,

@@ -10,6 +10,7 @@ import {
   createTap,
   deleteTap,
   listTaps,
+  makeTaps,
   type TapCounters,
   type TapInfo,
   type TapSpec,
@@ -68,6 +69,11 @@ export class HostNetwork {
       await this.ensureBridge(bridge);
       await this.createTap(tap);
     }
+  }
+
+  /** Fresh TAPs for a VMM to open (owned by its user), not yet on a bridge: `attachTap` plugs each once guarded. */
+  makeTaps(taps: readonly TapSpec[]): Promise<void> {
+    return makeTaps(this.net, taps);
   }
 
   /**

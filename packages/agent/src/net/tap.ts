@@ -6,6 +6,15 @@ export interface TapSpec {
   name: string;
   bridge: string;
   mtu?: number;
+  /** The unprivileged user (its VMM) that may attach to the TAP without any capability. */
+  owner?: { uid: number; gid: number };
+}
+
+function tuntapAdd(name: string, owner: TapSpec['owner']): string[] {
+  const who = owner ? ['user', String(owner.uid), 'group', String(owner.gid)] : [];
+  if (owner && (!Number.isInteger(owner.uid) || !Number.isInteger(owner.gid) || owner.uid < 1 || owner.gid < 1))
+    throw new RangeError(`not an unprivileged owner: ${owner.uid}:${owner.gid}`);
+  return ['tuntap', 'add', 'dev', name, 'mode', 'tap', ...who];
 }
 
 export interface TapInfo {
@@ -52,7 +61,7 @@ export async function createTap(net: NetCommands, spec: TapSpec): Promise<TapInf
   const mtu = spec.mtu === undefined ? undefined : assertMtu(spec.mtu);
   const existing = await net.link(name);
   if (existing && !isTap(existing)) throw new NetConflict(name, 'tap', existing.linkinfo?.info_kind ?? '');
-  if (!existing) await net.ip(['tuntap', 'add', 'dev', name, 'mode', 'tap']);
+  if (!existing) await net.ip(tuntapAdd(name, spec.owner));
   // One `ip link set` for mtu, port and state: each `ip` run costs tens of milliseconds on a busy host.
   await net.ip([
     'link',
@@ -77,10 +86,14 @@ export async function addTap(net: NetCommands, spec: TapSpec): Promise<void> {
   const name = assertTapName(spec.name);
   const bridge = assertBridgeName(spec.bridge);
   const mtu = spec.mtu === undefined ? [] : ['mtu', String(assertMtu(spec.mtu))];
-  const lines = [
-    ['tuntap', 'add', 'dev', name, 'mode', 'tap'],
-    ['link', 'set', 'dev', name, ...mtu, 'master', bridge, 'up'],
-  ];
+  const lines = [tuntapAdd(name, spec.owner), ['link', 'set', 'dev', name, ...mtu, 'master', bridge, 'up']];
+  await net.ip(['-batch', '-'], { input: `${lines.map((l) => l.join(' ')).join('\n')}\n` });
+}
+
+/** Creates fresh TAPs, off any bridge and down, in one `ip -batch` run (a VMM attaches, then `attachTap` plugs them). */
+export async function makeTaps(net: NetCommands, specs: readonly TapSpec[]): Promise<void> {
+  if (specs.length === 0) return;
+  const lines = specs.map((s) => tuntapAdd(assertTapName(s.name), s.owner));
   await net.ip(['-batch', '-'], { input: `${lines.map((l) => l.join(' ')).join('\n')}\n` });
 }
 

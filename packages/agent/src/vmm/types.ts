@@ -1,3 +1,5 @@
+import type { VmmUser } from './confine.ts';
+
 /**
  * The contract between the agent's VM service and a VMM driver. A driver turns a fully resolved
  * launch spec (local paths, TAP names already created) into a detached VMM process and controls it.
@@ -87,6 +89,11 @@ export interface VmmHandle {
 
 export interface LaunchOptions {
   holdUntil?: Promise<unknown>;
+  /**
+   * Confine the VMM: run it as this unprivileged user (its TAPs must be owned by it), with no capabilities, an empty
+   * environment, only the descriptors it is given, in a cgroup of its own holding the VM's CPU and memory limits.
+   */
+  user?: VmmUser;
 }
 
 export interface VmmDriver {
@@ -109,4 +116,6 @@ export interface VmmDriver {
   /** ACPI power-down, then kill after `timeoutMs`. Resolves once the process is gone. */
   stop(handle: VmmHandle, opts: { timeoutMs: number }): Promise<void>;
   kill(handle: VmmHandle): Promise<void>;
+  /** Frees what a confined VMM held on the host (its cgroup) once it is gone, however it went. */
+  release(vmId: string): Promise<void>;
 }

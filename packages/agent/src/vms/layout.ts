@@ -18,6 +18,8 @@ export interface VmFiles extends VmPaths {
   spec: string;
   /** Run bookkeeping that survives an agent restart (boot time, log offsets, whether it should be running). */
   run: string;
+  /** The unprivileged user the VM's VMM runs as. */
+  vmmUser: string;
 }
 
 export function vmFiles(dataDir: string, id: string): VmFiles {
@@ -32,6 +34,7 @@ export function vmFiles(dataDir: string, id: string): VmFiles {
     rootfs: join(dir, 'rootfs.ext4'),
     spec: join(dir, 'spec.json'),
     run: join(dir, 'run.json'),
+    vmmUser: join(dir, 'vmm-user.json'),
   };
 }
 

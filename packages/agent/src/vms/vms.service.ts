@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AgentVmSpec, AgentVmStatus, VmExitReport, VmmKind } from '@nqvm/api';
 import type { Logger } from 'pino';
@@ -11,13 +11,15 @@ import { copyImage, Ext4Image, PlanError, prepareRootfs, RootfsPrepareError } fr
 import { isProcessAlive } from '../vmm/qemu/index.ts';
 import type { VmmAvailability, VmmDriver, VmmHandle } from '../vmm/types.ts';
 import { BaseImages } from './base-images.ts';
-import { bridgeAddress, launchSpec } from './boot-plan.ts';
+import { launchSpec } from './boot-plan.ts';
 import { AgentError, BootFailed, type BootStep, VmmNotAvailable, VmNotFound, VmNotRunning } from './errors.ts';
 import { exitReason } from './exit-reason.ts';
 import type { GuestTools } from './guest-tools.ts';
 import { assertVmId, type RunInfo, readRun, readSpec, type VmFiles, vmFiles, writeRun, writeSpec } from './layout.ts';
 import { type PhaseClock, phaseClock } from './phase-clock.ts';
 import { SpareDisks } from './spare-disks.ts';
+import { VmNics } from './vm-nics.ts';
+import { type VmmUserRange, VmmUsers } from './vmm-users.ts';
 
 export interface VmServiceDeps {
   dataDir: string;
@@ -35,6 +37,8 @@ export interface VmServiceDeps {
   now?: () => Date;
   /** Features that follow a VM's NICs (MMDS anti-spoofing) hook in here. */
   hooks?: VmHooks;
+  /** The reserved range each VMM gets its own unprivileged user from. */
+  vmmUsers?: VmmUserRange;
 }
 
 export interface VmHooks {
@@ -103,10 +107,6 @@ async function step<T>(name: BootStep, fn: () => Promise<T>): Promise<T> {
 }
 
 /** The VMs of this host: boot, control, inventory, adoption after a restart, and noticing VMMs that die. */
-/** A VM's TAP names, one per NIC, in NIC order. */
-function tapsOf(spec: AgentVmSpec): string[] {
-  return spec.nics.map((_, i) => tapNameFor(spec.vm_id, i));
-}
 
 export class VmService {
   private readonly vms = new Map<string, VmRecord>();
@@ -116,11 +116,16 @@ export class VmService {
   private readonly runner: CommandRunner;
   private readonly bases: BaseImages;
   private readonly spares: SpareDisks;
+  private readonly users: VmmUsers;
+  private readonly nics: VmNics;
+  private dataDirOpened: Promise<void> | undefined;
   private monitorTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly d: VmServiceDeps) {
     this.runner = d.runner ?? systemRunner;
     this.bases = new BaseImages(this.runner);
+    this.users = new VmmUsers(d.vmmUsers);
+    this.nics = new VmNics(d);
     this.spares = new SpareDisks(
       join(d.dataDir, 'spares'),
       (from, to) => copyImage(this.runner, from, to),
@@ -185,43 +190,17 @@ export class VmService {
     return driver;
   }
 
-  /**
-   * The VM's TAPs on their bridges, guarded, with their limits. `agent`: the TAPs are made here, before the VMM
-   * starts. `vmm`: QEMU made them (it creates a missing TAP when started as root) and the guest may already run, so
-   * each TAP joins its bridge only once its guard and limits are in place: until then it carries nothing.
-   */
-  private async plugNics(spec: AgentVmSpec, madeBy: 'agent' | 'vmm'): Promise<string[]> {
-    const taps = tapsOf(spec);
-    const guarded = Promise.resolve(this.d.hooks?.nicsPlanned?.(spec, taps));
-    const plug = async () => {
-      for (const [i, nic] of spec.nics.entries()) {
-        const tap = taps[i]!;
-        const limits =
-          spec.vmm === 'qemu' && (nic.rx_rate_limiter || nic.tx_rate_limiter)
-            ? { rx: nic.rx_rate_limiter ?? null, tx: nic.tx_rate_limiter ?? null }
-            : undefined;
-        const tapSpec = { name: tap, bridge: nic.bridge };
-        const bridge = { name: nic.bridge, address: bridgeAddress(nic) };
-        // Bridge setup is idempotent under concurrency, so boots on one bridge need no lock of their own.
-        if (madeBy === 'agent') {
-          await this.d.network.plugTap(tapSpec, bridge);
-          if (limits) await this.d.network.applyNicLimits(tap, limits);
-        } else {
-          await guarded;
-          if (limits) await this.d.network.applyNicLimits(tap, limits);
-          await this.d.network.attachTap(tapSpec, bridge);
-        }
-        await this.d
-          .guestEndpoint(nic.gateway)
-          .catch((err) => this.d.log.warn({ err, bridge: nic.bridge }, 'guest endpoint unavailable on this bridge'));
-      }
-    };
-    await Promise.all([plug(), guarded]);
-    return taps;
-  }
-
-  private async unplugNics(id: string, nicCount: number): Promise<void> {
-    for (let i = 0; i < Math.max(nicCount, 1); i++) await this.d.network.deleteTap(tapNameFor(id, i));
+  /** VMMs pass through the data directory to their own; nobody else may list it (once per agent). */
+  private openDataDir(): Promise<void> {
+    this.dataDirOpened ??= (async () => {
+      const vms = join(this.d.dataDir, 'vms');
+      await mkdir(vms, { recursive: true, mode: 0o711 });
+      for (const dir of [this.d.dataDir, vms]) await chmod(dir, 0o711);
+    })();
+    this.dataDirOpened.catch(() => {
+      this.dataDirOpened = undefined;
+    });
+    return this.dataDirOpened;
   }
 
   /** First call prepares `<data>/vms/<id>/` and its disk; later calls (a cold start) reuse that disk. */
@@ -239,17 +218,19 @@ export class VmService {
       const bootSettled = new Promise<void>((resolve) => {
         settled = resolve;
       });
-      // A QEMU cold boot leaves its TAPs to QEMU: they are guarded and bridged while the guest kernel starts, so
-      // no `ip` or `nft` run delays the VMM. Restores (whose guest runs at once) and Firecracker get them first.
-      const vmmMakesTaps = spec.vmm === 'qemu' && !restore;
+      // The VMM runs as a user of its own, which owns the VM's TAPs (so it needs no privilege to open them).
+      const user = await this.users.of(id, f);
+      // A QEMU cold boot gets bare TAPs: they are guarded and bridged while the guest kernel starts, so no `nft`
+      // run delays the VMM. Restores (whose guest runs at once) and Firecracker get them bridged first.
+      const bridgeLater = spec.vmm === 'qemu' && !restore;
       let diskReady: Promise<unknown> | undefined;
       try {
         // Disk preparation and TAP setup touch nothing in common, so they run side by side.
         const [disk, net] = await Promise.allSettled([
-          this.prepareDisk(spec, f, fresh, clock, bootSettled, restore),
-          vmmMakesTaps
-            ? tapsOf(spec)
-            : clock.time('network', () => step('network', () => this.plugNics(spec, 'agent'))),
+          this.openDataDir().then(() => this.prepareDisk(spec, f, fresh, clock, bootSettled, restore)),
+          clock.time('network', () =>
+            step('network', () => (bridgeLater ? this.nics.make(spec, user) : this.nics.plug(spec, 'new', user))),
+          ),
         ]);
         if (net.status === 'fulfilled') taps = net.value;
         if (disk.status === 'rejected') throw disk.reason;
@@ -278,17 +259,18 @@ export class VmService {
           await step('network', () => restore.beforeLaunch(taps));
         }
         const held = diskReady;
+        await this.users.record(f, user);
         const handle = await clock.time('launch', () =>
-          step('launch', () => driver.launch(launch, f, hold ? { holdUntil: held } : {})),
+          step('launch', () => driver.launch(launch, f, { user, ...(hold ? { holdUntil: held } : {}) })),
         );
         if (restore?.state && fresh)
           await restore.afterLaunch(handle, driver, taps).catch(async (e) => {
             await driver.kill(handle);
             throw e;
           });
-        if (vmmMakesTaps && spec.nics.length)
+        if (bridgeLater && spec.nics.length)
           await clock
-            .time('network', () => step('network', () => this.plugNics(spec, 'vmm')))
+            .time('network', () => step('network', () => this.nics.plug(spec, 'made', user)))
             .catch(async (e) => {
               await driver.kill(handle);
               throw e;
@@ -305,9 +287,11 @@ export class VmService {
       } catch (e) {
         // A failed launch may leave the rootfs edit running: it ends before the directory goes.
         await diskReady?.catch(() => undefined);
-        await this.unplugNics(id, spec.nics.length).catch(() => undefined);
-        if (fresh) await rm(f.dir, { recursive: true, force: true });
-        else if (!current) this.vms.set(id, this.stoppedRecord(spec, f));
+        await this.nics.unplug(id, spec.nics.length).catch(() => undefined);
+        if (fresh) {
+          await rm(f.dir, { recursive: true, force: true });
+          this.users.free(id);
+        } else if (!current) this.vms.set(id, this.stoppedRecord(spec, f));
         throw e;
       } finally {
         settled();
@@ -481,9 +465,13 @@ export class VmService {
     rec.state = 'stopped';
     rec.run = { ...rec.run, should_run: false };
     await writeRun(rec.files, rec.run).catch(() => undefined);
-    await this.unplugNics(rec.spec.vm_id, rec.spec.nics.length).catch((err) =>
-      this.d.log.warn({ err, vm_id: rec.spec.vm_id }, 'could not remove TAPs'),
-    );
+    await this.d.drivers
+      .get(rec.spec.vmm)
+      ?.release(rec.spec.vm_id)
+      .catch((err) => this.d.log.warn({ err, vm_id: rec.spec.vm_id }, 'could not release the VMM cgroup'));
+    await this.nics
+      .unplug(rec.spec.vm_id, rec.spec.nics.length)
+      .catch((err) => this.d.log.warn({ err, vm_id: rec.spec.vm_id }, 'could not remove TAPs'));
   }
 
   action(id: string, action: 'pause' | 'resume' | 'ctrl-alt-del'): Promise<AgentVmStatus> {
@@ -512,9 +500,11 @@ export class VmService {
         rec.stopping = true;
         await this.d.drivers.get(rec.spec.vmm)?.kill(rec.handle);
       }
-      await this.unplugNics(id, spec?.nics.length ?? 1);
+      if (spec) await this.d.drivers.get(spec.vmm)?.release(id);
+      await this.nics.unplug(id, spec?.nics.length ?? 1);
       await rm(f.dir, { recursive: true, force: true });
       this.vms.delete(id);
+      this.users.free(id);
       if (spec) await this.d.hooks?.removed?.(spec).catch((err) => this.d.log.warn({ err, vm_id: id }, 'remove hook'));
     });
   }
@@ -542,6 +532,7 @@ export class VmService {
           return rm(f.dir, { recursive: true, force: true });
         }
         const run = await readRun(f);
+        await this.users.adopt(id, f);
         const driver = this.d.drivers.get(spec.vmm);
         let handle = driver ? await driver.adopt(id, f).catch(() => null) : null;
         // A live VMM whose control socket answers slowly (a loaded host) is retried, never declared dead.
@@ -555,7 +546,7 @@ export class VmService {
           this.d.log.info({ vm_id: id, pid: handle.pid }, 'vm adopted');
         } else if (run.should_run) {
           await this.died(rec);
-        }
+        } else await driver?.release(id).catch(() => undefined);
       }),
     );
   }

@@ -18,8 +18,8 @@ import { GuestTools } from '../../src/vms/guest-tools.ts';
 import { VmService } from '../../src/vms/vms.service.ts';
 import { demoImages, waitForLog } from '../fixtures/demo-vm.ts';
 
-// The boot order the agent promises for a QEMU cold boot, seen on a real VM: QEMU makes the TAP, the TAP is
-// guarded before it joins the bridge, and the guest runs only once its rootfs edit is written.
+// The boot order the agent promises for a QEMU cold boot, seen on a real VM: the agent makes a bare TAP for the VMM's
+// user, the TAP is guarded before it joins the bridge, and the guest runs only once its rootfs edit is written.
 const BRIDGE = 'nqbr-order';
 const net = new HostNetwork({ runner: systemRunner });
 let dir: string;
@@ -96,12 +96,12 @@ afterAll(async () => {
 });
 
 describe('a QEMU cold boot through the VM service', () => {
-  it('guards the TAP QEMU made before it joins the bridge, and runs the guest with its rootfs edited', async () => {
+  it('guards the TAP made for the VMM before it joins the bridge, and runs the guest with its rootfs edited', async () => {
     const id = randomUUID();
     const spec = specFor(id, 'order-guest', '10.231.0.2/24', '02:fc:00:00:0a:02');
     const status = await vms.boot(spec);
     expect(status.state).toBe('running');
-    // At guard time QEMU had made the TAP and it was on no bridge: nothing it carried could reach another VM.
+    // At guard time the TAP existed and was on no bridge: nothing it carried could reach another VM.
     expect(seenAtGuard).toEqual([{ exists: true, master: null }]);
     const tap = tapNameFor(id, 0);
     expect(await link(tap)).toEqual({ master: BRIDGE, up: true });

@@ -215,6 +215,9 @@ export class FirecrackerDriver implements VmmDriver {
     await this.forceKill(handle);
   }
 
+  /** Nothing of the host outlives the process here (the jailer's cgroup is its own). */
+  async release(): Promise<void> {}
+
   private async forceKill(handle: VmmHandle): Promise<void> {
     if (handle.pid > 1 && (await this.owns(handle.pid, handle.vmId, handle.paths))) {
       try {

@@ -13,7 +13,20 @@ export interface QemuArgsOptions {
   hostTscKhz?: number;
   /** Start with the vCPUs stopped (`-S`); the driver sends `cont` when the guest may run. */
   paused?: boolean;
+  /**
+   * The control and console sockets come bound and listening as fds 3 and 4 (the launcher binds them; the VMM needs no
+   * write access to its directory) instead of being bound by QEMU at their paths.
+   */
+  socketFds?: boolean;
+  /** TCG's translation cache in MiB (QEMU's default is up to 1 GiB, which a memory-limited VMM cannot afford). */
+  tbSizeMib?: number;
 }
+
+/** Descriptors the launcher hands a VMM started with `socketFds`. */
+export const SOCKET_FDS = { control: 3, console: 4 } as const;
+
+/** Seccomp with every optional permission denied: no obsolete calls, no setuid, no fork/exec, no scheduler tuning. */
+export const QEMU_SANDBOX = 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny';
 
 // No commas (QEMU's option separator), spaces or shell metacharacters.
 const SAFE_PATH_RE = /^\/[A-Za-z0-9._+/-]*$/;
@@ -37,6 +50,7 @@ export const qemuIds = {
   rng: 'rng0',
   vsock: 'vsock0',
   console: 'con0',
+  control: 'qmp0',
   ram: 'ram0',
 } as const;
 
@@ -243,7 +257,9 @@ export function buildQemuArgs(spec: VmLaunchSpec, paths: VmPaths, opts: QemuArgs
     // pit/pic/rtc stay on: the guest kernel calibrates its TSC against the PIT when not told the rate
     `microvm,acpi=on,memory-backend=${qemuIds.ram}`,
     '-accel',
-    opts.accel,
+    opts.accel === 'tcg' && opts.tbSizeMib !== undefined
+      ? `tcg,tb-size=${validateInt('tbSizeMib', opts.tbSizeMib, 32, 4096)}`
+      : opts.accel,
     '-cpu',
     cpu,
     '-smp',
@@ -292,13 +308,22 @@ export function buildQemuArgs(spec: VmLaunchSpec, paths: VmPaths, opts: QemuArgs
     const cid = validateInt('vsock.guest_cid', spec.vsock.guest_cid, 3, 0xfffffffe);
     argv.push('-device', `vhost-vsock-device,id=${qemuIds.vsock},guest-cid=${cid}`);
   }
+  const consoleAt = opts.socketFds ? `fd=${SOCKET_FDS.console}` : `path=${consoleSocket}`;
   argv.push(
     '-chardev',
-    `socket,id=${qemuIds.console},path=${consoleSocket},server=on,wait=off,logfile=${consoleLog},logappend=on`,
+    `socket,id=${qemuIds.console},${consoleAt},server=on,wait=off,logfile=${consoleLog},logappend=on`,
     '-serial',
     `chardev:${qemuIds.console}`,
-    '-qmp',
-    `unix:${controlSocket},server=on,wait=off`,
+    ...(opts.socketFds
+      ? [
+          '-chardev',
+          `socket,id=${qemuIds.control},fd=${SOCKET_FDS.control},server=on,wait=off`,
+          '-mon',
+          `chardev=${qemuIds.control},mode=control`,
+        ]
+      : ['-qmp', `unix:${controlSocket},server=on,wait=off`]),
+    '-sandbox',
+    QEMU_SANDBOX,
     '-D',
     vmmLog,
     '-msg',

@@ -1,6 +1,23 @@
 import { constants } from 'node:fs';
 import { access, mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
-import { type CommandRunner, type ProcessLauncher, systemLauncher, systemRunner } from '../../host/exec.js';
+import {
+  type CgroupJoin,
+  type CommandRunner,
+  type ProcessLauncher,
+  systemLauncher,
+  systemRunner,
+} from '../../host/exec.js';
+import { detectCgroups, VmmCgroups } from '../cgroups.js';
+import {
+  assertReadableByAnyone,
+  assertVmmUser,
+  closeVmDir,
+  deviceNumbers,
+  giveFile,
+  inside,
+  openDeviceNodes,
+  type VmmUser,
+} from '../confine.js';
 import type {
   LaunchOptions,
   VmLaunchSpec,
@@ -31,7 +48,18 @@ export interface QemuDriverOptions {
   procRoot?: string;
   devKvm?: string;
   devVhostVsock?: string;
+  devTun?: string;
+  /** Where confined VMMs get their cgroups; null: none (default: detected under /sys/fs/cgroup). */
+  cgroups?: VmmCgroups | null;
 }
+
+const MIB = 1024 * 1024;
+/** TCG's translation cache, bounded so that it fits the VMM's memory limit. */
+const TB_SIZE_MIB = 256;
+/** What QEMU itself may use above guest RAM (its heap, device state, I/O buffers), on top of the TCG cache. */
+const VMM_OVERHEAD_MIB = 256;
+/** Nodes every VMM may open: /dev/null (its stdin), zero and the random sources. */
+const BASE_DEVICE_NODES = ['/dev/null', '/dev/zero', '/dev/random', '/dev/urandom'];
 
 const poll = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -83,6 +111,7 @@ export class QemuDriver implements VmmDriver {
   private readonly launcher: ProcessLauncher;
   private readonly procRoot: string;
   private accelCache: Promise<Accel> | undefined;
+  private cgroupsCache: Promise<VmmCgroups | null> | undefined;
 
   constructor(private readonly opts: QemuDriverOptions = {}) {
     this.binary = opts.binary ?? 'qemu-system-x86_64';
@@ -120,6 +149,42 @@ export class QemuDriver implements VmmDriver {
     return this.accelCache;
   }
 
+  private cgroups(): Promise<VmmCgroups | null> {
+    this.cgroupsCache ??=
+      this.opts.cgroups !== undefined
+        ? Promise.resolve(this.opts.cgroups)
+        : detectCgroups().then((layout) => (layout ? new VmmCgroups(layout) : null));
+    return this.cgroupsCache;
+  }
+
+  /**
+   * Gives a confined VMM what it needs and nothing more: the device nodes it opens, its directory to pass through,
+   * its own files (logs, pid file, RAM file, the disks in its directory) and a cgroup with the VM's limits.
+   */
+  private async confine(spec: VmLaunchSpec, paths: VmPaths, user: VmmUser, accel: Accel): Promise<CgroupJoin[]> {
+    const nodes = [
+      ...(spec.nics.length ? [this.opts.devTun ?? '/dev/net/tun'] : []),
+      ...(accel === 'kvm' ? [this.opts.devKvm ?? '/dev/kvm'] : []),
+      ...(spec.vsock ? [this.opts.devVhostVsock ?? '/dev/vhost-vsock'] : []),
+    ];
+    await openDeviceNodes(nodes);
+    await closeVmDir(paths.dir, user);
+    for (const file of [paths.consoleLog, paths.vmmLog, paths.pidFile, guestRamPath(paths)]) await giveFile(file, user);
+    for (const d of spec.drives) {
+      if (inside(paths.dir, d.path)) await giveFile(d.path, user);
+      else await assertReadableByAnyone(d.path);
+    }
+    for (const file of [spec.kernel_path, spec.initrd_path]) if (file) await assertReadableByAnyone(file);
+    const cgroups = await this.cgroups();
+    if (!cgroups) return [];
+    const overhead = VMM_OVERHEAD_MIB + (accel === 'tcg' ? TB_SIZE_MIB : 0);
+    return cgroups.create(spec.vm_id, {
+      vcpu: spec.vcpu,
+      memoryBytes: (spec.mem_mib + overhead) * MIB,
+      devices: await Promise.all([...BASE_DEVICE_NODES, ...nodes].map(deviceNumbers)),
+    });
+  }
+
   private async hostTscKhz(): Promise<number | undefined> {
     const cpuinfo = await readFile(`${this.procRoot}/cpuinfo`, 'utf8').catch(() => '');
     const mhz = /^cpu MHz\s*:\s*([0-9.]+)/m.exec(cpuinfo)?.[1];
@@ -131,10 +196,15 @@ export class QemuDriver implements VmmDriver {
     // A restore is paused by `-incoming` already and resumed by its caller; holding applies to cold boots.
     const hold = spec.incoming_state_path === undefined ? opts.holdUntil : undefined;
     hold?.catch(() => undefined);
+    const user = opts.user ? assertVmmUser(opts.user) : undefined;
+    if (user && this.opts.launchPrefix?.length)
+      throw new VmmLaunchFailed(spec.vm_id, 'a confined VMM cannot start under a launch prefix (it has no privileges)');
     const argv = buildQemuArgs(spec, paths, {
       accel,
       hostTscKhz: accel === 'tcg' ? await this.hostTscKhz() : undefined,
       paused: hold !== undefined,
+      socketFds: user !== undefined,
+      ...(accel === 'tcg' ? { tbSizeMib: TB_SIZE_MIB } : {}),
     });
     if (spec.vsock) {
       const dev = this.opts.devVhostVsock ?? '/dev/vhost-vsock';
@@ -146,6 +216,7 @@ export class QemuDriver implements VmmDriver {
     for (const stale of [paths.controlSocket, paths.consoleSocket, paths.pidFile]) await rm(stale, { force: true });
     // A cold boot starts from empty RAM; a restore maps the RAM file the snapshot put in place.
     if (spec.incoming_state_path === undefined) await rm(guestRamPath(paths), { force: true });
+    const cgroups = user ? await this.confine(spec, paths, user, accel) : [];
 
     let exited: string | null = null;
     // Own session and no pipes to us: an agent restart or crash must not take the VM with it.
@@ -154,8 +225,13 @@ export class QemuDriver implements VmmDriver {
       .launch(cmd ?? this.binary, [...prefixArgs, ...argv], {
         detached: true,
         stdio: ['ignore', { path: paths.vmmLog, flags: 'a' }, { path: paths.vmmLog, flags: 'a' }],
+        // Handed over as fds 3 and 4, as buildQemuArgs expects them (SOCKET_FDS).
+        ...(user
+          ? { uid: user.uid, gid: user.gid, env: {}, cgroups, listen: [paths.controlSocket, paths.consoleSocket] }
+          : {}),
       })
-      .catch((e: Error) => {
+      .catch(async (e: Error) => {
+        await this.release(spec.vm_id);
         throw new VmmLaunchFailed(spec.vm_id, e.message);
       });
     void started.exited.then((how) => {
@@ -251,9 +327,9 @@ export class QemuDriver implements VmmDriver {
   async adopt(vmId: string, paths: VmPaths): Promise<VmmHandle | null> {
     const pid = Number.parseInt(await readFile(paths.pidFile, 'utf8').catch(() => ''), 10);
     if (!Number.isInteger(pid) || pid <= 1 || !(await isProcessAlive(pid, this.procRoot))) return null;
-    const cmdline = await readFile(`${this.procRoot}/${pid}/cmdline`, 'utf8').catch(() => '');
-    // pid reuse: only a QEMU serving this VM's control socket is ours
-    if (!cmdline.split('\0').includes(`unix:${paths.controlSocket},server=on,wait=off`)) return null;
+    const argv = (await readFile(`${this.procRoot}/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
+    // pid reuse: only a QEMU named for this VM is ours
+    if (argv[argv.indexOf('-name') + 1] !== `nqvm-${vmId}`) return null;
     try {
       await withQmp(paths.controlSocket, (qmp) => qmp.execute('query-status'), { timeoutMs: 3000 });
     } catch {
@@ -288,11 +364,11 @@ export class QemuDriver implements VmmDriver {
   }
 
   async stop(handle: VmmHandle, opts: { timeoutMs: number }): Promise<void> {
-    if (!(await isProcessAlive(handle.pid, this.procRoot))) return;
+    if (!(await isProcessAlive(handle.pid, this.procRoot))) return this.release(handle.vmId);
     await this.ctrlAltDel(handle).catch(() => undefined);
-    if (await waitForExit(handle.pid, opts.timeoutMs, this.procRoot)) return;
+    if (await waitForExit(handle.pid, opts.timeoutMs, this.procRoot)) return this.release(handle.vmId);
     await withQmp(handle.paths.controlSocket, (qmp) => qmp.execute('quit'), { timeoutMs: 2000 }).catch(() => undefined);
-    if (await waitForExit(handle.pid, 2000, this.procRoot)) return;
+    if (await waitForExit(handle.pid, 2000, this.procRoot)) return this.release(handle.vmId);
     await this.kill(handle);
   }
 
@@ -303,6 +379,11 @@ export class QemuDriver implements VmmDriver {
       if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
     }
     await waitForExit(handle.pid, 5000, this.procRoot);
+    await this.release(handle.vmId);
+  }
+
+  async release(vmId: string): Promise<void> {
+    await (await this.cgroups())?.remove(vmId);
   }
 
   /**
