@@ -8,7 +8,9 @@ import websocket from '@fastify/websocket';
 import { buildAsyncApi, buildOpenApi, ttyLogDestination } from '@nqvm/api';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { ManagerConfig } from './config.ts';
+import { ChangeFeed } from './db/changes.ts';
 import { type Database, openDatabase } from './db/client.ts';
+import { ListCaches } from './db/list-cache.ts';
 import { migrate } from './db/migrate.ts';
 import { AuthRepository } from './features/auth/auth.repository.ts';
 import { authRoutes } from './features/auth/auth.routes.ts';
@@ -234,6 +236,20 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
       reply.type('text/plain; version=0.0.4; charset=utf-8').send(await metrics.render()),
     );
 
+  // Every manager sees every manager's writes: list pages are cached between changes, live events and VM waits follow
+  // them. A write answered here drops the cached lists before its answer leaves, so its client reads it back.
+  const changes = new ChangeFeed(database, {
+    onError: (err) => app.log.warn({ err }, 'change feed lost; list caches off until it is back'),
+  });
+  const listCaches = new ListCaches(changes);
+  app.decorate('listCaches', listCaches);
+  app.addHook('onSend', async (req) => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') listCaches.invalidateAll();
+  });
+  const unfollowEvents = events.follow(changes, app.log);
+  vms.followChanges(changes);
+  await changes.start();
+
   await app.register(async (v1) => {
     authRoutes(v1, authn, auth, events);
     hostsRoutes(v1, authn, hosts, events);
@@ -257,6 +273,8 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
   await app.register(webConsole);
 
   app.addHook('onClose', async () => {
+    unfollowEvents();
+    await changes.stop();
     await stopReconciler();
     await stopSampler();
     await vms.idle();

@@ -1,12 +1,17 @@
 import type {} from '@fastify/cookie';
 import type { RouteBody, RouteDef, RouteParams, RouteQuery, RouteResponse } from '@nqvm/api';
 import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
+import type { ListCaches } from '../db/list-cache.ts';
 import { Unauthorized } from '../domain/errors.ts';
 import type { Authenticator, Principal } from './principal.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
     principal: Principal;
+  }
+  interface FastifyInstance {
+    /** The list page caches (db/list-cache.ts), when the app keeps them. */
+    listCaches?: ListCaches;
   }
 }
 
@@ -69,6 +74,10 @@ export function mount<D extends RouteDef>(
   def: D,
   handler: (ctx: Ctx<D>) => Promise<RouteResponse<D>>,
 ): void {
+  if (app.listCaches?.forRoute(def.operationId)) {
+    mountJson(app, authn, def, async (ctx) => JSON.stringify(await handler(ctx)));
+    return;
+  }
   app.route({
     method: def.method,
     url: def.path,
@@ -91,9 +100,24 @@ export function mount<D extends RouteDef>(
   });
 }
 
+/** Who a cached page was read for: callers who may see different rows never share a page. */
+function scopeOf(p: Principal): string {
+  switch (p.kind) {
+    case 'user':
+      return `user:${p.userId}:${p.role}:${p.via === 'token' ? p.credentialId : 'session'}`;
+    case 'host':
+      return `host:${p.hostId}`;
+    case 'guest':
+      return `guest:${p.vmId}`;
+    case 'anonymous':
+      return 'anonymous';
+  }
+}
+
 /**
  * Like mount, for a handler that returns the response body as JSON text already in the route's response shape
- * (list pages rendered by the database, see db/keyset.ts).
+ * (list pages rendered by the database, see db/keyset.ts). GET pages of list routes are served from the list caches
+ * between changes (db/list-cache.ts).
  */
 export function mountJson<D extends RouteDef>(
   app: FastifyInstance,
@@ -107,14 +131,26 @@ export function mountJson<D extends RouteDef>(
     schema: schemaOf(def),
     onRequest: authHook(def.auth, authn),
     handler: async (req, reply) => {
-      const body = await handler({
-        params: req.params as RouteParams<D>,
-        query: req.query as RouteQuery<D>,
-        body: req.body as RouteBody<D>,
-        principal: req.principal,
-        req,
-        reply,
-      });
+      const produce = () =>
+        handler({
+          params: req.params as RouteParams<D>,
+          query: req.query as RouteQuery<D>,
+          body: req.body as RouteBody<D>,
+          principal: req.principal,
+          req,
+          reply,
+        });
+      const cache = req.method === 'GET' ? app.listCaches?.forRoute(def.operationId) : undefined;
+      let body: string;
+      if (cache) {
+        const key = `${scopeOf(req.principal)} ${req.url}`;
+        const hit = cache.get(key);
+        if (hit === undefined) {
+          const generation = cache.generation;
+          body = await produce();
+          cache.put(key, generation, body);
+        } else body = hit;
+      } else body = await produce();
       return reply.code(def.status).type('application/json; charset=utf-8').send(body);
     },
   });

@@ -31,7 +31,12 @@ export async function openTestDatabase(kind: DbKind): Promise<Database> {
 }
 
 /** A manager on a fresh database (real PostgreSQL or in-memory PGlite) with a temp data dir. */
-export async function startTestApp(kind: DbKind, env: Record<string, string> = {}): Promise<TestApp> {
+export async function startTestApp(
+  kind: DbKind,
+  env: Record<string, string> = {},
+  /** A database another test app already uses (several managers on one database); closed by its opener. */
+  shared?: Database,
+): Promise<TestApp> {
   const dataDir = mkdtempSync(join(tmpdir(), 'nqvm-mgr-'));
   const config = loadConfig({
     NQVM_DATA_DIR: dataDir,
@@ -40,7 +45,7 @@ export async function startTestApp(kind: DbKind, env: Record<string, string> = {
     NQVM_LOG_LEVEL: 'silent',
     ...env,
   });
-  const database = await openTestDatabase(kind);
+  const database = shared ?? (await openTestDatabase(kind));
   const built = await buildApp(config, { database, logger: false });
   const login = await built.app.inject({
     method: 'POST',
@@ -59,7 +64,7 @@ export async function startTestApp(kind: DbKind, env: Record<string, string> = {
       built.app.inject({ ...opts, headers: { authorization: `Bearer ${token}`, ...(opts.headers ?? {}) } }),
     async close() {
       await built.app.close();
-      await database.close();
+      if (!shared) await database.close();
       rmSync(dataDir, { recursive: true, force: true });
     },
   };

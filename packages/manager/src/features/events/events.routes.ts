@@ -31,11 +31,18 @@ export function eventsRoutes(app: FastifyInstance, authn: Authenticator, events:
       const matches = (e: Event) =>
         (!q.resource_type || e.resource_type === q.resource_type) &&
         (!q.resource_id || e.resource_id === q.resource_id);
-      let lastSent = q.after ? BigInt(q.after) : -1n;
+      // Live events may arrive out of id order (several writers commit in any order): each is sent once, and none at
+      // or before the id the client resumes after.
+      const after = q.after ? BigInt(q.after) : -1n;
+      let lastSent = after;
+      const sent = new Set<string>();
       let pending: Event[] | null = [];
       const send = (e: Event) => {
-        if (BigInt(e.id) <= lastSent || !matches(e)) return;
-        lastSent = BigInt(e.id);
+        const id = BigInt(e.id);
+        if (id <= after || sent.has(e.id) || !matches(e)) return;
+        sent.add(e.id);
+        if (sent.size > 10_000) sent.delete(sent.values().next().value as string);
+        if (id > lastSent) lastSent = id;
         socket.send(JSON.stringify({ type: 'event', event: e }));
       };
       const unsubscribe = events.subscribe((e) => (pending ? pending.push(e) : send(e)));

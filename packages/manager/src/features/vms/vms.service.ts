@@ -1,6 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { AgentVmSpec, AgentVmStatus, CreateVmRequest, Vm, VmAction, VmExitReport, VmState } from '@nqvm/api';
 import type { FastifyBaseLogger } from 'fastify';
+import type { ChangeFeed } from '../../db/changes.ts';
 import { decodeCursor, encodeCursor, pageBody } from '../../db/keyset.ts';
 import { Conflict, Forbidden, InvalidTransition, NotFound, Unprocessable, WaitTimeout } from '../../domain/errors.ts';
 import type { SecretBox } from '../../security/secret-box.ts';
@@ -74,6 +75,7 @@ export class VmsService {
   private readonly chains = new Map<string, Promise<unknown>>();
   private readonly pending = new Set<Promise<unknown>>();
   private readonly specHooks: SpecHook[] = [];
+  private changes: ChangeFeed | undefined;
 
   constructor(
     private readonly repo: VmsRepository,
@@ -500,18 +502,27 @@ export class VmsService {
   /** Resolves when the VM is in `state` (or gone, for `deleting`), else a 408 after the timeout. */
   async wait(id: string, state: VmState, timeoutS: number): Promise<Vm> {
     const deadline = Date.now() + timeoutS * 1000;
-    let wake: () => void = () => {};
+    // A change seen while the row is being read is kept, so the next wait does not sleep through it.
+    let changed = false;
+    let wake: () => void = () => {
+      changed = true;
+    };
     const unsubscribe = this.events.subscribe((e) => {
       if (e.resource_id === id) wake();
     });
+    const unfollow = this.changes?.subscribe((c) => {
+      if ('ids' in c && (c.ids === '*' || c.ids.includes(id))) wake();
+    });
     try {
       for (;;) {
+        changed = false;
         const row = await this.repo.get(id);
         if (!row) throw new NotFound('vm', id);
         if (row.state === state) return this.view(row);
         const left = deadline - Date.now();
         if (left <= 0) throw new WaitTimeout(row.state, state);
-        // Events wake us at once; the periodic re-read covers changes made by another manager.
+        if (changed) continue;
+        // Any manager's change to the VM wakes us at once (change feed); the periodic re-read covers a feed outage.
         await new Promise<void>((resolve) => {
           const t = setTimeout(resolve, Math.min(left, 1000));
           wake = () => {
@@ -519,10 +530,19 @@ export class VmsService {
             resolve();
           };
         });
+        wake = () => {
+          changed = true;
+        };
       }
     } finally {
       unsubscribe();
+      unfollow?.();
     }
+  }
+
+  /** Follows every manager's VM changes (NOTIFY), so waits wake when another manager moves the VM. */
+  followChanges(feed: ChangeFeed): void {
+    this.changes = feed;
   }
 
   /** An agent says a VMM exited on its own: record it and apply the restart policy. */
