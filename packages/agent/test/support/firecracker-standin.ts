@@ -421,7 +421,8 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write('Firecracker v1.16.1 (nqvm stand-in)\n');
     return;
   }
-  const socketPath = flag(argv, '--api-sock') ?? '/run/firecracker.socket';
+  // Under the jailer stand-in, paths are inside its "chroot" (a directory: the stand-in cannot chroot).
+  const socketPath = `${process.env.FC_STANDIN_CHROOT ?? ''}${flag(argv, '--api-sock') ?? '/run/firecracker.socket'}`;
   const id = flag(argv, '--id') ?? 'anonymous-instance';
   if (existsSync(socketPath)) {
     process.stderr.write(`Failed to open the API socket at: ${socketPath}. Check that it is not already used.\n`);

@@ -2,10 +2,19 @@ import { constants } from 'node:fs';
 import { access, lstat, mkdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { type CommandRunner, type ProcessLauncher, runChecked, systemLauncher, systemRunner } from '../../host/exec.js';
-import type { VmLaunchSpec, VmmAvailability, VmmDriver, VmmHandle, VmmRunState, VmPaths } from '../types.js';
+import type {
+  LaunchOptions,
+  VmLaunchSpec,
+  VmmAvailability,
+  VmmDriver,
+  VmmHandle,
+  VmmRunState,
+  VmPaths,
+} from '../types.js';
 import type { CpuConfig, Logger } from './api-types.js';
 import { FirecrackerClient } from './client.js';
-import { buildJailerArgv, type JailerOptions, jailRoot } from './jailer.js';
+import { findJailer, type Jail, prepareJail } from './jail.js';
+import { buildJailerArgv, type JailerOptions } from './jailer.js';
 import { buildLaunchPlan, firecrackerFiles } from './launch-plan.js';
 import { hasFlag, isAlive, readCmdline, readPid, tail, waitFor } from './process.js';
 import { assertAbsPath, assertId } from './validate.js';
@@ -25,7 +34,11 @@ export interface FirecrackerDriverOptions {
   kvmDevice?: string;
   cpuinfoPath?: string;
   procRoot?: string;
-  jailer?: JailerOptions;
+  /**
+   * The jailer and where its chroots go. Firecracker always runs under a jailer when one exists (this binary, else a
+   * `jailer` beside firecracker or on PATH), as the VM's own user; uid/gid here serve launches given no user.
+   */
+  jailer?: Partial<JailerOptions>;
   logLevel?: Logger['level'];
   cpuConfig?: CpuConfig;
 }
@@ -103,21 +116,32 @@ export class FirecrackerDriver implements VmmDriver {
     return null;
   }
 
-  async launch(spec: VmLaunchSpec, paths: VmPaths): Promise<VmmHandle> {
-    const plan = buildLaunchPlan(spec, paths, { logLevel: this.opts.logLevel, cpuConfig: this.opts.cpuConfig });
+  async launch(spec: VmLaunchSpec, paths: VmPaths, launchOpts: LaunchOptions = {}): Promise<VmmHandle> {
+    const planOpts = { logLevel: this.opts.logLevel, cpuConfig: this.opts.cpuConfig };
+    let plan = buildLaunchPlan(spec, paths, planOpts);
     const binary = await this.resolveBinary();
     if (!binary) throw new Error('firecracker binary not found');
     assertAbsPath('firecracker binary', binary);
     const files = firecrackerFiles(paths);
+    const jailer = await findJailer(binary, this.opts.jailer?.binary, this.opts.pathEnv);
+    let jail: Jail | null = null;
+    if (jailer) {
+      const user = launchOpts.user ?? this.opts.jailer;
+      if (user?.uid === undefined || user.gid === undefined)
+        throw new Error('Firecracker runs under its jailer here, which needs a user to run it as');
+      if (spec.incoming_state_path) throw new Error('restoring a snapshot under the jailer is not supported yet');
+      jail = await prepareJail(spec, binary, jailer, { uid: user.uid, gid: user.gid }, this.opts.jailer);
+      plan = buildLaunchPlan(jail.spec, paths, { ...planOpts, files: jail.files });
+    }
 
     await mkdir(paths.dir, { recursive: true });
     await this.removeStaleSocket(paths.controlSocket);
     if (spec.vsock) await rm(files.vsock, { force: true });
     await this.ensureFifo(files.consoleIn);
     // Before v1.14 the logger and metrics files had to exist already.
-    for (const f of [files.apiLog, files.metrics]) await writeFile(f, '', { flag: 'a' });
+    if (!jail) for (const f of [files.apiLog, files.metrics]) await writeFile(f, '', { flag: 'a' });
 
-    const { command, args, detached } = await this.command(spec.vm_id, binary, paths);
+    const { command, args, detached } = await this.command(spec.vm_id, binary, paths, jail);
     // stdin: the console FIFO opened read-write, so Firecracker never sees EOF when no writer is attached.
     const started = await this.launcher.launch(command, args, {
       detached,
@@ -137,10 +161,9 @@ export class FirecrackerDriver implements VmmDriver {
 
     try {
       await this.waitForApi(paths.controlSocket, () => exit.how);
-      if (this.opts.jailer?.newPidNs) {
-        const jailPid = await readPid(
-          path.join(jailRoot(this.opts.jailer, spec.vm_id, binary), `${path.basename(binary)}.pid`),
-        );
+      if (jail?.options.newPidNs) {
+        // In its own PID namespace Firecracker is the jailer's child: its host pid is in the jail's pid file.
+        const jailPid = await readPid(path.join(jail.root, `${path.basename(binary)}.pid`));
         if (jailPid) handle.pid = jailPid;
       }
       await writeFile(paths.pidFile, `${handle.pid}\n`);
@@ -241,20 +264,18 @@ export class FirecrackerDriver implements VmmDriver {
     if (!(await isAlive(pid, this.procRoot))) return false;
     const argv = await readCmdline(pid, this.procRoot);
     if (!hasFlag(argv, '--id', vmId)) return false;
-    return this.opts.jailer
-      ? hasFlag(argv, '--api-sock', JAIL_SOCKET)
-      : hasFlag(argv, '--api-sock', paths.controlSocket);
+    return hasFlag(argv, '--api-sock', JAIL_SOCKET) || hasFlag(argv, '--api-sock', paths.controlSocket);
   }
 
   private client(paths: VmPaths, timeoutMs?: number): FirecrackerClient {
     return new FirecrackerClient(paths.controlSocket, { timeoutMs: timeoutMs ?? this.opts.apiTimeoutMs ?? 10_000 });
   }
 
-  private async command(vmId: string, binary: string, paths: VmPaths) {
-    const jailer = this.opts.jailer;
+  private async command(vmId: string, binary: string, paths: VmPaths, jail: Jail | null) {
+    const jailer = jail?.options;
     if (!jailer) return { command: binary, args: ['--api-sock', paths.controlSocket, '--id', vmId], detached: true };
     const args = buildJailerArgv(jailer, vmId, binary, ['--api-sock', JAIL_SOCKET]);
-    const hostSocket = path.join(jailRoot(jailer, vmId, binary), JAIL_SOCKET);
+    const hostSocket = path.join(jail.root, JAIL_SOCKET);
     await rm(hostSocket, { force: true });
     // connect() follows symlinks, so the rest of the driver keeps using paths.controlSocket.
     await symlink(hostSocket, paths.controlSocket);

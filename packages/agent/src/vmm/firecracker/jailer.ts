@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { assertAbsPath, assertJailerId, assertUint } from './validate.js';
+import { assertAbsPath, assertJailerId, assertUint, InvalidFirecrackerValue } from './validate.js';
 
 export interface JailerOptions {
   /** Absolute path of the jailer binary. */
@@ -12,7 +12,16 @@ export interface JailerOptions {
   netns?: string;
   daemonize?: boolean;
   newPidNs?: boolean;
+  /** `--cgroup-version`: the hierarchy the jailer puts its cgroup in. */
+  cgroupVersion?: 1 | 2;
+  /** `--parent-cgroup`: the cgroup under which the jail's own is made. */
+  parentCgroup?: string;
+  /** `--cgroup file=value` settings, e.g. `cpu.cfs_quota_us=100000`. */
+  cgroups?: readonly string[];
 }
+
+const CGROUP_SETTING = /^[a-z_]+\.[a-z_.]+=[0-9a-z ]{1,40}$/;
+const CGROUP_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 
 export const JAILER_DEFAULT_BASE = '/srv/jailer';
 
@@ -38,6 +47,17 @@ export function buildJailerArgv(
   if (opts.netns) argv.push('--netns', assertAbsPath('netns', opts.netns));
   if (opts.daemonize) argv.push('--daemonize');
   if (opts.newPidNs) argv.push('--new-pid-ns');
+  if (opts.cgroupVersion !== undefined)
+    argv.push('--cgroup-version', String(assertUint('cgroup-version', opts.cgroupVersion, 1, 2)));
+  if (opts.parentCgroup !== undefined) {
+    if (!CGROUP_NAME.test(opts.parentCgroup))
+      throw new InvalidFirecrackerValue('parent-cgroup', opts.parentCgroup, `must match ${CGROUP_NAME.source}`);
+    argv.push('--parent-cgroup', opts.parentCgroup);
+  }
+  for (const c of opts.cgroups ?? []) {
+    if (!CGROUP_SETTING.test(c)) throw new InvalidFirecrackerValue('cgroup', c, `must match ${CGROUP_SETTING.source}`);
+    argv.push('--cgroup', c);
+  }
   return [...argv, '--', ...firecrackerArgs];
 }
 

@@ -38,6 +38,8 @@ export interface LaunchPlanOptions {
   logLevel?: Logger['level'];
   /** Custom CPU template (PUT /cpu-config), applied after machine-config so it wins over a static one. */
   cpuConfig?: CpuConfig;
+  /** The logger, metrics and vsock paths as Firecracker sees them (inside its jail), instead of the VM directory's. */
+  files?: Pick<ReturnType<typeof firecrackerFiles>, 'apiLog' | 'metrics' | 'vsock'>;
 }
 
 function checkLimiter(field: string, rl: RateLimiter | undefined): RateLimiter | undefined {
@@ -62,7 +64,7 @@ export function buildLaunchPlan(spec: VmLaunchSpec, paths: VmPaths, opts: Launch
   assertId('vm_id', spec.vm_id);
   for (const key of ['dir', 'pidFile', 'consoleLog', 'vmmLog'] as const) assertAbsPath(`paths.${key}`, paths[key]);
   assertSocketPath('paths.controlSocket', paths.controlSocket);
-  const files = firecrackerFiles(paths);
+  const files = opts.files ?? firecrackerFiles(paths);
 
   const plan: FcRequest[] = [
     fc.putLogger({ log_path: files.apiLog, level: opts.logLevel ?? 'Info', show_level: true, show_log_origin: false }),
