@@ -194,7 +194,10 @@ async function replayBoot(argv: string[], vmDir: string): Promise<number> {
   const args = argv
     .slice(1)
     .filter((a) => a !== '-S')
-    .map((a) => a.split(vmDir).join(dir));
+    .map((a) => a.split(vmDir).join(dir))
+    // The agent hands a confined QEMU its sockets bound (fds 3 and 4); by hand QEMU binds them itself, as root.
+    .map((a) => a.replace(/^socket,id=qmp0,fd=3,/, `socket,id=qmp0,path=${dir}/control.sock,`))
+    .map((a) => a.replace(/^socket,id=con0,fd=4,/, `socket,id=con0,path=${dir}/console.sock,`));
   copyFileSync(demo.rootfs, path.join(dir, 'rootfs.ext4'));
   const tap = /ifname=(nqt-[a-z0-9-]+)/.exec(args.join(' '))?.[1];
   if (tap) {
@@ -220,7 +223,6 @@ async function replayBoot(argv: string[], vmDir: string): Promise<number> {
   const ms = now() - t0;
   q.kill('SIGKILL');
   await new Promise((r) => q.once('exit', r).once('error', r));
-  // QEMU may have taken the TAP with it already (the agent's TAPs are QEMU's own since it makes them).
   if (tap) await ipRun(['link', 'del', 'dev', tap]).catch(() => undefined);
   rmSync(dir, { recursive: true, force: true });
   return ms;
