@@ -237,7 +237,7 @@ for (let i = 0; i < 6; i++) {
   const id = bootedIds.pop()!;
   const argv = argvOf(((await call('GET', `/v1/vms/${id}`)) as { pid: number }).pid);
   await call('DELETE', `/v1/vms/${id}`);
-  await manager.services.vms.idle();
+  await manager.services.operations.idle();
   await until('the VM to be gone', async () => (await call('GET', `/v1/vms/${id}`)).status === 404);
   plain.push(await replayBoot(argv, path.join(agentData, 'vms', id)));
 }
@@ -272,7 +272,7 @@ console.log(
 for (const [i, x] of viaApi.entries()) console.log(`  agent phases (ms), boot ${i}:  ${fmt(x.agent)}`);
 
 for (const id of bootedIds) await call('DELETE', `/v1/vms/${id}`);
-await manager.services.vms.idle();
+await manager.services.operations.idle();
 const t0 = now();
 const many = await Promise.all(
   Array.from({ length: 10 }, (_, i) =>
@@ -312,7 +312,7 @@ console.log(
 );
 
 for (const v of [...many, ...states]) await call('DELETE', `/v1/vms/${v.id}`).catch(() => {});
-await manager.services.vms.idle();
+await manager.services.operations.idle();
 await agent.close();
 await manager.app.close();
 rmSync(managerData, { recursive: true, force: true });

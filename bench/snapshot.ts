@@ -69,6 +69,6 @@ try {
 } finally {
   for (const v of (await api<{ items: { id: string }[] }>('GET', '/v1/vms')).items)
     await api('DELETE', `/v1/vms/${v.id}`).catch(() => undefined);
-  await stack.manager.services.vms.idle();
+  await stack.manager.services.operations.idle();
   await stack.close();
 }

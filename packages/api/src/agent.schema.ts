@@ -72,6 +72,12 @@ export type AgentGuest = Static<typeof AgentGuest>;
 export const AgentVmSpec = Type.Object(
   {
     vm_id: Uuid,
+    operation_id: Type.Optional(
+      Type.String({
+        format: 'uuid',
+        description: 'The manager operation this boot belongs to: a retry of it adopts the VMM it started',
+      }),
+    ),
     name: Type.String(),
     vmm: VmmKind,
     vcpu: Type.Integer({ minimum: 1, maximum: 32 }),

@@ -13,6 +13,7 @@ import { hostRoutes } from './host.schema.ts';
 import { imageRoutes } from './image.schema.ts';
 import { logRoutes } from './logs.schema.ts';
 import { mmdsRoutes } from './mmds.schema.ts';
+import { operationRoutes } from './operation.schema.ts';
 import type { RouteDef } from './route.ts';
 import { snapshotRoutes } from './snapshot.schema.ts';
 import { statsRoutes } from './stats.schema.ts';
@@ -31,6 +32,7 @@ export const api = {
   vms: vmRoutes,
   vmObserve: vmObserveRoutes,
   vmDevices: vmDeviceRoutes,
+  operations: operationRoutes,
   snapshots: snapshotRoutes,
   mmds: mmdsRoutes,
   logs: logRoutes,

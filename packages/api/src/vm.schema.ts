@@ -91,6 +91,12 @@ export const Vm = Type.Object(
     updated_at: Timestamp,
     booted_at: Type.Union([Timestamp, Type.Null()]),
     guest_ready_at: Type.Union([Timestamp, Type.Null()]),
+    operation_id: Type.Optional(
+      Type.String({
+        format: 'uuid',
+        description: 'The operation this request started (create and actions); follow it at /v1/operations/{id}',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -200,6 +206,7 @@ export const BulkActionResult = Type.Object(
           id: Uuid,
           ok: Type.Boolean(),
           state: Type.Optional(VmState),
+          operation_id: Type.Optional(Uuid),
           code: Type.Optional(Type.String()),
           detail: Type.Optional(Type.String()),
         },

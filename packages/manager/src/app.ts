@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import cookie from '@fastify/cookie';
 import swagger from '@fastify/swagger';
@@ -37,6 +38,11 @@ import { HttpObserveAgent, type ObserveAgent } from './features/observe/observe.
 import { ObserveRepository } from './features/observe/observe.repository.ts';
 import { observeRoutes } from './features/observe/observe.routes.ts';
 import { ObserveService } from './features/observe/observe.service.ts';
+import { assertComplete } from './features/operations/operations.catalog.ts';
+import { OperationsRepository } from './features/operations/operations.repository.ts';
+import { operationsRoutes } from './features/operations/operations.routes.ts';
+import { OperationsService } from './features/operations/operations.service.ts';
+import { OperationWorker } from './features/operations/operations.worker.ts';
 import { SnapshotsRepository } from './features/snapshots/snapshots.repository.ts';
 import { snapshotsRoutes } from './features/snapshots/snapshots.routes.ts';
 import { SnapshotsService } from './features/snapshots/snapshots.service.ts';
@@ -48,6 +54,8 @@ import { templatesRoutes } from './features/templates/templates.routes.ts';
 import { TemplatesService } from './features/templates/templates.service.ts';
 import { type AgentApi, AgentClient, HttpAgentApi } from './features/vms/agent-client.ts';
 import { startReconciler } from './features/vms/reconciler.ts';
+import { bootHandler, deleteHandler, stopHandler } from './features/vms/vm-operations.ts';
+import { VmStateMachine } from './features/vms/vm-state-machine.ts';
 import { VmsRepository } from './features/vms/vms.repository.ts';
 import { instantiateRoute, vmsRoutes } from './features/vms/vms.routes.ts';
 import { type ImageCatalog, VmsService } from './features/vms/vms.service.ts';
@@ -68,6 +76,8 @@ export interface Services {
   templates: TemplatesService;
   vms: VmsService;
   observe: ObserveService;
+  /** Runs this manager's share of the durable operations; `idle()` waits for what it runs now. */
+  operations: OperationWorker;
 }
 
 export interface BuiltApp {
@@ -89,6 +99,8 @@ export interface BuildOptions {
   observeAgent?: ObserveAgent;
   /** History sampling period; 0 turns the background sampler off (tests drive ticks themselves). */
   metricsSampleIntervalMs?: number;
+  /** How often the operation worker looks for due work besides being told (tests may shorten it). */
+  operationPollMs?: number;
 }
 
 /** Builds the manager (database migrated, features registered) without listening. */
@@ -142,6 +154,8 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
   installRequestContext(app);
 
   const vmsRepo = new VmsRepository(database.db);
+  const operationsRepo = new OperationsRepository(database.db);
+  const machine = new VmStateMachine(database.db, operationsRepo, events);
   const agentClient = opts.agentClient ?? new AgentClient();
   const agentApi = opts.agentApi ?? new HttpAgentApi(agentClient);
   const catalogImage = (img: ImageRow) => ({
@@ -174,7 +188,7 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
       stopTimeoutS: config.stopTimeoutS,
       defaultNetwork: { name: 'default', ...config.network },
     },
-    app.log,
+    machine,
   );
   await vms.init();
   const devices = new DevicesService({
@@ -190,10 +204,50 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
   vms.useSpecHook((row, spec, ctx) => devices.extendSpec(row, spec, ctx));
   hosts.useAllocations({ byHost: () => vmsRepo.allocationsByHost() });
   images.addUsage({ imageUsers: async (id) => ((await vmsRepo.imageInUse(id)) ? ['a VM'] : []) });
+  const snapshots = new SnapshotsService(
+    new SnapshotsRepository(database.db),
+    vms,
+    templates,
+    events,
+    secrets,
+    agentClient,
+    operationsRepo,
+  );
+  const vmOps = { vms, rows: vmsRepo, machine, agent: agentApi };
+  const coldBoot = bootHandler(vmOps, (t, spec) => agentApi.boot(t, spec));
+  const worker = new OperationWorker({
+    store: operationsRepo,
+    // The catalogue is complete or the manager does not start.
+    handlers: assertComplete({
+      create: coldBoot,
+      start: coldBoot,
+      restart: coldBoot,
+      instantiate: bootHandler(vmOps, snapshots.launchers.instantiate),
+      clone: bootHandler(vmOps, snapshots.launchers.clone),
+      stop: stopHandler(vmOps),
+      delete: deleteHandler(vmOps),
+    }),
+    owner: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
+    log: app.log,
+  });
+  machine.onQueued = () => worker.kick();
+  // One process owns an embedded database: what it was running when it died resumes now, not at lease expiry.
+  if (database.kind === 'pglite') await operationsRepo.releaseAll(new Date());
+  worker.start(opts.operationPollMs ?? 1000);
   const stopReconciler = config.reconcilerDisabled
     ? async () => {}
     : startReconciler(
-        { database, repo: vmsRepo, vms, hosts, agent: agentApi, events, log: app.log },
+        {
+          database,
+          repo: vmsRepo,
+          vms,
+          hosts,
+          machine,
+          operations: operationsRepo,
+          agent: agentApi,
+          events,
+          log: app.log,
+        },
         config.reconcileIntervalMs,
       );
   const observe = new ObserveService(
@@ -261,11 +315,8 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
     statsRoutes(v1, authn, new StatsRepository(database.db), { heartbeatTimeoutS: config.hostHeartbeatTimeoutS });
     instantiateRoute(v1, authn, vms, templates);
     observeRoutes(v1, authn, observe);
-    snapshotsRoutes(
-      v1,
-      authn,
-      new SnapshotsService(new SnapshotsRepository(database.db), vms, templates, events, secrets, agentClient),
-    );
+    snapshotsRoutes(v1, authn, snapshots);
+    operationsRoutes(v1, authn, new OperationsService(operationsRepo));
     mmdsRoutes(v1, authn, new MmdsService(database.db, vms, agentClient));
     logsRoutes(v1, authn, vms, agentClient);
   });
@@ -277,14 +328,14 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
     await changes.stop();
     await stopReconciler();
     await stopSampler();
-    await vms.idle();
+    await worker.stop();
     await images.stop();
     if (!opts.database) await database.close();
   });
 
   return {
     app,
-    services: { database, events, auth, hosts, secrets, metrics, images, templates, vms, observe },
+    services: { database, events, auth, hosts, secrets, metrics, images, templates, vms, observe, operations: worker },
     generatedAdminPassword: admin.generatedPassword,
   };
 }

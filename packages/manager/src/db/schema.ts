@@ -175,3 +175,25 @@ export const vmMetrics = pgTable(
   },
   (t) => [primaryKey({ columns: [t.vmId, t.resolution, t.at] })],
 );
+
+export type OperationState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+export const operations = pgTable('operations', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  seq: bigserial('seq', { mode: 'number' }).notNull(),
+  kind: text('kind').notNull(),
+  vmId: uuid('vm_id'),
+  step: text('step').notNull(),
+  state: text('state').$type<OperationState>().notNull(),
+  input: jsonb('input').$type<Record<string, unknown>>().notNull(),
+  actor: text('actor').notNull(),
+  attempts: integer('attempts').notNull(),
+  runAfter: tz('run_after').notNull(),
+  leaseOwner: text('lease_owner'),
+  leaseExpiresAt: tz('lease_expires_at'),
+  error: text('error'),
+  reason: text('reason'),
+  createdAt: tz('created_at').notNull().defaultNow(),
+  updatedAt: tz('updated_at').notNull().defaultNow(),
+  finishedAt: tz('finished_at'),
+});

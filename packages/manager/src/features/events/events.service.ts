@@ -103,6 +103,11 @@ export class EventsService {
     return event;
   }
 
+  /** Tells live subscribers about an event already written (in another feature's transaction). */
+  publish(event: Event): void {
+    this.deliver(event);
+  }
+
   /** One page, newest first, as JSON text (`{items, next_cursor}`) rendered by the database; the cursor is an id. */
   async listJson(f: EventFilter, limit: number, cursor?: string): Promise<string> {
     const before = cursor === undefined ? undefined : parseCursor(cursor, 'query.cursor').toString();

@@ -1,5 +1,4 @@
 import {
-  type AgentVmSpec,
   agentApi,
   type CreateSnapshotRequest,
   type CreateVmRequest,
@@ -11,10 +10,11 @@ import {
 import { Conflict, NotFound, Unprocessable } from '../../domain/errors.ts';
 import type { SecretBox } from '../../security/secret-box.ts';
 import type { EventsService } from '../events/events.service.ts';
+import type { OperationsRepository } from '../operations/operations.repository.ts';
 import type { TemplatesService } from '../templates/templates.service.ts';
 import type { AgentClient } from '../vms/agent-client.ts';
 import type { VmRow } from '../vms/vms.repository.ts';
-import type { VmsService } from '../vms/vms.service.ts';
+import type { Launcher, VmsService } from '../vms/vms.service.ts';
 import type { SnapshotRow, SnapshotsRepository } from './snapshots.repository.ts';
 
 /** The part of a VM's settings an instance or a template is made from (no credentials, no addresses). */
@@ -60,9 +60,6 @@ export function toSnapshot(r: SnapshotRow): Snapshot {
 
 /** Snapshots, instances made from them, clones and VM → template. */
 export class SnapshotsService {
-  /** Snapshots an instance is being made from: deleting them now would pull the files from under it. */
-  private readonly restoring = new Map<string, number>();
-
   constructor(
     private readonly repo: SnapshotsRepository,
     private readonly vms: VmsService,
@@ -70,7 +67,20 @@ export class SnapshotsService {
     private readonly events: EventsService,
     private readonly secrets: SecretBox,
     private readonly agent: AgentClient,
+    private readonly operations: Pick<OperationsRepository, 'liveWith'>,
   ) {}
+
+  /** How the `instantiate` and `clone` operations boot their VM on the host (idempotent on the agent). */
+  readonly launchers: { instantiate: Launcher; clone: Launcher } = {
+    instantiate: (t, spec, input) =>
+      this.agent.call(t, agentApi.snapshots.instantiate, {
+        params: { sid: String(input.snapshot_id) },
+        body: { spec },
+      }),
+    // Same host: the agent copies the source's disk under the source's lock, then boots the copy as a new VM.
+    clone: (t, spec, input) =>
+      this.agent.call(t, agentApi.snapshots.clone, { params: { id: String(input.source_vm_id) }, body: { spec } }),
+  };
 
   private async vmRow(id: string): Promise<VmRow> {
     return this.vms.row(id);
@@ -165,7 +175,8 @@ export class SnapshotsService {
   async delete(id: string, actor: string): Promise<void> {
     const r = await this.repo.get(id);
     if (!r) throw new NotFound('snapshot', id);
-    if (this.restoring.get(id)) throw new Conflict('snapshot_in_use', 'an instance is being restored from it');
+    if (await this.operations.liveWith('instantiate', 'snapshot_id', id))
+      throw new Conflict('snapshot_in_use', 'an instance is being restored from it');
     if (await this.repo.hasChildren(id))
       throw new Conflict('has_dependents', 'a Diff snapshot builds on it; delete that one first');
     if (r.hostId)
@@ -182,32 +193,11 @@ export class SnapshotsService {
       throw new Conflict('snapshot_not_ready', `snapshot ${id} is ${snap.state}`);
     const { source_vm_id: _a, source_vm_name: _b, ...spec } = snap.sourceSpec as SourceSpec & Record<string, unknown>;
     const password = snap.passwordEnc ? this.secrets.open(snap.passwordEnc) : undefined;
-    const vm = await this.vms.create(
-      { ...(spec as SourceSpec), name, host_id: snap.hostId, start: false, ...(password ? { password } : {}) },
+    return this.vms.create(
+      { ...(spec as SourceSpec), name, host_id: snap.hostId, ...(password ? { password } : {}) },
       actor,
-      { sourceSnapshotId: id },
+      { sourceSnapshotId: id, boot: { kind: 'instantiate', input: { snapshot_id: id } } },
     );
-    this.restoring.set(id, (this.restoring.get(id) ?? 0) + 1);
-    const release = () => {
-      const n = (this.restoring.get(id) ?? 1) - 1;
-      if (n > 0) this.restoring.set(id, n);
-      else this.restoring.delete(id);
-    };
-    try {
-      return await this.vms.bootVia(vm.id, actor, async (t, agentSpec: AgentVmSpec) => {
-        try {
-          return await this.agent.call(t, agentApi.snapshots.instantiate, {
-            params: { sid: id },
-            body: { spec: agentSpec },
-          });
-        } finally {
-          release();
-        }
-      });
-    } catch (err) {
-      release();
-      throw err;
-    }
   }
 
   /** Stopped: a new VM from the same images and settings (a fresh disk); running or paused: through a snapshot. */
@@ -230,11 +220,7 @@ export class SnapshotsService {
     };
     // Never booted: it has no disk of its own yet, and a fresh copy of its base image is what that disk would be.
     if (!vm.bootedAt) return this.vms.create({ ...spec, start: true }, actor);
-    const clone = await this.vms.create({ ...spec, start: false }, actor);
-    // Same host: the agent copies the source's disk under the source's lock, then boots the copy as a new VM.
-    return this.vms.bootVia(clone.id, actor, (t, spec: AgentVmSpec) =>
-      this.agent.call(t, agentApi.snapshots.clone, { params: { id: vmId }, body: { spec } }),
-    );
+    return this.vms.create(spec, actor, { boot: { kind: 'clone', input: { source_vm_id: vmId } } });
   }
 
   async saveTemplate(vmId: string, name: string, description: string | undefined, actor: string): Promise<Template> {

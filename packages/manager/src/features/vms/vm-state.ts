@@ -21,9 +21,10 @@ export const SYSTEM_TRANSITIONS: Record<VmState, readonly VmState[]> = {
   running: ['stopped', 'error', 'unknown', 'starting', 'stopping', 'paused', 'deleting'],
   paused: ['running', 'stopped', 'error', 'unknown', 'stopping', 'deleting'],
   stopping: ['stopped', 'error', 'unknown', 'deleting'],
-  stopped: ['starting', 'deleting'],
+  // stopping from stopped or error: a VMM the agent still runs for a VM believed down is stopped (reconciler).
+  stopped: ['starting', 'deleting', 'stopping'],
   deleting: ['error'],
-  error: ['starting', 'stopped', 'deleting'],
+  error: ['starting', 'stopped', 'deleting', 'stopping'],
   unknown: ['running', 'paused', 'stopped', 'error', 'stopping', 'deleting'],
 };
 

@@ -10,6 +10,7 @@ export type VmRow = typeof vms.$inferSelect;
 export type NewVmRow = typeof vms.$inferInsert;
 export type NicRow = typeof vmNics.$inferSelect;
 export type NetworkRow = typeof networks.$inferSelect;
+type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
 
 export interface VmListFilter {
   search?: string;
@@ -82,18 +83,21 @@ export class VmsRepository {
    * Inserts the VM and its NIC, whose address is claimed from the pool, in one transaction. Unique violations (name,
    * MAC) surface to the caller; a network without a free address is a 409 `network_full`.
    */
-  async insert(vm: NewVmRow, nic: NewNic | null): Promise<{ row: VmRow; nic: NicRow | null }> {
-    return this.db.transaction(async (tx) => {
-      const [row] = await tx.insert(vms).values(vm).returning();
-      if (!nic) return { row: row!, nic: null };
-      const ip = await claimAddress(tx, nic.network, row!.id);
-      if (!ip) throw new Conflict('network_full', `network ${nic.network} has no free address`, 'body.network');
-      const [added] = await tx
-        .insert(vmNics)
-        .values({ ...nic, ip, vmId: row!.id })
-        .returning();
-      return { row: row!, nic: added! };
-    });
+  insert(vm: NewVmRow, nic: NewNic | null): Promise<{ row: VmRow; nic: NicRow | null }> {
+    return this.db.transaction((tx) => this.insertIn(tx, vm, nic));
+  }
+
+  /** `insert` inside the caller's transaction (the state machine's, which adds the event and the operation). */
+  async insertIn(tx: Tx, vm: NewVmRow, nic: NewNic | null): Promise<{ row: VmRow; nic: NicRow | null }> {
+    const [row] = await tx.insert(vms).values(vm).returning();
+    if (!nic) return { row: row!, nic: null };
+    const ip = await claimAddress(tx, nic.network, row!.id);
+    if (!ip) throw new Conflict('network_full', `network ${nic.network} has no free address`, 'body.network');
+    const [added] = await tx
+      .insert(vmNics)
+      .values({ ...nic, ip, vmId: row!.id })
+      .returning();
+    return { row: row!, nic: added! };
   }
 
   async get(id: string): Promise<VmRow | undefined> {

@@ -1,5 +1,14 @@
 import { timingSafeEqual } from 'node:crypto';
-import type { AgentVmSpec, AgentVmStatus, CreateVmRequest, Vm, VmAction, VmExitReport, VmState } from '@nqvm/api';
+import type {
+  AgentVmSpec,
+  AgentVmStatus,
+  CreateVmRequest,
+  OperationKind,
+  Vm,
+  VmAction,
+  VmExitReport,
+  VmState,
+} from '@nqvm/api';
 import type { FastifyBaseLogger } from 'fastify';
 import type { ChangeFeed } from '../../db/changes.ts';
 import { decodeCursor, encodeCursor, pageBody } from '../../db/keyset.ts';
@@ -13,10 +22,12 @@ import type { AgentApi, AgentTarget } from './agent-client.ts';
 import { randomMac } from './ipam.ts';
 import { type Candidate, place } from './scheduler.ts';
 import { ACTIONS, assertAction } from './vm-state.ts';
+import type { StartOperation, VmStateMachine } from './vm-state-machine.ts';
 import { toVm } from './vm-view.ts';
 import {
   isUniqueViolation,
   type NetworkRow,
+  type NewVmRow,
   type NicRow,
   SORT_KEYS,
   type SortKey,
@@ -70,10 +81,18 @@ const IMAGE_KINDS: Record<ImageField, string> = {
   rootfs_image_id: 'rootfs',
 };
 
+/** Boots a VM on its host from its agent spec: a cold boot, or another way (a snapshot restore, a disk clone). */
+export type Launcher = (t: AgentTarget, spec: AgentVmSpec, input: Record<string, unknown>) => Promise<AgentVmStatus>;
+
+/** How a boot that is not a plain cold boot is asked for: the operation kind and what its launcher needs. */
+export interface BootRequest {
+  kind: Extract<OperationKind, 'instantiate' | 'clone'>;
+  input: Record<string, unknown>;
+}
+
 export class VmsService {
-  /** One operation at a time per VM; later requests queue behind the running one. */
-  private readonly chains = new Map<string, Promise<unknown>>();
-  private readonly pending = new Set<Promise<unknown>>();
+  /** Rows a create has just read, for its first boot in this process (a resumed boot reads them again). */
+  private readonly hints = new Map<string, KnownRows & { row: VmRow }>();
   private readonly specHooks: SpecHook[] = [];
   private changes: ChangeFeed | undefined;
 
@@ -85,7 +104,7 @@ export class VmsService {
     private readonly agent: AgentApi,
     private readonly secrets: SecretBox,
     private readonly opts: VmsServiceOptions,
-    private readonly log: FastifyBaseLogger,
+    readonly machine: VmStateMachine,
   ) {}
 
   async init(): Promise<void> {
@@ -93,29 +112,17 @@ export class VmsService {
     await this.repo.ensureNetwork(n);
   }
 
-  /** Waits for background operations (tests and shutdown). */
-  async idle(): Promise<void> {
-    while (this.pending.size) await Promise.allSettled([...this.pending]);
-  }
-
-  private background(vmId: string, what: string, fn: () => Promise<void>): void {
-    const prev = this.chains.get(vmId) ?? Promise.resolve();
-    const next = prev
-      .catch(() => {})
-      .then(fn)
-      .catch((err) => this.log.error({ err, vm_id: vmId }, `${what} failed`));
-    this.chains.set(vmId, next);
-    this.pending.add(next);
-    next.finally(() => {
-      this.pending.delete(next);
-      if (this.chains.get(vmId) === next) this.chains.delete(vmId);
-    });
-  }
-
-  private async view(row: VmRow): Promise<Vm> {
+  private async view(row: VmRow, operationId?: string): Promise<Vm> {
     const nics = (await this.repo.nics([row.id])).get(row.id) ?? [];
     const net = await this.repo.network(this.opts.defaultNetwork.name);
-    return toVm(row, nics, new Map(net ? [[net.name, net.gateway]] : []));
+    return withOperation(toVm(row, nics, new Map(net ? [[net.name, net.gateway]] : [])), operationId);
+  }
+
+  /** The rows a create read for its first boot, taken once. */
+  takeHint(operationId: string): (KnownRows & { row: VmRow }) | undefined {
+    const hint = this.hints.get(operationId);
+    this.hints.delete(operationId);
+    return hint;
   }
 
   async get(id: string): Promise<Vm> {
@@ -179,10 +186,11 @@ export class VmsService {
     });
   }
 
+  /** A VM, placed, with its address; booted by a `create` operation (or `extra.boot`'s) unless `start` is false. */
   async create(
     req: CreateVmRequest,
     actor: string,
-    extra: { templateId?: string; sourceSnapshotId?: string } = {},
+    extra: { templateId?: string; sourceSnapshotId?: string; boot?: BootRequest } = {},
   ): Promise<Vm> {
     const networkName = req.network === null ? null : (req.network ?? this.opts.defaultNetwork.name);
     const [images, hosts, network] = await Promise.all([
@@ -209,8 +217,8 @@ export class VmsService {
       throw new Unprocessable('username_required', 'a password needs a username', 'body.username');
 
     const token = newToken('vm');
-    const start = req.start ?? true;
-    const base = {
+    const start = extra.boot !== undefined || (req.start ?? true);
+    const base: NewVmRow = {
       name: req.name,
       description: req.description ?? '',
       state: (start ? 'creating' : 'stopped') as VmState,
@@ -242,13 +250,27 @@ export class VmsService {
     };
 
     let row: VmRow | undefined;
+    let operationId: string | undefined;
     let nic: NicRow | null = null;
+    const boot: StartOperation | undefined = start
+      ? { kind: extra.boot?.kind ?? 'create', actor, input: extra.boot?.input ?? {} }
+      : undefined;
     for (let attempt = 0; !row; attempt++) {
       const newNic = network
         ? { ifaceId: 'eth0', network: network.name, mac: req.mac ?? randomMac(), config: {} }
         : null;
       try {
-        ({ row, nic } = await this.repo.insert(base, newNic));
+        const made = await this.machine.create((tx) => this.repo.insertIn(tx, base, newNic), {
+          event: (r) => ({
+            actor,
+            action: 'create',
+            detail: { name: r.name, host_id: host.id, vcpu: r.vcpu, mem_mib: r.memMib, vmm },
+          }),
+          ...(boot ? { operation: boot } : {}),
+          beforeQueued: (r, op, n) => this.hints.set(op.id, { ...this.known(images, n, network, host, hosts), row: r }),
+        });
+        ({ row, nic } = made);
+        operationId = made.operation?.id;
       } catch (err) {
         const constraint = isUniqueViolation(err);
         if (!constraint) throw err;
@@ -260,34 +282,29 @@ export class VmsService {
         if (!constraint.includes('mac') || attempt >= 3) throw err;
       }
     }
-    const known: KnownRows = {
+    return withOperation(
+      toVm(row, nic ? [nic] : [], new Map(network ? [[network.name, network.gateway]] : [])),
+      operationId,
+    );
+  }
+
+  private known(
+    images: Record<ImageField, CatalogImage | undefined>,
+    nic: NicRow | null,
+    network: NetworkRow | undefined,
+    host: { id: string },
+    hosts: { id: string; row: HostRow }[],
+  ): KnownRows {
+    return {
       isNew: true,
       images: new Map(Object.values(images).flatMap((img) => (img ? [[img.id, img] as const] : []))),
       nics: nic ? [nic] : [],
       networks: new Map(network ? [[network.name, network]] : []),
       host: hosts.find((h) => h.id === host.id)?.row,
     };
-    // The boot goes first (its state change is queued before the event), from what was just read: the event and
-    // the answer need not hold up the VM.
-    if (start) {
-      const inserted = row;
-      const moving = this.repo.transition(inserted.id, ['creating'], 'starting');
-      moving.catch(() => undefined); // awaited (and its failure logged) by the boot
-      this.background(inserted.id, 'boot', () =>
-        this.boot(inserted.id, actor, undefined, { ...known, row: inserted, moving }),
-      );
-    }
-    await this.events.record({
-      actor,
-      resourceType: 'vm',
-      resourceId: row.id,
-      action: 'create',
-      detail: { name: row.name, host_id: host.id, vcpu: row.vcpu, mem_mib: row.memMib, vmm },
-    });
-    return toVm(row, known.nics ?? [], new Map(network ? [[network.name, network.gateway]] : []));
   }
 
-  private async target(hostId: string, known?: HostRow): Promise<AgentTarget> {
+  async target(hostId: string, known?: HostRow): Promise<AgentTarget> {
     const { row, secret } = known?.id === hostId ? this.hosts.connectionOf(known) : await this.hosts.connection(hostId);
     return { hostId, addr: row.addr, secret };
   }
@@ -343,88 +360,53 @@ export class VmsService {
     this.specHooks.push(hook);
   }
 
-  /** Boots the VM on its host (first boot prepares its disk); ends in running or error. */
-  /** Boots a stopped VM another way than a cold boot (a snapshot restore), through the same states and events. */
-  async bootVia(
+  /**
+   * Moves the VM for a user action (with its event and the operation it starts, in one transaction), or explains with
+   * a 409 why it cannot.
+   */
+  private async guard(
     id: string,
+    action: VmAction | 'delete',
     actor: string,
-    via: (t: AgentTarget, spec: AgentVmSpec) => Promise<AgentVmStatus>,
-  ): Promise<Vm> {
-    const row = await this.repo.transition(id, ['stopped'], 'starting', { desiredRunning: true, lastError: null });
-    if (!row) throw new InvalidTransition('start', (await this.row(id)).state);
-    this.background(id, 'restore', () => this.boot(id, actor, via));
-    return this.view(row);
-  }
-
-  private async boot(
-    id: string,
-    actor: string,
-    via: (t: AgentTarget, spec: AgentVmSpec) => Promise<AgentVmStatus> = (t, s) => this.agent.boot(t, s),
-    known?: KnownRows & { row: VmRow; moving?: Promise<VmRow | undefined> },
-  ): Promise<void> {
-    const moving = known?.moving ?? this.repo.transition(id, ['creating', 'starting'], 'starting');
-    // A create knows the row already: the spec is built while the state moves (nothing reaches the agent before).
-    const early = known?.row.hostId
-      ? Promise.all([this.target(known.row.hostId, known.host), this.agentSpec(known.row, known)])
-      : undefined;
-    early?.catch(() => undefined); // awaited below once the state has moved
-    const row = await moving;
-    if (!row?.hostId) return;
-    try {
-      const [target, spec] = await (early ?? Promise.all([this.target(row.hostId), this.agentSpec(row)]));
-      const status = await via(target, spec);
-      const now = new Date();
-      const done = await this.repo.transition(id, ['starting'], 'running', {
-        pid: status.pid,
-        bootedAt: now,
-        lastError: null,
-        guestReadyAt: null,
-      });
-      if (done)
-        await this.events.record({
-          actor,
-          resourceType: 'vm',
-          resourceId: id,
-          action: 'boot',
-          detail: { pid: status.pid },
-        });
-    } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
-      await this.repo.transition(id, ['starting'], 'error', { lastError: message, pid: null });
-      await this.events.record({
-        actor,
-        resourceType: 'vm',
-        resourceId: id,
-        action: 'boot',
-        result: 'error',
-        detail: { error: message },
-      });
-    }
-  }
-
-  /** Moves the VM for a user action, or explains with a 409 why it cannot. */
-  private async guard(id: string, action: VmAction | 'delete', patch: Partial<VmRow> = {}): Promise<VmRow> {
+    patch: Partial<VmRow> = {},
+    operation?: StartOperation,
+  ): Promise<{ row: VmRow; operationId?: string }> {
     const current = await this.row(id);
     const to = assertAction(action, current.state);
-    if (to === null) return current;
-    const moved = await this.repo.transition(id, ACTIONS[action].from, to, patch);
+    if (to === null) return { row: current };
+    const moved = await this.machine.change({
+      vmId: id,
+      from: ACTIONS[action].from,
+      to,
+      patch,
+      event: { actor, action },
+      ...(operation ? { operation } : {}),
+    });
     if (!moved) throw new InvalidTransition(action, (await this.row(id)).state);
-    return moved;
+    return { row: moved.row, ...(moved.operation ? { operationId: moved.operation.id } : {}) };
   }
 
   async action(id: string, action: VmAction, actor: string): Promise<Vm> {
     switch (action) {
       case 'start': {
-        const row = await this.guard(id, 'start', { desiredRunning: true, lastError: null });
-        await this.events.record({ actor, resourceType: 'vm', resourceId: id, action: 'start' });
-        this.background(id, 'start', () => this.boot(id, actor));
-        return this.view(row);
+        const { row, operationId } = await this.guard(
+          id,
+          'start',
+          actor,
+          { desiredRunning: true, lastError: null },
+          { kind: 'start', actor },
+        );
+        return this.view(row, operationId);
       }
       case 'stop': {
-        const row = await this.guard(id, 'stop', { desiredRunning: false });
-        await this.events.record({ actor, resourceType: 'vm', resourceId: id, action: 'stop' });
-        this.background(id, 'stop', () => this.stopOnHost(id, actor));
-        return this.view(row);
+        const { row, operationId } = await this.guard(
+          id,
+          'stop',
+          actor,
+          { desiredRunning: false },
+          { kind: 'stop', actor, input: { timeout_s: this.opts.stopTimeoutS } },
+        );
+        return this.view(row, operationId);
       }
       case 'pause':
       case 'resume':
@@ -433,70 +415,39 @@ export class VmsService {
     }
   }
 
+  /** Short actions answered by the agent within the request; a refusal puts the VM back where it was. */
   private async quickAction(id: string, action: 'pause' | 'resume' | 'ctrl-alt-del', actor: string): Promise<Vm> {
     const before = await this.row(id);
-    const row = await this.guard(id, action);
+    const to = assertAction(action, before.state);
+    const row = to === null ? before : await this.moveFor(id, action, before.state, to);
     try {
       await this.agent.action(await this.target(row.hostId!), id, action);
     } catch (err) {
-      if (row.state !== before.state) await this.repo.transition(id, [row.state], before.state);
-      await this.events.record({
-        actor,
-        resourceType: 'vm',
-        resourceId: id,
-        action,
-        result: 'error',
-        detail: { error: String(err) },
-      });
+      const back = { actor, action, result: 'error' as const, detail: { error: String(err) } };
+      if (row.state !== before.state)
+        await this.machine.change({ vmId: id, from: [row.state], to: before.state, event: back });
+      else await this.machine.note(id, back);
       throw err;
     }
-    await this.events.record({ actor, resourceType: 'vm', resourceId: id, action });
+    if (to === null) await this.machine.note(id, { actor, action });
     return this.view(row);
   }
 
-  private async stopOnHost(id: string, actor: string): Promise<void> {
-    const row = await this.row(id);
-    if (row.state !== 'stopping') return;
-    try {
-      if (row.hostId) await this.agent.stop(await this.target(row.hostId), id, this.opts.stopTimeoutS);
-      await this.repo.transition(id, ['stopping'], 'stopped', { pid: null });
-      await this.events.record({ actor, resourceType: 'vm', resourceId: id, action: 'stopped' });
-    } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
-      await this.repo.transition(id, ['stopping'], 'error', { lastError: message });
-      await this.events.record({
-        actor,
-        resourceType: 'vm',
-        resourceId: id,
-        action: 'stop',
-        result: 'error',
-        detail: { error: message },
-      });
-    }
+  private async moveFor(id: string, action: VmAction, from: VmState, to: VmState): Promise<VmRow> {
+    const moved = await this.machine.change({ vmId: id, from: [from], to });
+    if (!moved) throw new InvalidTransition(action, (await this.row(id)).state);
+    return moved.row;
   }
 
   async delete(id: string, actor: string): Promise<Vm> {
-    const row = await this.guard(id, 'delete', { desiredRunning: false });
-    await this.events.record({ actor, resourceType: 'vm', resourceId: id, action: 'delete' });
-    this.background(id, 'delete', async () => {
-      try {
-        if (row.hostId) await this.agent.remove(await this.target(row.hostId), id);
-        await this.repo.delete(id);
-        await this.events.record({ actor, resourceType: 'vm', resourceId: id, action: 'deleted' });
-      } catch (err) {
-        const message = err instanceof Error ? err.message : String(err);
-        await this.repo.transition(id, ['deleting'], 'error', { lastError: `delete failed: ${message}` });
-        await this.events.record({
-          actor,
-          resourceType: 'vm',
-          resourceId: id,
-          action: 'delete',
-          result: 'error',
-          detail: { error: message },
-        });
-      }
-    });
-    return this.view(row);
+    const { row, operationId } = await this.guard(
+      id,
+      'delete',
+      actor,
+      { desiredRunning: false },
+      { kind: 'delete', actor },
+    );
+    return this.view(row, operationId);
   }
 
   /** Resolves when the VM is in `state` (or gone, for `deleting`), else a 408 after the timeout. */
@@ -545,38 +496,40 @@ export class VmsService {
     this.changes = feed;
   }
 
-  /** An agent says a VMM exited on its own: record it and apply the restart policy. */
+  /** An agent (or the reconciler) says a VMM exited on its own: record it and apply the restart policy. */
   async handleExit(hostId: string, report: VmExitReport): Promise<void> {
     const row = await this.repo.get(report.vm_id);
     if (!row || row.hostId !== hostId) return;
-    if (!['running', 'paused', 'starting', 'unknown'].includes(row.state)) return;
+    if (!['running', 'paused', 'unknown'].includes(row.state)) return;
     const failed = report.signal !== null || (report.exit_code ?? 1) !== 0;
     const reason = report.signal ? `VMM killed by ${report.signal}` : `VMM exited with code ${report.exit_code}`;
-    const moved = await this.repo.transition(row.id, [row.state], 'stopped', {
-      pid: null,
-      lastError: failed ? reason : null,
+    const moved = await this.machine.change({
+      vmId: row.id,
+      from: [row.state],
+      to: 'stopped',
+      patch: { pid: null, lastError: failed ? reason : null },
+      event: {
+        actor: `host:${hostId}`,
+        action: 'vmm_exited',
+        result: failed ? 'error' : 'info',
+        detail: { exit_code: report.exit_code, signal: report.signal, restart_policy: row.restartPolicy },
+      },
     });
     if (!moved) return;
-    await this.events.record({
-      actor: `host:${hostId}`,
-      resourceType: 'vm',
-      resourceId: row.id,
-      action: 'vmm_exited',
-      result: failed ? 'error' : 'info',
-      detail: { exit_code: report.exit_code, signal: report.signal, restart_policy: row.restartPolicy },
-    });
     const restart = row.restartPolicy === 'always' || (row.restartPolicy === 'on-failure' && failed);
     if (!restart) return;
-    const again = await this.repo.transition(row.id, ['stopped'], 'starting', { restartCount: row.restartCount + 1 });
-    if (!again) return;
-    await this.events.record({
-      actor: 'system',
-      resourceType: 'vm',
-      resourceId: row.id,
-      action: 'restart',
-      detail: { policy: row.restartPolicy, restart_count: row.restartCount + 1 },
+    await this.machine.change({
+      vmId: row.id,
+      from: ['stopped'],
+      to: 'starting',
+      patch: { restartCount: row.restartCount + 1 },
+      event: {
+        actor: 'system',
+        action: 'restart',
+        detail: { policy: row.restartPolicy, restart_count: row.restartCount + 1 },
+      },
+      operation: { kind: 'restart', actor: 'system' },
     });
-    this.background(row.id, 'restart', () => this.boot(row.id, 'system'));
   }
 
   /** True for this VM's token; a valid token of another VM is a 403 (it authenticated, but not for this VM). */
@@ -618,4 +571,8 @@ export class VmsService {
   agentTarget(hostId: string): Promise<AgentTarget> {
     return this.target(hostId);
   }
+}
+
+function withOperation(vm: Vm, operationId: string | undefined): Vm {
+  return operationId ? { ...vm, operation_id: operationId } : vm;
 }

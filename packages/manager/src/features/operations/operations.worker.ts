@@ -1,0 +1,202 @@
+import { EventEmitter } from 'node:events';
+import type { OperationKind } from '@nqvm/api';
+import type { FastifyBaseLogger } from 'fastify';
+import { backoffMs, type OperationHandler, Retryable } from './operations.catalog.ts';
+import type { OperationRow, OperationStore } from './operations.repository.ts';
+
+export interface WorkerDeps {
+  store: OperationStore;
+  handlers: Record<OperationKind, OperationHandler>;
+  /** This process's name in leases. */
+  owner: string;
+  log: Pick<FastifyBaseLogger, 'error' | 'warn' | 'info'>;
+  now?: () => Date;
+  leaseMs?: number;
+  /** Operations run side by side (each its own VM) at most. */
+  concurrency?: number;
+  maxAttempts?: number;
+}
+
+export class LeaseLost extends Error {
+  constructor(id: string) {
+    super(`operation ${id} was taken over by another manager`);
+    this.name = 'LeaseLost';
+  }
+}
+
+/** How an operation ended, as seen by this process (waiters get the handler's own error object). */
+export interface Finished {
+  id: string;
+  state: 'succeeded' | 'failed' | 'cancelled';
+  reason: string;
+  error?: unknown;
+}
+
+/**
+ * Runs operations claimed by lease from the operations table. Every manager runs one; each tick claims what is due
+ * (queued, or running under an expired lease), runs it from its recorded step, renews the lease meanwhile, and ends it:
+ * succeeded or cancelled as its handler says, queued again with backoff on a retryable error, failed otherwise.
+ */
+export class OperationWorker {
+  private readonly inflight = new Map<string, Promise<void>>();
+  private readonly finished = new EventEmitter();
+  private timer: NodeJS.Timeout | undefined;
+  private kicked: Promise<void> | undefined;
+  private again = false;
+  private stopped = false;
+
+  constructor(private readonly d: WorkerDeps) {
+    this.finished.setMaxListeners(0);
+  }
+
+  private now(): Date {
+    return (this.d.now ?? (() => new Date()))();
+  }
+
+  private get leaseMs(): number {
+    return this.d.leaseMs ?? 15_000;
+  }
+
+  /** Claims what is due and runs it; settles when those runs have ended (tests await it). */
+  async tick(): Promise<void> {
+    await Promise.all(await this.claimAndStart());
+  }
+
+  private async claimAndStart(): Promise<Promise<void>[]> {
+    if (this.stopped) return [];
+    const free = (this.d.concurrency ?? 16) - this.inflight.size;
+    if (free <= 0) return [];
+    const now = this.now();
+    const claimed = await this.d.store.claim(this.d.owner, now, new Date(now.getTime() + this.leaseMs), free);
+    return claimed.map((op) => {
+      const run = this.run(op).finally(() => {
+        this.inflight.delete(op.id);
+        // The VM's next operation (if any) is due now.
+        this.kick();
+      });
+      this.inflight.set(op.id, run);
+      return run;
+    });
+  }
+
+  /** Claims soon (an operation was just queued or ended); kicks asked for meanwhile make one more claim. */
+  kick(): void {
+    if (this.stopped) return;
+    if (this.kicked) {
+      this.again = true;
+      return;
+    }
+    this.kicked = (async () => {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      do {
+        this.again = false;
+        await this.claimAndStart().catch((err) => this.d.log.error({ err }, 'claiming operations failed'));
+      } while (this.again && !this.stopped);
+      this.kicked = undefined;
+    })();
+  }
+
+  start(intervalMs = 1000): void {
+    this.stopped = false;
+    this.timer = setInterval(() => this.kick(), intervalMs);
+    this.timer.unref();
+    this.kick();
+  }
+
+  /** Stops claiming and waits for the runs in progress. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.kicked;
+    await this.idle();
+  }
+
+  /** Waits until this process runs nothing. */
+  async idle(): Promise<void> {
+    while (this.inflight.size || this.kicked) {
+      await this.kicked;
+      await Promise.allSettled([...this.inflight.values()]);
+    }
+  }
+
+  /** Resolves when operation `id` ends in this process, or after `timeoutMs` with undefined. */
+  waitLocal(id: string, timeoutMs: number): Promise<Finished | undefined> {
+    return new Promise((resolve) => {
+      const done = (f: Finished) => {
+        clearTimeout(t);
+        resolve(f);
+      };
+      const t = setTimeout(() => {
+        this.finished.off(id, done);
+        resolve(undefined);
+      }, timeoutMs);
+      t.unref();
+      this.finished.once(id, done);
+    });
+  }
+
+  private async run(op: OperationRow): Promise<void> {
+    const handler = this.d.handlers[op.kind as OperationKind];
+    const renew = setInterval(() => {
+      void this.d.store
+        .renew(op.id, this.d.owner, new Date(this.now().getTime() + this.leaseMs))
+        .catch((err) => this.d.log.warn({ err, operation_id: op.id }, 'lease renewal failed'));
+    }, this.leaseMs / 3);
+    renew.unref();
+    const ctx = {
+      op,
+      step: async (name: string) => {
+        if (!(await this.d.store.step(op.id, this.d.owner, name, this.now()))) throw new LeaseLost(op.id);
+        op.step = name;
+      },
+    };
+    let end: Finished | undefined;
+    try {
+      if (!handler) throw new Error(`no handler for ${op.kind}`);
+      const outcome = await handler.run(ctx);
+      await this.d.store.finish({ id: op.id, owner: this.d.owner, ...outcome }, this.now());
+      end = { id: op.id, ...outcome };
+    } catch (err) {
+      end = await this.failed(op, handler, err);
+    } finally {
+      clearInterval(renew);
+    }
+    if (end) this.finished.emit(op.id, end);
+  }
+
+  private async failed(
+    op: OperationRow,
+    handler: OperationHandler | undefined,
+    err: unknown,
+  ): Promise<Finished | undefined> {
+    const message = err instanceof Error ? err.message : String(err);
+    if (err instanceof LeaseLost) {
+      this.d.log.warn({ operation_id: op.id }, message);
+      return { id: op.id, state: 'cancelled', reason: message, error: err };
+    }
+    try {
+      if (err instanceof Retryable && op.attempts < (this.d.maxAttempts ?? 6)) {
+        const at = new Date(this.now().getTime() + backoffMs(op.attempts));
+        await this.d.store.retry(op.id, this.d.owner, at, message, this.now());
+        this.d.log.warn(
+          { operation_id: op.id, kind: op.kind, attempt: op.attempts, err: message },
+          'operation will retry',
+        );
+        // Not an end: a waiter hears about it when a later attempt finishes.
+        return undefined;
+      }
+      const reason = err instanceof Retryable ? `gave up after ${op.attempts} attempts: ${message}` : message;
+      await handler?.failed?.(op, reason);
+      await this.d.store.finish(
+        { id: op.id, owner: this.d.owner, state: 'failed', reason, error: message },
+        this.now(),
+      );
+      this.d.log.warn({ operation_id: op.id, kind: op.kind, vm_id: op.vmId, reason }, 'operation failed');
+      return { id: op.id, state: 'failed', reason, error: err };
+    } catch (e) {
+      // Ending it could not be written (the database went away): its lease expires and a worker resumes it.
+      this.d.log.error({ err: e, operation_id: op.id }, 'could not record the end of an operation');
+      return { id: op.id, state: 'failed', reason: message, error: err };
+    }
+  }
+}
