@@ -185,7 +185,12 @@ describe.each(DB_KINDS)('VM shell and metrics on %s', (kind) => {
   });
 
   it('the sampler tick stores a sample per running VM; /metrics exposes per-VM series labelled vm, host and owner', async () => {
-    await t.database.withSession((s) => s.query("UPDATE vms SET state = 'running' WHERE id = $1", [vmId]));
+    // Through the state machine, the only writer of a VM's state (a stopped VM passes through starting).
+    const machine = t.built.services.vms.machine;
+    await t.built.services.operations.idle();
+    await machine.change({ vmId, from: ['creating', 'stopped', 'error'], to: 'starting' });
+    await machine.change({ vmId, from: ['starting'], to: 'running' });
+    expect((await t.built.services.vms.row(vmId)).state).toBe('running');
     expect(await t.built.services.observe.tick()).toBe(true);
     const body = (await t.app.inject({ method: 'GET', url: '/metrics' })).body;
     expect(body).toMatch(
