@@ -93,7 +93,12 @@ const quietLog = { error: () => {}, warn: () => {}, info: () => {} };
 
 function clock(start = 1_000_000) {
   let t = start;
-  return { now: () => new Date(t), advance: (ms: number) => void (t += ms) };
+  return {
+    now: () => new Date(t),
+    advance: (ms: number) => {
+      t += ms;
+    },
+  };
 }
 
 function handlers(over: Partial<Record<OperationKind, OperationHandler>>): Record<OperationKind, OperationHandler> {
