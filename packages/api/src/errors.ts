@@ -47,6 +47,7 @@ export const ERROR_CODES: Readonly<Record<string, ErrorCodeInfo>> = {
   host_not_found: { status: 404, meaning: 'no such host' },
   template_not_found: { status: 404, meaning: 'no such template' },
   snapshot_not_found: { status: 404, meaning: 'no such snapshot' },
+  operation_not_found: { status: 404, meaning: 'no such operation' },
   token_not_found: { status: 404, meaning: 'no such API token' },
   drive_not_found: { status: 404, meaning: 'the VM has no such drive' },
   nic_not_found: { status: 404, meaning: 'the VM has no such NIC' },
