@@ -1,4 +1,6 @@
+import { VM_STATES } from '@nqvm/api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HOLDING } from '../../src/features/vms/vms.repository.ts';
 import { DB_KINDS, JOIN_TOKEN, startTestApp, type TestApp } from '../support/harness.ts';
 import { seedEvents } from '../support/seed.ts';
 
@@ -155,6 +157,41 @@ describe.each(DB_KINDS)('lists and addresses on %s', (kind) => {
     const errors = await walk<{ result: string }>('/v1/events?limit=9&result=error&resource_type=vm');
     expect(errors.length).toBeGreaterThanOrEqual(20);
     expect(errors.every((e) => e.result === 'error')).toBe(true);
+  });
+
+  it('keeps what each host holds current through creates, state and host changes and deletes, as a full sum says', async () => {
+    const holds = await t.database.withSession((s) =>
+      s.query<{ state: string; holds: boolean }>(
+        'SELECT s AS state, nqvm_vm_holds(s) AS holds FROM unnest($1::text[]) s',
+        [VM_STATES],
+      ),
+    );
+    expect(holds.filter((h) => h.holds).map((h) => h.state)).toEqual(VM_STATES.filter((s) => HOLDING.includes(s)));
+    await t.database.withSession(async (s) => {
+      await s.query(`UPDATE vms SET state = 'running' WHERE name LIKE 'seed-00%'`);
+      await s.query(`UPDATE vms SET host_id = $1, vcpu = 3 WHERE name LIKE 'seed-01%'`, [hosts[2]]);
+      await s.query(`DELETE FROM vms WHERE name LIKE 'seed-02%'`);
+    });
+    const [counted, summed] = await t.database.withSession(async (s) => [
+      await s.query(
+        'SELECT host_id::text, vcpu::int, mem_mib::int, vms::int FROM host_allocations WHERE vms > 0 ORDER BY 1',
+      ),
+      await s.query(
+        `SELECT host_id::text, coalesce(sum(vcpu) FILTER (WHERE nqvm_vm_holds(state)), 0)::int AS vcpu,
+           coalesce(sum(mem_mib) FILTER (WHERE nqvm_vm_holds(state)), 0)::int AS mem_mib, count(*)::int AS vms
+         FROM vms WHERE host_id IS NOT NULL GROUP BY host_id ORDER BY 1`,
+      ),
+    ]);
+    expect(counted).toEqual(summed);
+    const listed = (await t.request({ method: 'GET', url: '/v1/hosts' })).json().items as {
+      id: string;
+      allocated: { vcpu: number; mem_mib: number };
+    }[];
+    for (const row of summed as { host_id: string; vcpu: number; mem_mib: number }[])
+      expect(listed.find((h) => h.id === row.host_id)?.allocated).toMatchObject({
+        vcpu: row.vcpu,
+        mem_mib: row.mem_mib,
+      });
   });
 
   it.each([

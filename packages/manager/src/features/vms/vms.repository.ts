@@ -56,8 +56,8 @@ export interface NewNic {
   config: Record<string, unknown>;
 }
 
-/** States whose VMs hold resources on their host. */
-const HOLDING: VmState[] = ['creating', 'starting', 'running', 'paused', 'stopping', 'unknown'];
+/** States whose VMs hold resources on their host; nqvm_vm_holds (migration 0010) says the same in SQL. */
+export const HOLDING: VmState[] = ['creating', 'starting', 'running', 'paused', 'stopping', 'unknown'];
 
 function isUniqueViolation(err: unknown): string | undefined {
   const e = (err as { cause?: { code?: string; constraint?: string }; code?: string; constraint?: string }) ?? {};
@@ -164,20 +164,14 @@ export class VmsRepository {
     return jsonPage(this.db, { table: 'vms', where: w, keys: SORT_KEYS[sort], dir, limit, after, item: VM_JSON });
   }
 
+  /** What is placed on each host, one row per host kept by a trigger on vms (migration 0010). */
   async allocationsByHost(): Promise<Map<string, { vcpu: number; mem_mib: number; vms: number }>> {
-    const rows = await this.db
-      .select({
-        hostId: vms.hostId,
-        vcpu: sql<number>`coalesce(sum(case when ${inArray(vms.state, HOLDING)} then ${vms.vcpu} else 0 end), 0)::int`,
-        mem: sql<number>`coalesce(sum(case when ${inArray(vms.state, HOLDING)} then ${vms.memMib} else 0 end), 0)::int`,
-        count: sql<number>`count(*)::int`,
-      })
-      .from(vms)
-      .groupBy(vms.hostId);
-    const out = new Map<string, { vcpu: number; mem_mib: number; vms: number }>();
-    for (const r of rows)
-      if (r.hostId) out.set(r.hostId, { vcpu: Number(r.vcpu), mem_mib: Number(r.mem), vms: Number(r.count) });
-    return out;
+    const res = (await this.db.execute(
+      sql`SELECT host_id::text AS host_id, vcpu::int AS vcpu, mem_mib::int AS mem, vms::int AS count FROM host_allocations`,
+    )) as unknown as { rows: { host_id: string; vcpu: number; mem: number; count: number }[] };
+    return new Map(
+      res.rows.map((r) => [r.host_id, { vcpu: Number(r.vcpu), mem_mib: Number(r.mem), vms: Number(r.count) }]),
+    );
   }
 
   byHost(hostId: string): Promise<VmRow[]> {
