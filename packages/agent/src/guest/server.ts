@@ -6,6 +6,7 @@ import Fastify from 'fastify';
 import type { GuestReportRelay, ManagerClient } from '../manager/client.ts';
 import { ManagerCallFailed } from '../manager/client.ts';
 import { installProblemHandling, mountRoute } from '../mount.ts';
+import { guestAgentClient } from './guest-client.ts';
 
 export interface GuestReportRecord {
   at: string;
@@ -115,14 +116,12 @@ export class GuestEndpoints {
     }
     const body = { cols: clamp(size.cols, 20, 500), rows: clamp(size.rows, 5, 300) };
     try {
-      const res = await (this.deps.fetch ?? fetch)(`http://${ip}:${this.deps.guestAgentPort ?? 9000}/console-size`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-        body: JSON.stringify(body),
-        signal: AbortSignal.timeout(3000),
+      const guest = guestAgentClient(ip, {
+        token,
+        ...(this.deps.guestAgentPort ? { port: this.deps.guestAgentPort } : {}),
+        ...(this.deps.fetch ? { fetch: this.deps.fetch } : {}),
       });
-      const text = await res.text();
-      if (!res.ok) throw new Error(`guest agent answered ${res.status}: ${text.slice(0, 200)}`);
+      await guest.call(guestApi.agent.consoleSize, { body });
     } catch (err) {
       this.deps.log.debug({ err, vm_id: vmId, ...body }, 'setting the console size in the guest failed');
     }

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { Agent, get } from 'node:http';
 import { isIP } from 'node:net';
-import type { GuestHealth, GuestMetricsValues, HostMetrics, VmMetricsSample } from '@nqvm/api';
+import { type GuestHealth, type GuestMetricsValues, guestApi, type HostMetrics, type VmMetricsSample } from '@nqvm/api';
+import { GUEST_AGENT_PORT } from '../guest/guest-client.ts';
 import { withQmp } from '../vmm/qemu/qmp.ts';
 import { guestValues } from './guest.ts';
 import { cpuPercent, type ProcCpu, parseProcStat, parseRssBytes } from './proc-stat.ts';
@@ -159,8 +160,12 @@ export class VmMetricsSampler {
     let metrics: GuestMetricsValues | undefined;
     // The address reaches a URL: only a literal IP is used.
     if (vm.guestIp !== undefined && isIP(vm.guestIp) && vm.pid !== undefined) {
-      const url = `http://${hostPart(vm.guestIp)}:${this.opts.guestPort ?? 9000}/metrics`;
-      metrics = guestValues(await this.io.fetchGuest(url, this.opts.guestTimeoutMs ?? 700).catch(() => undefined));
+      const url = `http://${hostPart(vm.guestIp)}:${this.opts.guestPort ?? GUEST_AGENT_PORT}${guestApi.agent.metrics.path}`;
+      metrics = guestValues(
+        await this.io
+          .fetchGuest(url, this.opts.guestTimeoutMs ?? guestApi.agent.metrics.timeoutMs ?? 700)
+          .catch(() => undefined),
+      );
     }
     const health: GuestHealth = metrics ? 'healthy' : 'unreachable';
     if (metrics) st.lastSeen = this.io.now();
