@@ -26,8 +26,8 @@ export type CallArgs<D> = (RouteParams<D> extends undefined ? { params?: undefin
   (RouteQuery<D> extends undefined ? { query?: undefined } : { query?: RouteQuery<D> }) &
   (RouteBody<D> extends undefined ? { body?: undefined } : { body: RouteBody<D> }) & {
     signal?: AbortSignal;
-    /** Overrides the route's `timeoutMs`; without either, the call waits as long as the signal allows. */
-    timeoutMs?: number;
+    /** Overrides the route's `timeoutMs` (`null`: none); without either, the call waits as long as the signal allows. */
+    timeoutMs?: number | null;
   };
 type Args<D> = CallArgs<D>;
 
@@ -90,7 +90,7 @@ export class NqvmClient {
       headers['content-type'] = 'application/json';
       body = JSON.stringify(args.body);
     }
-    const timeoutMs = args.timeoutMs ?? def.timeoutMs;
+    const timeoutMs = args.timeoutMs === null ? undefined : (args.timeoutMs ?? def.timeoutMs);
     const timeout = timeoutMs === undefined ? undefined : AbortSignal.timeout(timeoutMs);
     const signal = timeout && args.signal ? AbortSignal.any([timeout, args.signal]) : (timeout ?? args.signal);
     const res = await this.fetchImpl(this.url(def, args.params as RouteParams<D>, args.query as RouteQuery<D>), {

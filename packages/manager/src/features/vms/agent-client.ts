@@ -61,17 +61,26 @@ export class AgentClient {
     try {
       return await this.client(t).call(def, args);
     } catch (err) {
-      throw failure(t, def, args.timeoutMs, err);
+      throw failure(t, def, args.timeoutMs ?? undefined, err);
     }
   }
 
   /** A raw (text or bytes) answer as a stream; the route's timeout covers the headers, `signal` the rest. */
   async stream<D extends RouteDef>(t: AgentTarget, def: D, args: CallArgs<D>): Promise<ReadableStream<Uint8Array>> {
     let res: Response;
+    // The timeout ends the wait for the answer's headers only: a followed log streams for as long as it is read.
+    const headers = new AbortController();
+    const limit = args.timeoutMs ?? def.timeoutMs;
+    const timer = limit
+      ? setTimeout(() => headers.abort(new DOMException('timed out', 'TimeoutError')), limit)
+      : undefined;
+    const signal = args.signal ? AbortSignal.any([headers.signal, args.signal]) : headers.signal;
     try {
-      res = await this.client(t).send(def, { ...args, timeoutMs: undefined });
+      res = await this.client(t).send(def, { ...args, signal, timeoutMs: null });
     } catch (err) {
-      throw failure(t, def, args.timeoutMs, err);
+      throw failure(t, def, args.timeoutMs ?? undefined, err);
+    } finally {
+      clearTimeout(timer);
     }
     if (!res.body) throw new UpstreamError('host agent: answered without a body', { host_id: t.hostId });
     return res.body;
