@@ -9,7 +9,6 @@ import type {
   VmExitReport,
   VmState,
 } from '@nqvm/api';
-import type { FastifyBaseLogger } from 'fastify';
 import type { ChangeFeed } from '../../db/changes.ts';
 import { decodeCursor, encodeCursor, pageBody } from '../../db/keyset.ts';
 import { Conflict, Forbidden, InvalidTransition, NotFound, Unprocessable, WaitTimeout } from '../../domain/errors.ts';
