@@ -33,6 +33,7 @@ const SPECIAL: [string, string][] = [
   ['nqvm profile list|use NAME', 'saved profiles'],
   ['nqvm install manager|agent [--set KEY=VALUE …] [--no-start]', 'systemd unit + /etc/nqvm/ROLE.env, started (root)'],
   ['nqvm host join URL --token TOKEN [--name N] [--bind H:P]', 'make this machine a host of that manager (root)'],
+  ['nqvm admin reset-password [--username NAME] [--data-dir DIR]', "new password, on the manager's host (root)"],
   ['nqvm images build-demo [--out DIR]', 'build the demo kernel/initrd/rootfs from Debian packages'],
   ['nqvm completion bash|zsh|fish', 'print a shell completion script'],
   ['nqvm --version', 'the CLI version'],

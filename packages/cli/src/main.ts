@@ -76,6 +76,7 @@ async function dispatch(
     );
     return EXIT.ok;
   }
+  if (cmd === 'admin') return (await import('./admin.ts')).adminCommand(argv, env, io);
   if (cmd === 'install') return (await import('./install-commands.ts')).installCommand(argv, io);
   if (groupOf(cmd) === 'hosts' && rest[0] === 'join')
     return (await import('./install-commands.ts')).hostJoin(argv, env, io);

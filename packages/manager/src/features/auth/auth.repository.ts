@@ -23,6 +23,16 @@ export class AuthRepository {
     return rows.length === 1;
   }
 
+  /** A new password for a user, whose sessions end with it; false when there is no such user. */
+  async setPassword(username: string, passwordHash: string): Promise<boolean> {
+    return this.db.transaction(async (tx) => {
+      const [u] = await tx.update(users).set({ passwordHash }).where(eq(users.username, username)).returning();
+      if (!u) return false;
+      await tx.delete(sessions).where(eq(sessions.userId, u.id));
+      return true;
+    });
+  }
+
   async insertSession(s: { userId: string; tokenHash: string; expiresAt: Date }): Promise<void> {
     await this.db.insert(sessions).values(s);
   }
