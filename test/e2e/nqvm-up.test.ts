@@ -58,6 +58,8 @@ async function api<T>(
 /** Issue 3 item 9 from a user's seat: the README's start command brings up a working one-host nqvm. */
 describe('nqvm up (the README start command): manager + agent + demo images on one host', () => {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'nqvm-up-'));
+  // mkdtemp makes it 0700; VMMs run as their own unprivileged users and must reach their VM directories under it.
+  chmodSync(dataDir, 0o711);
   const started: ReturnType<typeof startUp>[] = [];
   const first = { password: '', hostId: '' };
   const stopAll = async () => {
