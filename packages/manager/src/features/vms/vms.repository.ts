@@ -56,7 +56,7 @@ export interface NewNic {
   config: Record<string, unknown>;
 }
 
-/** States whose VMs hold resources on their host; nqvm_vm_holds (migration 0010) says the same in SQL. */
+/** States whose VMs hold resources on their host; nqvm_vm_holds (migration 0011) says the same in SQL. */
 export const HOLDING: VmState[] = ['creating', 'starting', 'running', 'paused', 'stopping', 'unknown'];
 
 function isUniqueViolation(err: unknown): string | undefined {
@@ -164,7 +164,7 @@ export class VmsRepository {
     return jsonPage(this.db, { table: 'vms', where: w, keys: SORT_KEYS[sort], dir, limit, after, item: VM_JSON });
   }
 
-  /** What is placed on each host, one row per host kept by a trigger on vms (migration 0010). */
+  /** What is placed on each host, one row per host kept by a trigger on vms (migration 0011). */
   async allocationsByHost(): Promise<Map<string, { vcpu: number; mem_mib: number; vms: number }>> {
     const res = (await this.db.execute(
       sql`SELECT host_id::text AS host_id, vcpu::int AS vcpu, mem_mib::int AS mem, vms::int AS count FROM host_allocations`,
