@@ -15,7 +15,8 @@ export default defineConfig({
       {
         test: {
           name: 'integration',
-          include: ['packages/*/test/integration/**/*.test.ts'],
+          // test/security: the attack suite against the manager's API (authn matrix, fuzz, SSRF, login, hosts).
+          include: ['packages/*/test/integration/**/*.test.ts', 'test/security/**/*.test.ts'],
           globalSetup: ['packages/manager/test/support/global-postgres.ts'],
           environment: 'node',
           testTimeout: 120_000,

@@ -61,6 +61,13 @@ export const RegisterHostRequest = Type.Object(
   {
     join_token: Type.String({ minLength: 1, maxLength: 256 }),
     name: Name,
+    secret: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 256,
+        description: "Re-registering a host name that exists: that host's current secret (else 409 host_exists)",
+      }),
+    ),
     addr: agentUrl(),
     labels: Type.Optional(Labels),
     capacity: Type.Optional(HostCapacity),

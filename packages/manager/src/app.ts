@@ -60,10 +60,17 @@ import { VmsRepository } from './features/vms/vms.repository.ts';
 import { instantiateRoute, vmsRoutes } from './features/vms/vms.routes.ts';
 import { type ImageCatalog, VmsService } from './features/vms/vms.service.ts';
 import { webConsole } from './features/web/web.plugin.ts';
+import { installBrowserGuard } from './http/browser-guard.ts';
+import { installInputGuard } from './http/input-guard.ts';
+import { bearerOf } from './http/mount.ts';
 import type { Authenticator } from './http/principal.ts';
-import { installErrorHandling, sendProblem } from './http/problem.ts';
+import { frameworkError, installErrorHandling, sendProblem } from './http/problem.ts';
 import { installRequestContext } from './http/request-context.ts';
+import { PasswordHasher } from './security/passwords.ts';
 import { SecretBox } from './security/secret-box.ts';
+import { UrlGuard } from './security/url-guard.ts';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export interface Services {
   database: Database;
@@ -97,6 +104,8 @@ export interface BuildOptions {
   agentClient?: AgentClient;
   /** How the manager reaches host agents for consoles and metrics (tests may pass their own). */
   observeAgent?: ObserveAgent;
+  /** scrypt cost as log2(N) (default 17); tests lower it to keep suites fast, the environment cannot. */
+  passwordLog2N?: number;
   /** History sampling period; 0 turns the background sampler off (tests drive ticks themselves). */
   metricsSampleIntervalMs?: number;
   /** How often the operation worker looks for due work besides being told (tests may shorten it). */
@@ -111,7 +120,10 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
 
   const secrets = SecretBox.fromConfig(config.secretKey, config.dataDir);
   const events = new EventsService(new EventsRepository(database.db));
-  const auth = new AuthService(new AuthRepository(database.db), { sessionTtlHours: config.sessionTtlHours });
+  const auth = new AuthService(new AuthRepository(database.db), {
+    sessionTtlHours: config.sessionTtlHours,
+    passwords: new PasswordHasher(opts.passwordLog2N),
+  });
   const hosts = new HostsService(new HostsRepository(database.db), secrets, {
     joinToken: config.joinToken,
     heartbeatTimeoutS: config.hostHeartbeatTimeoutS,
@@ -123,6 +135,7 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
     allowImagePaths: config.allowImagePaths,
     maxUploadBytes: config.maxUploadBytes,
     maxImportBytes: config.maxImportBytes,
+    urlGuard: new UrlGuard({ allow: config.importAllowCidrs, deny: [config.network.cidr] }),
   });
   await images.start();
   const templates = new TemplatesService(new TemplatesRepository(database.db), images, events);
@@ -133,7 +146,8 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
   const authn: Authenticator = {
     user: (token) => auth.authenticate(token),
     host: (id, secret) => hosts.authenticate(id, secret),
-    guest: async (id, token) => ((await vms.authenticateGuest(id, token)) ? { kind: 'guest', vmId: id } : null),
+    guest: async (id, token) =>
+      UUID.test(id) && (await vms.authenticateGuest(id, token)) ? { kind: 'guest', vmId: id } : null,
   };
 
   const app = Fastify({
@@ -146,6 +160,9 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
     genReqId: () => randomUUID(),
     requestIdHeader: false,
     bodyLimit: 1024 * 1024,
+    // Fastify's own refusals (bad URL encoding, over-long path parameters) are problem+json like the rest.
+    frameworkErrors: frameworkError,
+    routerOptions: { maxParamLength: 200 },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: true } },
   });
   app.addHook('onRequest', async (req, reply) => {
@@ -265,6 +282,8 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
   const stopSampler =
     (opts.metricsSampleIntervalMs ?? config.metricsSampleIntervalMs) === 0 ? async () => {} : observe.start();
   installErrorHandling(app);
+  installInputGuard(app);
+  installBrowserGuard(app, { allowedOrigins: config.allowedOrigins });
   await app.register(cookie);
   await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
   // Built once: both documents are a pure function of the route tables.
@@ -286,9 +305,23 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
   app.get('/v1/openapi.json', async () => openapi);
   app.get('/v1/asyncapi.json', async () => asyncapi);
   if (config.enableMetrics)
-    app.get('/metrics', async (_req, reply) =>
-      reply.type('text/plain; version=0.0.4; charset=utf-8').send(await metrics.render()),
-    );
+    // VM names, owners and hosts are not for anyone who can reach the port: a user credential unless public.
+    app.get('/metrics', async (req, reply) => {
+      if (!config.metricsPublic) {
+        const token = bearerOf(req);
+        if (!token || !(await authn.user(token))) {
+          reply.header('www-authenticate', 'Bearer realm="nqvm"');
+          return sendProblem(
+            reply,
+            req,
+            401,
+            'unauthorized',
+            'metrics need a bearer token (or NQVM_METRICS_PUBLIC=true)',
+          );
+        }
+      }
+      return reply.type('text/plain; version=0.0.4; charset=utf-8').send(await metrics.render());
+    });
 
   // Every manager sees every manager's writes: list pages are cached between changes, live events and VM waits follow
   // them. A write answered here drops the cached lists before its answer leaves, so its client reads it back.

@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
+import { originOf } from './http/browser-guard.ts';
+import { parseCidr } from './security/url-guard.ts';
 
 export interface ManagerConfig {
   databaseUrl: string | undefined;
@@ -9,6 +11,12 @@ export interface ManagerConfig {
   allowImagePaths: boolean;
   reconcilerDisabled: boolean;
   enableMetrics: boolean;
+  /** `/metrics` without credentials (otherwise a user session or API token is needed). */
+  metricsPublic: boolean;
+  /** Origins besides the manager's own whose pages may open WebSockets (the console's origin is always allowed). */
+  allowedOrigins: string[];
+  /** Address ranges URL imports may reach although internal (loopback, private, link-local, guest networks). */
+  importAllowCidrs: string[];
   adminPassword: string | undefined;
   joinToken: string;
   /** True when the join token was generated at start (print it once so agents can join). */
@@ -103,6 +111,24 @@ export function loadConfig(env: Env): ManagerConfig {
   if (!/^[a-zA-Z0-9_.-]{1,15}$/.test(bridge))
     problems.push(`FC_BRIDGE must be a valid interface name, got "${bridge}"`);
 
+  const allowedOrigins: string[] = [];
+  for (const raw of (env.NQVM_ALLOWED_ORIGINS ?? '')
+    .split(',')
+    .map((o) => o.trim())
+    .filter(Boolean)) {
+    const origin = originOf(raw);
+    if (!origin || origin !== raw.replace(/\/$/, ''))
+      problems.push(`NQVM_ALLOWED_ORIGINS must list origins like https://console.example:8443, got "${raw}"`);
+    else allowedOrigins.push(origin);
+  }
+  const importAllowCidrs = (env.NQVM_IMPORT_ALLOW_CIDRS ?? '')
+    .split(',')
+    .map((c) => c.trim())
+    .filter(Boolean);
+  for (const c of importAllowCidrs)
+    if (!parseCidr(c))
+      problems.push(`NQVM_IMPORT_ALLOW_CIDRS must list CIDRs like 10.1.0.0/16 or fd00::/8, got "${c}"`);
+
   const config: ManagerConfig = {
     databaseUrl,
     bind,
@@ -111,6 +137,9 @@ export function loadConfig(env: Env): ManagerConfig {
     allowImagePaths,
     reconcilerDisabled: bool('MANAGER_RECONCILER_DISABLED', false),
     enableMetrics: bool('MANAGER_ENABLE_METRICS', true),
+    metricsPublic: bool('NQVM_METRICS_PUBLIC', false),
+    allowedOrigins,
+    importAllowCidrs,
     adminPassword,
     joinToken,
     joinTokenGenerated,

@@ -67,8 +67,10 @@ export class ManagerClient {
     return this.identity;
   }
 
+  /** Registers; a host that has an identity proves it with its current secret (the manager refuses the name otherwise). */
   async register(req: RegisterHostRequest): Promise<Identity> {
-    const res = await this.call('/v1/hosts/register', { method: 'POST', token: req.join_token, body: req });
+    const proof = req.secret === undefined && this.identity ? { ...req, secret: this.identity.secret } : req;
+    const res = await this.call('/v1/hosts/register', { method: 'POST', token: req.join_token, body: proof });
     const body = (await res.json()) as { id: string; secret: string };
     return { host_id: body.id, secret: body.secret };
   }

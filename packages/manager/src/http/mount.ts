@@ -36,10 +36,25 @@ function credentialOf(req: FastifyRequest): string | undefined {
   return bearerOf(req) ?? req.cookies?.[SESSION_COOKIE];
 }
 
+/**
+ * Path parameters are checked against the route's schema before anything looks a credential up, so a
+ * malformed id is a 400 and never reaches the database (Fastify itself validates only after onRequest).
+ */
+export function checkParams(req: FastifyRequest): void {
+  const validate = req.getValidationFunction('params');
+  if (!validate || validate(req.params)) return;
+  throw Object.assign(new Error('invalid path parameters'), {
+    statusCode: 400,
+    validation: validate.errors ?? [],
+    validationContext: 'params',
+  });
+}
+
 /** One place decides who is calling, per the route's declared auth; every route goes through it. */
 export function authHook(auth: RouteDef['auth'], authn: Authenticator): onRequestHookHandler {
   return async (req) => {
     req.principal = { kind: 'anonymous' };
+    checkParams(req);
     if (auth === 'public') return;
     if (auth === 'user') {
       const token = credentialOf(req);

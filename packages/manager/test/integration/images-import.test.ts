@@ -69,7 +69,12 @@ describe.each(DB_KINDS)('image URL import and upload streaming on %s', (kind) =>
     });
     await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
     base = `http://127.0.0.1:${(origin.address() as AddressInfo).port}`;
-    t = await startTestApp(kind, { NQVM_MAX_IMPORT_BYTES: String(8 * MiB), NQVM_MAX_UPLOAD_BYTES: String(60 * MiB) });
+    t = await startTestApp(kind, {
+      NQVM_MAX_IMPORT_BYTES: String(8 * MiB),
+      NQVM_MAX_UPLOAD_BYTES: String(60 * MiB),
+      // The origin server of these tests is on loopback, which imports may reach only when allowed.
+      NQVM_IMPORT_ALLOW_CIDRS: '127.0.0.0/8',
+    });
   });
   afterAll(async () => {
     await t.close();

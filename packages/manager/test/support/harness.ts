@@ -30,12 +30,16 @@ export async function openTestDatabase(kind: DbKind): Promise<Database> {
   return openPostgres(await createDatabase(inject('pgBaseUrl')));
 }
 
+/** scrypt at 2^12 in tests: the production cost (2^17, about 0.3 s a hash) would dominate every suite. */
+export const TEST_PASSWORD_LOG2N = 12;
+
 /** A manager on a fresh database (real PostgreSQL or in-memory PGlite) with a temp data dir. */
 export async function startTestApp(
   kind: DbKind,
   env: Record<string, string> = {},
   /** A database another test app already uses (several managers on one database); closed by its opener. */
   shared?: Database,
+  opts: { passwordLog2N?: number } = {},
 ): Promise<TestApp> {
   const dataDir = mkdtempSync(join(tmpdir(), 'nqvm-mgr-'));
   const config = loadConfig({
@@ -46,7 +50,11 @@ export async function startTestApp(
     ...env,
   });
   const database = shared ?? (await openTestDatabase(kind));
-  const built = await buildApp(config, { database, logger: false });
+  const built = await buildApp(config, {
+    database,
+    logger: false,
+    passwordLog2N: opts.passwordLog2N ?? TEST_PASSWORD_LOG2N,
+  });
   const login = await built.app.inject({
     method: 'POST',
     url: '/v1/auth/login',

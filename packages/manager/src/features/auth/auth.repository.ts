@@ -13,6 +13,10 @@ export class AuthRepository {
     return u;
   }
 
+  async setPasswordHash(id: string, passwordHash: string): Promise<void> {
+    await this.db.update(users).set({ passwordHash }).where(eq(users.id, id));
+  }
+
   async countUsers(): Promise<number> {
     return (await this.db.select({ id: users.id }).from(users).limit(1)).length;
   }

@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import type { ApiToken } from '@nqvm/api';
 import { NotFound, TooManyRequests, Unauthorized } from '../../domain/errors.ts';
 import type { Principal } from '../../http/principal.ts';
-import { DUMMY_HASH_PROMISE, hashPassword, verifyPassword } from '../../security/passwords.ts';
-import { FailureLimiter } from '../../security/rate-limit.ts';
+import { LoginThrottle } from '../../security/login-throttle.ts';
+import { PasswordHasher } from '../../security/passwords.ts';
 import { hashToken, newToken, tokenKind } from '../../security/tokens.ts';
 import type { AuthRepository, TokenRow } from './auth.repository.ts';
 
@@ -12,6 +12,7 @@ const AUTH_CACHE_MS = 1000;
 export interface AuthServiceOptions {
   sessionTtlHours: number;
   now?: () => Date;
+  passwords?: PasswordHasher;
 }
 
 function toApiToken(t: TokenRow): ApiToken {
@@ -27,8 +28,9 @@ function toApiToken(t: TokenRow): ApiToken {
 
 export class AuthService {
   private readonly now: () => Date;
-  // 10 failed logins per 5 minutes per client address, and per username.
-  private readonly limiter = new FailureLimiter(10, 5 * 60_000);
+  private readonly passwords: PasswordHasher;
+  // 10 evaluated logins per 5 minutes per client address; an account with 10 failures backs off failing sources.
+  private readonly throttle = new LoginThrottle({ perSource: 10, perUser: 10, windowMs: 5 * 60_000 });
   private readonly cache = new Map<string, { principal: Principal; until: number }>();
 
   constructor(
@@ -36,6 +38,7 @@ export class AuthService {
     private readonly opts: AuthServiceOptions,
   ) {
     this.now = opts.now ?? (() => new Date());
+    this.passwords = opts.passwords ?? new PasswordHasher();
   }
 
   /** First start: create `admin`. Returns the generated password when none was configured (print it once). */
@@ -44,23 +47,26 @@ export class AuthService {
     const generated = password ? undefined : randomBytes(12).toString('base64url');
     const created = await this.repo.insertUserIfAbsent({
       username: 'admin',
-      passwordHash: await hashPassword(password ?? generated!),
+      passwordHash: await this.passwords.hash(password ?? generated!),
       role: 'admin',
     });
     return created ? { created, generatedPassword: generated } : { created: false };
   }
 
   async login(username: string, password: string, clientIp: string) {
-    const keys = [`ip:${clientIp}`, `user:${username}`];
-    const wait = Math.max(...keys.map((k) => this.limiter.retryAfterS(k)));
-    if (wait > 0) throw new TooManyRequests('too many failed logins; try again later', wait);
-    const user = await this.repo.userByName(username);
-    const ok = await verifyPassword(password, user?.passwordHash ?? (await DUMMY_HASH_PROMISE));
-    if (!user || !ok) {
-      for (const k of keys) this.limiter.fail(k);
-      throw new Unauthorized('invalid username or password');
+    const admission = this.throttle.admit(clientIp, username);
+    if (!admission.ok) throw new TooManyRequests('too many failed logins; try again later', admission.retryAfterS);
+    let ok = false;
+    let user: Awaited<ReturnType<AuthRepository['userByName']>>;
+    try {
+      user = await this.repo.userByName(username);
+      ok = await this.passwords.verify(password, user?.passwordHash ?? (await this.passwords.dummyHash()));
+    } finally {
+      admission.done(ok);
     }
-    for (const k of keys) this.limiter.reset(k);
+    if (!user || !ok) throw new Unauthorized('invalid username or password');
+    if (this.passwords.needsRehash(user.passwordHash))
+      await this.repo.setPasswordHash(user.id, await this.passwords.hash(password));
     const token = newToken('session');
     const expiresAt = new Date(this.now().getTime() + this.opts.sessionTtlHours * 3600_000);
     await this.repo.insertSession({ userId: user.id, tokenHash: hashToken(token), expiresAt });

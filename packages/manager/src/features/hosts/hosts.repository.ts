@@ -1,4 +1,4 @@
-import { eq } from 'drizzle-orm';
+import { and, eq } from 'drizzle-orm';
 import type { Db } from '../../db/client.ts';
 import { hosts } from '../../db/schema.ts';
 
@@ -7,8 +7,8 @@ export type HostRow = typeof hosts.$inferSelect;
 export class HostsRepository {
   constructor(private readonly db: Db) {}
 
-  /** Registering again under the same name rotates the secret and keeps the host id (agent reinstalled). */
-  async upsert(h: {
+  /** A new host row, or undefined when the name is taken. */
+  async insert(h: {
     name: string;
     addr: string;
     secretHash: string;
@@ -17,35 +17,45 @@ export class HostsRepository {
     capacity: unknown;
     capabilities: unknown;
     now: Date;
-  }): Promise<HostRow> {
-    const values = {
-      name: h.name,
-      addr: h.addr,
-      secretHash: h.secretHash,
-      secretEnc: h.secretEnc,
-      labels: h.labels,
-      capacity: h.capacity,
-      capabilities: h.capabilities,
-      reportedVms: [],
-      lastSeenAt: h.now,
-    };
+  }): Promise<HostRow | undefined> {
+    const { now, ...rest } = h;
     const [row] = await this.db
       .insert(hosts)
-      .values(values)
-      .onConflictDoUpdate({
-        target: hosts.name,
-        set: {
-          addr: values.addr,
-          secretHash: values.secretHash,
-          secretEnc: values.secretEnc,
-          labels: values.labels,
-          capacity: values.capacity,
-          capabilities: values.capabilities,
-          lastSeenAt: values.lastSeenAt,
-        },
-      })
+      .values({ ...rest, reportedVms: [], lastSeenAt: now })
+      .onConflictDoNothing({ target: hosts.name })
       .returning();
-    return row!;
+    return row;
+  }
+
+  async byName(name: string): Promise<HostRow | undefined> {
+    const [row] = await this.db.select().from(hosts).where(eq(hosts.name, name));
+    return row;
+  }
+
+  /**
+   * Re-registration of an existing host (agent reinstalled with its identity): rotates the secret and keeps
+   * the id, only while the secret is still the one the caller proved (compare-and-set).
+   */
+  async reRegister(
+    id: string,
+    previousSecretHash: string,
+    h: {
+      addr: string;
+      secretHash: string;
+      secretEnc: string;
+      labels: Record<string, string>;
+      capacity: unknown;
+      capabilities: unknown;
+      now: Date;
+    },
+  ): Promise<HostRow | undefined> {
+    const { now, ...rest } = h;
+    const [row] = await this.db
+      .update(hosts)
+      .set({ ...rest, lastSeenAt: now })
+      .where(and(eq(hosts.id, id), eq(hosts.secretHash, previousSecretHash)))
+      .returning();
+    return row;
   }
 
   async get(id: string): Promise<HostRow | undefined> {

@@ -39,6 +39,8 @@ export function normalizeAgentUrl(raw: string, field: string): string {
   return `${u.protocol}//${u.host}`;
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 function safeEqual(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
@@ -80,11 +82,14 @@ export class HostsService {
     };
   }
 
+  /**
+   * A new name joins with the join token; an existing name is the same host only with its current secret
+   * (a join token alone never takes over a host, its id and its VMs).
+   */
   async register(req: RegisterHostRequest): Promise<{ id: string; secret: string }> {
     if (!safeEqual(req.join_token, this.opts.joinToken)) throw new Unauthorized('invalid join token');
     const secret = newToken('host');
-    const row = await this.repo.upsert({
-      name: req.name,
+    const fields = {
       addr: normalizeAgentUrl(req.addr, 'body.addr'),
       secretHash: hashToken(secret),
       secretEnc: this.secrets.seal(secret),
@@ -92,11 +97,25 @@ export class HostsService {
       capacity: req.capacity ?? null,
       capabilities: req.capabilities ?? null,
       now: this.now(),
-    });
+    };
+    const created = await this.repo.insert({ name: req.name, ...fields });
+    if (created) return { id: created.id, secret };
+    const existing = await this.repo.byName(req.name);
+    const proven = existing && req.secret !== undefined && safeEqual(hashToken(req.secret), existing.secretHash);
+    if (!existing || !proven)
+      throw new Conflict(
+        'host_exists',
+        `a host named ${req.name} is registered; registering it again needs its current secret` +
+          ' (or delete the host first)',
+        req.secret === undefined ? 'body.name' : 'body.secret',
+      );
+    const row = await this.repo.reRegister(existing.id, existing.secretHash, fields);
+    if (!row) throw new Conflict('host_exists', `host ${req.name} was re-registered concurrently`, 'body.secret');
     return { id: row.id, secret };
   }
 
   async authenticate(hostId: string, secret: string): Promise<Principal | null> {
+    if (!UUID.test(hostId)) return null;
     const row = await this.repo.get(hostId);
     if (!row || !safeEqual(hashToken(secret), row.secretHash)) return null;
     return { kind: 'host', hostId };

@@ -1,8 +1,9 @@
 import { createReadStream } from 'node:fs';
-import { Readable } from 'node:stream';
+import { addAbortSignal, type Readable } from 'node:stream';
 import type { CreateImageRequest, Image, ImageKind, ImageSource, ListImagesQuery, UpdateImageRequest } from '@nqvm/api';
 import { pageBody } from '../../db/keyset.ts';
 import { BadRequest, Conflict, DomainError, NotFound, Unprocessable } from '../../domain/errors.ts';
+import type { GuardedResponse, UrlGuard } from '../../security/url-guard.ts';
 import type { EventsService } from '../events/events.service.ts';
 import type { CommandRunner } from './images.exec.ts';
 import { resolveImagePath } from './images.paths.ts';
@@ -20,6 +21,8 @@ export interface ImagesServiceOptions {
   allowImagePaths: boolean;
   maxUploadBytes: number;
   maxImportBytes: number;
+  /** Every URL import goes through it: internal addresses refused after DNS and after each redirect. */
+  urlGuard: UrlGuard;
   /** An import that receives nothing for this long is aborted. */
   importIdleTimeoutMs?: number;
   /** At most one progress write per import per interval. */
@@ -159,15 +162,28 @@ export class ImagesService {
       });
       return { image, status: 201 };
     }
-    let url: URL;
+    const url = this.opts.urlGuard.parse(src.url, 'body.source.url');
+    // The request is made (redirects followed and checked) before answering, so a refused address is a 400.
+    const abort = new AbortController();
+    const connectTimeout = setTimeout(
+      () => abort.abort(new Error('no answer from the server')),
+      this.opts.importIdleTimeoutMs ?? 60_000,
+    );
+    const opened = await this.opts.urlGuard
+      .fetch(url, { field: 'body.source.url', signal: abort.signal })
+      .then((res) => ({ res }))
+      .catch((err: unknown) => {
+        if (err instanceof DomainError) throw err;
+        return { err };
+      })
+      .finally(() => clearTimeout(connectTimeout));
+    let row: ImageRow;
     try {
-      url = new URL(src.url);
-    } catch {
-      throw new BadRequest('invalid_url', 'not a valid URL', 'body.source.url');
+      row = await this.insert(req.name, req.kind, req.description, { type: 'url', url: url.href });
+    } catch (err) {
+      if ('res' in opened) opened.res.body.destroy();
+      throw err;
     }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:')
-      throw new BadRequest('invalid_url', 'only http and https URLs can be imported', 'body.source.url');
-    const row = await this.insert(req.name, req.kind, req.description, { type: 'url', url: url.href });
     await this.events.record({
       actor,
       resourceType: 'image',
@@ -176,8 +192,7 @@ export class ImagesService {
       result: 'info',
       detail: { name: row.name, url: url.href },
     });
-    const abort = new AbortController();
-    const done = this.runImport(row, url, src.sha256?.toLowerCase(), abort.signal, actor).finally(() =>
+    const done = this.runImport(row, opened, src.sha256?.toLowerCase(), abort.signal, actor).finally(() =>
       this.imports.delete(row.id),
     );
     this.imports.set(row.id, { abort, done });
@@ -311,7 +326,7 @@ export class ImagesService {
 
   private async runImport(
     row: ImageRow,
-    url: URL,
+    opened: { res: GuardedResponse } | { err: unknown },
     expected: string | undefined,
     signal: AbortSignal,
     actor: string,
@@ -331,14 +346,18 @@ export class ImagesService {
     let writing: Promise<void> = Promise.resolve();
     try {
       await this.fill(row, actor, 'import', async () => {
-        const res = await fetch(url, { signal: both, redirect: 'follow' });
-        if (!res.ok || !res.body) throw new Error(`the server answered ${res.status} ${res.statusText}`.trim());
-        const declared = res.headers.get('content-length');
-        const total = declared !== null && /^\d+$/.test(declared) ? Number(declared) : null;
+        if ('err' in opened) throw new Error(`the server could not be reached: ${reasonOf(opened.err)}`);
+        const res = opened.res;
+        if (res.status < 200 || res.status > 299) {
+          res.body.destroy();
+          throw new Error(`the server answered ${res.status} ${res.statusText}`.trim());
+        }
+        const declared = res.headers['content-length'];
+        const total = declared !== undefined && /^\d+$/.test(declared) ? Number(declared) : null;
         if (total !== null && total > limit) throw new TooLarge(limit);
         await this.repo.progress(row.id, 0, total);
         const file = await this.store
-          .ingest(Readable.fromWeb(res.body as never, { signal: both }), {
+          .ingest(addAbortSignal(both, res.body), {
             limit,
             onBytes: (n) => {
               kick();
@@ -366,6 +385,7 @@ export class ImagesService {
       clearTimeout(idleTimer);
       // Stops the response body flowing when the import ended early (too large, wrong hash).
       finished.abort();
+      if ('res' in opened) opened.res.body.destroy();
     }
   }
 }
