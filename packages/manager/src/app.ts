@@ -283,9 +283,10 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
     (opts.metricsSampleIntervalMs ?? config.metricsSampleIntervalMs) === 0 ? async () => {} : observe.start();
   installErrorHandling(app);
   installInputGuard(app);
-  installBrowserGuard(app, { allowedOrigins: config.allowedOrigins });
   await app.register(cookie);
   await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
+  // After the WebSocket plugin: its onRequest hook marks upgrades, so a refused one has its socket closed.
+  installBrowserGuard(app, { allowedOrigins: config.allowedOrigins });
   // Built once: both documents are a pure function of the route tables.
   const openapi = buildOpenApi();
   const asyncapi = buildAsyncApi();
