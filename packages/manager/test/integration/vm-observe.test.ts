@@ -192,7 +192,7 @@ describe.each(DB_KINDS)('VM shell and metrics on %s', (kind) => {
     await machine.change({ vmId, from: ['starting'], to: 'running' });
     expect((await t.built.services.vms.row(vmId)).state).toBe('running');
     expect(await t.built.services.observe.tick()).toBe(true);
-    const body = (await t.app.inject({ method: 'GET', url: '/metrics' })).body;
+    const body = (await t.request({ method: 'GET', url: '/metrics' })).body;
     expect(body).toMatch(
       new RegExp(`nqvm_vm_host_cpu_percent\\{vm="observed",vm_id="${vmId}",host="h1",owner="[^"]*"\\} 12.5`),
     );
