@@ -60,7 +60,12 @@ describe('web console in Chromium against a real manager', () => {
   beforeAll(async () => {
     await buildWeb();
     // No reconciler: the VMs below live on a host whose agent never answers, and stay as they are stored.
-    env = await startWebEnv({ MANAGER_RECONCILER_DISABLED: 'true', NQVM_HOST_HEARTBEAT_TIMEOUT_S: '3600' });
+    // The URL import below reads from a file server on loopback, which imports may reach only when allowed.
+    env = await startWebEnv({
+      MANAGER_RECONCILER_DISABLED: 'true',
+      NQVM_HOST_HEARTBEAT_TIMEOUT_S: '3600',
+      NQVM_IMPORT_ALLOW_CIDRS: '127.0.0.0/8',
+    });
     ctx = await env.browser.newContext({ viewport: { width: 1280, height: 800 } });
     ({ page, errors } = await newPage(ctx));
   });
