@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { buildOpenApi } from '@nqvm/api';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pathsOf, REMOVE, replaceAt, type Schema, sample } from './schema-sample.ts';
+import { deref, pathsOf, REMOVE, replaceAt, type Schema, sample } from './schema-sample.ts';
 import { startTarget, type Target } from './support.ts';
 
 interface Parameter {
@@ -106,7 +106,10 @@ describe('schema-driven fuzz of every operation in the OpenAPI document', () => 
   });
 
   it('answers every mutated request without a 5xx, every 4xx as problem+json, and runs no payload', async () => {
-    const doc = buildOpenApi() as { paths: Record<string, Record<string, Operation>> };
+    const document = buildOpenApi() as { components?: { schemas?: Record<string, unknown> } };
+    const doc = deref(document, document.components?.schemas ?? {}) as {
+      paths: Record<string, Record<string, Operation>>;
+    };
     const failures: string[] = [];
     const statuses = new Map<number, number>();
     let sent = 0;

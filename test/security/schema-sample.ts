@@ -1,5 +1,6 @@
 /** A JSON Schema as found in the OpenAPI document (TypeBox output). */
 export interface Schema {
+  $ref?: string;
   type?: string | string[];
   properties?: Record<string, Schema>;
   required?: string[];
@@ -110,4 +111,14 @@ export function replaceAt(value: unknown, path: (string | number)[], to: unknown
     else delete node[last];
   } else node[last] = to;
   return copy;
+}
+
+/** The schema with every `#/components/schemas/X` reference replaced by its target (the sampler reads plain schemas). */
+export function deref(s: unknown, components: Record<string, unknown>, depth = 0): unknown {
+  if (depth > 32 || s === null || typeof s !== 'object') return s;
+  if (Array.isArray(s)) return s.map((x) => deref(x, components, depth + 1));
+  const ref = (s as Schema).$ref;
+  if (typeof ref === 'string' && ref.startsWith('#/components/schemas/'))
+    return deref(components[ref.slice('#/components/schemas/'.length)], components, depth + 1);
+  return Object.fromEntries(Object.entries(s).map(([k, v]) => [k, deref(v, components, depth + 1)]));
 }
