@@ -117,7 +117,7 @@ export const ERROR_CODES: Readonly<Record<string, ErrorCodeInfo>> = {
   image_in_use: { status: 409, meaning: 'VMs or templates still use the image' },
   image_importing: { status: 409, meaning: "the image's content is not there yet (still importing)" },
   host_in_use: { status: 409, meaning: 'VMs still live on the host' },
-  host_exists: { status: 409, meaning: "a host of this name is registered; registering it again needs its secret" },
+  host_exists: { status: 409, meaning: 'a host of this name is registered; registering it again needs its secret' },
   has_dependents: { status: 409, meaning: 'something builds on it (a Diff snapshot on its parent)' },
   requires_stop: { status: 409, meaning: 'the change needs the VM stopped' },
   vm_busy: { status: 409, meaning: 'the VM is in a transitional state' },

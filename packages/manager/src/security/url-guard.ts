@@ -4,10 +4,17 @@ import { request as httpsRequest } from 'node:https';
 import { BlockList, isIP, type LookupFunction } from 'node:net';
 import { DomainError } from '../domain/errors.ts';
 
-/** A URL the manager will not fetch (`invalid_url`, or `url_not_allowed` for where it leads): a 400 naming the field. */
+/** A URL that leads somewhere the manager will not fetch from: a 400 naming the field it came from. */
 export class UrlRefused extends DomainError {
-  constructor(message: string, field: string, code: 'invalid_url' | 'url_not_allowed' = 'url_not_allowed') {
-    super(400, code, message, field);
+  constructor(message: string, field: string) {
+    super(400, 'url_not_allowed', message, field);
+  }
+}
+
+/** A URL that is malformed, not http(s), or carries credentials. */
+export class InvalidUrl extends DomainError {
+  constructor(message: string, field: string) {
+    super(400, 'invalid_url', message, field);
   }
 }
 
@@ -122,18 +129,18 @@ export class UrlGuard {
     return !this.internal.check(a.address, a.family);
   }
 
-  /** Parses and checks a URL's form: http(s), no credentials. Throws UrlRefused naming `field`. */
+  /** Parses and checks a URL's form: http(s), no credentials. Throws InvalidUrl naming `field`. */
   parse(raw: string | URL, field: string): URL {
     let url: URL;
     try {
       url = new URL(raw);
     } catch {
-      throw new UrlRefused('not a valid URL', field, 'invalid_url');
+      throw new InvalidUrl('not a valid URL', field);
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:')
-      throw new UrlRefused('only http and https URLs can be fetched', field, 'invalid_url');
+      throw new InvalidUrl('only http and https URLs can be fetched', field);
     if (url.username || url.password)
-      throw new UrlRefused('URLs with credentials are not fetched', field, 'invalid_url');
+      throw new InvalidUrl('URLs with credentials are not fetched', field);
     return url;
   }
 
