@@ -7,7 +7,7 @@ import { expectProblem } from './support.ts';
 describe('login throttling at the production scrypt cost', () => {
   let t: TestApp;
   beforeAll(async () => {
-    t = await startTestApp('pglite', {}, { passwordLog2N: SCRYPT_LOG2N });
+    t = await startTestApp('pglite', {}, undefined, { passwordLog2N: SCRYPT_LOG2N });
   });
   afterAll(async () => t?.close());
 
@@ -41,7 +41,7 @@ describe('login throttling at the production scrypt cost', () => {
 
 describe('password hashes', () => {
   it('rehashes a hash of a lower cost at the next login', async () => {
-    const t = await startTestApp('pglite', {}, { passwordLog2N: 12 });
+    const t = await startTestApp('pglite', {}, undefined, { passwordLog2N: 12 });
     try {
       const old = await new PasswordHasher(10).hash(ADMIN_PASSWORD);
       await t.database.withSession((s) =>
