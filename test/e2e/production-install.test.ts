@@ -178,7 +178,18 @@ describe('nqvm as installed software: npm ci --omit=dev of the built tree, then 
   });
 
   it("every query of the Grafana dashboard and the alert rules names a metric in the manager's or an agent's /metrics", async () => {
-    const managerText = await (await fetch(`${BASE}/metrics`)).text();
+    // The manager's /metrics needs a user's token (it names VMs, owners and hosts).
+    expect((await fetch(`${BASE}/metrics`)).status).toBe(401);
+    const session = (await (
+      await fetch(`${BASE}/v1/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ username: 'admin', password: PASSWORD }),
+      })
+    ).json()) as { token: string };
+    const managerText = await (
+      await fetch(`${BASE}/metrics`, { headers: { authorization: `Bearer ${session.token}` } })
+    ).text();
     const identity = JSON.parse(readFileSync(path.join(dir, 'data', 'agent', 'identity.json'), 'utf8')) as {
       secret: string;
     };
