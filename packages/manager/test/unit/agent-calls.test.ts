@@ -26,13 +26,17 @@ describe('the manager reaches host agents only through the agent client', () => 
     expect(sources.filter((s) => /\/agent\/v1|\/guest\/v1/.test(s.code)).map((s) => s.file)).toEqual([]);
   });
 
-  it('HTTP and WebSocket clients appear only in the agent client (and image imports, which fetch user URLs)', () => {
+  it('HTTP and WebSocket clients appear only in the agent client (and the URL guard image imports fetch user URLs through)', () => {
     // A file's own function called fetch is not the global one.
     const globalFetch = (code: string) => /\bfetch\s*\(/.test(code) && !/\b(const|let|function)\s+fetch\b/.test(code);
     const fetching = sources.filter(
       (s) => globalFetch(s.code) || /\bnew WebSocket\s*\(|\bNqvmClient\b|'node:https?'|'undici'/.test(s.code),
     );
-    expect(fetching.map((s) => s.file).sort()).toEqual(['features/images/images.service.ts', AGENT_CLIENT]);
+    expect(fetching.map((s) => s.file).sort()).toEqual([
+      'features/images/images.service.ts',
+      AGENT_CLIENT,
+      'security/url-guard.ts',
+    ]);
     const imports = sources.find((s) => s.file === 'features/images/images.service.ts')!;
     expect(imports.code).not.toMatch(/agentTarget|AgentTarget|hostId/);
   });
