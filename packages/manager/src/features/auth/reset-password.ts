@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { ManagerConfig } from '../../config.ts';
 import { openDatabase } from '../../db/client.ts';
 import { migrate } from '../../db/migrate.ts';
-import { hashPassword } from '../../security/passwords.ts';
+import { PasswordHasher } from '../../security/passwords.ts';
 import { AuthRepository } from './auth.repository.ts';
 
 /**
@@ -17,7 +17,7 @@ export async function resetPassword(
   const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
   try {
     await migrate(database);
-    if (!(await new AuthRepository(database.db).setPassword(username, await hashPassword(password))))
+    if (!(await new AuthRepository(database.db).setPassword(username, await new PasswordHasher().hash(password))))
       throw new Error(`no user named "${username}" in this manager's database`);
     return { password };
   } finally {
