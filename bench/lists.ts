@@ -135,7 +135,9 @@ async function listBench(name: string, managerBase: string, token: string, first
   const pages = new Map<string, string>();
   let path: string | null = first;
   while (path) {
-    const res = await fetch(managerBase + path, { headers: { authorization: `Bearer ${token}` } });
+    // A kept-alive connection left idle through a long seed may be closed by the server as it is reused: retry once.
+    const get = () => fetch(managerBase + path, { headers: { authorization: `Bearer ${token}` } });
+    const res = await get().catch(get);
     const text = await res.text();
     if (res.status !== 200) throw new Error(`${path}: ${res.status} ${text}`);
     pages.set(path, text);
