@@ -54,6 +54,7 @@ export const ERROR_CODES: Readonly<Record<string, ErrorCodeInfo>> = {
   host_not_found: { status: 404, meaning: 'no such host' },
   template_not_found: { status: 404, meaning: 'no such template' },
   snapshot_not_found: { status: 404, meaning: 'no such snapshot' },
+  boot_interrupted: { status: 503, meaning: 'a boot cut short by an agent restart was undone; ask again' },
   operation_not_found: { status: 404, meaning: 'no such operation' },
   token_not_found: { status: 404, meaning: 'no such API token' },
   drive_not_found: { status: 404, meaning: 'the VM has no such drive' },

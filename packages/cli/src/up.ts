@@ -38,7 +38,7 @@ export async function up(env: Env, flags: Record<string, string | boolean>): Pro
     MANAGER_BIND: typeof flags.bind === 'string' ? flags.bind : env.MANAGER_BIND,
     NQVM_LOG_LEVEL: env.NQVM_LOG_LEVEL || 'warn',
   });
-  const built = await buildApp(config);
+  const built = await buildApp(config, { deferOperations: true });
   const url = `http://${config.bind.host}:${config.bind.port}`;
   // Shown and saved before anything that can fail (listening, the agent, the demo build): a failed first start
   // must not lose the only copy of a password nothing can show again.
@@ -64,6 +64,8 @@ export async function up(env: Env, flags: Record<string, string | boolean>): Pro
     }),
   );
   log(`agent    ${agent.url}  (host ${agent.hostId})`);
+  // Operations a previous run left (a crash) resume now that the local agent answers.
+  built.services.operations.start();
 
   const images = built.services.images;
   const existing = JSON.parse(await images.listJson({ limit: 500 })) as { items: { name: string }[] };

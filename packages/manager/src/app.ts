@@ -110,6 +110,8 @@ export interface BuildOptions {
   metricsSampleIntervalMs?: number;
   /** How often the operation worker looks for due work besides being told (tests may shorten it). */
   operationPollMs?: number;
+  /** Leave the operation worker stopped; the caller starts it (`services.operations.start()`) when agents can answer. */
+  deferOperations?: boolean;
 }
 
 /** Builds the manager (database migrated, features registered) without listening. */
@@ -250,7 +252,8 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
   machine.onQueued = () => worker.kick();
   // One process owns an embedded database: what it was running when it died resumes now, not at lease expiry.
   if (database.kind === 'pglite') await operationsRepo.releaseAll(new Date());
-  worker.start(opts.operationPollMs ?? 1000);
+  // `nqvm up` starts its local agent after the manager: resumed operations would only find it unreachable.
+  if (!opts.deferOperations) worker.start(opts.operationPollMs ?? 1000);
   const stopReconciler = config.reconcilerDisabled
     ? async () => {}
     : startReconciler(

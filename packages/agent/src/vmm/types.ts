@@ -79,7 +79,8 @@ export interface VmmAvailability {
   reason?: string;
 }
 
-export type VmmRunState = 'running' | 'paused' | 'shutdown' | 'unknown';
+/** `held`: started with its vCPUs held (`-S`) and never continued — its boot did not finish. */
+export type VmmRunState = 'running' | 'paused' | 'held' | 'shutdown' | 'unknown';
 
 export interface VmmHandle {
   vmId: string;

@@ -81,6 +81,11 @@ interface VmRecord {
   run: RunInfo;
   /** Set while the agent itself stops or deletes the VM, so the monitor does not report that exit. */
   stopping: boolean;
+  /**
+   * Its VMM runs but the boot that started it was cut short (the agent crashed): maybe still held (`-S`), its TAPs
+   * maybe not bridged, its run info not written. The boot's retry (same operation) finishes it; a delete removes it.
+   */
+  unfinished?: 'held' | 'started';
 }
 
 const fileSize = (p: string) =>
@@ -208,7 +213,11 @@ export class VmService {
     const id = assertVmId(spec.vm_id);
     return this.locked(id, async () => {
       const current = this.vms.get(id);
-      if (current?.handle && (await isProcessAlive(current.handle.pid))) return this.status(current);
+      // A retried boot adopts the VMM its first attempt started: never a second one.
+      if (current?.handle && (await isProcessAlive(current.handle.pid))) {
+        if (current.unfinished) return this.finishBoot(current, spec, restore);
+        return this.status(current);
+      }
       const driver = await this.driverFor(spec.vmm);
       const f = vmFiles(this.d.dataDir, id);
       const fresh = !(await exists(f.spec));
@@ -297,6 +306,41 @@ export class VmService {
         settled();
       }
     });
+  }
+
+  /**
+   * Finishes a boot a crash cut short, for the operation that retries it: a QEMU's TAPs are guarded and bridged (again:
+   * idempotent), a held VMM continues, the run info is written. A restore cut short cannot be finished (its guest never
+   * got its new identity): its VMM and directory go and the caller is asked to try again (503), which starts over.
+   */
+  private async finishBoot(rec: VmRecord, spec: AgentVmSpec, restore?: RestoreFrom): Promise<AgentVmStatus> {
+    const id = rec.spec.vm_id;
+    const driver = await this.driverFor(rec.spec.vmm);
+    const handle = rec.handle!;
+    if (restore) {
+      rec.stopping = true;
+      await driver.kill(handle);
+      await this.nics.unplug(id, rec.spec.nics.length).catch(() => undefined);
+      await rm(rec.files.dir, { recursive: true, force: true });
+      this.vms.delete(id);
+      this.users.free(id);
+      this.d.log.warn({ vm_id: id, operation_id: spec.operation_id }, 'restore cut short by a restart: starting over');
+      throw new AgentError(503, 'boot_interrupted', 'the restore was cut short by an agent restart; retry it');
+    }
+    if (rec.spec.vmm === 'qemu' && rec.spec.nics.length) {
+      const user = await this.users.of(id, rec.files);
+      await step('network', () => this.nics.plug(rec.spec, 'made', user)).catch(async (e) => {
+        await driver.kill(handle);
+        throw e;
+      });
+    }
+    if (rec.unfinished === 'held') await driver.resume(handle);
+    rec.run = { ...rec.run, booted_at: this.now().toISOString(), should_run: true };
+    await writeRun(rec.files, rec.run);
+    rec.state = 'running';
+    rec.unfinished = undefined;
+    this.d.log.info({ vm_id: id, pid: handle.pid, operation_id: spec.operation_id }, 'boot finished after a restart');
+    return this.status(rec);
   }
 
   /**
@@ -541,7 +585,11 @@ export class VmService {
         const rec: VmRecord = { spec, files: f, handle, state: 'stopped', run, stopping: false };
         this.vms.set(id, rec);
         if (handle && driver) {
-          rec.state = (await driver.state(handle).catch(() => 'running')) === 'paused' ? 'paused' : 'running';
+          const vmm = await driver.state(handle).catch(() => 'running' as const);
+          rec.state = vmm === 'paused' || vmm === 'held' ? 'paused' : 'running';
+          // Held, or running without the run info its boot writes last: that boot never finished.
+          if (vmm === 'held') rec.unfinished = 'held';
+          else if (!run.should_run) rec.unfinished = 'started';
           for (const nic of spec.nics) await this.d.guestEndpoint(nic.gateway).catch(() => undefined);
           this.d.log.info({ vm_id: id, pid: handle.pid }, 'vm adopted');
         } else if (run.should_run) {

@@ -88,7 +88,7 @@ const STATUS_MAP: Readonly<Record<string, VmmRunState>> = {
   paused: 'paused',
   postmigrate: 'paused',
   inmigrate: 'paused',
-  prelaunch: 'paused',
+  prelaunch: 'held',
   'finish-migrate': 'paused',
   'save-vm': 'paused',
   'restore-vm': 'paused',

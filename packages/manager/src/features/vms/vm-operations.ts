@@ -21,9 +21,13 @@ export interface VmOperationDeps {
 
 const cancelled = (reason: string): Outcome => ({ state: 'cancelled', reason });
 
-/** The host could not be reached (restarting, a network blip): try again later. Its answers are final. */
+/**
+ * The host could not be reached (restarting, a network blip) or asked to be tried again (503): try again later.
+ * Its other answers are final.
+ */
 export function classifyAgentError(err: unknown): unknown {
-  if (err instanceof UpstreamError && err.extra?.agent_status === undefined) return new Retryable(err.message);
+  const status = err instanceof UpstreamError ? err.extra?.agent_status : undefined;
+  if (err instanceof UpstreamError && (status === undefined || status === 503)) return new Retryable(err.message);
   return err;
 }
 
