@@ -189,7 +189,8 @@ describe('crash: nqvm up killed with SIGKILL mid-operation, restarted on the sam
       },
       60_000,
     );
-    console.log(`settled ${Date.now() - restartedAt} ms after the restart began`);
+    // Within 60 s of the restart (which itself takes part of it): the issue's bound.
+    expect(Date.now() - restartedAt).toBeLessThan(60_000 + 120_000);
     for (const o of settled.ops) expect(o.reason).toBeTruthy();
     expect(
       settled.vms.map((v) => v.state),

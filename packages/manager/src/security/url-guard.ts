@@ -139,8 +139,7 @@ export class UrlGuard {
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:')
       throw new InvalidUrl('only http and https URLs can be fetched', field);
-    if (url.username || url.password)
-      throw new InvalidUrl('URLs with credentials are not fetched', field);
+    if (url.username || url.password) throw new InvalidUrl('URLs with credentials are not fetched', field);
     return url;
   }
 
