@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
@@ -14,6 +14,33 @@ export async function buildWeb(): Promise<void> {
   // vitest sets NODE_ENV=test, which Vite would keep: React's development build, 3× larger, double effects.
   const env = { ...process.env, NODE_ENV: 'production' };
   await promisify(execFile)('npm', ['run', 'build', '-w', '@nqvm/web'], { cwd: ROOT, timeout: 180_000, env });
+}
+
+/** True when packages/web/dist is newer than every source file of the console and the API contract. */
+function webBuildIsCurrent(): boolean {
+  const built = join(ROOT, 'packages/web/dist/index.html');
+  if (!existsSync(built)) return false;
+  const newest = (dir: string): number =>
+    Math.max(
+      0,
+      ...readdirSync(dir, { withFileTypes: true }).map((e) =>
+        e.isDirectory() ? newest(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs,
+      ),
+    );
+  const sources = ['packages/web/src', 'packages/api/src'].map((d) => newest(join(ROOT, d)));
+  return (
+    statSync(built).mtimeMs >
+    Math.max(
+      ...sources,
+      statSync(join(ROOT, 'packages/web/index.html')).mtimeMs,
+      statSync(join(ROOT, 'packages/web/vite.config.ts')).mtimeMs,
+    )
+  );
+}
+
+/** Builds the SPA unless dist/ is newer than its sources. */
+export async function ensureWebBuilt(): Promise<void> {
+  if (!webBuildIsCurrent()) await buildWeb();
 }
 
 export interface WebEnv {

@@ -1,31 +1,8 @@
-import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Stack, startStack } from './support/stack.ts';
-import { ARTIFACTS, buildWeb, launchChromium, login, newPage, ROOT, unlabelledControls } from './web-harness.ts';
-
-/** True when packages/web/dist is newer than every source file of the console and the API contract. */
-function webBuildIsCurrent(): boolean {
-  const built = join(ROOT, 'packages/web/dist/index.html');
-  if (!existsSync(built)) return false;
-  const newest = (dir: string): number =>
-    Math.max(
-      0,
-      ...readdirSync(dir, { withFileTypes: true }).map((e) =>
-        e.isDirectory() ? newest(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs,
-      ),
-    );
-  const sources = ['packages/web/src', 'packages/api/src'].map((d) => newest(join(ROOT, d)));
-  return (
-    statSync(built).mtimeMs >
-    Math.max(
-      ...sources,
-      statSync(join(ROOT, 'packages/web/index.html')).mtimeMs,
-      statSync(join(ROOT, 'packages/web/vite.config.ts')).mtimeMs,
-    )
-  );
-}
+import { ARTIFACTS, ensureWebBuilt, launchChromium, login, newPage, unlabelledControls } from './web-harness.ts';
 
 const ADMIN_PASSWORD = 'stack-admin-password';
 const GUEST = { username: 'alice', password: 'wonderland-42' };
@@ -79,7 +56,7 @@ describe('web console with real VMs: wizard, terminal, metrics, snapshots, templ
   };
 
   beforeAll(async () => {
-    if (!webBuildIsCurrent()) await buildWeb();
+    await ensureWebBuilt();
     s = await startStack({ cidr: '10.219.0.0/24', bridge: 'nqbr-web', agentPort: 19096 });
     browser = await launchChromium();
     ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });

@@ -72,6 +72,17 @@ export const mmdsRoutes = {
     params: IdParams,
     response: MmdsData,
   }),
+  getConfig: route({
+    method: 'GET',
+    path: '/v1/vms/:id/mmds/config',
+    operationId: 'getMmdsConfig',
+    summary: 'The MMDS version, address and interfaces in force (the defaults until a PUT changes them)',
+    tag: 'mmds',
+    auth: 'user',
+    status: 200,
+    params: IdParams,
+    response: MmdsConfigView,
+  }),
   putConfig: route({
     method: 'PUT',
     path: '/v1/vms/:id/mmds/config',

@@ -5,6 +5,7 @@ import { createRoot } from 'react-dom/client';
 import { RouterProvider } from 'react-router';
 import { ToastProvider } from './components/toast.tsx';
 import { ApiError } from './lib/api.ts';
+import { startTheme } from './lib/theme.ts';
 import { router } from './router.tsx';
 import './index.css';
 
@@ -19,6 +20,7 @@ const queryClient = new QueryClient({
   },
 });
 
+startTheme();
 const root = document.getElementById('root');
 if (root)
   createRoot(root).render(

@@ -1,6 +1,20 @@
-import { ApiError, NqvmClient, type RouteDef, type RouteResponse } from '@nqvm/api';
+import {
+  ApiError,
+  api,
+  type Image,
+  type ImageKind,
+  NqvmClient,
+  type Problem,
+  type RouteDef,
+  type RouteResponse,
+  type SocketPath,
+  socketUrl,
+} from '@nqvm/api';
 
-/** The one client of the console: same origin, session cookie (HttpOnly, set by POST /v1/auth/login). */
+/**
+ * The console's only transport: every HTTP request goes through the typed client generated from the route
+ * table, WebSockets through the API's socket paths. `no-raw-requests.test.ts` fails on any other request.
+ */
 export const client = new NqvmClient({ baseUrl: '', credentials: 'include' });
 
 type CallArgs<D extends RouteDef> = Parameters<typeof client.call<D>>[1];
@@ -13,17 +27,67 @@ export function onUnauthorized(fn: () => void): () => void {
   return () => unauthorizedListeners.delete(fn);
 }
 
+function sessionEnded(status: number, def: RouteDef): void {
+  if (status === 401 && def !== api.auth.login) for (const fn of unauthorizedListeners) fn();
+}
+
 export async function call<D extends RouteDef>(def: D, args?: CallArgs<D>): Promise<RouteResponse<D>> {
   try {
     return await client.call(def, args);
   } catch (err) {
-    if (err instanceof ApiError && err.status === 401 && def.path !== '/v1/auth/login')
-      for (const fn of unauthorizedListeners) fn();
+    if (err instanceof ApiError) sessionEnded(err.status, def);
     throw err;
   }
 }
 
-/** True when the endpoint is not part of this manager yet (or the resource is gone). */
+/** A `rawResponse` route (logs, downloads): the checked Response with its body unread. */
+export async function callRaw<D extends RouteDef>(def: D, args?: CallArgs<D>): Promise<Response> {
+  try {
+    return await client.send(def, args);
+  } catch (err) {
+    if (err instanceof ApiError) sessionEnded(err.status, def);
+    throw err;
+  }
+}
+
+/** A WebSocket of the public API on this origin (the session cookie authenticates it). */
+export function openSocket(path: SocketPath, params?: Record<string, string>, query?: Record<string, unknown>) {
+  return new WebSocket(socketUrl(location.origin, path, params, query));
+}
+
+/** `POST /v1/images/upload` as a raw byte stream through XHR, the one browser API with upload progress. */
+export function uploadImage(
+  file: File,
+  meta: { name: string; kind: ImageKind; description?: string },
+  onProgress: (sent: number, total: number) => void,
+): { promise: Promise<Image>; abort: () => void } {
+  const def = api.images.upload;
+  const xhr = new XMLHttpRequest();
+  const promise = new Promise<Image>((resolve, reject) => {
+    xhr.open(def.method, client.url(def, undefined, meta));
+    xhr.withCredentials = true;
+    xhr.setRequestHeader('content-type', 'application/octet-stream');
+    xhr.setRequestHeader('accept', 'application/json');
+    xhr.upload.onprogress = (e) => onProgress(e.loaded, e.lengthComputable ? e.total : file.size);
+    xhr.onload = () => {
+      if (xhr.status >= 200 && xhr.status < 300) return resolve(JSON.parse(xhr.responseText) as Image);
+      let problem: Problem;
+      try {
+        problem = JSON.parse(xhr.responseText) as Problem;
+      } catch {
+        problem = { type: 'about:blank', title: xhr.statusText, status: xhr.status, code: 'http_error' };
+      }
+      sessionEnded(xhr.status, def);
+      reject(new ApiError(xhr.status, problem));
+    };
+    xhr.onerror = () => reject(new Error('upload failed: network error'));
+    xhr.onabort = () => reject(new Error('upload aborted'));
+    xhr.send(file);
+  });
+  return { promise, abort: () => xhr.abort() };
+}
+
+/** True when the resource is gone. */
 export function isNotFound(err: unknown): boolean {
   return err instanceof ApiError && err.status === 404;
 }

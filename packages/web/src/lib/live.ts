@@ -1,6 +1,7 @@
-import type { Event } from '@nqvm/api';
+import { type Event, socketPaths } from '@nqvm/api';
 import type { QueryClient } from '@tanstack/react-query';
 import { useEffect, useState } from 'react';
+import { openSocket } from './api.ts';
 
 type Listener = (e: Event) => void;
 const listeners = new Set<Listener>();
@@ -52,9 +53,7 @@ export function startLiveUpdates(qc: QueryClient): () => void {
 
   const open = () => {
     if (stopped) return;
-    const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    const qs = lastId ? `?after=${encodeURIComponent(lastId)}` : '';
-    ws = new WebSocket(`${proto}//${location.host}/v1/events/ws${qs}`);
+    ws = openSocket(socketPaths.events, undefined, { after: lastId });
     ws.onmessage = (msg) => {
       const data = JSON.parse(String(msg.data)) as { type: string; event?: Event };
       if (data.type === 'ready') {

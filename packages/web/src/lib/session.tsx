@@ -30,11 +30,9 @@ export function RequireSession({ children }: { children: ReactNode }) {
       qc.clear();
       navigate(loginPath(window.location.pathname + window.location.search), { replace: true });
     };
-    window.addEventListener('nqvm:unauthorized', expired);
     const off = onUnauthorized(expired);
     return () => {
       off();
-      window.removeEventListener('nqvm:unauthorized', expired);
     };
   }, [qc, navigate]);
   const ok = Boolean(me.data);

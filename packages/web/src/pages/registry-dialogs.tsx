@@ -3,10 +3,9 @@ import { useQueryClient } from '@tanstack/react-query';
 import { type FormEvent, useRef, useState } from 'react';
 import { Modal } from '../components/dialog.tsx';
 import { Button, ErrorState, Field, ProgressBar } from '../components/ui.tsx';
-import { call, fieldErrors } from '../lib/api.ts';
+import { call, fieldErrors, uploadImage } from '../lib/api.ts';
 import { formatBytes } from '../lib/format.ts';
 import { useImageProgress } from '../lib/images.ts';
-import { uploadImage } from '../lib/upload.ts';
 
 type SourceType = 'url' | 'path' | 'blank';
 

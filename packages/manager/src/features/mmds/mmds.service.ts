@@ -44,6 +44,10 @@ export class MmdsService {
     return (await this.current(vmId)).data;
   }
 
+  async getConfig(vmId: string): Promise<MmdsConfigView> {
+    return (await this.current(vmId)).config;
+  }
+
   async put(vmId: string, data: Data): Promise<Data> {
     const { config } = await this.current(vmId);
     await this.save(vmId, config, data);

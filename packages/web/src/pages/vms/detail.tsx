@@ -8,12 +8,13 @@ import { useToast } from '../../components/toast.tsx';
 import { Badge, Card, DefinitionList, ErrorState, Loading, PageHeader } from '../../components/ui.tsx';
 import { call } from '../../lib/api.ts';
 import { formatDate, formatDuration, formatMib } from '../../lib/format.ts';
-import { type BulkAction, vmAction } from '../../lib/pending.ts';
 import { EventList } from '../events.tsx';
 import { ConfigTab } from './config-tab.tsx';
 import { NetworkTab, StorageTab } from './devices-tab.tsx';
+import { LogsTab } from './logs-tab.tsx';
+import { MetadataTab } from './metadata-tab.tsx';
 import { SnapshotsTab } from './snapshots.tsx';
-import { LogsTab, MetadataTab } from './tabs.tsx';
+import { type BulkAction, vmAction } from './vm-actions.ts';
 
 const TerminalTab = lazy(() => import('./terminal.tsx'));
 const MetricsTab = lazy(() => import('./metrics.tsx'));

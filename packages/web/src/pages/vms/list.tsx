@@ -4,8 +4,8 @@ import { useCallback, useEffect, useLayoutEffect, useMemo, useState } from 'reac
 import { Link, useSearchParams } from 'react-router';
 import { Modal } from '../../components/dialog.tsx';
 import { Button, Card, Empty, ErrorState, Field, Loading, PageHeader } from '../../components/ui.tsx';
-import { call } from '../../lib/api.ts';
-import { type BulkAction, type BulkResult, bulkVmAction } from '../../lib/pending.ts';
+import { call, errorMessage } from '../../lib/api.ts';
+import { type BulkAction, type BulkResult, bulkVmAction } from './vm-actions.ts';
 import { VmTable } from './vm-table.tsx';
 
 type Sort = 'name' | '-name' | 'created_at' | '-created_at' | 'state' | '-state';
@@ -37,6 +37,7 @@ export function VmListPage() {
     limit: number;
   };
 
+  const filtered = FILTERS.some((f) => params.get(f));
   const set = (k: string, v: string) => {
     const next = new URLSearchParams(params);
     if (v) next.set(k, v);
@@ -111,7 +112,7 @@ export function VmListPage() {
       setSelected(new Set());
       await qc.invalidateQueries({ queryKey: ['vms'] });
     } catch (err) {
-      setResults([{ id: '*', ok: false, status: 0, error: String(err) }]);
+      setResults([{ id: '*', ok: false, error: errorMessage(err) }]);
     } finally {
       setBusy(false);
     }
@@ -235,12 +236,28 @@ export function VmListPage() {
       ) : vms.error ? (
         <ErrorState error={vms.error} what="The VM list" retry={() => vms.refetch()} />
       ) : rows.length === 0 ? (
-        <Empty>
-          No VMs match.{' '}
-          <Link to="/vms/new" className="text-blue-700 underline">
-            Create one
-          </Link>
-        </Empty>
+        filtered ? (
+          <Empty>
+            No VM matches these filters.{' '}
+            <button
+              type="button"
+              className="text-blue-700 underline"
+              onClick={() => {
+                setSearchText('');
+                setParams(new URLSearchParams(), { replace: true });
+              }}
+            >
+              Clear the filters
+            </button>
+          </Empty>
+        ) : (
+          <Empty>
+            No VMs yet.{' '}
+            <Link to="/vms/new" className="text-blue-700 underline">
+              Create one
+            </Link>
+          </Empty>
+        )
       ) : (
         <Card>
           <VmTable
@@ -293,7 +310,7 @@ export function VmListPage() {
             <ul className="mb-3 max-h-64 overflow-auto text-sm" aria-label="Results">
               {results.map((r) => (
                 <li key={r.id} className={r.ok ? 'text-green-700' : 'text-red-700'}>
-                  {r.id.slice(0, 8)}: {r.ok ? 'accepted' : [r.status, r.error].filter(Boolean).join(' ')}
+                  {r.id.slice(0, 8)}: {r.ok ? 'accepted' : r.error}
                 </li>
               ))}
             </ul>

@@ -1,10 +1,10 @@
 import 'uplot/dist/uPlot.min.css';
-import type { Vm } from '@nqvm/api';
+import { api, socketPaths, type Vm } from '@nqvm/api';
 import { useQuery } from '@tanstack/react-query';
 import { useEffect, useRef, useState } from 'react';
 import uPlot from 'uplot';
 import { Button, Card, ErrorState, Loading } from '../../components/ui.tsx';
-import { request } from '../../lib/pending.ts';
+import { call, openSocket } from '../../lib/api.ts';
 
 /** A chart point, from a live frame of `/v1/vms/{id}/metrics/ws` or a stored history point. */
 interface Sample {
@@ -19,12 +19,6 @@ interface LiveFrame {
   at: string;
   host: { cpu_pct: number | null; rss_bytes: number | null };
   guest: { health: string; last_seen: string | null; metrics: { cpu_pct: number; mem_used_bytes: number } | null };
-}
-
-interface HistoryPoint {
-  at: string;
-  guest_cpu_pct: number | null;
-  mem_used_bytes: number | null;
 }
 
 const RANGE_MS: Record<'1h' | '24h' | '7d', number> = { '1h': 3600_000, '24h': 86400_000, '7d': 7 * 86400_000 };
@@ -99,8 +93,7 @@ function Live({ vm }: { vm: Vm }) {
   const [health, setHealth] = useState<{ health: string; last_seen: string | null } | null>(null);
   // biome-ignore lint/correctness/useExhaustiveDependencies: attempt forces a reconnect
   useEffect(() => {
-    const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    const ws = new WebSocket(`${proto}//${location.host}/v1/vms/${vm.id}/metrics/ws`);
+    const ws = openSocket(socketPaths.vmMetrics, { id: vm.id });
     // A socket this effect already closed (unmount, reconnect) must not mark the next one as disconnected.
     let disposed = false;
     setClosed(false);
@@ -150,10 +143,10 @@ function History({ vm, range }: { vm: Vm; range: Exclude<Range, 'live'> }) {
       const to = new Date();
       const from = new Date(to.getTime() - RANGE_MS[range]);
       const step = range === '1h' ? 'raw' : range === '24h' ? '5m' : '1h';
-      const h = await request<{ points: HistoryPoint[] }>(
-        'GET',
-        `/v1/vms/${vm.id}/metrics?from=${encodeURIComponent(from.toISOString())}&to=${encodeURIComponent(to.toISOString())}&step=${step}`,
-      );
+      const h = await call(api.vmObserve.metricsHistory, {
+        params: { id: vm.id },
+        query: { from: from.toISOString(), to: to.toISOString(), step },
+      });
       return {
         items: h.points.map((p) => ({ at: p.at, cpu_percent: p.guest_cpu_pct, mem_used_bytes: p.mem_used_bytes })),
       };

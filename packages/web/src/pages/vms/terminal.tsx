@@ -1,43 +1,48 @@
 import '@xterm/xterm/css/xterm.css';
-import type { Vm } from '@nqvm/api';
+import { api, type ConsoleControl, socketPaths, type Vm } from '@nqvm/api';
 import { useQuery } from '@tanstack/react-query';
+import { FitAddon } from '@xterm/addon-fit';
 import { Terminal } from '@xterm/xterm';
 import { useEffect, useRef, useState } from 'react';
 import { Button, Card, ErrorState } from '../../components/ui.tsx';
-import { request } from '../../lib/pending.ts';
+import { call, openSocket } from '../../lib/api.ts';
+import { onThemeChange, terminalTheme } from '../../lib/theme.ts';
 
-type Status = 'connecting' | 'open' | 'reconnecting' | 'closed';
-type CellSize = { width: number; height: number };
+/** Where the console stands; the last three end, and say why, until the user reconnects. */
+type Status =
+  | { kind: 'connecting' }
+  | { kind: 'open' }
+  | { kind: 'reconnecting' }
+  | { kind: 'stopped' }
+  | { kind: 'disconnected'; reason: string };
 
-// xterm's vertical scrollbar takes this much of the width (its default overviewRuler width).
-const SCROLLBAR_PX = 14;
+const LABEL: Record<Status['kind'], string> = {
+  connecting: 'connecting',
+  open: 'open',
+  reconnecting: 'host reconnecting',
+  stopped: 'VM not running',
+  disconnected: 'disconnected',
+};
 
-/** Whole cells that fit the host's content box, as @xterm/addon-fit computes them (not a dependency here). */
-function fitSize(term: Terminal, host: HTMLElement): { cols: number; rows: number } | undefined {
-  // xterm has no public cell size; the fit addon reads this same field.
-  const core = (term as unknown as { _core?: { _renderService?: { dimensions?: { css: { cell: CellSize } } } } })._core;
-  const cell = core?._renderService?.dimensions?.css.cell;
-  if (!cell?.width || !cell.height) return undefined;
-  const style = getComputedStyle(host);
-  const px = (name: string) => Number.parseFloat(style.getPropertyValue(name)) || 0;
-  const width = host.clientWidth - px('padding-left') - px('padding-right') - SCROLLBAR_PX;
-  const height = host.clientHeight - px('padding-top') - px('padding-bottom');
-  return { cols: Math.max(20, Math.floor(width / cell.width)), rows: Math.max(5, Math.floor(height / cell.height)) };
+/** A console exists while the VMM runs: running or paused (a paused guest shows its screen, frozen). */
+export function consoleAvailable(state: Vm['state']): boolean {
+  return state === 'running' || state === 'paused';
 }
 
 /**
- * xterm.js over `/v1/vms/{id}/shell/ws`. Binary frames carry terminal bytes both ways; text frames are JSON
+ * xterm.js over the VM's shell WebSocket. Binary frames carry terminal bytes both ways; text frames are JSON
  * control messages: `hello` (scrollback follows; a second one after a reconnect replaces the screen),
- * `status` (connected / reconnecting / vm_gone) from the server, `resize` from the client. The terminal fills its
- * box; each new size goes to the guest (its agent sets the console's window size).
+ * `status` (connected / reconnecting / vm_gone) from the server, `resize` from the client. The fit addon sizes
+ * the terminal to its box; each new size goes to the guest (its agent sets the console's window size).
  */
 export default function TerminalTab({ vm }: { vm: Vm }) {
   const host = useRef<HTMLDivElement>(null);
-  const [status, setStatus] = useState<Status>('connecting');
+  const [status, setStatus] = useState<Status>({ kind: 'connecting' });
   const [attempt, setAttempt] = useState(0);
+  const live = consoleAvailable(vm.state);
   const creds = useQuery({
     queryKey: ['vm', vm.id, 'shell'],
-    queryFn: () => request<{ username: string; password: string | null }>('GET', `/v1/vms/${vm.id}/shell`),
+    queryFn: () => call(api.vmObserve.shell, { params: { id: vm.id } }),
     retry: false,
   });
 
@@ -45,59 +50,94 @@ export default function TerminalTab({ vm }: { vm: Vm }) {
   useEffect(() => {
     const el = host.current;
     if (!el) return;
-    const term = new Terminal({ convertEol: false, cursorBlink: true, fontSize: 13, rows: 28, scrollback: 5000 });
+    const term = new Terminal({
+      convertEol: false,
+      cursorBlink: true,
+      fontSize: 13,
+      rows: 28,
+      scrollback: 5000,
+      theme: terminalTheme(),
+    });
+    const fitAddon = new FitAddon();
+    term.loadAddon(fitAddon);
     term.open(el);
-    // The guest gets the size through onResize below; the first fit runs when the observer first reports.
-    const fit = () => {
-      const size = fitSize(term, el);
-      if (size && (size.cols !== term.cols || size.rows !== term.rows)) term.resize(size.cols, size.rows);
-    };
-    const observer = new ResizeObserver(fit);
-    observer.observe(el);
     term.textarea?.setAttribute('aria-label', `Terminal of ${vm.name}`);
-    const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    const ws = new WebSocket(`${proto}//${location.host}/v1/vms/${vm.id}/shell/ws`);
+    const observer = new ResizeObserver(() => fitAddon.fit());
+    observer.observe(el);
+    const themeWatch = onThemeChange(() => {
+      term.options.theme = terminalTheme();
+    });
+    if (!live) {
+      setStatus({ kind: 'stopped' });
+      term.write('The VM is not running: its serial console opens when it starts.\r\n');
+      return () => {
+        observer.disconnect();
+        themeWatch();
+        term.dispose();
+      };
+    }
+    const ws = openSocket(socketPaths.vmShell, { id: vm.id });
     ws.binaryType = 'arraybuffer';
-    setStatus('connecting');
+    setStatus({ kind: 'connecting' });
     const send = (msg: object) => (ws.readyState === WebSocket.OPEN ? ws.send(JSON.stringify(msg)) : undefined);
     const encoder = new TextEncoder();
     let hellos = 0;
     // Events of a socket this effect already closed (unmount, reconnect) must not overwrite the next one's status.
     let disposed = false;
+    let ended = false;
     ws.onopen = () => {
       if (disposed) return;
-      setStatus('open');
+      setStatus({ kind: 'open' });
       send({ type: 'resize', cols: term.cols, rows: term.rows });
       term.focus();
     };
     ws.onmessage = (m) => {
       if (typeof m.data !== 'string') return term.write(new Uint8Array(m.data as ArrayBuffer));
-      const msg = JSON.parse(m.data) as { type?: string; state?: string };
+      const msg = JSON.parse(m.data) as ConsoleControl;
       if (msg.type === 'hello' && hellos++ > 0) term.reset();
-      if (msg.type === 'status' && !disposed)
-        setStatus(msg.state === 'reconnecting' ? 'reconnecting' : msg.state === 'vm_gone' ? 'closed' : 'open');
+      if (disposed) return;
+      if (msg.type === 'status') {
+        if (msg.state === 'vm_gone') {
+          ended = true;
+          setStatus({ kind: 'disconnected', reason: 'the VM is gone from its host (stopped or deleted)' });
+        } else setStatus({ kind: msg.state === 'reconnecting' ? 'reconnecting' : 'open' });
+      }
+      if (msg.type === 'error') {
+        ended = true;
+        setStatus({ kind: 'disconnected', reason: msg.message });
+      }
     };
-    ws.onclose = () => {
-      if (!disposed) setStatus('closed');
+    ws.onclose = (e) => {
+      if (disposed || ended) return;
+      setStatus({
+        kind: 'disconnected',
+        reason: e.reason || (e.code === 1006 ? 'the connection to the manager was lost' : `closed (code ${e.code})`),
+      });
     };
     const input = term.onData((data) => (ws.readyState === WebSocket.OPEN ? ws.send(encoder.encode(data)) : undefined));
     const resize = term.onResize(({ cols, rows }) => send({ type: 'resize', cols, rows }));
     return () => {
       disposed = true;
       observer.disconnect();
+      themeWatch();
       input.dispose();
       resize.dispose();
       ws.close();
       term.dispose();
     };
-  }, [vm.id, attempt]);
+  }, [vm.id, live, attempt]);
 
+  const ended = status.kind === 'stopped' || status.kind === 'disconnected';
   return (
     <div className="flex flex-col gap-4">
       <Card title="Credentials">
         {creds.data ? (
           <div className="flex flex-wrap items-center gap-3 text-sm">
-            <CopyValue label="Username" value={creds.data.username} />
+            {creds.data.username ? (
+              <CopyValue label="Username" value={creds.data.username} />
+            ) : (
+              'No guest user was set.'
+            )}
             {creds.data.password ? <CopyValue label="Password" value={creds.data.password} secret /> : null}
           </div>
         ) : creds.error ? (
@@ -107,19 +147,26 @@ export default function TerminalTab({ vm }: { vm: Vm }) {
         )}
       </Card>
       <Card
-        title={`Serial console (${status})`}
+        title={`Serial console (${LABEL[status.kind]})`}
         actions={
-          <Button onClick={() => setAttempt((n) => n + 1)} disabled={status === 'connecting'}>
+          <Button onClick={() => setAttempt((n) => n + 1)} disabled={!live || status.kind === 'connecting'}>
             Reconnect
           </Button>
         }
       >
-        {status === 'closed' ? (
+        {ended ? (
           <p role="status" className="mb-2 text-sm text-amber-800">
-            Disconnected. The VM may not be running, or this manager does not offer the shell endpoint yet.
+            {status.kind === 'stopped'
+              ? `The VM is ${vm.state}: there is no console to attach to.`
+              : `Disconnected: ${status.reason}.`}
           </p>
         ) : null}
-        <div ref={host} className="h-[70vh] min-h-96 overflow-hidden rounded bg-black p-2" data-testid="terminal" />
+        <div
+          ref={host}
+          className="h-[70vh] min-h-72 overflow-hidden rounded border border-slate-200 bg-white p-2"
+          data-testid="terminal"
+          data-status={status.kind}
+        />
       </Card>
     </div>
   );
