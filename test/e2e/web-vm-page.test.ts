@@ -154,4 +154,172 @@ describe('the VM page in Chromium with a real VM', () => {
     expect(await read('/settings/color')).toMatch(/blue\s*$/);
     expect(errors).toEqual([]);
   });
+
+  it('follows a dark OS with page, charts and terminal dark, toggles back, and fits 390 px without side-scrolling', async () => {
+    const dark = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: 'dark' });
+    const { page: p, errors: darkErrors } = await newPage(dark);
+    await login(p, s.base, ADMIN_PASSWORD);
+    darkErrors.length = 0;
+    // Runs in the page: the colour actually painted behind an element (first non-transparent ancestor), as RGB.
+    const BACKGROUND = `(el) => {
+      let e = el;
+      while (e && getComputedStyle(e).backgroundColor.replace(/\\s/g, '').match(/^(rgba\\(0,0,0,0\\)|transparent)$/))
+        e = e.parentElement;
+      const c = document.createElement('canvas').getContext('2d');
+      c.fillStyle = e ? getComputedStyle(e).backgroundColor : '#fff';
+      c.fillRect(0, 0, 1, 1);
+      return [...c.getImageData(0, 0, 1, 1).data.slice(0, 3)];
+    }`;
+    const luminance = async (selector: string) => {
+      const [r, g, b] = (await p.locator(selector).first().evaluate(BACKGROUND)) as number[];
+      return (0.2126 * (r ?? 0) + 0.7152 * (g ?? 0) + 0.0722 * (b ?? 0)) / 255;
+    };
+    await p.goto(`${s.base}/vms/${vm.id}/metrics`);
+    await p.locator('[data-chart="cpu"] [role="img"]').waitFor();
+    await expect
+      .poll(() => p.locator('[data-chart="cpu"] [role="img"]').getAttribute('data-points'), { timeout: 30_000 })
+      .not.toBe('0');
+    expect(await luminance('body')).toBeLessThan(0.2);
+    expect(await luminance('[data-chart="cpu"]')).toBeLessThan(0.2);
+    await p.screenshot({ path: join(ARTIFACTS, 'web-page-dark-metrics.png'), fullPage: true });
+    await p.goto(`${s.base}/vms/${vm.id}/terminal`);
+    await p.getByText('Serial console (open)').waitFor({ timeout: 30_000 });
+    expect(await luminance('.xterm-screen')).toBeLessThan(0.2);
+    await p.screenshot({ path: join(ARTIFACTS, 'web-page-dark-terminal.png'), fullPage: true });
+    await p.getByLabel('Theme').selectOption('light');
+    await expect.poll(() => luminance('body')).toBeGreaterThan(0.8);
+    expect(await luminance('.xterm-screen')).toBeGreaterThan(0.8);
+    await p.getByLabel('Theme').selectOption('system');
+    await expect.poll(() => luminance('body')).toBeLessThan(0.2);
+    expect(darkErrors).toEqual([]);
+    await dark.close();
+
+    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+    const { page: m, errors: phoneErrors } = await newPage(phone);
+    await login(m, s.base, ADMIN_PASSWORD);
+    phoneErrors.length = 0;
+    const sideScroll = () =>
+      m.evaluate<number>('document.documentElement.scrollWidth - document.documentElement.clientWidth');
+    for (const [path, ready] of [
+      ['/vms', () => m.getByTestId('vm-cards').getByText(vm.name).waitFor()],
+      [`/vms/${vm.id}`, () => m.getByRole('heading', { name: vm.name }).waitFor()],
+      [`/vms/${vm.id}/terminal`, () => m.getByText('Serial console (open)').waitFor({ timeout: 30_000 })],
+      ['/vms/new', () => m.getByRole('form', { name: 'Create VM' }).waitFor()],
+    ] as const) {
+      await m.goto(`${s.base}${path}`);
+      await ready();
+      expect(await sideScroll(), path).toBeLessThanOrEqual(0);
+      await m.screenshot({
+        path: join(ARTIFACTS, `web-page-390${path.replace(/\//g, '-').replace(/-[0-9a-f-]{36}/, '-vm')}.png`),
+        fullPage: true,
+      });
+    }
+    expect(await m.getByRole('button', { name: 'Menu' }).isVisible()).toBe(true);
+    expect(phoneErrors).toEqual([]);
+    await phone.close();
+  });
+
+  it('runs every everyday action once from the VM page or a list row; the API shows each effect', async () => {
+    const state = async (id = vm.id) => (await getVm(id)).state;
+    const menu = async (where: 'page' | 'row', item: string) => {
+      if (where === 'row') {
+        await page.goto(`${s.base}/vms`);
+        await page.getByRole('button', { name: `Actions for ${currentName}` }).click();
+      } else {
+        await page.goto(`${s.base}/vms/${vm.id}`);
+        await page.getByRole('button', { name: 'More actions' }).click();
+      }
+      await page.getByRole('menuitem', { name: item }).click();
+    };
+    const confirm = (label: string) =>
+      page.getByRole('dialog').getByRole('button', { name: label, exact: true }).click();
+    let currentName = vm.name;
+
+    await page.goto(`${s.base}/vms/${vm.id}`);
+    await page.getByRole('button', { name: 'Pause', exact: true }).click();
+    await confirm('Pause');
+    await expect.poll(state, { timeout: 30_000 }).toBe('paused');
+    await menu('row', 'Resume');
+    await confirm('Resume');
+    await expect.poll(state, { timeout: 30_000 }).toBe('running');
+
+    await menu('row', 'Snapshot…');
+    await page.getByLabel('Snapshot name').fill('page-a-snap');
+    await confirm('Take snapshot');
+    const snaps = async () =>
+      (await s.api<{ items: { name: string }[] }>('GET', `/v1/vms/${vm.id}/snapshots`)).body.items;
+    await expect.poll(async () => (await snaps()).map((x) => x.name), { timeout: 60_000 }).toContain('page-a-snap');
+
+    await menu('page', 'Save as template…');
+    await page.getByLabel('Template name').fill('page-a-tpl');
+    await confirm('Save template');
+    const templates = async () => (await s.api<{ items: { name: string }[] }>('GET', '/v1/templates')).body.items;
+    await expect.poll(async () => (await templates()).map((x) => x.name)).toContain('page-a-tpl');
+
+    await menu('row', 'Rename and edit details…');
+    const edit = page.getByRole('form', { name: 'Edit VM details' });
+    await edit.getByLabel('VM name').fill('page b');
+    await edit.getByText(/use letters, digits/).waitFor();
+    expect(await edit.getByRole('button', { name: 'Save' }).isDisabled()).toBe(true);
+    await edit.getByLabel('VM name').fill('page-b');
+    await edit.getByLabel('Tags').fill('web, team:ui');
+    await edit.getByLabel('Owner').fill('carol');
+    await edit.getByLabel('Environment').fill('staging');
+    await edit.getByLabel('Description').fill('renamed in the console');
+    await edit.getByRole('button', { name: 'Save' }).click();
+    await expect
+      .poll(async () => {
+        const v = (await s.api<Record<string, unknown>>('GET', `/v1/vms/${vm.id}`)).body;
+        return [v.name, v.tags, v.owner, v.environment, v.description];
+      })
+      .toEqual(['page-b', ['web', 'team:ui'], 'carol', 'staging', 'renamed in the console']);
+    currentName = 'page-b';
+
+    await page.goto(`${s.base}/vms/${vm.id}`);
+    await page.getByRole('button', { name: 'Stop', exact: true }).click();
+    await confirm('Stop');
+    await expect.poll(state, { timeout: 120_000 }).toBe('stopped');
+    const guestAgent = page.locator('dt', { hasText: /^Guest agent$/ }).locator('xpath=following-sibling::dd[1]');
+    await expect.poll(() => guestAgent.textContent(), { timeout: 30_000 }).toBe('not running');
+    await page.getByRole('heading', { name: 'page-b' }).locator('..').getByText('stopped').waitFor();
+    await page.getByRole('button', { name: /^Tasks/ }).click();
+    await page.getByRole('list', { name: 'Recent tasks' }).getByText('Stop page-b').waitFor();
+    await expect
+      .poll(() => page.getByRole('list', { name: 'Recent tasks' }).locator('li').first().textContent())
+      .toMatch(/succeeded/);
+    await page.keyboard.press('Escape');
+    await tab('terminal').click();
+    await page.getByText('Serial console (VM not running)').waitFor();
+    await page.getByText('The VM is stopped: there is no console to attach to.').waitFor();
+    expect(await page.getByRole('button', { name: 'Reconnect' }).isDisabled()).toBe(true);
+    await shot('stopped-terminal');
+
+    await menu('page', 'Clone…');
+    await page.getByLabel('Clone name').fill('page-b-clone');
+    await confirm('Clone');
+    await page.getByRole('heading', { name: 'page-b-clone' }).waitFor({ timeout: 30_000 });
+    const cloneId = /\/vms\/([0-9a-f-]{36})/.exec(page.url())?.[1] ?? '';
+    expect((await getVm(cloneId)).name).toBe('page-b-clone');
+
+    await menu('row', 'Start');
+    await confirm('Start');
+    await expect.poll(state, { timeout: BOOT_MS }).toBe('running');
+
+    await page.goto(`${s.base}/vms/${vm.id}`);
+    await page.getByRole('button', { name: 'Ctrl-Alt-Del', exact: true }).click();
+    await confirm('Ctrl-Alt-Del');
+    const events = async () =>
+      (await s.api<{ items: { action: string }[] }>('GET', `/v1/events?resource_id=${vm.id}`)).body.items.map(
+        (e) => e.action,
+      );
+    await expect.poll(events).toContain('ctrl-alt-del');
+
+    currentName = 'page-b-clone';
+    await expect.poll(() => state(cloneId), { timeout: 120_000 }).toMatch(/^(stopped|running)$/);
+    await menu('row', 'Delete…');
+    await confirm('Delete');
+    await expect.poll(async () => (await s.api('GET', `/v1/vms/${cloneId}`)).status, { timeout: 120_000 }).toBe(404);
+    await shot('actions-list');
+    expect(errors).toEqual([]);
+  });
 });

@@ -136,7 +136,7 @@ describe('web console with real VMs: wizard, terminal, metrics, snapshots, templ
 
   it('draws live metrics: the chart on the Metrics tab gains points', async () => {
     await page.getByRole('tab', { name: 'metrics' }).click();
-    const chart = page.getByRole('img', { name: /^Last 60 seconds: \d+ points$/ });
+    const chart = page.getByRole('img', { name: /^CPU \(%\), last 60 seconds: \d+ points$/ });
     const points = async () => Number(await chart.getAttribute('data-points'));
     await expect.poll(points, { timeout: 30_000 }).toBeGreaterThan(0);
     const first = await points();

@@ -32,8 +32,16 @@ export const Stats = Type.Object(
         vcpu_allocated: Type.Integer({ minimum: 0 }),
         mem_mib_total: Type.Integer({ minimum: 0 }),
         mem_mib_allocated: Type.Integer({ minimum: 0 }),
+        cpu_overcommit: Type.Number({ exclusiveMinimum: 0, description: 'vCPUs the scheduler places per host CPU' }),
+        mem_overcommit: Type.Number({
+          exclusiveMinimum: 0,
+          description: 'MiB the scheduler places per MiB of host memory',
+        }),
       },
-      { additionalProperties: false, description: 'Allocated counts VMs that hold resources (not stopped/error)' },
+      {
+        additionalProperties: false,
+        description: 'Allocated counts VMs that hold resources (not stopped/error); schedulable = total × overcommit',
+      },
     ),
   },
   { additionalProperties: false },

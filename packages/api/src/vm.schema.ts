@@ -136,6 +136,19 @@ export const CreateVmRequest = Type.Object(
 );
 export type CreateVmRequest = Static<typeof CreateVmRequest>;
 
+export const UpdateVmRequest = Type.Object(
+  {
+    name: Type.Optional(Name),
+    description: Type.Optional(Description),
+    tags: Type.Optional(Type.Array(Tag, { maxItems: 32, uniqueItems: true })),
+    owner: Type.Optional(Type.String({ maxLength: 64 })),
+    environment: Type.Optional(Type.String({ maxLength: 64 })),
+    restart_policy: Type.Optional(RestartPolicy),
+  },
+  { additionalProperties: false, minProperties: 1 },
+);
+export type UpdateVmRequest = Static<typeof UpdateVmRequest>;
+
 export const VmSort = Type.Union([
   Type.Literal('name'),
   Type.Literal('-name'),
@@ -260,6 +273,19 @@ export const vmRoutes = {
     auth: 'user',
     status: 200,
     params: IdParams,
+    response: Vm,
+  }),
+  update: route({
+    method: 'PATCH',
+    path: '/v1/vms/:id',
+    operationId: 'updateVm',
+    summary:
+      'Rename a VM or change its description, tags, owner, environment or restart policy; applies at once, in any state',
+    tag: 'vms',
+    auth: 'user',
+    status: 200,
+    params: IdParams,
+    body: UpdateVmRequest,
     response: Vm,
   }),
   delete: route({

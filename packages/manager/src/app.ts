@@ -56,6 +56,7 @@ import { type AgentApi, AgentClient, HttpAgentApi } from './features/vms/agent-c
 import { startReconciler } from './features/vms/reconciler.ts';
 import { bootHandler, deleteHandler, stopHandler } from './features/vms/vm-operations.ts';
 import { VmStateMachine } from './features/vms/vm-state-machine.ts';
+import { VmUpdates } from './features/vms/vm-update.ts';
 import { VmsRepository } from './features/vms/vms.repository.ts';
 import { instantiateRoute, vmsRoutes } from './features/vms/vms.routes.ts';
 import { type ImageCatalog, VmsService } from './features/vms/vms.service.ts';
@@ -347,9 +348,13 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
     eventsRoutes(v1, authn, events);
     imagesRoutes(v1, authn, images);
     templatesRoutes(v1, authn, templates);
-    vmsRoutes(v1, authn, vms);
+    vmsRoutes(v1, authn, vms, new VmUpdates(vmsRepo, events, vms));
     devicesRoutes(v1, authn, devices, deviceConfig);
-    statsRoutes(v1, authn, new StatsRepository(database.db), { heartbeatTimeoutS: config.hostHeartbeatTimeoutS });
+    statsRoutes(v1, authn, new StatsRepository(database.db), {
+      heartbeatTimeoutS: config.hostHeartbeatTimeoutS,
+      cpuOvercommit: config.cpuOvercommit,
+      memOvercommit: config.memOvercommit,
+    });
     instantiateRoute(v1, authn, vms, templates);
     observeRoutes(v1, authn, observe);
     snapshotsRoutes(v1, authn, snapshots);

@@ -187,6 +187,35 @@ describe.each(DB_KINDS)('VM API on %s', (kind) => {
     expect(bad.json().field).toBe('body.ids');
   });
 
+  it('renames and relabels a VM in place, refusing a taken name, an empty change and bad tags by field', async () => {
+    const a = (await t.request({ method: 'POST', url: '/v1/vms', payload: { ...base(), start: false } })).json();
+    const b = (await t.request({ method: 'POST', url: '/v1/vms', payload: { ...base(), start: false } })).json();
+    const patch = (id: string, payload: Record<string, unknown>) =>
+      t.request({ method: 'PATCH', url: `/v1/vms/${id}`, payload });
+    const name = `renamed-${a.name}`;
+    const ok = await patch(a.id, {
+      name,
+      tags: ['blue', 'team:db'],
+      owner: 'bob',
+      environment: 'prod',
+      description: 'db',
+    });
+    expect(ok.statusCode, ok.body).toBe(200);
+    expect(ok.json()).toMatchObject({ id: a.id, name, tags: ['blue', 'team:db'], owner: 'bob', environment: 'prod' });
+    expect((await t.request({ method: 'GET', url: `/v1/vms/${a.id}` })).json()).toMatchObject({ name, owner: 'bob' });
+    const events = await t.request({ method: 'GET', url: `/v1/events?resource_id=${a.id}` });
+    expect(events.json().items[0]).toMatchObject({ action: 'update', detail: { renamed_from: a.name } });
+
+    const taken = await patch(b.id, { name });
+    expect(taken.statusCode).toBe(409);
+    expect(taken.json()).toMatchObject({ code: 'vm_name_taken', field: 'body.name' });
+    expect((await patch(b.id, {})).statusCode).toBe(400);
+    const badTag = await patch(b.id, { tags: ['no spaces'] });
+    expect(badTag.statusCode).toBe(400);
+    expect(badTag.json().errors[0].field).toMatch(/tags/);
+    expect((await patch('00000000-0000-4000-8000-000000000000', { owner: 'x' })).statusCode).toBe(404);
+  });
+
   it('deleting a VM frees its address', async () => {
     const a = (await t.request({ method: 'POST', url: '/v1/vms', payload: { ...base(), start: false } })).json();
     const del = await t.request({ method: 'DELETE', url: `/v1/vms/${a.id}` });

@@ -187,25 +187,33 @@ export function ProgressBar({ value, max, label }: { value: number; max: number 
   );
 }
 
+/**
+ * Allocation against what the scheduler may place: physical capacity × the overcommit ratio. The colour is the
+ * pressure on that schedulable amount (amber from 70 %, red from 90 %), not the raw ratio to the hardware.
+ */
 export function Meter({
   label,
   used,
   total,
+  overcommit = 1,
   format,
 }: {
   label: string;
   used: number;
   total: number;
+  overcommit?: number;
   format: (n: number) => string;
 }) {
-  const pct = total ? Math.min(100, Math.round((used / total) * 100)) : 0;
-  const color = pct > 90 ? 'bg-red-500' : pct > 70 ? 'bg-amber-500' : 'bg-blue-600';
+  const schedulable = Math.floor(total * overcommit);
+  const pct = schedulable ? Math.round((used / schedulable) * 100) : 0;
+  const color = pct >= 90 ? 'bg-red-500' : pct >= 70 ? 'bg-amber-500' : 'bg-blue-600';
+  const pressure = pct >= 90 ? 'high' : pct >= 70 ? 'rising' : 'low';
   return (
     <div className="flex flex-col gap-1">
-      <div className="flex justify-between text-xs text-slate-600">
+      <div className="flex flex-wrap justify-between gap-x-2 text-xs text-slate-600">
         <span>{label}</span>
         <span>
-          {format(used)} / {format(total)} ({pct}%)
+          {format(used)} of {format(schedulable)} ({pct}%)
         </span>
       </div>
       {/* biome-ignore lint/a11y/useSemanticElements: a styled bar; the native <meter> renders differently per browser */}
@@ -214,11 +222,18 @@ export function Meter({
         aria-label={label}
         aria-valuemin={0}
         aria-valuemax={100}
-        aria-valuenow={pct}
+        aria-valuenow={Math.min(100, pct)}
+        aria-valuetext={`${pct}% of schedulable, pressure ${pressure}`}
+        data-pressure={pressure}
         className="h-2 overflow-hidden rounded-full bg-slate-200"
       >
-        <div className={`h-full ${color}`} style={{ width: `${pct}%` }} />
+        <div className={`h-full ${color}`} style={{ width: `${Math.min(100, pct)}%` }} />
       </div>
+      {overcommit !== 1 ? (
+        <p className="text-xs text-slate-500">
+          {format(total)} physical × {overcommit} overcommit
+        </p>
+      ) : null}
     </div>
   );
 }

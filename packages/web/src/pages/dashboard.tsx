@@ -5,11 +5,21 @@ import { Badge, Card, Empty, ErrorState, Loading, Meter, PageHeader } from '../c
 import { call } from '../lib/api.ts';
 import { formatAgo, formatMib } from '../lib/format.ts';
 
-function CountList({ title, items, param }: { title: string; items: StatCount[]; param: string }) {
+function CountList({
+  title,
+  items,
+  param,
+  empty,
+}: {
+  title: string;
+  items: StatCount[];
+  param: string;
+  empty: string;
+}) {
   return (
     <Card title={title}>
       {items.length === 0 ? (
-        <p className="text-sm text-slate-500">No VMs</p>
+        <p className="text-sm text-slate-500">{empty}</p>
       ) : (
         <ul className="flex flex-col gap-1 text-sm">
           {items.map((c) => (
@@ -71,18 +81,20 @@ export function DashboardPage() {
               </Card>
             ))}
           </div>
-          <Card title="Capacity used">
+          <Card title="Capacity allocated">
             <div className="grid gap-4 md:grid-cols-2">
               <Meter
                 label="vCPU"
                 used={stats.data.capacity.vcpu_allocated}
                 total={stats.data.capacity.vcpu_total}
+                overcommit={stats.data.capacity.cpu_overcommit}
                 format={String}
               />
               <Meter
                 label="Memory"
                 used={stats.data.capacity.mem_mib_allocated}
                 total={stats.data.capacity.mem_mib_total}
+                overcommit={stats.data.capacity.mem_overcommit}
                 format={formatMib}
               />
             </div>
@@ -91,10 +103,20 @@ export function DashboardPage() {
             </p>
           </Card>
           <div className="grid gap-4 md:grid-cols-2 xl:grid-cols-4">
-            <CountList title="By host" items={stats.data.vms.by_host} param="host_id" />
-            <CountList title="By owner" items={stats.data.vms.by_owner} param="owner" />
-            <CountList title="By environment" items={stats.data.vms.by_environment} param="environment" />
-            <CountList title="By tag" items={stats.data.vms.by_tag} param="tag" />
+            <CountList title="By host" items={stats.data.vms.by_host} param="host_id" empty="No VMs yet" />
+            <CountList title="By owner" items={stats.data.vms.by_owner} param="owner" empty="No VMs yet" />
+            <CountList
+              title="By environment"
+              items={stats.data.vms.by_environment}
+              param="environment"
+              empty="No VMs yet"
+            />
+            <CountList
+              title="By tag"
+              items={stats.data.vms.by_tag}
+              param="tag"
+              empty={stats.data.vms.total ? `None of the ${stats.data.vms.total} VMs has a tag` : 'No VMs yet'}
+            />
           </div>
         </div>
       )}

@@ -7,6 +7,9 @@ import { formatAgo, formatBytes, formatMib } from '../lib/format.ts';
 
 export function HostsPage() {
   const hosts = useQuery({ queryKey: ['hosts'], queryFn: () => call(api.hosts.list) });
+  // The overcommit ratios the scheduler places by come with the stats.
+  const stats = useQuery({ queryKey: ['stats'], queryFn: () => call(api.stats.get) });
+  const oc = stats.data?.capacity;
   return (
     <>
       <PageHeader title="Hosts" />
@@ -30,11 +33,18 @@ export function HostsPage() {
               <div className="flex flex-col gap-3">
                 {h.capacity ? (
                   <>
-                    <Meter label="vCPU allocated" used={h.allocated.vcpu} total={h.capacity.cpus} format={String} />
+                    <Meter
+                      label="vCPU allocated"
+                      used={h.allocated.vcpu}
+                      total={h.capacity.cpus}
+                      overcommit={oc?.cpu_overcommit ?? 1}
+                      format={String}
+                    />
                     <Meter
                       label="Memory allocated"
                       used={h.allocated.mem_mib}
                       total={h.capacity.memory_mib}
+                      overcommit={oc?.mem_overcommit ?? 1}
                       format={formatMib}
                     />
                     <Meter

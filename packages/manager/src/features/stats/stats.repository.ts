@@ -22,7 +22,7 @@ export class StatsRepository {
     );
   }
 
-  async stats(heartbeatTimeoutS: number, tagLimit = 50): Promise<Stats> {
+  async stats(heartbeatTimeoutS: number, overcommit: { cpu: number; mem: number }, tagLimit = 50): Promise<Stats> {
     const allocating = sql.join(
       ALLOCATING_STATES.map((s) => sql`${s}`),
       sql`, `,
@@ -69,6 +69,8 @@ export class StatsRepository {
         vcpu_allocated: Number(a.vcpu),
         mem_mib_total: Number(h.mem),
         mem_mib_allocated: Number(a.mem),
+        cpu_overcommit: overcommit.cpu,
+        mem_overcommit: overcommit.mem,
       },
     };
   }

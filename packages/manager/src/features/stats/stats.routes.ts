@@ -8,7 +8,9 @@ export function statsRoutes(
   app: FastifyInstance,
   authn: Authenticator,
   stats: StatsRepository,
-  opts: { heartbeatTimeoutS: number },
+  opts: { heartbeatTimeoutS: number; cpuOvercommit: number; memOvercommit: number },
 ): void {
-  mount(app, authn, api.stats.get, async () => stats.stats(opts.heartbeatTimeoutS));
+  mount(app, authn, api.stats.get, async () =>
+    stats.stats(opts.heartbeatTimeoutS, { cpu: opts.cpuOvercommit, mem: opts.memOvercommit }),
+  );
 }

@@ -3,9 +3,10 @@ import type { FastifyInstance } from 'fastify';
 import { DomainError, Forbidden, Unprocessable } from '../../domain/errors.ts';
 import { mount, mountJson } from '../../http/mount.ts';
 import { type Authenticator, actorOf } from '../../http/principal.ts';
+import type { VmUpdates } from './vm-update.ts';
 import type { VmsService } from './vms.service.ts';
 
-export function vmsRoutes(app: FastifyInstance, authn: Authenticator, vms: VmsService): void {
+export function vmsRoutes(app: FastifyInstance, authn: Authenticator, vms: VmsService, updates: VmUpdates): void {
   mount(app, authn, api.vms.create, async ({ body, principal }) => vms.create(body, actorOf(principal)));
   mountJson(app, authn, api.vms.list, async ({ query }) =>
     vms.listJson({
@@ -36,6 +37,9 @@ export function vmsRoutes(app: FastifyInstance, authn: Authenticator, vms: VmsSe
     );
     return { results };
   });
+  mount(app, authn, api.vms.update, async ({ params, body, principal }) =>
+    updates.update(params.id, body, actorOf(principal)),
+  );
   mount(app, authn, api.vms.delete, async ({ params, principal }) => vms.delete(params.id, actorOf(principal)));
   mount(app, authn, api.vms.wait, async ({ params, query }) => vms.wait(params.id, query.state, query.timeout ?? 60));
   for (const action of ['start', 'stop', 'pause', 'resume', 'ctrlAltDel'] as const) {

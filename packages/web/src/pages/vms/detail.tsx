@@ -1,10 +1,9 @@
 import { api, type Vm } from '@nqvm/api';
-import { useQuery, useQueryClient } from '@tanstack/react-query';
+import { useQuery } from '@tanstack/react-query';
 import { Tabs } from 'radix-ui';
 import { lazy, Suspense } from 'react';
 import { Link, useNavigate, useParams } from 'react-router';
 import { ConfirmButton } from '../../components/dialog.tsx';
-import { useToast } from '../../components/toast.tsx';
 import { Badge, Card, DefinitionList, ErrorState, Loading, PageHeader } from '../../components/ui.tsx';
 import { call } from '../../lib/api.ts';
 import { formatDate, formatDuration, formatMib } from '../../lib/format.ts';
@@ -14,7 +13,7 @@ import { NetworkTab, StorageTab } from './devices-tab.tsx';
 import { LogsTab } from './logs-tab.tsx';
 import { MetadataTab } from './metadata-tab.tsx';
 import { SnapshotsTab } from './snapshots.tsx';
-import { type BulkAction, vmAction } from './vm-actions.ts';
+import { LIFECYCLE, useRunAction, VmActionMenu } from './vm-menu.tsx';
 
 const TerminalTab = lazy(() => import('./terminal.tsx'));
 const MetricsTab = lazy(() => import('./metrics.tsx'));
@@ -99,59 +98,35 @@ export function VmDetailPage() {
   );
 }
 
-const ACTIONS: { action: BulkAction; label: string; when: Vm['state'][]; explain: string; danger?: boolean }[] = [
-  { action: 'start', label: 'Start', when: ['stopped', 'error'], explain: 'Boots the VM from its own disk.' },
-  {
-    action: 'stop',
-    label: 'Stop',
-    when: ['running', 'paused', 'starting'],
-    explain: 'ACPI power-down, forced after a timeout.',
-  },
-  { action: 'pause', label: 'Pause', when: ['running'], explain: 'Freezes the vCPUs; memory stays allocated.' },
-  { action: 'resume', label: 'Resume', when: ['paused'], explain: 'Continues a paused VM.' },
-  {
-    action: 'ctrl-alt-del',
-    label: 'Ctrl-Alt-Del',
-    when: ['running'],
-    explain: 'Sends Ctrl-Alt-Del (QEMU: the ACPI power button).',
-  },
-  {
-    action: 'delete',
-    label: 'Delete',
-    when: ['stopped', 'running', 'paused', 'error', 'unknown', 'creating', 'starting', 'stopping'],
-    explain: 'Stops the VM and deletes its disks, TAPs and addresses. This cannot be undone.',
-    danger: true,
-  },
-];
-
 function Overview({ vm }: { vm: Vm }) {
-  const qc = useQueryClient();
-  const navigate = useNavigate();
-  const toast = useToast();
+  const run = useRunAction(vm);
   const hosts = useQuery({ queryKey: ['hosts'], queryFn: () => call(api.hosts.list) });
   const host = hosts.data?.items.find((h) => h.id === vm.host_id);
-  const guest = vm.guest_ready_at ? 'ready' : vm.state === 'running' ? 'waiting for guest agent' : 'not running';
+  // The guest agent answers only while the VM runs; an old ready time says nothing about a stopped VM.
+  const guest =
+    vm.state === 'running'
+      ? vm.guest_ready_at
+        ? 'ready'
+        : 'waiting for guest agent'
+      : vm.state === 'paused'
+        ? 'paused with the VM'
+        : 'not running';
   return (
     <div className="flex flex-col gap-4">
       <Card title="Actions">
         <div className="flex flex-wrap gap-2">
-          {ACTIONS.map((a) => (
+          {LIFECYCLE.filter((a) => a.action !== 'delete' && a.when.includes(vm.state)).map((a) => (
             <ConfirmButton
               key={a.action}
               label={a.label}
-              variant={a.danger ? 'danger' : 'secondary'}
-              disabled={!a.when.includes(vm.state)}
+              variant="secondary"
               title={`${a.label} ${vm.name}?`}
               description={a.explain}
               confirmLabel={a.label}
-              onConfirm={async () => {
-                await vmAction(vm.id, a.action);
-                toast(`${a.label}: request accepted for ${vm.name}`);
-                await qc.invalidateQueries({ queryKey: ['vm', vm.id] });
-                if (a.action === 'delete') navigate('/vms');
-              }}
+              onConfirm={() => run(a)}
             />
           ))}
+          <VmActionMenu vm={vm} label="More actions" />
         </div>
         {vm.last_error ? (
           <p role="alert" className="mt-3 text-sm text-red-700">
@@ -168,7 +143,7 @@ function Overview({ vm }: { vm: Vm }) {
               <span key="g" className="inline-flex items-center gap-1.5">
                 <span
                   aria-hidden
-                  className={`h-2 w-2 rounded-full ${vm.guest_ready_at ? 'bg-green-500' : 'bg-slate-400'}`}
+                  className={`h-2 w-2 rounded-full ${guest === 'ready' ? 'bg-green-500' : 'bg-slate-400'}`}
                 />
                 {guest}
               </span>,

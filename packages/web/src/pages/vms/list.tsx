@@ -5,8 +5,9 @@ import { Link, useSearchParams } from 'react-router';
 import { Modal } from '../../components/dialog.tsx';
 import { Button, Card, Empty, ErrorState, Field, Loading, PageHeader } from '../../components/ui.tsx';
 import { call, errorMessage } from '../../lib/api.ts';
+import { useMediaQuery } from '../../lib/media.ts';
 import { type BulkAction, type BulkResult, bulkVmAction } from './vm-actions.ts';
-import { VmTable } from './vm-table.tsx';
+import { VmCards, VmTable } from './vm-table.tsx';
 
 type Sort = 'name' | '-name' | 'created_at' | '-created_at' | 'state' | '-state';
 const FILTERS = ['search', 'state', 'host_id', 'owner', 'environment', 'tag'] as const;
@@ -38,6 +39,8 @@ export function VmListPage() {
   };
 
   const filtered = FILTERS.some((f) => params.get(f));
+  const narrow = useMediaQuery('(max-width: 639px)');
+  const [filtersOpen, setFiltersOpen] = useState(false);
   const set = (k: string, v: string) => {
     const next = new URLSearchParams(params);
     if (v) next.set(k, v);
@@ -159,52 +162,61 @@ export function VmListPage() {
               />
             )}
           </Field>
-          <Field label="State">
-            {(p) => (
-              <select {...p} value={query.state ?? ''} onChange={(e) => set('state', e.target.value)}>
-                <option value="">any</option>
-                {VM_STATES.map((s) => (
-                  <option key={s} value={s}>
-                    {s}
-                  </option>
-                ))}
-              </select>
-            )}
-          </Field>
-          <Field label="Host">
-            {(p) => (
-              <select {...p} value={query.host_id ?? ''} onChange={(e) => set('host_id', e.target.value)}>
-                <option value="">any</option>
-                {(hosts.data?.items ?? []).map((h) => (
-                  <option key={h.id} value={h.id}>
-                    {h.name}
-                  </option>
-                ))}
-              </select>
-            )}
-          </Field>
-          <Field label="Owner">
-            {(p) => <input {...p} value={query.owner ?? ''} onChange={(e) => set('owner', e.target.value)} />}
-          </Field>
-          <Field label="Environment">
-            {(p) => (
-              <input {...p} value={query.environment ?? ''} onChange={(e) => set('environment', e.target.value)} />
-            )}
-          </Field>
-          <Field label="Tag">
-            {(p) => <input {...p} value={query.tag ?? ''} onChange={(e) => set('tag', e.target.value)} />}
-          </Field>
-          <Field label="Page size">
-            {(p) => (
-              <select {...p} value={String(limit)} onChange={(e) => set('limit', e.target.value)}>
-                {[50, 100, 500].map((n) => (
-                  <option key={n} value={n}>
-                    {n}
-                  </option>
-                ))}
-              </select>
-            )}
-          </Field>
+          {narrow ? (
+            <Button aria-expanded={filtersOpen} className="self-end" onClick={() => setFiltersOpen((o) => !o)}>
+              {filtersOpen ? 'Hide filters' : `Filters${filtered ? ' (set)' : ''}`}
+            </Button>
+          ) : null}
+          {!narrow || filtersOpen ? (
+            <>
+              <Field label="State">
+                {(p) => (
+                  <select {...p} value={query.state ?? ''} onChange={(e) => set('state', e.target.value)}>
+                    <option value="">any</option>
+                    {VM_STATES.map((s) => (
+                      <option key={s} value={s}>
+                        {s}
+                      </option>
+                    ))}
+                  </select>
+                )}
+              </Field>
+              <Field label="Host">
+                {(p) => (
+                  <select {...p} value={query.host_id ?? ''} onChange={(e) => set('host_id', e.target.value)}>
+                    <option value="">any</option>
+                    {(hosts.data?.items ?? []).map((h) => (
+                      <option key={h.id} value={h.id}>
+                        {h.name}
+                      </option>
+                    ))}
+                  </select>
+                )}
+              </Field>
+              <Field label="Owner">
+                {(p) => <input {...p} value={query.owner ?? ''} onChange={(e) => set('owner', e.target.value)} />}
+              </Field>
+              <Field label="Environment">
+                {(p) => (
+                  <input {...p} value={query.environment ?? ''} onChange={(e) => set('environment', e.target.value)} />
+                )}
+              </Field>
+              <Field label="Tag">
+                {(p) => <input {...p} value={query.tag ?? ''} onChange={(e) => set('tag', e.target.value)} />}
+              </Field>
+              <Field label="Page size">
+                {(p) => (
+                  <select {...p} value={String(limit)} onChange={(e) => set('limit', e.target.value)}>
+                    {[50, 100, 500].map((n) => (
+                      <option key={n} value={n}>
+                        {n}
+                      </option>
+                    ))}
+                  </select>
+                )}
+              </Field>
+            </>
+          ) : null}
         </div>
       </Card>
       {selected.size > 0 ? (
@@ -260,33 +272,40 @@ export function VmListPage() {
         )
       ) : (
         <Card>
-          <VmTable
-            rows={rows}
-            hostName={hostName}
-            selected={selected}
-            onToggle={toggle}
-            header={
-              <tr aria-rowindex={1}>
-                <th className="py-1 pr-2">
-                  <input
-                    type="checkbox"
-                    aria-label={vms.hasNextPage ? 'Select all matching VMs' : 'Select all VMs'}
-                    checked={allSelected}
-                    disabled={selectingAll}
-                    onChange={selectAll}
-                  />
-                </th>
-                {sortHeader('name', 'Name')}
-                {sortHeader('state', 'State')}
-                <th className="py-1 pr-3">Host</th>
-                <th className="py-1 pr-3">vCPU / memory</th>
-                <th className="py-1 pr-3">IP</th>
-                <th className="py-1 pr-3">Owner / env</th>
-                <th className="py-1 pr-3">Tags</th>
-                {sortHeader('created_at', 'Created')}
-              </tr>
-            }
-          />
+          {narrow ? (
+            <VmCards rows={rows} hostName={hostName} selected={selected} onToggle={toggle} />
+          ) : (
+            <VmTable
+              rows={rows}
+              hostName={hostName}
+              selected={selected}
+              onToggle={toggle}
+              header={
+                <tr aria-rowindex={1}>
+                  <th className="py-1 pr-2">
+                    <input
+                      type="checkbox"
+                      aria-label={vms.hasNextPage ? 'Select all matching VMs' : 'Select all VMs'}
+                      checked={allSelected}
+                      disabled={selectingAll}
+                      onChange={selectAll}
+                    />
+                  </th>
+                  {sortHeader('name', 'Name')}
+                  {sortHeader('state', 'State')}
+                  <th className="py-1 pr-3">Host</th>
+                  <th className="py-1 pr-3">vCPU / memory</th>
+                  <th className="py-1 pr-3">IP</th>
+                  <th className="py-1 pr-3">Owner / env</th>
+                  <th className="py-1 pr-3">Tags</th>
+                  {sortHeader('created_at', 'Created')}
+                  <th className="py-1 pr-2">
+                    <span className="sr-only">Actions</span>
+                  </th>
+                </tr>
+              }
+            />
+          )}
           <div className="mt-3 flex items-center gap-3 text-sm text-slate-600">
             <span role="status">
               {rows.length} shown{vms.hasNextPage ? ' (more match)' : ''}

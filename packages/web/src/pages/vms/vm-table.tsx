@@ -4,6 +4,7 @@ import { Link } from 'react-router';
 import { Badge } from '../../components/ui.tsx';
 import { formatMib } from '../../lib/format.ts';
 import { rowWindow, scrollToRow } from '../../lib/windowing.ts';
+import { VmActionMenu } from './vm-menu.tsx';
 
 const ROW_HEIGHT = 37;
 const HEADER_HEIGHT = 30;
@@ -104,6 +105,7 @@ export function VmTable({
           <col className="w-36" />
           <col />
           <col className="w-28" />
+          <col className="w-16" />
         </colgroup>
         <thead className="sticky top-0 z-10 bg-white text-xs text-slate-500 uppercase">{header}</thead>
         <tbody className="divide-y divide-slate-100" onKeyDown={onKeyDown}>
@@ -170,6 +172,50 @@ const VmRow = memo(function VmRow({
         {vm.tags.join(', ')}
       </td>
       <td className={`${cell} text-slate-500`}>{DAY.format(new Date(vm.created_at))}</td>
+      <td className="py-0 pr-2">
+        <VmActionMenu vm={vm} />
+      </td>
     </tr>
   );
 });
+
+/** The list on a phone: one card per VM with the same facts and the same menu, nothing cut off. */
+export function VmCards({
+  rows,
+  hostName,
+  selected,
+  onToggle,
+}: {
+  rows: Vm[];
+  hostName: Map<string, string>;
+  selected: Set<string>;
+  onToggle: (id: string) => void;
+}) {
+  return (
+    <ul className="flex flex-col gap-2" aria-label="Virtual machines" data-testid="vm-cards">
+      {rows.map((vm) => (
+        <li key={vm.id} data-vm-name={vm.name} className="rounded-md border border-slate-200 p-3">
+          <div className="flex items-center gap-2">
+            <input
+              type="checkbox"
+              aria-label={`Select ${vm.name}`}
+              checked={selected.has(vm.id)}
+              onChange={() => onToggle(vm.id)}
+            />
+            <Link to={`/vms/${vm.id}`} className="min-w-0 flex-1 truncate font-medium text-blue-700 hover:underline">
+              {vm.name}
+            </Link>
+            <Badge value={vm.state} />
+            <VmActionMenu vm={vm} />
+          </div>
+          <p className="mt-1 text-xs break-words text-slate-600">
+            {vm.vcpu} vCPU · {formatMib(vm.mem_mib)} · {vm.guest_ip ?? vm.nics[0]?.ip ?? 'no address'} ·{' '}
+            {(vm.host_id && hostName.get(vm.host_id)) ?? 'not placed'}
+            {vm.owner || vm.environment ? ` · ${[vm.owner, vm.environment].filter(Boolean).join(' / ')}` : ''}
+            {vm.tags.length ? ` · ${vm.tags.join(', ')}` : ''}
+          </p>
+        </li>
+      ))}
+    </ul>
+  );
+}

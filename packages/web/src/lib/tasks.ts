@@ -1,0 +1,89 @@
+import { ApiError, api, type Vm, type VmState } from '@nqvm/api';
+import { useSyncExternalStore } from 'react';
+import { call, errorMessage } from './api.ts';
+import { onLiveEvent } from './live.ts';
+
+/** A long action the user started, followed until the VM reaches where the action leads (or fails). */
+export interface Task {
+  id: number;
+  title: string;
+  vmId: string;
+  state: 'running' | 'succeeded' | 'failed';
+  detail: string;
+  startedAt: number;
+  endedAt?: number;
+}
+
+/** The end of an action: the states it leads to, or `gone` for a delete. */
+export type Goal = { states: VmState[] } | { gone: true };
+
+const TIMEOUT_MS = 10 * 60_000;
+let tasks: Task[] = [];
+let nextId = 1;
+const listeners = new Set<() => void>();
+const doneListeners = new Set<(t: Task) => void>();
+
+function publish(): void {
+  for (const fn of listeners) fn();
+}
+
+function finish(id: number, state: 'succeeded' | 'failed', detail: string): void {
+  const t = tasks.find((x) => x.id === id);
+  if (t?.state !== 'running') return;
+  const done = { ...t, state, detail, endedAt: Date.now() };
+  tasks = tasks.map((x) => (x.id === id ? done : x));
+  publish();
+  for (const fn of doneListeners) fn(done);
+}
+
+/**
+ * Follows a VM after an accepted request: every event about it re-reads the VM; the task succeeds when the VM
+ * reaches the goal, fails when it lands in `error` (with the reason) or the goal is not reached in 10 minutes.
+ */
+export function trackTask(title: string, vmId: string, goal: Goal): void {
+  const id = nextId++;
+  tasks = [{ id, title, vmId, state: 'running' as const, detail: 'accepted', startedAt: Date.now() }, ...tasks].slice(
+    0,
+    30,
+  );
+  publish();
+  const check = async () => {
+    let vm: Vm;
+    try {
+      vm = await call(api.vms.get, { params: { id: vmId } });
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404 && 'gone' in goal) return finish(id, 'succeeded', 'deleted');
+      return finish(id, 'failed', errorMessage(err));
+    }
+    if ('states' in goal && goal.states.includes(vm.state)) return finish(id, 'succeeded', vm.state);
+    if (vm.state === 'error') return finish(id, 'failed', vm.last_error ?? 'the VM is in error');
+    tasks = tasks.map((x) => (x.id === id && x.state === 'running' ? { ...x, detail: vm.state } : x));
+    publish();
+  };
+  const off = onLiveEvent((e) => {
+    if (e.resource_id === vmId) void check();
+  });
+  const timer = setTimeout(() => finish(id, 'failed', 'no result after 10 minutes'), TIMEOUT_MS);
+  const stop = onTaskDone((t) => {
+    if (t.id !== id) return;
+    off();
+    stop();
+    clearTimeout(timer);
+  });
+  void check();
+}
+
+export function onTaskDone(fn: (t: Task) => void): () => void {
+  doneListeners.add(fn);
+  return () => doneListeners.delete(fn);
+}
+
+export function useTasks(): Task[] {
+  return useSyncExternalStore(
+    (fn) => {
+      listeners.add(fn);
+      return () => listeners.delete(fn);
+    },
+    () => tasks,
+  );
+}
