@@ -111,24 +111,6 @@ export class NqvmClient {
   }
 }
 
-/** The WebSocket endpoints of the public API (described in AsyncAPI, not in the route table of HTTP operations). */
-export const socketPaths = {
-  events: '/v1/events/ws',
-  vmShell: '/v1/vms/:id/shell/ws',
-  vmMetrics: '/v1/vms/:id/metrics/ws',
-} as const;
-export type SocketPath = (typeof socketPaths)[keyof typeof socketPaths];
-
-/** ws(s):// URL of a socket path against an http(s):// base URL. */
-export function socketUrl(
-  baseUrl: string,
-  path: SocketPath,
-  params?: Record<string, string>,
-  query?: Record<string, unknown>,
-): string {
-  return baseUrl.replace(/^http/, 'ws').replace(/\/$/, '') + buildPath(path, params) + buildQuery(query);
-}
-
 async function problemOf(res: Response): Promise<Problem> {
   const text = await res.text();
   try {

@@ -1,17 +1,16 @@
+import type { ComponentType } from 'react';
 import { createBrowserRouter } from 'react-router';
 import { AppShell } from './components/layout.tsx';
 import { RequireSession } from './lib/session.tsx';
 import { DashboardPage } from './pages/dashboard.tsx';
-import { EventsPage } from './pages/events.tsx';
-import { HostsPage } from './pages/hosts.tsx';
 import { LoginPage } from './pages/login.tsx';
 import { NotFoundPage } from './pages/not-found.tsx';
-import { RegistryPage } from './pages/registry.tsx';
-import { SettingsPage } from './pages/settings.tsx';
-import { TemplatesPage } from './pages/templates.tsx';
-import { VmCreatePage } from './pages/vms/create.tsx';
-import { VmDetailPage } from './pages/vms/detail.tsx';
 import { VmListPage } from './pages/vms/list.tsx';
+
+/** Pages past the first screen load on first visit: the initial bundle stays small. */
+function page(load: () => Promise<ComponentType>) {
+  return async () => ({ Component: await load() });
+}
 
 export const router = createBrowserRouter([
   { path: '/login', element: <LoginPage /> },
@@ -25,14 +24,14 @@ export const router = createBrowserRouter([
     children: [
       { index: true, element: <DashboardPage /> },
       { path: 'vms', element: <VmListPage /> },
-      { path: 'vms/new', element: <VmCreatePage /> },
-      { path: 'vms/:id', element: <VmDetailPage /> },
-      { path: 'vms/:id/:tab', element: <VmDetailPage /> },
-      { path: 'registry', element: <RegistryPage /> },
-      { path: 'templates', element: <TemplatesPage /> },
-      { path: 'hosts', element: <HostsPage /> },
-      { path: 'events', element: <EventsPage /> },
-      { path: 'settings', element: <SettingsPage /> },
+      { path: 'vms/new', lazy: page(() => import('./pages/vms/create.tsx').then((m) => m.VmCreatePage)) },
+      { path: 'vms/:id', lazy: page(() => import('./pages/vms/detail.tsx').then((m) => m.VmDetailPage)) },
+      { path: 'vms/:id/:tab', lazy: page(() => import('./pages/vms/detail.tsx').then((m) => m.VmDetailPage)) },
+      { path: 'registry', lazy: page(() => import('./pages/registry.tsx').then((m) => m.RegistryPage)) },
+      { path: 'templates', lazy: page(() => import('./pages/templates.tsx').then((m) => m.TemplatesPage)) },
+      { path: 'hosts', lazy: page(() => import('./pages/hosts.tsx').then((m) => m.HostsPage)) },
+      { path: 'events', lazy: page(() => import('./pages/events.tsx').then((m) => m.EventsPage)) },
+      { path: 'settings', lazy: page(() => import('./pages/settings.tsx').then((m) => m.SettingsPage)) },
       { path: '*', element: <NotFoundPage /> },
     ],
   },

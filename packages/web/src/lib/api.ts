@@ -1,19 +1,20 @@
 import {
   ApiError,
   api,
+  buildPath,
+  buildQuery,
   type Image,
   type ImageKind,
   NqvmClient,
   type Problem,
   type RouteDef,
   type RouteResponse,
-  type SocketPath,
-  socketUrl,
+  type WsRouteDef,
 } from '@nqvm/api';
 
 /**
  * The console's only transport: every HTTP request goes through the typed client generated from the route
- * table, WebSockets through the API's socket paths. `no-raw-requests.test.ts` fails on any other request.
+ * table, WebSockets through the API's `wsRoutes`. `no-raw-requests.test.ts` fails on any other request.
  */
 export const client = new NqvmClient({ baseUrl: '', credentials: 'include' });
 
@@ -50,9 +51,10 @@ export async function callRaw<D extends RouteDef>(def: D, args?: CallArgs<D>): P
   }
 }
 
-/** A WebSocket of the public API on this origin (the session cookie authenticates it). */
-export function openSocket(path: SocketPath, params?: Record<string, string>, query?: Record<string, unknown>) {
-  return new WebSocket(socketUrl(location.origin, path, params, query));
+/** A WebSocket of the public API (`wsRoutes`) on this origin; the session cookie authenticates it. */
+export function openSocket(def: WsRouteDef, params?: Record<string, string>, query?: Record<string, unknown>) {
+  const base = location.origin.replace(/^http/, 'ws');
+  return new WebSocket(base + buildPath(def.path, params) + buildQuery(query));
 }
 
 /** `POST /v1/images/upload` as a raw byte stream through XHR, the one browser API with upload progress. */

@@ -1,4 +1,4 @@
-import { type Event, socketPaths } from '@nqvm/api';
+import { type Event, wsRoutes } from '@nqvm/api';
 import type { QueryClient } from '@tanstack/react-query';
 import { useEffect, useState } from 'react';
 import { openSocket } from './api.ts';
@@ -53,7 +53,7 @@ export function startLiveUpdates(qc: QueryClient): () => void {
 
   const open = () => {
     if (stopped) return;
-    ws = openSocket(socketPaths.events, undefined, { after: lastId });
+    ws = openSocket(wsRoutes.events, undefined, { after: lastId });
     ws.onmessage = (msg) => {
       const data = JSON.parse(String(msg.data)) as { type: string; event?: Event };
       if (data.type === 'ready') {

@@ -37,6 +37,6 @@ describe('the console talks to the manager only through the typed client', () =>
       'pages/x.tsx: a hand-written /v1/ path',
     ]);
     expect(rawRequests('pages/x.tsx', 'const ws = new WebSocket(url); new XMLHttpRequest();')).toHaveLength(2);
-    expect(rawRequests(TRANSPORT, 'new WebSocket(socketUrl(origin, path))')).toEqual([]);
+    expect(rawRequests(TRANSPORT, 'new WebSocket(base + buildPath(def.path, params))')).toEqual([]);
   });
 });

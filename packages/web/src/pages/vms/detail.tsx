@@ -40,7 +40,14 @@ export function VmDetailPage() {
   const v = vm.data;
   return (
     <>
-      <PageHeader title={v.name} actions={<Badge value={v.state} />} />
+      <PageHeader
+        title={v.name}
+        actions={
+          <span data-testid="vm-state-badge">
+            <Badge value={v.state} />
+          </span>
+        }
+      />
       <p className="-mt-3 mb-4 text-sm text-slate-500">
         <Link to="/vms" className="text-blue-700 hover:underline">
           Virtual machines

@@ -1,5 +1,5 @@
 import 'uplot/dist/uPlot.min.css';
-import { api, type MetricsPoint, socketPaths, type Vm, type VmMetricsSample } from '@nqvm/api';
+import { api, type MetricsPoint, type Vm, type VmMetricsSample, wsRoutes } from '@nqvm/api';
 import { useQuery } from '@tanstack/react-query';
 import { useEffect, useRef, useState } from 'react';
 import uPlot from 'uplot';
@@ -231,7 +231,7 @@ function Live({ vm }: { vm: Vm }) {
   // biome-ignore lint/correctness/useExhaustiveDependencies: attempt forces a reconnect
   useEffect(() => {
     if (!running) return;
-    const ws = openSocket(socketPaths.vmMetrics, { id: vm.id });
+    const ws = openSocket(wsRoutes.metrics, { id: vm.id });
     // A socket this effect already closed (unmount, reconnect) must not mark the next one as disconnected.
     let disposed = false;
     setClosed(false);

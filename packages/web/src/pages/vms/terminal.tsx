@@ -1,5 +1,5 @@
 import '@xterm/xterm/css/xterm.css';
-import { api, type ConsoleControl, socketPaths, type Vm } from '@nqvm/api';
+import { api, type ConsoleControl, type Vm, wsRoutes } from '@nqvm/api';
 import { useQuery } from '@tanstack/react-query';
 import { FitAddon } from '@xterm/addon-fit';
 import { Terminal } from '@xterm/xterm';
@@ -76,7 +76,7 @@ export default function TerminalTab({ vm }: { vm: Vm }) {
         term.dispose();
       };
     }
-    const ws = openSocket(socketPaths.vmShell, { id: vm.id });
+    const ws = openSocket(wsRoutes.shell, { id: vm.id });
     ws.binaryType = 'arraybuffer';
     setStatus({ kind: 'connecting' });
     const send = (msg: object) => (ws.readyState === WebSocket.OPEN ? ws.send(JSON.stringify(msg)) : undefined);
