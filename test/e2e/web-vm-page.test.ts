@@ -223,7 +223,7 @@ describe('the VM page in Chromium with a real VM', () => {
     const menu = async (where: 'page' | 'row', item: string) => {
       if (where === 'row') {
         await page.goto(`${s.base}/vms`);
-        await page.getByRole('button', { name: `Actions for ${currentName}` }).click();
+        await page.getByRole('button', { name: `Actions for ${currentName}`, exact: true }).click();
       } else {
         await page.goto(`${s.base}/vms/${vm.id}`);
         await page.getByRole('button', { name: 'More actions' }).click();
