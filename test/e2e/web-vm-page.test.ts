@@ -322,6 +322,7 @@ describe('the VM page in Chromium with a real VM', () => {
     await confirm('Delete');
     await expect.poll(async () => (await s.api('GET', `/v1/vms/${cloneId}`)).status, { timeout: 120_000 }).toBe(404);
     await shot('actions-list');
-    expect(errors).toEqual([]);
+    // The task panel sees a delete end as a 404 of the VM; Chromium logs that answer, the app shows no error.
+    expect(errors.filter((e) => !/status of 404/.test(e))).toEqual([]);
   });
 });
