@@ -1,24 +1,27 @@
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import type { HostCapabilities, VmmKind } from '@nqvm/api';
+import type { AgentVmSpec, HostCapabilities, VmmKind } from '@nqvm/api';
 import pino, { type Logger } from 'pino';
 import { buildAgentApp, featureRoutes } from './app.ts';
 import type { AgentConfig } from './config.ts';
 import { GuestEndpoints } from './guest/server.ts';
 import { type CommandRunner, systemRunner } from './host/exec.ts';
 import { ImageCache } from './images/cache.ts';
+import { VmLogs } from './logs/vm-logs.ts';
 import { ManagerCallFailed, ManagerClient } from './manager/client.ts';
 import { hostCapabilities, hostCapacity } from './manager/host-info.ts';
 import { loadIdentity, saveIdentity } from './manager/identity.ts';
 import { AgentMetrics } from './metrics/prometheus.ts';
-import { TapGuard } from './mmds/guard.ts';
 import { MmdsService } from './mmds/mmds.service.ts';
 import { HostNetwork, tapNameFor } from './net/index.ts';
+import { TapGuard } from './net/tap-guard.ts';
 import { Observe } from './observe/observe.ts';
 import { SnapshotService } from './snapshots/snapshots.service.ts';
 import { FirecrackerDriver } from './vmm/firecracker/index.ts';
 import { QemuDriver } from './vmm/qemu/index.ts';
 import type { VmmDriver } from './vmm/types.ts';
 import { GuestTools } from './vms/guest-tools.ts';
+import { vmFiles } from './vms/layout.ts';
 import { VmService } from './vms/vms.service.ts';
 
 export interface StartAgentOptions {
@@ -38,6 +41,23 @@ export interface RunningAgent {
   close(): Promise<void>;
 }
 
+/**
+ * The guard's nft tables are rewritten whole from the agent's memory, so two agents in one network namespace (tests,
+ * or a second agent on another data dir) must not share them: the default data dir keeps the plain name.
+ */
+function guardTable(dataDir: string): string {
+  if (dataDir === '/var/lib/nqvm-agent') return 'nqvm_guard';
+  return `nqvm_guard_${createHash('sha256').update(dataDir).digest('hex').slice(0, 8)}`;
+}
+
+/** The VM on this host whose NIC holds `ip`, if exactly one does (a second claimant means neither is trusted). */
+function ownerOf(vms: VmService, ip: string): string | undefined {
+  const owners = vms
+    .list()
+    .filter((v) => v.state !== 'stopped' && vms.specOf(v.id)?.nics.some((n) => n.ip.split('/')[0] === ip));
+  return owners.length === 1 ? owners[0]?.id : undefined;
+}
+
 /** Starts an agent: listen, register (or reuse the saved identity), re-adopt VMs, monitor, heartbeat. */
 export async function startAgent(config: AgentConfig, opts: StartAgentOptions = {}): Promise<RunningAgent> {
   const log = opts.logger ?? pino({ name: 'nqvm-agent' });
@@ -54,10 +74,27 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
   const guest = new GuestEndpoints(config.guestPort, {
     manager,
     tokenOf: (id) => vms.guestToken(id),
+    addressesOf: (id) => vms.specOf(id)?.nics.map((n) => n.ip.split('/')[0] ?? '') ?? [],
     log: log.child({ component: 'guest-endpoint' }),
   });
-  const mmds = new MmdsService({ dataDir: config.dataDir, runner, log: log.child({ component: 'mmds' }) });
-  const tapGuard = new TapGuard(runner);
+  const guardLog = log.child({ component: 'tap-guard' });
+  const tapGuard = new TapGuard(runner, {
+    table: guardTable(config.dataDir),
+    onRepair: (what) => guardLog.warn({ what }, 'guard rules re-applied'),
+  });
+  const mmds = new MmdsService({
+    dataDir: config.dataDir,
+    runner,
+    log: log.child({ component: 'mmds' }),
+    ownerOf: (ip) => ownerOf(vms, ip),
+    listening: (address, port) => tapGuard.allowService(address, port),
+  });
+  const guardNics = async (spec: AgentVmSpec, taps: string[]) => {
+    for (const [i, tap] of taps.entries()) {
+      const nic = spec.nics[i];
+      if (nic) await tapGuard.guard(tap, { ip: nic.ip, mac: nic.mac, bridge: nic.bridge });
+    }
+  };
   const vms: VmService = new VmService({
     dataDir: config.dataDir,
     drivers: new Map(drivers.map((d) => [d.kind as VmmKind, d])),
@@ -65,22 +102,35 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
     images: new ImageCache(join(config.dataDir, 'images'), (id) => manager.imageContent(id)),
     guestTools: new GuestTools(join(config.dataDir, 'guest-tools'), runner),
     guestPort: config.guestPort,
-    guestEndpoint: (address) => guest.ensure(address),
+    guestEndpoint: async (address) => {
+      await guest.ensure(address);
+      await tapGuard.allowService(address, config.guestPort);
+    },
     reportExit: (r) => manager.reportExit(r),
     log,
     runner,
     vmmUsers: config.vmmUsers,
     hooks: {
-      nicsPlanned: async (spec, taps) => {
-        for (const [i, tap] of taps.entries()) if (spec.nics[i]) await tapGuard.guard(tap, spec.nics[i].ip);
-      },
-      removed: async (spec) => {
-        await mmds.remove(spec.vm_id);
-        for (const i of spec.nics.keys()) await tapGuard.unguard(tapNameFor(spec.vm_id, i)).catch(() => undefined);
+      nicsPlanned: guardNics,
+      removed: async (id, spec) => {
+        await mmds.remove(id);
+        for (const i of spec?.nics.keys() ?? []) await tapGuard.unguard(tapNameFor(id, i)).catch(() => undefined);
       },
     },
   });
-  const snapshots = new SnapshotService({ dataDir: config.dataDir, vms, runner, log });
+  const vmLogs = new VmLogs({
+    list: () =>
+      vms.list().flatMap((s) => {
+        const spec = vms.specOf(s.id);
+        const f = vmFiles(config.dataDir, s.id);
+        if (!spec) return [];
+        const pid = s.state === 'stopped' ? undefined : (s.pid ?? undefined);
+        const maxBytes = spec.logger?.max_bytes ?? config.logMaxBytes;
+        return [{ id: s.id, consoleLog: f.consoleLog, vmmLog: f.vmmLog, maxBytes, pid }];
+      }),
+    onError: (vmId, err) => log.warn({ err, vm_id: vmId }, 'keeping a VM log under its cap failed'),
+  });
+  const snapshots = new SnapshotService({ dataDir: config.dataDir, vms, runner, log, isolation: tapGuard });
   const observe = new Observe({
     dataDir: config.dataDir,
     vms,
@@ -123,6 +173,17 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
     manager.identity = await loadIdentity(config.dataDir);
     if (!manager.identity) await register();
     await vms.restore();
+    // Re-adopted VMs are guarded again from their specs: MACs pinned by this agent even if an older one did not.
+    for (const { id } of vms.list()) {
+      const spec = vms.specOf(id);
+      const taps = spec?.nics.map((_, i) => tapNameFor(id, i)) ?? [];
+      if (spec)
+        await guardNics(spec, taps).catch((err) =>
+          guardLog.warn({ err, vm_id: id }, 'could not guard a re-adopted VM'),
+        );
+    }
+    tapGuard.start();
+    vmLogs.start();
     await mmds.restore();
     vms.startMonitor();
 
@@ -158,6 +219,8 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
         stopped = true;
         if (timer) clearTimeout(timer);
         vms.stopMonitor();
+        tapGuard.stop();
+        vmLogs.close();
         observe.close();
         await inflight.catch(() => undefined);
         await vms.settle();
@@ -168,6 +231,8 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
     };
   } catch (e) {
     vms.stopMonitor();
+    tapGuard.stop();
+    vmLogs.close();
     await guest.close();
     await app.close();
     throw e;

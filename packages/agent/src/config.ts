@@ -10,6 +10,8 @@ export interface AgentConfig {
   advertiseUrl: string;
   guestPort: number;
   heartbeatS: number;
+  /** What a VM's console and VMM logs each keep on disk unless its logger setting says otherwise. */
+  logMaxBytes: number;
   firecrackerBin?: string;
   qemuBin?: string;
   /** PATH, for finding VMM binaries that are not given as absolute paths. */
@@ -67,6 +69,7 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConf
   const heartbeatS = intVar(problems, 'AGENT_HEARTBEAT_S', env.AGENT_HEARTBEAT_S, 3, 1, 300);
   const vmmUidBase = intVar(problems, 'NQVM_VMM_UID_BASE', env.NQVM_VMM_UID_BASE, 900_000, 1000, 0xffff_0000);
   const vmmUidCount = intVar(problems, 'NQVM_VMM_UID_COUNT', env.NQVM_VMM_UID_COUNT, 65_536, 1, 0xffff);
+  const logMaxBytes = intVar(problems, 'AGENT_LOG_MAX_BYTES', env.AGENT_LOG_MAX_BYTES, 8 * 1024 * 1024, 65536, 2 ** 34);
 
   const labels: Record<string, string> = {};
   for (const pair of (env.AGENT_LABELS ?? '').split(',').filter((p) => p.trim())) {
@@ -89,6 +92,7 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConf
     advertiseUrl,
     guestPort,
     heartbeatS,
+    logMaxBytes,
     ...(env.FIRECRACKER_BIN ? { firecrackerBin: env.FIRECRACKER_BIN } : {}),
     ...(env.QEMU_BIN ? { qemuBin: env.QEMU_BIN } : {}),
     ...(env.PATH ? { pathEnv: env.PATH } : {}),

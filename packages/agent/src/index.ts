@@ -7,6 +7,7 @@ export { ImageCache, ImageFetchFailed, type ImageRef, type ImageSource } from '.
 export { type BuildDemoImagesOptions, buildDemoImages, type DemoImages, READY_MARKER } from './images/demo/index.ts';
 export { type GuestReportRelay, type Identity, ManagerCallFailed, ManagerClient } from './manager/client.ts';
 export { HostNetwork, tapNameFor } from './net/index.ts';
+export { linkLocalOf, TapGuard } from './net/tap-guard.ts';
 export { FirecrackerDriver } from './vmm/firecracker/index.ts';
 export { isProcessAlive, QemuDriver, type QemuDriverOptions } from './vmm/qemu/index.ts';
 export type { VmLaunchSpec, VmmDriver, VmmKind, VmPaths } from './vmm/types.ts';

@@ -113,7 +113,11 @@ export const AgentVmSpec = Type.Object(
     ),
     logger: Type.Optional(
       Type.Object(
-        { level: Type.Union([Type.Literal('Error'), Type.Literal('Warning'), Type.Literal('Info')]) },
+        {
+          level: Type.Union([Type.Literal('Error'), Type.Literal('Warning'), Type.Literal('Info')]),
+          /** What the console and VMM logs each keep on disk (live file and one rotated copy); the agent's default otherwise. */
+          max_bytes: Type.Optional(Type.Integer({ minimum: 65536, maximum: 2 ** 34 })),
+        },
         { additionalProperties: false },
       ),
     ),

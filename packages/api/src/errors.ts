@@ -139,6 +139,10 @@ export const ERROR_CODES: Readonly<Record<string, ErrorCodeInfo>> = {
   host_error: { status: 502, meaning: "a host agent failed or did not answer; `detail` has the agent's reason" },
   guest_identity_refused: { status: 502, meaning: 'the restored guest agent refused its new identity' },
   guest_identity_timeout: { status: 504, meaning: 'the restored guest agent did not take its new identity in time' },
+  guest_address_mismatch: {
+    status: 403,
+    meaning: 'a guest report came from, or named, an address not allocated to its VM',
+  },
   relay_failed: { status: 502, meaning: "the host agent could not relay the guest's report to the manager" },
   snapshot_chain_loop: { status: 500, meaning: "a bug: a snapshot's parent chain loops" },
 

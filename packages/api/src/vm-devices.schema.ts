@@ -62,6 +62,15 @@ export const LoggerConfig = Type.Object(
     level: LoggerLevel,
     show_level: Type.Optional(Type.Boolean()),
     show_log_origin: Type.Optional(Type.Boolean()),
+    max_bytes: Type.Optional(
+      Type.Integer({
+        minimum: 65536,
+        maximum: 2 ** 34,
+        description:
+          'What the console and the VMM log each keep on disk, the live file and one rotated copy together ' +
+          "(the agent's AGENT_LOG_MAX_BYTES, 8 MiB, when unset); from the next boot",
+      }),
+    ),
   },
   { additionalProperties: false },
 );

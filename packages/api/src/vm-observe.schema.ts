@@ -6,9 +6,11 @@ const Num = Type.Union([Type.Number(), Type.Null()]);
 const Bytes = Type.Union([Type.Integer({ minimum: 0 }), Type.Null()]);
 
 export const GuestHealth = Type.Union(
-  [Type.Literal('healthy'), Type.Literal('unreachable'), Type.Literal('not_installed')],
+  [Type.Literal('healthy'), Type.Literal('unhealthy'), Type.Literal('unreachable'), Type.Literal('not_installed')],
   {
-    description: 'not_installed: the VM was created without the guest agent; unreachable: installed but not answering',
+    description:
+      'not_installed: the VM was created without the guest agent; unreachable: installed but not answering; ' +
+      'unhealthy: answering with a reply that is too large, too slow or not the metrics document',
   },
 );
 export type GuestHealth = Static<typeof GuestHealth>;

@@ -36,9 +36,12 @@ export async function main(): Promise<void> {
   const sampler = new MetricsSampler();
   const stopSampling = startCpuSampling(sampler, logger);
   let reporter: Reporter | undefined;
+  // The host agent calls from the address guests report to: its guest endpoint on the bridge gateway.
+  const host = () => (config ? new URL(config.host_url).hostname.replace(/^\[|\]$/g, '') : '');
   const identity: IdentityHandler | undefined = config
     ? {
         token: () => config.token,
+        host,
         apply: async (id) => {
           const iface = interfaceWith(id.old_ip) ?? 'eth0';
           await applyIdentity(id, execArgv, iface);
@@ -55,7 +58,7 @@ export async function main(): Promise<void> {
       }
     : undefined;
   const consoleSize: ConsoleSizeHandler | undefined = config
-    ? { token: () => config.token, apply: (size) => applyConsoleSize(size, { exec: execArgv }) }
+    ? { token: () => config.token, host, apply: (size) => applyConsoleSize(size, { exec: execArgv }) }
     : undefined;
   const server = createGuestServer({
     sampler,

@@ -21,6 +21,8 @@ export interface GuestServerOptions {
 
 export interface ConsoleSizeHandler {
   token(): string;
+  /** The host agent's address: the only source these calls are taken from. */
+  host(): string;
   /** Resolves with the tty it resized. */
   apply(size: ConsoleSize): Promise<string>;
 }
@@ -28,6 +30,8 @@ export interface ConsoleSizeHandler {
 export interface IdentityHandler {
   /** The token the host agent must present (the one this guest currently holds). */
   token(): string;
+  /** The host agent's address: another guest (a clone holding the same token) must not re-address this one. */
+  host(): string;
   /** Called after the 202 went out: the address changes under the connection. */
   apply(id: NewIdentity): Promise<void>;
 }
@@ -54,13 +58,28 @@ function sameSecret(a: string, b: string): boolean {
 
 const ANSWERED = Symbol('answered');
 
-/** POST with the VM token as a bearer and a JSON body; anything else is answered here (405, 401, 400). */
-async function authorizedJson(req: IncomingMessage, res: ServerResponse, token: string): Promise<unknown> {
+/** The peer's address without the IPv4-mapped prefix. */
+const peerOf = (req: IncomingMessage) => (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+
+/**
+ * POST from the host agent's address with the VM token as a bearer and a JSON body; anything else is answered here
+ * (405, 403, 401, 400).
+ */
+async function authorizedJson(
+  req: IncomingMessage,
+  res: ServerResponse,
+  h: { token(): string; host(): string },
+): Promise<unknown> {
   if (req.method !== 'POST') {
     res.setHeader('allow', 'POST');
     sendJson(res, 405, { error: 'method_not_allowed' });
     return ANSWERED;
   }
+  if (peerOf(req) !== h.host()) {
+    sendJson(res, 403, { error: 'forbidden', message: 'only the host agent may call this' });
+    return ANSWERED;
+  }
+  const token = h.token();
   const auth = req.headers.authorization ?? '';
   if (!auth.startsWith('Bearer ') || !sameSecret(auth.slice(7).trim(), token)) {
     sendJson(res, 401, { error: 'unauthorized' });
@@ -75,7 +94,7 @@ async function authorizedJson(req: IncomingMessage, res: ServerResponse, token: 
 }
 
 async function handleIdentity(req: IncomingMessage, res: ServerResponse, h: IdentityHandler, logger: Logger) {
-  const raw = await authorizedJson(req, res, h.token());
+  const raw = await authorizedJson(req, res, h);
   if (raw === ANSWERED) return;
   const id = parseIdentity(raw);
   if (typeof id === 'string') return sendJson(res, 400, { error: 'invalid_identity', message: id });
@@ -88,7 +107,7 @@ async function handleIdentity(req: IncomingMessage, res: ServerResponse, h: Iden
 }
 
 async function handleConsoleSize(req: IncomingMessage, res: ServerResponse, h: ConsoleSizeHandler, logger: Logger) {
-  const raw = await authorizedJson(req, res, h.token());
+  const raw = await authorizedJson(req, res, h);
   if (raw === ANSWERED) return;
   const size = parseConsoleSize(raw);
   if (typeof size === 'string') return sendJson(res, 400, { error: 'invalid_console_size', message: size });

@@ -15,6 +15,7 @@ function setup(opts: { ip?: string; token?: string; fail?: Error | number } = {}
   const g = new GuestEndpoints(9000, {
     manager: {} as ManagerClient,
     tokenOf: (id) => (id === 'vm-1' ? (opts.token ?? 'tok-1') : undefined),
+    addressesOf: () => [],
     log,
     fetch: fakeFetch,
   });

@@ -1,12 +1,13 @@
 import { timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
-import { guestApi, writeProblem } from '@nqvm/api';
+import { guestApi, type ProblemReply, writeProblem } from '@nqvm/api';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import Fastify from 'fastify';
 import type { GuestReportRelay, ManagerClient } from '../manager/client.ts';
 import { ManagerCallFailed } from '../manager/client.ts';
 import { installProblemHandling, mountRoute } from '../mount.ts';
 import { guestAgentClient } from './guest-client.ts';
+import { RateLimiter } from './rate-limit.ts';
 
 export interface GuestReportRecord {
   at: string;
@@ -18,6 +19,12 @@ export interface GuestEndpointDeps {
   manager: ManagerClient;
   /** The VM's guest token, if the VM lives on this host. */
   tokenOf(vmId: string): string | undefined;
+  /** The addresses allocated to the VM's NICs: a report comes from one of them and names one of them. */
+  addressesOf(vmId: string): string[];
+  /** Reports per VM: `burst` at once, then one every `refillMs` (default 5 and 5 s; a guest reports every 30 s). */
+  reportLimit?: { burst: number; refillMs: number };
+  /** Requests per source address before any token is checked (default 20, then one a second). */
+  sourceLimit?: { burst: number; refillMs: number };
   log: FastifyBaseLogger;
   /** Where guest agents listen inside the VMs. */
   guestAgentPort?: number;
@@ -27,6 +34,15 @@ export interface GuestEndpointDeps {
 // The guest agent refuses sizes outside these; a tiny browser pane still gets the nearest size it accepts.
 const clamp = (v: number, min: number, max: number) => Math.min(max, Math.max(min, Math.round(v)));
 
+const limited = <R extends ProblemReply>(reply: R, waitMs: number, what: string, requestId: string) =>
+  writeProblem(reply, {
+    status: 429,
+    code: 'too_many_requests',
+    detail: `too many ${what}`,
+    requestId,
+    extra: { retry_after_s: Math.ceil(waitMs / 1000) },
+  });
+
 function sameToken(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
@@ -35,16 +51,24 @@ function sameToken(a: string, b: string): boolean {
 
 /**
  * Guests talk only to their host agent: one listener per bridge on `<gateway>:<port>`, relaying reports to
- * the manager with the guest's own token and keeping the last one per VM.
+ * the manager with the guest's own token and keeping the last one per VM. Guests are untrusted: reports are
+ * rate-limited per source and per VM, and must come from and name an address allocated to that VM.
  */
 export class GuestEndpoints {
   private readonly listeners = new Map<string, Promise<FastifyInstance>>();
   readonly lastReports = new Map<string, GuestReportRecord>();
+  private readonly perVm: RateLimiter;
+  private readonly perSource: RateLimiter;
 
   constructor(
     private readonly port: number,
     private readonly deps: GuestEndpointDeps,
-  ) {}
+  ) {
+    const vm = deps.reportLimit ?? { burst: 5, refillMs: 5000 };
+    const src = deps.sourceLimit ?? { burst: 20, refillMs: 1000 };
+    this.perVm = new RateLimiter(vm.burst, vm.refillMs);
+    this.perSource = new RateLimiter(src.burst, src.refillMs);
+  }
 
   /** Listens on `address` (the bridge gateway) unless already listening there. */
   ensure(address: string): Promise<FastifyInstance> {
@@ -58,8 +82,19 @@ export class GuestEndpoints {
   }
 
   private async listen(address: string): Promise<FastifyInstance> {
-    const app = Fastify({ loggerInstance: this.deps.log, bodyLimit: 16 * 1024 });
+    const app = Fastify({
+      loggerInstance: this.deps.log,
+      bodyLimit: 16 * 1024,
+      connectionTimeout: 10_000,
+      requestTimeout: 10_000,
+      keepAliveTimeout: 5_000,
+    });
     installProblemHandling(app);
+    // Counted before the body is parsed or the token checked: a flood costs the agent as little as possible.
+    app.addHook('onRequest', async (req, reply) => {
+      const wait = this.perSource.take(req.ip);
+      if (wait > 0) return limited(reply, wait, 'requests from this address', String(req.id));
+    });
     app.register(async (scope) => this.routes(scope));
     await app.listen({ host: address, port: this.port });
     return app;
@@ -78,6 +113,18 @@ export class GuestEndpoints {
           status: 401,
           code: 'unauthorized',
           detail: 'unknown VM or wrong token',
+          requestId,
+        });
+      const wait = this.perVm.take(id);
+      if (wait > 0) return limited(reply, wait, 'reports from this VM', requestId);
+      const allocated = this.deps.addressesOf(id);
+      const source = req.ip.replace(/^::ffff:/, '');
+      if (!allocated.includes(source) || !allocated.includes(req.body.ip))
+        return writeProblem(reply, {
+          status: 403,
+          code: 'guest_address_mismatch',
+          detail: 'a report must come from and name an address allocated to the VM',
+          field: allocated.includes(source) ? 'body.ip' : undefined,
           requestId,
         });
       const { ip, hostname, ready, agent_version, boot_id } = req.body;

@@ -158,16 +158,20 @@ export class VmMetricsSampler {
     const lastSeen = () => (st.lastSeen === undefined ? null : new Date(st.lastSeen).toISOString());
     if (!vm.guestAgent) return { source: 'guest', health: 'not_installed', last_seen: null, metrics: null };
     let metrics: GuestMetricsValues | undefined;
+    // Whether the guest agent answered at all: a reply that is not a metrics document makes it unhealthy.
+    let answered = false;
     // The address reaches a URL: only a literal IP is used.
     if (vm.guestIp !== undefined && isIP(vm.guestIp) && vm.pid !== undefined) {
       const url = `http://${hostPart(vm.guestIp)}:${this.opts.guestPort ?? GUEST_AGENT_PORT}${guestApi.agent.metrics.path}`;
-      metrics = guestValues(
-        await this.io
-          .fetchGuest(url, this.opts.guestTimeoutMs ?? guestApi.agent.metrics.timeoutMs ?? 700)
-          .catch(() => undefined),
-      );
+      const timeoutMs = this.opts.guestTimeoutMs ?? guestApi.agent.metrics.timeoutMs ?? 700;
+      const body = await this.io.fetchGuest(url, timeoutMs).catch((e: unknown) => {
+        answered = e instanceof GuestReplyRefused;
+        return undefined;
+      });
+      metrics = guestValues(body);
+      if (body !== undefined) answered = true;
     }
-    const health: GuestHealth = metrics ? 'healthy' : 'unreachable';
+    const health: GuestHealth = metrics ? 'healthy' : answered ? 'unhealthy' : 'unreachable';
     if (metrics) st.lastSeen = this.io.now();
     return { source: 'guest', health, last_seen: lastSeen(), metrics: metrics ?? null };
   }
@@ -180,23 +184,52 @@ function hostPart(ip: string): string {
 // One kept-alive connection per guest: a metrics poll every second per VM should not pay a TCP handshake each time.
 const guestAgents = new Agent({ keepAlive: true, maxFreeSockets: 1, timeout: 5000 });
 
-/** GET a small JSON document with plain node:http (lighter than fetch for a poll every second per VM). */
-function getJson(url: string, timeoutMs: number): Promise<unknown> {
+/** The guest agent's metrics document is about 1 KiB; anything this large is not one. */
+export const GUEST_REPLY_MAX_BYTES = 64 * 1024;
+
+/** The guest answered, but with something that is not a metrics reply (too large, too slow, not JSON, not 200). */
+export class GuestReplyRefused extends Error {}
+
+/**
+ * GET a small JSON document with plain node:http (lighter than fetch for a poll every second per VM). Everything
+ * from a guest is untrusted: the reply is cut off past `maxBytes` and the whole exchange past `timeoutMs`.
+ */
+export function getJson(url: string, timeoutMs: number, maxBytes = GUEST_REPLY_MAX_BYTES): Promise<unknown> {
   return new Promise((resolve, reject) => {
+    let answered = false;
+    let done = false;
+    const settle = (err: Error | undefined, value?: unknown) => {
+      if (done) return;
+      done = true;
+      clearTimeout(deadline);
+      if (err) {
+        req.destroy();
+        reject(err);
+      } else resolve(value);
+    };
+    const fail = (why: string) => settle(answered ? new GuestReplyRefused(why) : new Error(why));
+    const deadline = setTimeout(() => fail(`guest agent did not answer within ${timeoutMs} ms`), timeoutMs);
     const req = get(url, { agent: guestAgents, timeout: timeoutMs }, (res) => {
+      answered = true;
       const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('error', reject);
+      let size = 0;
+      if (Number(res.headers['content-length'] ?? 0) > maxBytes) return fail(`reply larger than ${maxBytes} bytes`);
+      res.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > maxBytes) return fail(`reply larger than ${maxBytes} bytes`);
+        chunks.push(c);
+      });
+      res.on('error', (e) => settle(e));
       res.on('end', () => {
-        if (res.statusCode !== 200) return reject(new Error(`guest agent answered ${res.statusCode}`));
+        if (res.statusCode !== 200) return fail(`guest agent answered ${res.statusCode}`);
         try {
-          resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+          settle(undefined, JSON.parse(Buffer.concat(chunks).toString('utf8')));
         } catch (e) {
-          reject(e);
+          fail(`not JSON: ${(e as Error).message}`);
         }
       });
     });
-    req.on('timeout', () => req.destroy(new Error(`guest agent did not answer within ${timeoutMs} ms`)));
-    req.on('error', reject);
+    req.on('timeout', () => fail(`guest agent did not answer within ${timeoutMs} ms`));
+    req.on('error', (e) => settle(e));
   });
 }

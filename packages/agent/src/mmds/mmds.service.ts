@@ -17,14 +17,19 @@ export interface MmdsDeps {
   dataDir: string;
   runner: CommandRunner;
   log: Logger;
+  /** The VM on this host that owns `ip` on one of its NICs now (its TAP is pinned to it), if exactly one does. */
+  ownerOf(ip: string): string | undefined;
+  /** Called once per address it listens on, so the host's input policy lets guests reach it. */
+  listening?(address: string, port: number): Promise<void>;
   port?: number;
   now?: () => number;
 }
 
 /**
  * The metadata service QEMU lacks: one listener per configured 169.254.x.y address (added to the VM's bridge),
- * answering each guest from its own data only. The guest is identified by its source address, which the
- * bridge guard (guard.ts) keeps honest.
+ * answering each guest from its own data only. The source address names the VM that holds it on this host now (the
+ * TAP guard in net/tap-guard.ts pins each TAP to its VM's addresses); that VM's data is served, never data left by
+ * an earlier VM that had the same address.
  */
 export class MmdsService {
   private readonly byVm = new Map<string, AgentMmds>();
@@ -88,6 +93,7 @@ export class MmdsService {
           server.once('error', reject);
           server.listen(this.d.port ?? MMDS_PORT, addr, () => resolve());
         });
+        await this.d.listening?.(addr, this.d.port ?? MMDS_PORT);
         return server;
       })();
       this.servers.set(key, s);
@@ -96,11 +102,18 @@ export class MmdsService {
     return s;
   }
 
-  /** Which VM a request comes from: the one whose configured interfaces own the source address. */
+  /** Which VM a request comes from: the VM holding the source address now, if its data is configured for it here. */
   private vmFor(remote: string, local: string): [string, AgentMmds] | undefined {
     const ip = remote.replace(/^::ffff:/, '');
-    for (const [id, m] of this.byVm) if (m.guest_ips.includes(ip) && m.config.ipv4_address === local) return [id, m];
-    return undefined;
+    const id = this.d.ownerOf(ip);
+    const m = id === undefined ? undefined : this.byVm.get(id);
+    if (!id || !m?.guest_ips.includes(ip) || m.config.ipv4_address !== local) return undefined;
+    return [id, m];
+  }
+
+  /** Whether this agent holds metadata for `vmId` (tests and the inventory ask). */
+  has(vmId: string): boolean {
+    return this.byVm.has(vmId);
   }
 
   private handle(req: IncomingMessage, res: ServerResponse, local: string): unknown {

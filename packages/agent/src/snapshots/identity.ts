@@ -16,8 +16,15 @@ export interface NewIdentity {
   mac: string;
 }
 
+/** Keeps a restored instance's TAP from reaching anything on the host but the agent's own calls (net/tap-guard.ts). */
+export interface TapIsolation {
+  isolate(tap: string): Promise<void>;
+  release(tap: string): Promise<void>;
+}
+
 export interface ReidentifyDeps {
   runner: CommandRunner;
+  isolation?: TapIsolation;
   fetch?: typeof fetch;
   timeoutMs?: number;
 }
@@ -39,13 +46,21 @@ async function until(what: string, deadline: number, fn: () => Promise<boolean>)
 }
 
 /**
- * A restored guest still holds its source's address. Before it runs, its TAP leaves the bridge and the host
- * reaches the old address through that TAP only (a /32 route), so the source keeps its address on the bridge.
+ * A restored guest still holds its source's address and guest token. Before it runs, its TAP leaves the bridge and
+ * the host reaches the old address through that TAP only (a /32 route), so the source keeps its address on the
+ * bridge; the isolation lets the guest answer the agent and reach nothing else until it holds its own token.
  */
-export async function isolateTap(r: CommandRunner, tap: string, oldIp: string, gateway: string): Promise<void> {
+export async function isolateTap(
+  r: CommandRunner,
+  tap: string,
+  oldIp: string,
+  gateway: string,
+  isolation?: TapIsolation,
+): Promise<void> {
   const t = assertTapName(tap);
   const ip = parseCidr(`${oldIp}/32`).address;
   const gw = parseCidr(`${gateway}/32`).address;
+  await isolation?.isolate(t);
   await runChecked(r, 'ip', ['link', 'set', 'dev', t, 'nomaster']);
   await runChecked(r, 'ip', ['link', 'set', 'dev', t, 'up']);
   await runChecked(r, 'ip', ['route', 'replace', `${ip}/32`, 'dev', t, 'src', gw]);
@@ -75,8 +90,9 @@ export async function reidentify(
       body,
       signal: AbortSignal.timeout(3000),
     });
-    await res.text();
-    if (res.status === 401 || res.status === 404)
+    // Only the status matters: a guest's reply body is never read.
+    await res.body?.cancel();
+    if (res.status === 401 || res.status === 403 || res.status === 404)
       throw new AgentError(502, 'guest_identity_refused', `the restored guest agent answered ${res.status}`);
     return res.ok;
   });
@@ -84,9 +100,10 @@ export async function reidentify(
   await runChecked(d.runner, 'ip', ['route', 'replace', `${newIp}/32`, 'dev', tap, 'src', gw]);
   await until('the guest agent on its new address', deadline, async () => {
     const res = await f(`http://${newIp}:${GUEST_AGENT_PORT}/health`, { signal: AbortSignal.timeout(2000) });
-    await res.text();
+    await res.body?.cancel();
     return res.ok;
   });
   await runChecked(d.runner, 'ip', ['route', 'del', `${newIp}/32`, 'dev', tap]).catch(() => undefined);
   await runChecked(d.runner, 'ip', ['link', 'set', 'dev', tap, 'master', bridge]);
+  await d.isolation?.release(tap);
 }

@@ -8,7 +8,7 @@ import { QemuDriver } from '../vmm/qemu/index.ts';
 import { AgentError, VmNotRunning } from '../vms/errors.ts';
 import { vmFiles } from '../vms/layout.ts';
 import type { VmService } from '../vms/vms.service.ts';
-import { isolateTap, reidentify } from './identity.ts';
+import { isolateTap, reidentify, type TapIsolation } from './identity.ts';
 import { materialize, type RamLayer, writeDiffLayer, writeFullLayer } from './ram-layers.ts';
 import {
   allocatedBytes,
@@ -27,6 +27,8 @@ export interface SnapshotServiceDeps {
   log: Logger;
   /** How long an instance's guest agent has to take its new identity. */
   identityTimeoutMs?: number;
+  /** Keeps an instance's TAP from reaching the host until it has its own identity and token. */
+  isolation?: TapIsolation;
 }
 
 /** Snapshots of this host's VMs (QEMU: device state by migration, RAM layers, a disk copy) and their instances. */
@@ -151,7 +153,7 @@ export class SnapshotService {
           await materialize(chain, ram, (src, dst) => copyImage(this.d.runner, src, dst));
           for (const [i, tap] of taps.entries()) {
             const old = source.nics[i]!;
-            await isolateTap(this.d.runner, tap, old.ip.split('/')[0]!, old.gateway);
+            await isolateTap(this.d.runner, tap, old.ip.split('/')[0]!, old.gateway, this.d.isolation);
           }
         },
         afterLaunch: async (handle, driver, taps) => {
@@ -166,7 +168,11 @@ export class SnapshotService {
               'an instance needs the guest agent to change its address',
             );
           await reidentify(
-            { runner: this.d.runner, ...(this.d.identityTimeoutMs ? { timeoutMs: this.d.identityTimeoutMs } : {}) },
+            {
+              runner: this.d.runner,
+              ...(this.d.identityTimeoutMs ? { timeoutMs: this.d.identityTimeoutMs } : {}),
+              ...(this.d.isolation ? { isolation: this.d.isolation } : {}),
+            },
             {
               tap: taps[0],
               bridge: nic.bridge,

@@ -10,7 +10,8 @@ async function readFrom(path: string, offset: number, max = 256 * 1024): Promise
     const fh = await open(path, 'r');
     try {
       const { size } = await fh.stat();
-      const start = Math.max(offset, size - max);
+      // A log rotated since the launch (logs/vm-logs.ts) is shorter than the offset: what is left is all since then.
+      const start = Math.max(size < offset ? 0 : offset, size - max);
       if (size <= start) return '';
       const buf = Buffer.alloc(size - start);
       await fh.read(buf, 0, buf.length, start);

@@ -47,7 +47,8 @@ export interface VmHooks {
    * creation, before the VMM starts. TAPs QEMU makes: before they join their bridge.
    */
   nicsPlanned?(spec: AgentVmSpec, taps: string[]): Promise<void>;
-  removed?(spec: AgentVmSpec): Promise<void>;
+  /** After a VM is removed; `spec` is undefined for a VM that never booted here (its MMDS data may still exist). */
+  removed?(id: string, spec: AgentVmSpec | undefined): Promise<void>;
 }
 
 /**
@@ -549,7 +550,7 @@ export class VmService {
       await rm(f.dir, { recursive: true, force: true });
       this.vms.delete(id);
       this.users.free(id);
-      if (spec) await this.d.hooks?.removed?.(spec).catch((err) => this.d.log.warn({ err, vm_id: id }, 'remove hook'));
+      await this.d.hooks?.removed?.(id, spec).catch((err) => this.d.log.warn({ err, vm_id: id }, 'remove hook'));
     });
   }
 

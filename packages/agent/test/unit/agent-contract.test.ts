@@ -85,7 +85,7 @@ describe('agent ↔ manager contract', () => {
   it('the guest endpoint mounts guestApi.endpoint with the schemas of the table', async () => {
     const app = Fastify();
     const mounted = collect(app);
-    const guest = new Guest(0, { manager: {} as ManagerClient, tokenOf: () => undefined, log });
+    const guest = new Guest(0, { manager: {} as ManagerClient, tokenOf: () => undefined, addressesOf: () => [], log });
     app.register(async (scope) => guest.routes(scope));
     await app.ready();
     for (const def of Object.values(guestApi.endpoint)) expectMounted(mounted, def);

@@ -29,7 +29,7 @@ async function serve(apply: (s: ConsoleSize) => Promise<string>): Promise<string
   server = createGuestServer({
     sampler: new MetricsSampler(fakeProc()),
     logger: createLogger(() => {}),
-    consoleSize: { token: () => TOKEN, apply },
+    consoleSize: { token: () => TOKEN, host: () => '127.0.0.1', apply },
   });
   await listen(server, 0, '127.0.0.1');
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}/console-size`;

@@ -171,7 +171,7 @@ export const vmMetrics = pgTable(
     diskWriteBytes: bigint('disk_write_bytes', { mode: 'number' }),
     netRxBytes: bigint('net_rx_bytes', { mode: 'number' }),
     netTxBytes: bigint('net_tx_bytes', { mode: 'number' }),
-    guestHealth: text('guest_health').$type<'healthy' | 'unreachable' | 'not_installed'>(),
+    guestHealth: text('guest_health').$type<'healthy' | 'unhealthy' | 'unreachable' | 'not_installed'>(),
   },
   (t) => [primaryKey({ columns: [t.vmId, t.resolution, t.at] })],
 );

@@ -135,7 +135,8 @@ export class DeviceConfigService {
         'QEMU log lines carry timestamps only',
         req.show_level ? 'body.show_level' : 'body.show_log_origin',
       );
-    const r = await this.base.setDevice(vmId, 'logger', { level: req.level }, actor, 'body.level');
+    const stored = { level: req.level, ...(req.max_bytes !== undefined ? { max_bytes: req.max_bytes } : {}) };
+    const r = await this.base.setDevice(vmId, 'logger', stored, actor, 'body.level');
     return { item: r.item, applied: r.applied };
   }
 

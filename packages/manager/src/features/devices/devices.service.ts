@@ -32,7 +32,7 @@ export interface DeviceConfig {
   balloon?: Balloon;
   entropy?: Entropy;
   serial?: Serial;
-  logger?: { level: 'Warning' | 'Info' };
+  logger?: { level: 'Warning' | 'Info'; max_bytes?: number };
   vsock?: { guest_cid: number };
 }
 
