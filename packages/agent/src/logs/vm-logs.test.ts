@@ -27,9 +27,9 @@ const size = (p: string) => {
 };
 
 describe('VM logs under their cap', () => {
-  it('capLog keeps the live file’s tail in .1 and empties it once past 3/8 of the cap', async () => {
+  it('capLog keeps the live file’s tail in .1 and empties it once past a quarter of the cap', async () => {
     const path = join(dir, 'console.log');
-    await writeFile(path, 'a'.repeat(90 * 1024));
+    await writeFile(path, 'a'.repeat(60 * 1024));
     expect(await capLog(path, CAP)).toBe(false);
     await writeFile(path, `${'a'.repeat(200 * 1024)}THE-END`);
     expect(await capLog(path, CAP)).toBe(true);
@@ -39,7 +39,7 @@ describe('VM logs under their cap', () => {
     expect(kept.endsWith('THE-END')).toBe(true);
   });
 
-  it('a guest writing its console in a loop (2 MB/s, faster than a serial port) never takes the log past the cap', async () => {
+  it('a guest writing its console in a loop (1 MB/s, far faster than a serial port) never takes the log past the cap', async () => {
     const vm: LoggedVm = {
       id: 'vm-1',
       consoleLog: join(dir, 'console.log'),
@@ -55,14 +55,13 @@ describe('VM logs under their cap', () => {
     const line = `${'x'.repeat(99)}\n`;
     let worst = 0;
     let written = 0;
-    const until = Date.now() + 1500;
-    while (Date.now() < until) {
-      for (let i = 0; i < 200; i++) written += writeSync(fd, line);
+    // 1 MiB in 10 KB bursts every 10 ms (slower when this machine is busy: the amount is what counts).
+    while (written < 4 * CAP) {
+      for (let i = 0; i < 100; i++) written += writeSync(fd, line);
       worst = Math.max(worst, size(vm.consoleLog) + size(`${vm.consoleLog}.1`));
       await new Promise((r) => setTimeout(r, 10));
     }
     closeSync(fd);
-    expect(written).toBeGreaterThan(4 * CAP);
     expect(worst).toBeLessThanOrEqual(CAP);
     expect(
       readFileSync(`${vm.consoleLog}.1`, 'utf8')

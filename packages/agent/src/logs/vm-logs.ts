@@ -25,7 +25,7 @@ export interface VmLogsDeps {
 
 /**
  * Keeps `path` with its `.1` within `maxBytes`. The VMM holds the file open with O_APPEND, so it cannot be renamed
- * away: once the live file passes 3/8 of the cap its tail (at most half the cap) is copied to `.1` and the live file
+ * away: once the live file passes a quarter of the cap its tail (at most half the cap) is copied to `.1` and the live file
  * truncated; the VMM's next write lands at the start. Bytes written between the copy and the truncate are lost.
  */
 export async function capLog(path: string, maxBytes: number): Promise<boolean> {
@@ -33,7 +33,8 @@ export async function capLog(path: string, maxBytes: number): Promise<boolean> {
     (s) => s.size,
     () => 0,
   );
-  if (size <= Math.floor((maxBytes * 3) / 8)) return false;
+  // Half the cap for `.1`, a quarter for the live file, a quarter for what the VMM writes before the next check.
+  if (size <= Math.floor(maxBytes / 4)) return false;
   const keep = Math.min(size, Math.floor(maxBytes / 2));
   const fh = await open(path, 'r');
   let tail: Buffer;
