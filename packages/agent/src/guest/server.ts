@@ -115,8 +115,6 @@ export class GuestEndpoints {
           detail: 'unknown VM or wrong token',
           requestId,
         });
-      const wait = this.perVm.take(id);
-      if (wait > 0) return limited(reply, wait, 'reports from this VM', requestId);
       const allocated = this.deps.addressesOf(id);
       const source = req.ip.replace(/^::ffff:/, '');
       if (!allocated.includes(source) || !allocated.includes(req.body.ip))
@@ -127,6 +125,9 @@ export class GuestEndpoints {
           field: allocated.includes(source) ? 'body.ip' : undefined,
           requestId,
         });
+      // After the cheap checks: a report that would be refused anyway does not use up the VM's allowance.
+      const wait = this.perVm.take(id);
+      if (wait > 0) return limited(reply, wait, 'reports from this VM', requestId);
       const { ip, hostname, ready, agent_version, boot_id } = req.body;
       const report: GuestReportRelay = {
         ip,
