@@ -37,6 +37,8 @@ export interface RunningAgent {
   url: string;
   vms: VmService;
   guest: GuestEndpoints;
+  /** Lets guests open connections to one more service on the host (the input policy drops all others). */
+  allowGuestService(address: string, port: number): Promise<void>;
   /** Stops serving and heartbeating; VMs keep running and are re-adopted by the next agent. */
   close(): Promise<void>;
 }
@@ -215,6 +217,7 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
       url,
       vms,
       guest,
+      allowGuestService: (address, port) => tapGuard.allowService(address, port),
       async close() {
         stopped = true;
         if (timer) clearTimeout(timer);

@@ -73,6 +73,9 @@ describe('VM devices enforced inside a real guest (manager + agent + QEMU)', () 
       c.on('error', () => undefined);
     });
     await new Promise<void>((resolve) => sink.listen(18090, '0.0.0.0', resolve));
+    // Guests reach only the host services meant for them: these two test servers are made so.
+    await s.agent.allowGuestService(GATEWAY, 18089);
+    await s.agent.allowGuestService(GATEWAY, 18090);
   }, 300_000);
 
   afterAll(async () => {

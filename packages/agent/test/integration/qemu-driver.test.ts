@@ -96,7 +96,7 @@ describe.concurrent('QemuDriver on real QEMU (TCG)', () => {
       throw new Error('QMP never answered');
     })();
     expect(adopted.pid).toBe(pid);
-    expect(await driver.state(adopted)).toBe('paused');
+    expect(await driver.state(adopted)).toBe('held');
     expect(launched).toBeUndefined();
     expect(await readFile(paths.consoleLog, 'utf8').catch(() => '')).toBe('');
     release();
