@@ -113,24 +113,6 @@ export class VmsRepository {
     return out;
   }
 
-  /**
-   * Compare-and-set on the state: only moves the VM when it is still in one of `from`, so two requests
-   * racing on one VM cannot both win. Returns the updated row, or undefined when the guard failed.
-   */
-  async transition(
-    id: string,
-    from: readonly VmState[],
-    to: VmState,
-    patch: Partial<NewVmRow> = {},
-  ): Promise<VmRow | undefined> {
-    const [row] = await this.db
-      .update(vms)
-      .set({ ...patch, state: to, updatedAt: new Date() })
-      .where(and(eq(vms.id, id), inArray(vms.state, [...from])))
-      .returning();
-    return row;
-  }
-
   async update(id: string, patch: Partial<NewVmRow>): Promise<VmRow | undefined> {
     const [row] = await this.db
       .update(vms)
