@@ -8,7 +8,7 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['packages/*/src/**/*.test.ts', 'packages/*/test/unit/**/*.test.ts'],
+          include: ['packages/*/src/**/*.test.ts', 'packages/*/test/unit/**/*.test.ts', 'test/support/**/*.test.ts'],
           environment: 'node',
         },
       },

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TEST_NETWORKS } from '../support/test-networks.ts';
 import { type Stack, startStack, until } from './support/stack.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -50,7 +51,7 @@ describe('nqvm console and logs on a real microVM', () => {
   const sessions: Session[] = [];
 
   beforeAll(async () => {
-    s = await startStack({ cidr: '10.216.0.0/24', bridge: 'nqbr-cli', agentPort: 19493 });
+    s = await startStack(TEST_NETWORKS.cliConsole);
     home = mkdtempSync(path.join(tmpdir(), 'nqvm-cli-e2e-'));
     env = { ...process.env, XDG_CONFIG_HOME: home, NQVM_URL: s.base, NQVM_TOKEN: s.token };
     const made = await s.api<{ id: string }>('POST', '/v1/vms', {

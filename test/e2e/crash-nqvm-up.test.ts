@@ -14,13 +14,15 @@ import {
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { TEST_NETWORKS } from '../support/test-networks.ts';
 import { inPrivateNetns, until } from './support/stack.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const CLI = path.join(ROOT, 'packages/cli/bin/nqvm.ts');
 const DEMO = path.join(ROOT, '.cache/demo-images');
 const DEBS = path.join(ROOT, '.cache/demo-cache/debs');
-const BIND = '127.0.0.1:18193';
+const NET = TEST_NETWORKS.crashNqvmUp;
+const BIND = `127.0.0.1:${NET.managerPort}`;
 const BASE = `http://${BIND}`;
 const PASSWORD = 'crash-test-admin-password';
 const TERMINAL = ['succeeded', 'failed', 'cancelled'];
@@ -31,9 +33,9 @@ function startUp(dataDir: string): { proc: ChildProcess; output: () => string; e
     cwd: ROOT,
     env: {
       ...process.env,
-      AGENT_BIND: '127.0.0.1:19097',
-      NQVM_NETWORK_CIDR: '10.223.0.0/24',
-      FC_BRIDGE: 'nqbr-crash',
+      AGENT_BIND: `127.0.0.1:${NET.agentPort}`,
+      NQVM_NETWORK_CIDR: NET.cidr,
+      FC_BRIDGE: NET.bridge,
       NQVM_LOG_LEVEL: 'warn',
       NQVM_ADMIN_PASSWORD: PASSWORD,
       NQVM_RECONCILE_INTERVAL_MS: '2000',

@@ -13,12 +13,14 @@ import {
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { TEST_NETWORKS } from '../support/test-networks.ts';
 import { inPrivateNetns, until } from './support/stack.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const DEMO = path.join(ROOT, '.cache/demo-images');
 const DEBS = path.join(ROOT, '.cache/demo-cache/debs');
-const BIND = '127.0.0.1:18621';
+const NET = TEST_NETWORKS.freshClone;
+const BIND = `127.0.0.1:${NET.managerPort}`;
 const BASE = `http://${BIND}`;
 
 /** The README's start command exactly as written, in the clone; settings only through the documented variables. */
@@ -34,9 +36,9 @@ function npmStart(
       ...process.env,
       NQVM_DATA_DIR: dataDir,
       MANAGER_BIND: BIND,
-      AGENT_BIND: '127.0.0.1:19621',
-      NQVM_NETWORK_CIDR: '10.223.0.0/24',
-      FC_BRIDGE: 'nqbr-clone',
+      AGENT_BIND: `127.0.0.1:${NET.agentPort}`,
+      NQVM_NETWORK_CIDR: NET.cidr,
+      FC_BRIDGE: NET.bridge,
       NQVM_ADMIN_PASSWORD: '',
     },
     stdio: ['ignore', 'pipe', 'pipe'],

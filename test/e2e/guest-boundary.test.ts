@@ -4,6 +4,7 @@ import { connect, createServer, type Server } from 'node:net';
 import path from 'node:path';
 import { linkLocalOf } from '@nqvm/agent';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { gatewayOf, TEST_NETWORKS } from '../support/test-networks.ts';
 import { type Stack, startStack, until } from './support/stack.ts';
 import { Terminal } from './support/terminal.ts';
 
@@ -14,8 +15,9 @@ interface Vm {
   nics: { mac: string; ip: string }[];
 }
 
-const GATEWAY = '10.219.0.1';
-const BRIDGE = 'nqbr-gb';
+const NET = TEST_NETWORKS.guestBoundary;
+const GATEWAY = gatewayOf(NET);
+const BRIDGE = NET.bridge;
 const GUEST_PORT = 19091;
 const LOG_CAP = 256 * 1024;
 const PASSWORD = 'boundary-pw-12';
@@ -66,9 +68,7 @@ describe('the guest boundary, tried from inside real guests', () => {
 
   beforeAll(async () => {
     s = await startStack({
-      cidr: '10.219.0.0/24',
-      bridge: BRIDGE,
-      agentPort: 19096,
+      ...NET,
       agentEnv: { AGENT_LOG_MAX_BYTES: String(LOG_CAP) },
     });
     const ids = await Promise.all([create('gb-a'), create('gb-b')]);

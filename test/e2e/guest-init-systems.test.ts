@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BUILD_HINT, debianRootfsPath, debianRootfsVersion, INITS } from '../../scripts/build-systemd-rootfs.ts';
+import { TEST_NETWORKS } from '../support/test-networks.ts';
 import { type Stack, startStack, until } from './support/stack.ts';
 import { Terminal } from './support/terminal.ts';
 
@@ -119,9 +120,7 @@ beforeAll(async () => {
         `the ${init} rootfs ${debianRootfsVersion(init)} is not built (${debianRootfsPath(init)} is missing); ${BUILD_HINT}`,
       );
   s = await startStack({
-    cidr: '10.217.0.0/24',
-    bridge: 'nqbr-sysd',
-    agentPort: 19094,
+    ...TEST_NETWORKS.guestInitSystems,
     env: { MANAGER_IMAGE_ROOT: path.dirname(path.dirname(image)), MANAGER_ALLOW_IMAGE_PATHS: 'true' },
   });
   [vm] = await Promise.all([

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { TEST_NETWORKS } from '../support/test-networks.ts';
 import { type Stack, startStack, until } from './support/stack.ts';
 import { Terminal } from './support/terminal.ts';
 
@@ -27,7 +28,7 @@ describe('inside the VM: guest agent, credentials, shell and metrics (real QEMU 
   const auth = () => ({ authorization: `Bearer ${s.token}` });
 
   beforeAll(async () => {
-    s = await startStack({ cidr: '10.215.0.0/24', bridge: 'nqbr-guest', agentPort: 19491 });
+    s = await startStack(TEST_NETWORKS.guestShellMetrics);
     const create = (name: string, username = 'alice') =>
       s.api<Vm>('POST', '/v1/vms', {
         name,

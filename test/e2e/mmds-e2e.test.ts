@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TEST_NETWORKS } from '../support/test-networks.ts';
 import { type Stack, startStack, until } from './support/stack.ts';
 import { Terminal } from './support/terminal.ts';
 
@@ -43,7 +44,7 @@ describe('MMDS from inside real guests: V2 tokens, JSON and IMDS forms, per-VM d
   };
 
   beforeAll(async () => {
-    s = await startStack({ cidr: '10.218.0.0/24', bridge: 'nqbr-mmds', agentPort: 19095 });
+    s = await startStack(TEST_NETWORKS.mmdsE2e);
     const create = (name: string) =>
       s.api<Vm>('POST', '/v1/vms', {
         name,

@@ -3,13 +3,15 @@ import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, rmdirSync, rmSyn
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { TEST_NETWORKS } from '../support/test-networks.ts';
 import { inPrivateNetns, until } from './support/stack.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const CLI = path.join(ROOT, 'packages/cli/bin/nqvm.ts');
 const DEMO = path.join(ROOT, '.cache/demo-images');
 const DEBS = path.join(ROOT, '.cache/demo-cache/debs');
-const BIND = '127.0.0.1:18191';
+const NET = TEST_NETWORKS.nqvmUp;
+const BIND = `127.0.0.1:${NET.managerPort}`;
 const BASE = `http://${BIND}`;
 
 /** `nqvm up` as a process, its output collected as it comes. */
@@ -19,9 +21,9 @@ function startUp(dataDir: string): { proc: ChildProcess; output: () => string; e
     cwd: ROOT,
     env: {
       ...process.env,
-      AGENT_BIND: '127.0.0.1:19098',
-      NQVM_NETWORK_CIDR: '10.222.0.0/24',
-      FC_BRIDGE: 'nqbr-up',
+      AGENT_BIND: `127.0.0.1:${NET.agentPort}`,
+      NQVM_NETWORK_CIDR: NET.cidr,
+      FC_BRIDGE: NET.bridge,
       NQVM_LOG_LEVEL: 'warn',
       NQVM_ADMIN_PASSWORD: '',
     },

@@ -5,12 +5,14 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { assembleRelease, npmCiProduction } from '../../scripts/release.ts';
+import { TEST_NETWORKS } from '../support/test-networks.ts';
 import { inPrivateNetns, until } from './support/stack.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
-const MANAGER = '127.0.0.1:18611';
+const NET = TEST_NETWORKS.productionInstall;
+const MANAGER = `127.0.0.1:${NET.managerPort}`;
 const BASE = `http://${MANAGER}`;
-const AGENT = '127.0.0.1:19611';
+const AGENT = `127.0.0.1:${NET.agentPort}`;
 const JOIN = 'release-join-token-0123456789abcdef';
 const PASSWORD = 'release-admin-password';
 
@@ -145,7 +147,7 @@ describe('nqvm as installed software: npm ci --omit=dev of the built tree, then 
       AGENT_DATA_DIR: path.join(dir, 'data', 'agent'),
       AGENT_BIND: AGENT,
       AGENT_GUEST_PORT: '19612',
-      FC_BRIDGE: 'nqbr-rel',
+      FC_BRIDGE: NET.bridge,
     });
     procs.push(agent);
     await until(

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TEST_NETWORKS } from '../support/test-networks.ts';
 import { type Stack, startStack, until } from './support/stack.ts';
 import { Terminal } from './support/terminal.ts';
 import { ARTIFACTS, ensureWebBuilt, launchChromium, login, newPage } from './web-harness.ts';
@@ -44,7 +45,7 @@ describe('the VM page in Chromium with a real VM', () => {
 
   beforeAll(async () => {
     await ensureWebBuilt();
-    s = await startStack({ cidr: '10.223.0.0/24', bridge: 'nqbr-wpage', agentPort: 19171 });
+    s = await startStack(TEST_NETWORKS.webVmPage);
     const created = await s.api<Vm>('POST', '/v1/vms', {
       name: 'page-a',
       vcpu: 1,

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TEST_NETWORKS } from '../support/test-networks.ts';
 import { type Stack, startStack } from './support/stack.ts';
 import { ARTIFACTS, ensureWebBuilt, launchChromium, login, newPage, unlabelledControls } from './web-harness.ts';
 
@@ -57,7 +58,7 @@ describe('web console with real VMs: wizard, terminal, metrics, snapshots, templ
 
   beforeAll(async () => {
     await ensureWebBuilt();
-    s = await startStack({ cidr: '10.219.0.0/24', bridge: 'nqbr-web', agentPort: 19096 });
+    s = await startStack(TEST_NETWORKS.webVms);
     browser = await launchChromium();
     ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     ({ page, errors } = await newPage(ctx));

@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync, readlinkSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -162,6 +162,9 @@ export async function startStack(opts: {
       }
       await rm(managerData, { recursive: true, force: true });
       await rm(agentData, { recursive: true, force: true });
+      // The bridge outlives the agent by design (its VMs keep running); a test leaves none behind in the shared
+      // namespace, where it would hold the gateway address and routes the next test might reuse.
+      spawnSync('ip', ['link', 'del', opts.bridge], { stdio: 'ignore' });
     },
   };
 }

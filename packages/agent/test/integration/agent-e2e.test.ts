@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Stack, startStack, until } from '../../../../test/e2e/support/stack.ts';
+import { TEST_NETWORKS } from '../../../../test/support/test-networks.ts';
 import { READY_MARKER, tapNameFor } from '../../src/index.ts';
 import { isProcessAlive } from '../../src/vmm/qemu/index.ts';
 import { lastTick } from '../fixtures/demo-vm.ts';
@@ -10,7 +11,7 @@ import { lastTick } from '../fixtures/demo-vm.ts';
 const GATEWAY = '10.213.0.1';
 const IP_A = '10.213.0.2';
 const IP_B = '10.213.0.3';
-const AGENT_PORT = 19090;
+const NET = TEST_NETWORKS.agentE2e;
 // Where the agent comes back in the "restarted elsewhere" test; no other test file uses this port.
 const MOVED_PORT = 19190;
 
@@ -38,9 +39,7 @@ describe('nqvm-agent end to end: manager + agent + real QEMU microVMs', () => {
 
   beforeAll(async () => {
     stack = await startStack({
-      cidr: '10.213.0.0/24',
-      bridge: 'nqbr-e2e',
-      agentPort: AGENT_PORT,
+      ...NET,
       env: { NQVM_HOST_HEARTBEAT_TIMEOUT_S: '15', NQVM_STOP_TIMEOUT_S: '15' },
       agentEnv: { AGENT_NAME: 'e2e-host' },
     });
@@ -241,9 +240,11 @@ describe('nqvm-agent end to end: manager + agent + real QEMU microVMs', () => {
       'GET',
       `/v1/events?resource_id=${hostId}&action=addr_changed`,
     );
-    expect(events.body.items.map((e) => e.detail)).toEqual([{ from: `http://127.0.0.1:${AGENT_PORT}`, to: moved.url }]);
+    expect(events.body.items.map((e) => e.detail)).toEqual([
+      { from: `http://127.0.0.1:${NET.agentPort}`, to: moved.url },
+    ]);
     // Nothing listens on the old port any more, so the manager's calls below can only reach the new address.
-    await expect(fetch(`http://127.0.0.1:${AGENT_PORT}/`)).rejects.toThrow();
+    await expect(fetch(`http://127.0.0.1:${NET.agentPort}/`)).rejects.toThrow();
     // While no agent answered the VMs may have gone unknown; the reconciler brings them back from the new heartbeat.
     await Promise.all([a.id, b.id].map((id) => waitState(id, 'running')));
     const paused = await api('POST', `/v1/vms/${a.id}/pause`);

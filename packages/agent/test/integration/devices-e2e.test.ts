@@ -5,6 +5,7 @@ import { createServer as createTcpServer, type Server as TcpServer } from 'node:
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Stack, startStack, until } from '../../../../test/e2e/support/stack.ts';
+import { TEST_NETWORKS } from '../../../../test/support/test-networks.ts';
 import { GuestShell } from '../support/guest-shell.ts';
 
 const GATEWAY = '10.216.0.1';
@@ -49,9 +50,7 @@ describe('VM devices enforced inside a real guest (manager + agent + QEMU)', () 
 
   beforeAll(async () => {
     s = await startStack({
-      cidr: '10.216.0.0/24',
-      bridge: 'nqbr-dev',
-      agentPort: 19093,
+      ...TEST_NETWORKS.devicesE2e,
       env: { NQVM_STOP_TIMEOUT_S: '15' },
     });
     agentData = s.agentData;

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Stack, startStack, until } from '../../../../test/e2e/support/stack.ts';
+import { TEST_NETWORKS } from '../../../../test/support/test-networks.ts';
 import { READY_MARKER } from '../../src/index.ts';
 import { lastTick } from '../fixtures/demo-vm.ts';
 import { GuestShell } from '../support/guest-shell.ts';
@@ -43,9 +44,7 @@ describe('snapshots, instances, clones and MMDS with real QEMU microVMs', () => 
 
   beforeAll(async () => {
     stack = await startStack({
-      cidr: '10.214.0.0/24',
-      bridge: 'nqbr-snap',
-      agentPort: 19092,
+      ...TEST_NETWORKS.snapshotsE2e,
       env: { NQVM_STOP_TIMEOUT_S: '15' },
     });
   }, 300_000);

@@ -1,0 +1,43 @@
+/**
+ * `npm test` runs every test file in one private network namespace, several at a time. A test that makes a
+ * bridge gives it an address of its subnet, and an agent listens on its ports: two files sharing a subnet or a
+ * port break each other only when they happen to overlap in time. Every such test takes its network from here;
+ * `test-networks.test.ts` proves that no two overlap.
+ */
+export interface TestNetwork {
+  /** The VM subnet; its first address goes on the bridge. */
+  cidr: string;
+  bridge: string;
+  /** The agent's API port on 127.0.0.1. */
+  agentPort: number;
+  /** The manager's port on 127.0.0.1, for tests that start `nqvm up` or a release. */
+  managerPort?: number;
+}
+
+export const TEST_NETWORKS = {
+  agentE2e: { cidr: '10.213.0.0/24', bridge: 'nqbr-e2e', agentPort: 19090 },
+  // These write their addresses out in the test; listed so that no other test takes them.
+  netHost: { cidr: '10.213.40.0/24', bridge: 'nqbr-test', agentPort: 19190 },
+  snapshotsE2e: { cidr: '10.214.0.0/24', bridge: 'nqbr-snap', agentPort: 19092 },
+  guestShellMetrics: { cidr: '10.215.0.0/24', bridge: 'nqbr-guest', agentPort: 19491 },
+  devicesE2e: { cidr: '10.216.0.0/24', bridge: 'nqbr-dev', agentPort: 19093 },
+  guestInitSystems: { cidr: '10.217.0.0/24', bridge: 'nqbr-sysd', agentPort: 19094 },
+  mmdsE2e: { cidr: '10.218.0.0/24', bridge: 'nqbr-mmds', agentPort: 19095 },
+  webVms: { cidr: '10.219.0.0/24', bridge: 'nqbr-web', agentPort: 19096 },
+  nqvmUp: { cidr: '10.222.0.0/24', bridge: 'nqbr-up', agentPort: 19098, managerPort: 18191 },
+  crashNqvmUp: { cidr: '10.223.0.0/24', bridge: 'nqbr-crash', agentPort: 19097, managerPort: 18193 },
+  cliConsole: { cidr: '10.224.0.0/24', bridge: 'nqbr-cli', agentPort: 19493 },
+  guestBoundary: { cidr: '10.225.0.0/24', bridge: 'nqbr-gb', agentPort: 19100 },
+  webVmPage: { cidr: '10.226.0.0/24', bridge: 'nqbr-wpage', agentPort: 19171 },
+  freshClone: { cidr: '10.227.0.0/24', bridge: 'nqbr-clone', agentPort: 19621, managerPort: 18621 },
+  productionInstall: { cidr: '10.88.0.0/24', bridge: 'nqbr-rel', agentPort: 19611, managerPort: 18611 },
+  // Also written out in their tests.
+  vmBootOrder: { cidr: '10.231.0.0/24', bridge: 'nqbr-order', agentPort: 19099 },
+  vmmSandbox: { cidr: '10.232.0.0/24', bridge: 'nqbr-sbx', agentPort: 19101 },
+} as const satisfies Record<string, TestNetwork>;
+
+/** The gateway: the subnet's first address, which the agent puts on the bridge. */
+export function gatewayOf(net: TestNetwork): string {
+  const [a, b, c, d] = (net.cidr.split('/')[0] ?? '').split('.').map(Number);
+  return `${a}.${b}.${c}.${(d ?? 0) + 1}`;
+}
