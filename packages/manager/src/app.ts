@@ -43,6 +43,9 @@ import { OperationsRepository } from './features/operations/operations.repositor
 import { operationsRoutes } from './features/operations/operations.routes.ts';
 import { OperationsService } from './features/operations/operations.service.ts';
 import { OperationWorker } from './features/operations/operations.worker.ts';
+import { installRateLimits } from './features/ratelimit/ratelimit.hook.ts';
+import { RateLimitRepository } from './features/ratelimit/ratelimit.repository.ts';
+import { RateLimiter } from './features/ratelimit/ratelimit.service.ts';
 import { SnapshotsRepository } from './features/snapshots/snapshots.repository.ts';
 import { snapshotsRoutes } from './features/snapshots/snapshots.routes.ts';
 import { SnapshotsService } from './features/snapshots/snapshots.service.ts';
@@ -342,7 +345,11 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
   vms.followChanges(changes);
   await changes.start();
 
+  const rateLimiter = new RateLimiter(new RateLimitRepository(database.db), config.rateLimits, {
+    onError: (err) => app.log.warn({ err }, 'rate limit counters unreachable; requests go on uncounted'),
+  });
   await app.register(async (v1) => {
+    installRateLimits(v1, rateLimiter);
     authRoutes(v1, authn, auth, events);
     hostsRoutes(v1, authn, hosts, events);
     eventsRoutes(v1, authn, events);

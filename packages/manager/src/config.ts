@@ -35,6 +35,8 @@ export interface ManagerConfig {
   /** Period of the stored metrics samples; 0 turns the history sampler off. */
   metricsSampleIntervalMs: number;
   stopTimeoutS: number;
+  /** API rate limits per window (0: that kind is not limited); counters live in the database, shared by managers. */
+  rateLimits: { windowS: number; perToken: number; perUser: number; perAddress: number };
   /** The managed default network: a bridge of this name on every host, addresses from this CIDR. */
   network: { cidr: string; gateway: string; bridge: string; nat: boolean };
 }
@@ -156,6 +158,12 @@ export function loadConfig(env: Env): ManagerConfig {
     metricsSampleIntervalMs: num('NQVM_METRICS_SAMPLE_INTERVAL_S', 10, 0, 3600) * 1000,
     stopTimeoutS: num('NQVM_STOP_TIMEOUT_S', 20, 1, 600),
     network: { cidr, gateway, bridge, nat: bool('NQVM_NETWORK_NAT', false) },
+    rateLimits: {
+      windowS: num('NQVM_RATE_LIMIT_WINDOW_S', 60, 1, 3600),
+      perToken: num('NQVM_RATE_LIMIT_PER_TOKEN', 6000, 0, 10_000_000),
+      perUser: num('NQVM_RATE_LIMIT_PER_USER', 6000, 0, 10_000_000),
+      perAddress: num('NQVM_RATE_LIMIT_PER_ADDRESS', 600, 0, 10_000_000),
+    },
   };
   if (problems.length) throw new ConfigError(problems);
   return config;
