@@ -114,6 +114,9 @@ async function main() {
     NQVM_DATA_DIR: dataDir,
     NQVM_ADMIN_PASSWORD: 'bench-admin-password',
     NQVM_LOG_LEVEL: 'silent',
+    // Measured is list serving at full load, far past any default rate limit; the limiter still counts every request.
+    NQVM_RATE_LIMIT_PER_TOKEN: '10000000',
+    NQVM_RATE_LIMIT_PER_USER: '10000000',
     MANAGER_ENABLE_METRICS: 'false',
   });
   const { app } = await buildApp(config, { database, logger: false });

@@ -179,6 +179,9 @@ async function run(kind: 'postgres' | 'pglite', pgServer?: TestPostgres): Promis
     NQVM_ADMIN_PASSWORD: 'bench-admin-password',
     NQVM_JOIN_TOKEN: JOIN,
     NQVM_LOG_LEVEL: 'silent',
+    // Measured is list serving at full load, far past any default rate limit; the limiter still counts every request.
+    NQVM_RATE_LIMIT_PER_TOKEN: '10000000',
+    NQVM_RATE_LIMIT_PER_USER: '10000000',
     NQVM_NETWORK_CIDR: '10.64.0.0/16',
     NQVM_HOST_HEARTBEAT_TIMEOUT_S: '3600',
     MANAGER_ENABLE_METRICS: 'false',
