@@ -132,6 +132,7 @@ export const ERROR_CODES: Readonly<Record<string, ErrorCodeInfo>> = {
   too_many_nics: { status: 409, meaning: 'the VM has the most NICs it may have' },
   mac_taken: { status: 409, meaning: 'another NIC on the network has this MAC' },
   network_full: { status: 409, meaning: 'the network has no free address' },
+  operation_failed: { status: 502, meaning: 'the operation that did the work failed; the message is its reason' },
   snapshot_in_use: { status: 409, meaning: 'an instance is being restored from the snapshot' },
   snapshot_not_ready: { status: 409, meaning: 'the snapshot is not ready' },
 

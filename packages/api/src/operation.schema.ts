@@ -11,6 +11,9 @@ export const OPERATION_KINDS: readonly OperationKind[] = [
   'delete',
   'instantiate',
   'clone',
+  'snapshot',
+  'snapshot_delete',
+  'device',
 ];
 export const OperationKind = Type.Union([
   Type.Literal('create'),
@@ -20,6 +23,9 @@ export const OperationKind = Type.Union([
   Type.Literal('delete'),
   Type.Literal('instantiate'),
   Type.Literal('clone'),
+  Type.Literal('snapshot'),
+  Type.Literal('snapshot_delete'),
+  Type.Literal('device'),
 ]);
 export type OperationKind = Static<typeof OperationKind>;
 

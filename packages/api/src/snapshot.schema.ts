@@ -29,6 +29,12 @@ export const Snapshot = Type.Object(
     source_spec: Type.Record(Type.String(), Type.Unknown(), { description: "The source VM's spec when saved" }),
     error: Type.Union([Type.String(), Type.Null()]),
     created_at: Timestamp,
+    operation_id: Type.Optional(
+      Type.String({
+        format: 'uuid',
+        description: 'The `snapshot` operation that saves it (create answers); follow it at /v1/operations/{id}',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -58,7 +64,8 @@ export const snapshotRoutes = {
     method: 'POST',
     path: '/v1/vms/:id/snapshots',
     operationId: 'createSnapshot',
-    summary: 'Pause, save memory, device and disk state, resume (a running VM only)',
+    summary:
+      'Pause, save memory, device and disk state, resume (a running VM only): a durable `snapshot` operation, answered when it ends (state ready); one still saving after 60 s is answered in state creating, to follow by its operation_id',
     tag: 'snapshots',
     auth: 'user',
     status: 201,
@@ -92,7 +99,8 @@ export const snapshotRoutes = {
     method: 'DELETE',
     path: '/v1/snapshots/:id',
     operationId: 'deleteSnapshot',
-    summary: 'Delete a snapshot and its files (409 while an instance is restoring from it or a Diff builds on it)',
+    summary:
+      'Delete a snapshot and its files, a durable `snapshot_delete` operation (409 while an instance is restoring from it or a Diff builds on it)',
     tag: 'snapshots',
     auth: 'user',
     status: 204,

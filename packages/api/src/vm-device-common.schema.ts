@@ -19,9 +19,18 @@ export const Applied = Type.Union([Type.Literal('live'), Type.Literal('next_boot
   description: 'live: in effect on the running VM now; next_boot: stored, applied when the VM next starts',
 });
 
-/** The answer to every device change: the resulting setting and when it takes effect. */
+/** The answer to every device change: the resulting setting, when it takes effect, the operation that applied it live. */
 export const Changed = <T extends ReturnType<typeof Type.Object>>(item: T) =>
-  Type.Object({ item, applied: Applied }, { additionalProperties: false });
+  Type.Object(
+    {
+      item,
+      applied: Applied,
+      operation_id: Type.Optional(
+        Type.String({ format: 'uuid', description: 'A live change is a `device` operation: /v1/operations/{id}' }),
+      ),
+    },
+    { additionalProperties: false },
+  );
 
 /** What every device route shares: its OpenAPI tag and who may call it. */
 export const deviceRoute = { tag: 'vm-devices', auth: 'user' as const };

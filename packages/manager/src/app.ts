@@ -17,6 +17,7 @@ import { AuthRepository } from './features/auth/auth.repository.ts';
 import { authRoutes } from './features/auth/auth.routes.ts';
 import { AuthService } from './features/auth/auth.service.ts';
 import { DeviceConfigService } from './features/devices/devices.config.ts';
+import { deviceHandler } from './features/devices/devices.operations.ts';
 import { DevicesRepository } from './features/devices/devices.repository.ts';
 import { devicesRoutes } from './features/devices/devices.routes.ts';
 import { DevicesService } from './features/devices/devices.service.ts';
@@ -42,10 +43,12 @@ import { assertComplete } from './features/operations/operations.catalog.ts';
 import { OperationsRepository } from './features/operations/operations.repository.ts';
 import { operationsRoutes } from './features/operations/operations.routes.ts';
 import { OperationsService } from './features/operations/operations.service.ts';
+import { OperationWaiter } from './features/operations/operations.waiter.ts';
 import { OperationWorker } from './features/operations/operations.worker.ts';
 import { installRateLimits } from './features/ratelimit/ratelimit.hook.ts';
 import { RateLimitRepository } from './features/ratelimit/ratelimit.repository.ts';
 import { RateLimiter } from './features/ratelimit/ratelimit.service.ts';
+import { snapshotDeleteHandler, snapshotHandler } from './features/snapshots/snapshots.operations.ts';
 import { SnapshotsRepository } from './features/snapshots/snapshots.repository.ts';
 import { snapshotsRoutes } from './features/snapshots/snapshots.routes.ts';
 import { SnapshotsService } from './features/snapshots/snapshots.service.ts';
@@ -179,6 +182,7 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
   const vmsRepo = new VmsRepository(database.db);
   const operationsRepo = new OperationsRepository(database.db);
   const machine = new VmStateMachine(database.db, operationsRepo, events);
+  const waiter = new OperationWaiter(operationsRepo);
   const agentClient = opts.agentClient ?? new AgentClient();
   const agentApi = opts.agentApi ?? new HttpAgentApi(agentClient);
   const catalogImage = (img: ImageRow) => ({
@@ -214,29 +218,42 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
     machine,
   );
   await vms.init();
+  const devicesRepo = new DevicesRepository(database.db);
   const devices = new DevicesService({
-    repo: new DevicesRepository(database.db),
+    repo: devicesRepo,
     vmsRepo,
     vms,
     hosts,
     events,
     images: vmImages,
     agent: agentClient,
+    machine,
+    waiter,
   });
   const deviceConfig = new DeviceConfigService(devices.deps, devices);
   vms.useSpecHook((row, spec, ctx) => devices.extendSpec(row, spec, ctx));
   hosts.useAllocations({ byHost: () => vmsRepo.allocationsByHost() });
   images.addUsage({ imageUsers: async (id) => ((await vmsRepo.imageInUse(id)) ? ['a VM'] : []) });
+  const snapshotsRepo = new SnapshotsRepository(database.db);
   const snapshots = new SnapshotsService(
-    new SnapshotsRepository(database.db),
+    snapshotsRepo,
     vms,
     templates,
-    events,
     secrets,
     agentClient,
     operationsRepo,
+    machine,
+    waiter,
   );
   const vmOps = { vms, rows: vmsRepo, machine, agent: agentApi };
+  // What the snapshot and device operations need: their repository, the VM's row, its host and the agent.
+  const hostWork = <R>(repo: R) => ({
+    repo,
+    vms: vmsRepo,
+    target: (hostId: string) => vms.agentTarget(hostId),
+    agent: agentClient,
+    machine,
+  });
   const coldBoot = bootHandler(vmOps, (t, spec) => agentApi.boot(t, spec));
   const worker = new OperationWorker({
     store: operationsRepo,
@@ -249,11 +266,15 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
       clone: bootHandler(vmOps, snapshots.launchers.clone),
       stop: stopHandler(vmOps),
       delete: deleteHandler(vmOps),
+      snapshot: snapshotHandler(hostWork(snapshotsRepo)),
+      snapshot_delete: snapshotDeleteHandler(hostWork(snapshotsRepo)),
+      device: deviceHandler(hostWork(devicesRepo)),
     }),
     owner: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
     log: app.log,
   });
   machine.onQueued = () => worker.kick();
+  waiter.attach(worker);
   // One process owns an embedded database: what it was running when it died resumes now, not at lease expiry.
   if (database.kind === 'pglite') await operationsRepo.releaseAll(new Date());
   // `nqvm up` starts its local agent after the manager: resumed operations would only find it unreachable.

@@ -233,8 +233,13 @@ describe('VM devices enforced inside a real guest (manager + agent + QEMU)', () 
     expect(`/dev/${dev}`).toBe(guestDevice);
     await shell.run('echo 3 > /proc/sys/vm/drop_caches');
     const slow = await measure(`dd if=/dev/${dev} of=/dev/null bs=64k count=64 2>/dev/null`, 4 * MIB);
-    const live = await ok<{ applied: string }>('PATCH', `/v1/vms/${vmId}/drives/data`, { rate_limiter: FOUR_MIB_S });
+    const live = await ok<{ applied: string; operation_id: string }>('PATCH', `/v1/vms/${vmId}/drives/data`, {
+      rate_limiter: FOUR_MIB_S,
+    });
     expect(live.applied).toBe('live');
+    // Applied live by a durable `device` operation, ended before the answer.
+    const op = await ok<{ kind: string; state: string; reason: string }>('GET', `/v1/operations/${live.operation_id}`);
+    expect(op).toMatchObject({ kind: 'device', state: 'succeeded', reason: 'drive_update applied live' });
     const fast = await measure(`dd if=/dev/${dev} of=/dev/null bs=64k skip=64 count=256 2>/dev/null`, 16 * MIB);
     process.stderr.write(
       `[devices-e2e] drive: ${slow.toFixed(3)} MiB/s at 1 MiB/s, ${fast.toFixed(3)} MiB/s at 4 MiB/s\n`,

@@ -91,15 +91,21 @@ describe('snapshots, instances, clones and MMDS with real QEMU microVMs', () => 
     expect(diff.body.code).toBe('snapshot_parent_required');
 
     const t0 = Date.now();
-    const snap = await api<{ id: string; state: string; state_bytes: number; disk_bytes: number; vm_id: string }>(
-      'POST',
-      `/v1/vms/${a.id}/snapshots`,
-      { name: 's1', snapshot_type: 'Full' },
-    );
+    const snap = await api<{
+      id: string;
+      state: string;
+      state_bytes: number;
+      disk_bytes: number;
+      vm_id: string;
+      operation_id: string;
+    }>('POST', `/v1/vms/${a.id}/snapshots`, { name: 's1', snapshot_type: 'Full' });
     expect(snap.status, JSON.stringify(snap.body)).toBe(201);
     snapId = snap.body.id;
     atSnap = lastTick(await consoleText(a.id)) ?? 0;
     expect(snap.body).toMatchObject({ state: 'ready', vm_id: a.id });
+    // Saved by a durable `snapshot` operation that ended before the answer.
+    const op = await api<{ kind: string; state: string }>('GET', `/v1/operations/${snap.body.operation_id}`);
+    expect(op.body).toMatchObject({ kind: 'snapshot', state: 'succeeded' });
     expect(snap.body.state_bytes).toBeGreaterThan(0);
     expect(snap.body.disk_bytes).toBeGreaterThan(0);
     process.stderr.write(

@@ -13,7 +13,6 @@ import type { Static } from 'typebox';
 import { Conflict, DomainError, Unprocessable } from '../../domain/errors.ts';
 import { STOPPED } from './devices.repository.ts';
 import {
-  type Applied,
   type Changed,
   type DeviceConfig,
   type DevicesDeps,
@@ -159,20 +158,20 @@ export class DeviceConfigService {
     if (patch.amount_mib !== undefined && patch.amount_mib >= row.memMib)
       throw new Unprocessable('balloon_too_large', 'amount_mib must be below the VM memory', 'body.amount_mib');
     const next = { ...current, ...patch };
-    let applied: Applied = 'next_boot';
-    if (LIVE.includes(row.state)) {
-      await this.d.agent.call(await this.base.host(row), agentApi.devices.patchBalloon, {
-        params: { id: vmId },
-        body: patch,
-      });
-      applied = 'live';
-    } else if (!STOPPED.includes(row.state)) throw new RequiresStop('changing the balloon', 'body', row.state);
+    if (LIVE.includes(row.state))
+      return this.base.live(
+        vmId,
+        actor,
+        { device: 'balloon', patch, action: 'balloon_update', detail: { ...patch, applied: 'live' } },
+        async () => this.base.config(await this.d.vms.row(vmId)).balloon ?? next,
+      );
+    if (!STOPPED.includes(row.state)) throw new RequiresStop('changing the balloon', 'body', row.state);
     await this.d.repo.setConfig(undefined, vmId, {
       ...row.config,
       devices: { ...this.base.config(row), balloon: next },
     });
-    await this.base.record(actor, vmId, 'balloon_update', { ...patch, applied });
-    return { item: next, applied };
+    await this.base.record(actor, vmId, 'balloon_update', { ...patch, applied: 'next_boot' });
+    return { item: next, applied: 'next_boot' };
   }
 
   /** Takes a device off the VM: its next boot's agent spec (built from the stored config) no longer carries it. */

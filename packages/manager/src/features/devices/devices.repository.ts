@@ -60,8 +60,8 @@ export class DevicesRepository {
     return row!;
   }
 
-  async updateDrive(vmId: string, driveId: string, rateLimiter: Limiter | null) {
-    const [row] = await this.db
+  async updateDrive(vmId: string, driveId: string, rateLimiter: Limiter | null, tx: Tx | Db = this.db) {
+    const [row] = await tx
       .update(vmDrives)
       .set({ rateLimiter })
       .where(and(eq(vmDrives.vmId, vmId), eq(vmDrives.driveId, driveId)))
@@ -82,8 +82,8 @@ export class DevicesRepository {
     return row!;
   }
 
-  async updateNicConfig(vmId: string, ifaceId: string, config: Record<string, unknown>) {
-    const [row] = await this.db
+  async updateNicConfig(vmId: string, ifaceId: string, config: Record<string, unknown>, tx: Tx | Db = this.db) {
+    const [row] = await tx
       .update(vmNics)
       .set({ config })
       .where(and(eq(vmNics.vmId, vmId), eq(vmNics.ifaceId, ifaceId)))

@@ -1,30 +1,33 @@
-import {
-  type AgentNic,
-  type AgentVmSpec,
-  agentApi,
-  type Balloon,
-  type CreateDriveRequest,
-  type CreateNicRequest,
-  type Drive,
-  type Entropy,
-  type Nic,
-  type RateLimiter,
-  type Serial,
+import type {
+  AgentNic,
+  AgentVmSpec,
+  Balloon,
+  CreateDriveRequest,
+  CreateNicRequest,
+  Drive,
+  Entropy,
+  Nic,
+  RateLimiter,
+  Serial,
 } from '@nqvm/api';
 import { Conflict, DomainError, NotFound, Unprocessable } from '../../domain/errors.ts';
 import type { EventsService } from '../events/events.service.ts';
 import type { HostsService } from '../hosts/hosts.service.ts';
+import type { OperationWaiter } from '../operations/operations.waiter.ts';
 import { claimAddress } from '../vms/address-pool.ts';
 import type { AgentClient } from '../vms/agent-client.ts';
 import { randomMac } from '../vms/ipam.ts';
+import type { VmStateMachine } from '../vms/vm-state-machine.ts';
 import { isUniqueViolation, type NicRow, type VmRow, type VmsRepository } from '../vms/vms.repository.ts';
 import type { ImageCatalog, VmsService } from '../vms/vms.service.ts';
+import type { LiveChange } from './devices.operations.ts';
 import { type DevicesRepository, type DriveRow, STOPPED, type Tx } from './devices.repository.ts';
 
 export type Applied = 'live' | 'next_boot';
 export interface Changed<T> {
   item: T;
   applied: Applied;
+  operation_id?: string;
 }
 
 /** Device settings kept in the VM's `config` column, sent to the agent at every boot. */
@@ -80,7 +83,13 @@ export interface DevicesDeps {
   images: ImageCatalog;
   /** Live device changes on the VM's host agent. */
   agent: Pick<AgentClient, 'call'>;
+  /** Queues a live change as a `device` operation; the answer waits for it. */
+  machine: Pick<VmStateMachine, 'queue'>;
+  waiter: Pick<OperationWaiter, 'result'>;
 }
+
+/** How long a live change's request waits for its operation before answering with it still running. */
+const LIVE_ANSWER_MS = 60_000;
 
 /** Drives, NICs, machine and CPU config, and the VM's other devices: stored for the next boot or applied live. */
 export class DevicesService {
@@ -163,6 +172,16 @@ export class DevicesService {
     return { item: value as NonNullable<DeviceConfig[K]>, applied: 'next_boot' };
   }
 
+  /** A change to the running VM: a durable `device` operation applies it on the host and stores it; answered when done. */
+  async live<T>(vmId: string, actor: string, change: LiveChange, view: () => Promise<T>): Promise<Changed<T>> {
+    const { operation } = await this.d.machine.queue({
+      vmId,
+      operation: { kind: 'device', actor, input: change as unknown as Record<string, unknown> },
+    });
+    await this.d.waiter.result(operation.id, LIVE_ANSWER_MS);
+    return { item: await view(), applied: 'live', operation_id: operation.id };
+  }
+
   async host(row: VmRow) {
     if (!row.hostId) throw new Conflict('vm_not_placed', `VM ${row.id} has no host`);
     return this.d.vms.agentTarget(row.hostId);
@@ -233,14 +252,21 @@ export class DevicesService {
   async updateDrive(vmId: string, driveId: string, rl: RateLimiter | null, actor: string): Promise<Changed<Drive>> {
     await this.getDrive(vmId, driveId);
     const row = await this.d.vms.row(vmId);
-    let applied: Applied = 'next_boot';
-    if (LIVE.includes(row.state)) {
-      await this.d.agent.call(await this.host(row), agentApi.devices.patchDrive, {
-        params: { id: vmId, drive_id: driveId },
-        body: { rate_limiter: rl },
-      });
-      applied = 'live';
-    } else if (!STOPPED.includes(row.state)) throw new RequiresStop('changing a drive', 'drive_id', row.state);
+    const applied: Applied = 'next_boot';
+    if (LIVE.includes(row.state))
+      return this.live(
+        vmId,
+        actor,
+        {
+          device: 'drive',
+          id: driveId,
+          rate_limiter: rl,
+          action: 'drive_update',
+          detail: { drive_id: driveId, rate_limiter: rl, applied: 'live' },
+        },
+        () => this.getDrive(vmId, driveId),
+      );
+    if (!STOPPED.includes(row.state)) throw new RequiresStop('changing a drive', 'drive_id', row.state);
     await this.d.repo.updateDrive(vmId, driveId, rl);
     await this.record(actor, vmId, 'drive_update', { drive_id: driveId, rate_limiter: rl, applied });
     return { item: await this.getDrive(vmId, driveId), applied };
@@ -347,14 +373,21 @@ export class DevicesService {
       else if (req[k] !== undefined) config[k] = req[k];
     }
     const row = await this.d.vms.row(vmId);
-    let applied: Applied = 'next_boot';
-    if (LIVE.includes(row.state)) {
-      await this.d.agent.call(await this.host(row), agentApi.devices.patchNic, {
-        params: { id: vmId, iface_id: ifaceId },
-        body: { rx_rate_limiter: config.rx_rate_limiter ?? null, tx_rate_limiter: config.tx_rate_limiter ?? null },
-      });
-      applied = 'live';
-    } else if (!STOPPED.includes(row.state)) throw new RequiresStop('changing a NIC', 'nic_id', row.state);
+    const applied: Applied = 'next_boot';
+    if (LIVE.includes(row.state))
+      return this.live(
+        vmId,
+        actor,
+        {
+          device: 'nic',
+          id: ifaceId,
+          config,
+          action: 'nic_update',
+          detail: { iface_id: ifaceId, ...req, applied: 'live' },
+        },
+        () => this.getNic(vmId, ifaceId),
+      );
+    if (!STOPPED.includes(row.state)) throw new RequiresStop('changing a NIC', 'nic_id', row.state);
     await this.d.repo.updateNicConfig(vmId, ifaceId, config);
     await this.record(actor, vmId, 'nic_update', { iface_id: ifaceId, ...req, applied });
     return { item: await this.getNic(vmId, ifaceId), applied };

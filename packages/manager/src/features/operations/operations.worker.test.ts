@@ -110,6 +110,9 @@ function handlers(over: Partial<Record<OperationKind, OperationHandler>>): Recor
     stop: noop,
     delete: noop,
     instantiate: noop,
+    snapshot: noop,
+    snapshot_delete: noop,
+    device: noop,
     clone: noop,
     ...over,
   };

@@ -119,6 +119,11 @@ export class OperationWorker {
     }
   }
 
+  /** Whether this process is running operation `id` now. */
+  runs(id: string): boolean {
+    return this.inflight.has(id);
+  }
+
   /** Resolves when operation `id` ends in this process, or after `timeoutMs` with undefined. */
   waitLocal(id: string, timeoutMs: number): Promise<Finished | undefined> {
     return new Promise((resolve) => {

@@ -1,5 +1,6 @@
 import { and, desc, eq } from 'drizzle-orm';
 import type { Db } from '../../db/client.ts';
+import type { Tx } from '../operations/operations.repository.ts';
 import { snapshots } from './snapshots.table.ts';
 
 export type SnapshotRow = typeof snapshots.$inferSelect;
@@ -8,8 +9,9 @@ export type NewSnapshotRow = typeof snapshots.$inferInsert;
 export class SnapshotsRepository {
   constructor(private readonly db: Db) {}
 
-  async insert(row: NewSnapshotRow): Promise<SnapshotRow> {
-    const [r] = await this.db.insert(snapshots).values(row).returning();
+  /** In the transaction that queues the operation saving it. */
+  async insertIn(tx: Tx, row: NewSnapshotRow): Promise<SnapshotRow> {
+    const [r] = await tx.insert(snapshots).values(row).returning();
     return r!;
   }
 
@@ -20,11 +22,6 @@ export class SnapshotsRepository {
 
   listForVm(vmId: string): Promise<SnapshotRow[]> {
     return this.db.select().from(snapshots).where(eq(snapshots.vmId, vmId)).orderBy(desc(snapshots.createdAt));
-  }
-
-  async update(id: string, patch: Partial<NewSnapshotRow>): Promise<SnapshotRow | undefined> {
-    const [r] = await this.db.update(snapshots).set(patch).where(eq(snapshots.id, id)).returning();
-    return r;
   }
 
   async hasChildren(id: string): Promise<boolean> {

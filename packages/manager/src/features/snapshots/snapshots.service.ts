@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import {
   agentApi,
   type CreateSnapshotRequest,
@@ -9,10 +10,11 @@ import {
 } from '@nqvm/api';
 import { Conflict, NotFound, Unprocessable } from '../../domain/errors.ts';
 import type { SecretBox } from '../../security/secret-box.ts';
-import type { EventsService } from '../events/events.service.ts';
 import type { OperationsRepository } from '../operations/operations.repository.ts';
+import type { OperationWaiter } from '../operations/operations.waiter.ts';
 import type { TemplatesService } from '../templates/templates.service.ts';
 import type { AgentClient } from '../vms/agent-client.ts';
+import type { VmStateMachine } from '../vms/vm-state-machine.ts';
 import type { VmRow } from '../vms/vms.repository.ts';
 import type { Launcher, VmsService } from '../vms/vms.service.ts';
 import type { SnapshotRow, SnapshotsRepository } from './snapshots.repository.ts';
@@ -58,16 +60,20 @@ export function toSnapshot(r: SnapshotRow): Snapshot {
   };
 }
 
+/** How long a snapshot request waits for its operation before answering with it still running. */
+const SAVE_ANSWER_MS = 60_000;
+
 /** Snapshots, instances made from them, clones and VM → template. */
 export class SnapshotsService {
   constructor(
     private readonly repo: SnapshotsRepository,
     private readonly vms: VmsService,
     private readonly templates: TemplatesService,
-    private readonly events: EventsService,
     private readonly secrets: SecretBox,
     private readonly agent: AgentClient,
     private readonly operations: Pick<OperationsRepository, 'liveWith'>,
+    private readonly machine: Pick<VmStateMachine, 'queue'>,
+    private readonly waiter: Pick<OperationWaiter, 'result'>,
   ) {}
 
   /** How the `instantiate` and `clone` operations boot their VM on the host (idempotent on the agent). */
@@ -113,40 +119,34 @@ export class SnapshotsService {
         'the guest agent has not reported ready since this boot; take the snapshot once it has (guest_ready_at)',
       );
     const nic = (await this.vms.get(vmId)).nics[0];
-    const row = await this.repo.insert({
+    const sid = randomUUID();
+    const { operation } = await this.machine.queue({
       vmId,
-      hostId: vm.hostId,
-      name: req.name,
-      snapshotType: type,
-      parentId: parent?.id ?? null,
-      state: 'creating',
-      stateBytes: 0,
-      diskBytes: 0,
-      sourceSpec: { ...sourceSpecOf(vm, nic?.network ?? null), source_vm_id: vm.id, source_vm_name: vm.name },
-      passwordEnc: vm.passwordEnc,
-    });
-    try {
-      const info = await this.agent.call(await this.vms.agentTarget(vm.hostId), agentApi.snapshots.create, {
-        params: { id: vmId, sid: row.id },
-        body: { snapshot_type: type, ...(parent ? { parent_id: parent.id } : {}) },
-      });
-      const done = await this.repo.update(row.id, {
-        state: 'ready',
-        stateBytes: info.state_bytes,
-        diskBytes: info.disk_bytes,
-      });
-      await this.events.record({
+      operation: {
+        kind: 'snapshot',
         actor,
-        resourceType: 'vm',
-        resourceId: vmId,
-        action: 'snapshot',
-        detail: { snapshot_id: row.id, type, parent_id: parent?.id ?? null, ...info },
-      });
-      return toSnapshot(done!);
-    } catch (err) {
-      await this.repo.delete(row.id);
-      throw err;
-    }
+        input: { snapshot_id: sid, ...(parent ? { parent_id: parent.id } : {}) },
+      },
+      write: (tx) =>
+        this.repo.insertIn(tx, {
+          id: sid,
+          vmId,
+          hostId: vm.hostId,
+          name: req.name,
+          snapshotType: type,
+          parentId: parent?.id ?? null,
+          state: 'creating',
+          stateBytes: 0,
+          diskBytes: 0,
+          sourceSpec: { ...sourceSpecOf(vm, nic?.network ?? null), source_vm_id: vm.id, source_vm_name: vm.name },
+          passwordEnc: vm.passwordEnc,
+        }),
+    });
+    // The answer waits for the save (the contract clients know); a slow one is answered in state creating.
+    await this.waiter.result(operation.id, SAVE_ANSWER_MS);
+    const saved = await this.repo.get(sid);
+    if (!saved) throw new NotFound('snapshot', sid);
+    return { ...toSnapshot(saved), operation_id: operation.id };
   }
 
   /** The parent a Diff builds on: the one asked for, or the VM's newest ready snapshot. */
@@ -175,14 +175,17 @@ export class SnapshotsService {
   async delete(id: string, actor: string): Promise<void> {
     const r = await this.repo.get(id);
     if (!r) throw new NotFound('snapshot', id);
+    if (r.state === 'creating') throw new Conflict('snapshot_not_ready', `snapshot ${id} is still being saved`);
     if (await this.operations.liveWith('instantiate', 'snapshot_id', id))
       throw new Conflict('snapshot_in_use', 'an instance is being restored from it');
     if (await this.repo.hasChildren(id))
       throw new Conflict('has_dependents', 'a Diff snapshot builds on it; delete that one first');
-    if (r.hostId)
-      await this.agent.call(await this.vms.agentTarget(r.hostId), agentApi.snapshots.remove, { params: { sid: id } });
-    await this.repo.delete(id);
-    await this.events.record({ actor, resourceType: 'snapshot', resourceId: id, action: 'delete' });
+    const { operation } = await this.machine.queue({
+      // Behind the source VM's own operations (a save of it in progress), when it still exists.
+      vmId: r.vmId,
+      operation: { kind: 'snapshot_delete', actor, input: { snapshot_id: id } },
+    });
+    await this.waiter.result(operation.id, SAVE_ANSWER_MS);
   }
 
   /** A new VM through the normal create path (new MAC, IP and token), booted by restoring the snapshot. */
@@ -191,6 +194,8 @@ export class SnapshotsService {
     if (!snap) throw new NotFound('snapshot', id);
     if (snap.state !== 'ready' || !snap.hostId)
       throw new Conflict('snapshot_not_ready', `snapshot ${id} is ${snap.state}`);
+    if (await this.operations.liveWith('snapshot_delete', 'snapshot_id', id))
+      throw new Conflict('snapshot_not_ready', `snapshot ${id} is being deleted`);
     const { source_vm_id: _a, source_vm_name: _b, ...spec } = snap.sourceSpec as SourceSpec & Record<string, unknown>;
     const password = snap.passwordEnc ? this.secrets.open(snap.passwordEnc) : undefined;
     return this.vms.create(

@@ -31,13 +31,13 @@ export function classifyAgentError(err: unknown): unknown {
   return err;
 }
 
-function agentStatus(err: unknown): number | undefined {
+export function agentStatus(err: unknown): number | undefined {
   if (err instanceof UpstreamError) return err.extra?.agent_status as number | undefined;
   if (err instanceof DomainError) return err.status;
   return undefined;
 }
 
-function ending(op: OperationRow, state: Ending['state'], reason: string, error?: string): Ending {
+export function ending(op: OperationRow, state: Ending['state'], reason: string, error?: string): Ending {
   return { id: op.id, owner: op.leaseOwner ?? '', state, reason, ...(error !== undefined ? { error } : {}) };
 }
 

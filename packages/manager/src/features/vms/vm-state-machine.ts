@@ -8,6 +8,8 @@ import { canTransition } from './vm-state.ts';
 import type { NewVmRow, NicRow, VmRow } from './vms.repository.ts';
 
 export interface EventSpec {
+  /** What the event is about when it is not the VM itself (a snapshot). */
+  resource?: { type: string; id: string };
   actor: string;
   action: string;
   result?: 'ok' | 'error' | 'info';
@@ -37,6 +39,9 @@ export interface Changed {
   row: VmRow;
   operation?: OperationRow;
 }
+
+/** Rolls back a completion whose operation another worker holds now. */
+class LeaseGone extends Error {}
 
 export class IllegalTransition extends Error {
   constructor(from: VmState, to: VmState) {
@@ -114,6 +119,52 @@ export class VmStateMachine {
     return out !== undefined;
   }
 
+  /**
+   * Work on a VM that does not change its state (a snapshot, a live device change): the operation is queued with
+   * `write`'s rows and its event in one transaction.
+   */
+  async queue<T>(c: {
+    vmId: string | null;
+    operation: StartOperation;
+    event?: EventSpec;
+    write?: (tx: Tx) => Promise<T>;
+  }): Promise<{ operation: OperationRow; value: T | undefined }> {
+    const out = await this.db.transaction(async (tx) => {
+      const value = await c.write?.(tx);
+      const effects = await this.sideEffects(tx, c.vmId, {
+        operation: c.operation,
+        ...(c.event ? { event: c.event } : {}),
+      });
+      return { ...effects, value };
+    });
+    this.announce(out);
+    return { operation: out.operation!, value: out.value };
+  }
+
+  /**
+   * The last step of such an operation: `write`, its event and the operation's end in one transaction. Nothing is
+   * written (and false returned) when the operation is no longer this worker's (another manager took it over).
+   */
+  async complete(c: {
+    vmId: string | null;
+    finish: Ending;
+    event?: EventSpec;
+    write?: (tx: Tx) => Promise<unknown>;
+  }): Promise<boolean> {
+    const out = await this.db
+      .transaction(async (tx) => {
+        await c.write?.(tx);
+        if (!(await this.ops.finishIn(tx, c.finish, this.now()))) throw new LeaseGone();
+        return this.sideEffects(tx, c.vmId, c.event ? { event: c.event } : {});
+      })
+      .catch((err) => {
+        if (err instanceof LeaseGone) return undefined;
+        throw err;
+      });
+    this.announce(out);
+    return out !== undefined;
+  }
+
   /** An event (and maybe an operation's end) about a VM whose state does not change. */
   async note(vmId: string, event: EventSpec, finish?: Ending): Promise<void> {
     const out = await this.db.transaction((tx) => this.sideEffects(tx, vmId, { event, ...(finish ? { finish } : {}) }));
@@ -122,7 +173,7 @@ export class VmStateMachine {
 
   private async sideEffects(
     tx: Tx,
-    vmId: string,
+    vmId: string | null,
     c: { event?: EventSpec; operation?: StartOperation; finish?: Ending },
   ): Promise<{ event?: Event; operation?: OperationRow }> {
     const operation = c.operation ? await this.ops.insertIn(tx, { ...c.operation, vmId }) : undefined;
@@ -137,8 +188,8 @@ export class VmStateMachine {
         .insert(events)
         .values({
           actor: c.event.actor,
-          resourceType: 'vm',
-          resourceId: vmId,
+          resourceType: c.event.resource?.type ?? 'vm',
+          resourceId: c.event.resource?.id ?? vmId,
           action: c.event.action,
           result: c.event.result ?? 'ok',
           detail,
