@@ -67,6 +67,10 @@ export const ERROR_CODES: Readonly<Record<string, ErrorCodeInfo>> = {
   unknown_host: { status: 422, meaning: 'the body names a host that does not exist' },
   network_not_found: { status: 422, meaning: 'the body names a network that does not exist' },
   image_not_ready: { status: 422, meaning: 'the body names an image that is still importing or failed' },
+  image_format_invalid: {
+    status: 422,
+    meaning: 'the image is a damaged disk file, has a backing file or refers to other files (qcow2, VMDK, VHDX)',
+  },
   image_wrong_kind: { status: 422, meaning: 'the body names an image of another kind (kernel, initrd, rootfs)' },
   wrong_image_kind: { status: 422, meaning: 'the drive image is not a rootfs image' },
   mmds_interface_unknown: { status: 422, meaning: 'MMDS config names an interface the VM does not have' },

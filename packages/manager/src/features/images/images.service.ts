@@ -6,6 +6,7 @@ import { BadRequest, Conflict, DomainError, NotFound, Unprocessable } from '../.
 import type { GuardedResponse, UrlGuard } from '../../security/url-guard.ts';
 import type { EventsService } from '../events/events.service.ts';
 import type { CommandRunner } from './images.exec.ts';
+import { type Decoded, type DiskTools, ingestImage, systemDiskTools } from './images.formats.ts';
 import { resolveImagePath } from './images.paths.ts';
 import { type ImageRow, type ImagesRepository, pgCode } from './images.repository.ts';
 import { checkSource } from './images.source.ts';
@@ -27,6 +28,8 @@ export interface ImagesServiceOptions {
   importIdleTimeoutMs?: number;
   /** At most one progress write per import per interval. */
   progressIntervalMs?: number;
+  /** qemu-img and the decompressors; the real commands unless a test passes others. */
+  diskTools?: DiskTools;
 }
 
 export class ImageTooLarge extends DomainError {
@@ -57,6 +60,16 @@ export function toImage(r: ImageRow): Image {
 function nameTaken(err: unknown, name: string): never {
   if (pgCode(err) === '23505') throw new Conflict('image_name_taken', `an image named ${name} exists`, 'body.name');
   throw err;
+}
+
+/** How a stored image differs from what was given, for its event: the given hash, compression and disk format. */
+function converted(f: Decoded): Record<string, string> {
+  if (!f.compression && !f.format) return {};
+  return {
+    source_sha256: f.sourceSha256,
+    ...(f.compression ? { compression: f.compression } : {}),
+    ...(f.format ? { format: f.format } : {}),
+  };
 }
 
 function reasonOf(err: unknown): string {
@@ -141,7 +154,7 @@ export class ImagesService {
       const real = await resolveImagePath(this.opts.imageRoot, src.path);
       const row = await this.insert(req.name, req.kind, req.description, { type: 'path', path: src.path });
       const image = await this.fill(row, actor, 'create', () =>
-        this.store.ingest(createReadStream(real), { limit: Number.MAX_SAFE_INTEGER }),
+        this.intake(createReadStream(real), { limit: Number.MAX_SAFE_INTEGER }),
       );
       return { image, status: 201 };
     }
@@ -211,9 +224,10 @@ export class ImagesService {
     const row = await this.insert(q.name, q.kind, q.description, { type: 'upload' });
     return this.fill(row, actor, 'upload', async () => {
       try {
-        return await this.store.ingest(body, { limit });
+        return await this.intake(body, { limit });
       } catch (err) {
         if (err instanceof TooLarge) throw new ImageTooLarge(limit, 'body');
+        if (err instanceof DomainError) throw err;
         throw new BadRequest('upload_incomplete', `the upload did not complete: ${reasonOf(err)}`, 'body');
       }
     });
@@ -272,6 +286,11 @@ export class ImagesService {
     return { path: this.store.pathOf(row.sha256), size: row.sizeBytes, sha256: row.sha256 };
   }
 
+  /** Stores a source as a raw image: decompressed while streaming, converted from qcow2/VMDK/VHDX. */
+  private intake(source: Readable, opts: { limit: number; onSourceBytes?: (n: number) => void }): Promise<Decoded> {
+    return ingestImage(this.store, this.opts.diskTools ?? systemDiskTools, source, opts);
+  }
+
   private inUse(row: ImageRow, users: string[]): Conflict {
     return new Conflict('image_in_use', `image ${row.name} is in use`, undefined, { used_by: users });
   }
@@ -303,7 +322,13 @@ export class ImagesService {
         resourceType: 'image',
         resourceId: row.id,
         action,
-        detail: { name: row.name, kind: row.kind, sha256: f.sha256, size_bytes: f.size },
+        detail: {
+          name: row.name,
+          kind: row.kind,
+          sha256: f.sha256,
+          size_bytes: f.size,
+          ...('sourceSha256' in f ? converted(f as Decoded) : {}),
+        },
       });
       return toImage(ready);
     } catch (err) {
@@ -356,26 +381,25 @@ export class ImagesService {
         const total = declared !== undefined && /^\d+$/.test(declared) ? Number(declared) : null;
         if (total !== null && total > limit) throw new TooLarge(limit);
         await this.repo.progress(row.id, 0, total);
-        const file = await this.store
-          .ingest(addAbortSignal(both, res.body), {
-            limit,
-            onBytes: (n) => {
-              kick();
-              const now = Date.now();
-              if (now - lastWrite < every) return;
-              lastWrite = now;
-              writing = writing.then(() => this.repo.progress(row.id, n)).catch(() => undefined);
-            },
-          })
-          .catch((err: unknown) => {
-            if (both.aborted) throw both.reason;
-            if (err instanceof TooLarge) throw err;
-            throw new Error(`the download broke off: ${reasonOf(err)}`);
-          });
+        const file = await this.intake(addAbortSignal(both, res.body), {
+          limit,
+          onSourceBytes: (n) => {
+            kick();
+            const now = Date.now();
+            if (now - lastWrite < every) return;
+            lastWrite = now;
+            writing = writing.then(() => this.repo.progress(row.id, n)).catch(() => undefined);
+          },
+        }).catch((err: unknown) => {
+          if (both.aborted) throw both.reason;
+          if (err instanceof TooLarge || err instanceof DomainError) throw err;
+          throw new Error(`the download broke off: ${reasonOf(err)}`);
+        });
         await writing;
-        if (expected && file.sha256 !== expected) {
+        // The hash asked for is of the bytes as served (compressed, qcow2…), not of the raw image stored.
+        if (expected && file.sourceSha256 !== expected) {
           await this.store.discard(file.tmp);
-          throw new Error(`sha256 mismatch: expected ${expected}, got ${file.sha256}`);
+          throw new Error(`sha256 mismatch: expected ${expected}, got ${file.sourceSha256}`);
         }
         return file;
       });

@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Readable, Transform } from 'node:stream';
+import { PassThrough, type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
 /** The stream carried more bytes than the limit allows. */
@@ -51,7 +51,10 @@ export class ImageStore {
   }
 
   /** Streams into a temp file, hashing and counting; never holds more than a chunk in memory. */
-  async ingest(source: Readable, opts: { limit: number; onBytes?: (done: number) => void }): Promise<Ingested> {
+  async ingest(
+    source: Readable,
+    opts: { limit: number; onBytes?: (done: number) => void; decode?: (raw: Readable) => Readable },
+  ): Promise<Ingested> {
     const tmp = this.tempPath();
     const hash = createHash('sha256');
     let size = 0;
@@ -68,12 +71,15 @@ export class ImageStore {
     const onSourceError = (err: Error) => meter.destroy(err);
     source.once('error', onSourceError);
     source.once('aborted', () => meter.destroy(new Error('the client aborted the transfer')));
-    source.pipe(meter);
+    // A decoder (decompression) sits between the source as given and what is hashed and stored.
+    const entry = opts.decode ? new PassThrough() : meter;
+    source.pipe(entry);
     try {
-      await pipeline(meter, createWriteStream(tmp, { flags: 'wx' }));
+      if (opts.decode) await pipeline(opts.decode(entry), meter, createWriteStream(tmp, { flags: 'wx' }));
+      else await pipeline(meter, createWriteStream(tmp, { flags: 'wx' }));
       if ('complete' in source && source.complete === false) throw new Error('the client aborted the transfer');
     } catch (err) {
-      source.unpipe(meter);
+      source.unpipe(entry);
       source.off('error', onSourceError);
       await this.discard(tmp);
       throw err;
