@@ -55,7 +55,7 @@ describe.each(DB_KINDS)('disk formats and compressed images on %s', (kind) => {
     files.descriptor = Buffer.from(
       '# Disk DescriptorFile\nversion=1\ncreateType="monolithicFlat"\nRW 2048 FLAT "/etc/passwd" 0\n',
     );
-    const broken = Buffer.from(files.qcow2);
+    const broken = Buffer.from(files.qcow2!);
     broken.writeUInt32BE(0x7fffffff, 40); // the L1 table's size: far beyond the file
     files.brokenQcow2 = broken;
     files.brokenXz = Buffer.concat([files.xz.subarray(0, 4096), randomBytes(4096)]);
@@ -63,8 +63,8 @@ describe.each(DB_KINDS)('disk formats and compressed images on %s', (kind) => {
     for (const k of ['xz', 'qcow2']) served.set(`/disk.${k}`, files[k]!);
     origin = createServer((req, res) => {
       const body = served.get(req.url ?? '');
-      if (!body) return res.writeHead(404).end();
-      res.writeHead(200, { 'content-length': body.length }).end(body);
+      if (body) res.writeHead(200, { 'content-length': body.length }).end(body);
+      else res.writeHead(404).end();
     });
     await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
     base = `http://127.0.0.1:${(origin.address() as AddressInfo).port}`;
