@@ -56,6 +56,7 @@ export const ERROR_CODES: Readonly<Record<string, ErrorCodeInfo>> = {
   snapshot_not_found: { status: 404, meaning: 'no such snapshot' },
   boot_interrupted: { status: 503, meaning: 'a boot cut short by an agent restart was undone; ask again' },
   operation_not_found: { status: 404, meaning: 'no such operation' },
+  webhook_not_found: { status: 404, meaning: 'no such webhook' },
   token_not_found: { status: 404, meaning: 'no such API token' },
   drive_not_found: { status: 404, meaning: 'the VM has no such drive' },
   nic_not_found: { status: 404, meaning: 'the VM has no such NIC' },

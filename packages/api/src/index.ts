@@ -23,4 +23,5 @@ export * from './template.schema.ts';
 export * from './vm.schema.ts';
 export * from './vm-devices.schema.ts';
 export * from './vm-observe.schema.ts';
+export * from './webhook.schema.ts';
 export * from './ws.schema.ts';

@@ -21,6 +21,7 @@ import { templateRoutes } from './template.schema.ts';
 import { vmRoutes } from './vm.schema.ts';
 import { vmDeviceRoutes } from './vm-devices.schema.ts';
 import { vmObserveRoutes } from './vm-observe.schema.ts';
+import { webhookRoutes } from './webhook.schema.ts';
 
 /** Every route of the public API, grouped by feature. New features add their group here. */
 export const api = {
@@ -37,6 +38,7 @@ export const api = {
   mmds: mmdsRoutes,
   logs: logRoutes,
   stats: statsRoutes,
+  webhooks: webhookRoutes,
   agentCallbacks: agentCallbackRoutes,
 };
 

@@ -67,6 +67,10 @@ import { VmsRepository } from './features/vms/vms.repository.ts';
 import { instantiateRoute, vmsRoutes } from './features/vms/vms.routes.ts';
 import { type ImageCatalog, VmsService } from './features/vms/vms.service.ts';
 import { webConsole } from './features/web/web.plugin.ts';
+import { WebhookDeliverer } from './features/webhooks/webhooks.deliverer.ts';
+import { WebhooksRepository } from './features/webhooks/webhooks.repository.ts';
+import { webhooksRoutes } from './features/webhooks/webhooks.routes.ts';
+import { WebhooksService } from './features/webhooks/webhooks.service.ts';
 import { installBrowserGuard } from './http/browser-guard.ts';
 import { installInputGuard } from './http/input-guard.ts';
 import { bearerOf } from './http/mount.ts';
@@ -138,13 +142,15 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
     heartbeatTimeoutS: config.hostHeartbeatTimeoutS,
   });
   const metrics = new MetricsRegistry();
+  // URL imports and webhooks reach the same places: never internal ranges or guest networks unless allowed.
+  const urlGuard = new UrlGuard({ allow: config.importAllowCidrs, deny: [config.network.cidr] });
   const imagesRepo = new ImagesRepository(database.db);
   const images = new ImagesService(imagesRepo, new ImageStore(join(config.dataDir, 'images')), systemRunner, events, {
     imageRoot: config.imageRoot,
     allowImagePaths: config.allowImagePaths,
     maxUploadBytes: config.maxUploadBytes,
     maxImportBytes: config.maxImportBytes,
-    urlGuard: new UrlGuard({ allow: config.importAllowCidrs, deny: [config.network.cidr] }),
+    urlGuard,
   });
   await images.start();
   const templates = new TemplatesService(new TemplatesRepository(database.db), images, events);
@@ -363,6 +369,24 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
     if (req.method !== 'GET' && req.method !== 'HEAD') listCaches.invalidateAll();
   });
   const unfollowEvents = events.follow(changes, app.log);
+  const webhooksRepo = new WebhooksRepository(database.db);
+  const webhooks = new WebhooksService(webhooksRepo, secrets, urlGuard, events);
+  const deliverer = new WebhookDeliverer(
+    {
+      store: webhooksRepo,
+      post: (url, body, headers, signal) => urlGuard.post(url, { field: 'url', body, headers, signal }),
+      openSecret: (sealed) => secrets.open(sealed),
+      owner: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
+      log: app.log,
+    },
+    config.webhooks,
+  );
+  // Deliveries are written with their events (a trigger): any manager's new events may have brought some.
+  const unfollowDeliveries = changes.subscribe((c) => {
+    if ('first' in c) deliverer.kick();
+  });
+  if (database.kind === 'pglite') await webhooksRepo.releaseAll();
+  deliverer.start();
   vms.followChanges(changes);
   await changes.start();
 
@@ -389,12 +413,15 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
     operationsRoutes(v1, authn, new OperationsService(operationsRepo));
     mmdsRoutes(v1, authn, new MmdsService(database.db, vms, agentClient));
     logsRoutes(v1, authn, vms, agentClient);
+    webhooksRoutes(v1, authn, webhooks);
   });
 
   await app.register(webConsole);
 
   app.addHook('onClose', async () => {
     unfollowEvents();
+    unfollowDeliveries();
+    await deliverer.stop();
     await changes.stop();
     await stopReconciler();
     await stopSampler();

@@ -37,6 +37,8 @@ export interface ManagerConfig {
   stopTimeoutS: number;
   /** API rate limits per window (0: that kind is not limited); counters live in the database, shared by managers. */
   rateLimits: { windowS: number; perToken: number; perUser: number; perAddress: number };
+  /** Webhook deliveries: attempts, the first retry's wait (doubling up to the cap), a receiver's time to answer. */
+  webhooks: { maxAttempts: number; backoffMs: number; maxBackoffMs: number; timeoutMs: number };
   /** The managed default network: a bridge of this name on every host, addresses from this CIDR. */
   network: { cidr: string; gateway: string; bridge: string; nat: boolean };
 }
@@ -158,6 +160,12 @@ export function loadConfig(env: Env): ManagerConfig {
     metricsSampleIntervalMs: num('NQVM_METRICS_SAMPLE_INTERVAL_S', 10, 0, 3600) * 1000,
     stopTimeoutS: num('NQVM_STOP_TIMEOUT_S', 20, 1, 600),
     network: { cidr, gateway, bridge, nat: bool('NQVM_NETWORK_NAT', false) },
+    webhooks: {
+      maxAttempts: num('NQVM_WEBHOOK_MAX_ATTEMPTS', 10, 1, 100),
+      backoffMs: num('NQVM_WEBHOOK_BACKOFF_MS', 5000, 10, 3_600_000),
+      maxBackoffMs: num('NQVM_WEBHOOK_MAX_BACKOFF_S', 3600, 1, 86_400) * 1000,
+      timeoutMs: num('NQVM_WEBHOOK_TIMEOUT_S', 10, 1, 120) * 1000,
+    },
     rateLimits: {
       windowS: num('NQVM_RATE_LIMIT_WINDOW_S', 60, 1, 3600),
       perToken: num('NQVM_RATE_LIMIT_PER_TOKEN', 6000, 0, 10_000_000),

@@ -192,7 +192,27 @@ export class UrlGuard {
     }
   }
 
-  private get(url: URL, checked: LookupAddress, signal: AbortSignal | undefined): Promise<IncomingMessage> {
+  /**
+   * POSTs a body to a checked address; redirects are not followed (a webhook's answer is its status). Resolves with
+   * the status once the response starts; its body is discarded.
+   */
+  async post(
+    raw: string | URL,
+    opts: { field: string; body: string; headers: Record<string, string>; signal?: AbortSignal },
+  ): Promise<number> {
+    const url = this.parse(raw, opts.field);
+    const addresses = await this.check(url, opts.field);
+    const res = await this.get(url, addresses[0]!, opts.signal, { method: 'POST', ...opts });
+    res.resume();
+    return res.statusCode ?? 0;
+  }
+
+  private get(
+    url: URL,
+    checked: LookupAddress,
+    signal: AbortSignal | undefined,
+    send?: { method: 'POST'; body: string; headers: Record<string, string> },
+  ): Promise<IncomingMessage> {
     // The socket's own lookup answers with the address already checked: no second resolution can differ.
     const lookup: LookupFunction = (_host, options, cb) => {
       if ((options as { all?: boolean }).all) (cb as unknown as (e: null, a: LookupAddress[]) => void)(null, [checked]);
@@ -200,9 +220,10 @@ export class UrlGuard {
     };
     const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise((resolve, reject) => {
-      const req = request(url, { method: 'GET', lookup, signal, headers: { 'user-agent': 'nqvm-manager' } }, resolve);
+      const headers = { 'user-agent': 'nqvm-manager', ...send?.headers };
+      const req = request(url, { method: send?.method ?? 'GET', lookup, signal, headers }, resolve);
       req.on('error', reject);
-      req.end();
+      req.end(send?.body);
     });
   }
 }
