@@ -31,6 +31,7 @@ export const TEST_NETWORKS = {
   webVmPage: { cidr: '10.226.0.0/24', bridge: 'nqbr-wpage', agentPort: 19171 },
   freshClone: { cidr: '10.227.0.0/24', bridge: 'nqbr-clone', agentPort: 19621, managerPort: 18621 },
   imageFormats: { cidr: '10.233.0.0/24', bridge: 'nqbr-fmt', agentPort: 19102 },
+  imageVersions: { cidr: '10.234.0.0/24', bridge: 'nqbr-ver', agentPort: 19103 },
   productionInstall: { cidr: '10.88.0.0/24', bridge: 'nqbr-rel', agentPort: 19611, managerPort: 18611 },
   // Also written out in their tests.
   vmBootOrder: { cidr: '10.231.0.0/24', bridge: 'nqbr-order', agentPort: 19099 },

@@ -23,10 +23,21 @@ export const ImageSource = Type.Union([
 ]);
 export type ImageSource = Static<typeof ImageSource>;
 
+/** A version's label, unique within its name (`name:tag`); `latest` is not one, it moves by itself. */
+export const ImageTag = Type.String({
+  pattern: '^(?!latest$)[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$',
+  description: 'A label for this version, unique within the name (`name:tag`); `latest` is reserved',
+});
+
 export const Image = Type.Object(
   {
     id: Uuid,
     name: Type.String(),
+    version: Type.Integer({ minimum: 1, description: 'This version of the name: 1 for the first import, then 2, 3…' }),
+    tag: Type.Union([Type.String(), Type.Null()], { description: "This version's label (`name:tag`), if given" }),
+    latest: Type.Boolean({
+      description: 'Whether the name resolves to this version: the newest import once ready, or the one rolled back to',
+    }),
     kind: ImageKind,
     description: Type.String(),
     state: ImageState,
@@ -51,6 +62,8 @@ export const ListImagesQuery = Type.Object(
     kind: Type.Optional(ImageKind),
     state: Type.Optional(ImageState),
     q: Type.Optional(Type.String({ maxLength: 63, description: 'Substring of the name' })),
+    name: Type.Optional(Type.String({ maxLength: 63, description: 'Exactly this name: its versions' })),
+    latest: Type.Optional(Type.Boolean({ description: 'Only the version each name resolves to' })),
   },
   { additionalProperties: false },
 );
@@ -81,6 +94,7 @@ export const CreateImageRequest = Type.Object(
   {
     name: Name,
     kind: ImageKind,
+    tag: Type.Optional(ImageTag),
     description: Type.Optional(Description),
     source: CreateImageSource,
   },
@@ -89,7 +103,7 @@ export const CreateImageRequest = Type.Object(
 export type CreateImageRequest = Static<typeof CreateImageRequest>;
 
 export const UploadImageQuery = Type.Object(
-  { name: Name, kind: ImageKind, description: Type.Optional(Description) },
+  { name: Name, kind: ImageKind, tag: Type.Optional(ImageTag), description: Type.Optional(Description) },
   { additionalProperties: false },
 );
 export type UploadImageQuery = Static<typeof UploadImageQuery>;
@@ -116,7 +130,8 @@ export const imageRoutes = {
     method: 'POST',
     path: '/v1/images',
     operationId: 'createImage',
-    summary: 'Add an image from a path under the image root (201), a URL (202, importing) or a blank ext4 volume (201)',
+    summary:
+      'Add an image, or the next version of a name, from a path under the image root (201), a URL (202, importing) or a blank ext4 volume (201)',
     tag: 'images',
     auth: 'user',
     status: 201,
@@ -135,6 +150,17 @@ export const imageRoutes = {
     rawBody: true,
     response: Image,
   }),
+  rollback: route({
+    method: 'POST',
+    path: '/v1/images/:id/rollback',
+    operationId: 'rollbackImage',
+    summary: "Point the name's `latest` at this version (an older one: a rollback); VMs keep the version they use",
+    tag: 'images',
+    auth: 'user',
+    status: 200,
+    params: IdParams,
+    response: Image,
+  }),
   get: route({
     method: 'GET',
     path: '/v1/images/:id',
@@ -150,7 +176,7 @@ export const imageRoutes = {
     method: 'PATCH',
     path: '/v1/images/:id',
     operationId: 'updateImage',
-    summary: 'Rename an image or edit its description',
+    summary: 'Rename an image (all its versions) or edit the description of this version',
     tag: 'images',
     auth: 'user',
     status: 200,
@@ -162,7 +188,8 @@ export const imageRoutes = {
     method: 'DELETE',
     path: '/v1/images/:id',
     operationId: 'deleteImage',
-    summary: 'Delete an image (409 while a template or VM uses it); its file goes when no image shares it',
+    summary:
+      'Delete a version (409 naming the VMs and templates using it); `latest` falls back to the newest left; its file goes when no image shares it',
     tag: 'images',
     auth: 'user',
     status: 204,

@@ -239,7 +239,7 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
   const deviceConfig = new DeviceConfigService(devices.deps, devices);
   vms.useSpecHook((row, spec, ctx) => devices.extendSpec(row, spec, ctx));
   hosts.useAllocations({ byHost: () => vmsRepo.allocationsByHost() });
-  images.addUsage({ imageUsers: async (id) => ((await vmsRepo.imageInUse(id)) ? ['a VM'] : []) });
+  images.addUsage({ imageUsers: (id) => vmsRepo.imageUsers(id) });
   const snapshotsRepo = new SnapshotsRepository(database.db);
   const snapshots = new SnapshotsService(
     snapshotsRepo,

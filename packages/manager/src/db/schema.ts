@@ -79,6 +79,9 @@ export const images = pgTable('images', {
   bytesDone: bigint('bytes_done', { mode: 'number' }).notNull(),
   bytesTotal: bigint('bytes_total', { mode: 'number' }),
   source: jsonb('source').$type<Record<string, unknown>>().notNull(),
+  version: integer('version').notNull(),
+  tag: text('tag'),
+  latest: boolean('latest').notNull(),
   createdAt: tz('created_at').notNull().defaultNow(),
   updatedAt: tz('updated_at').notNull().defaultNow(),
 });

@@ -20,7 +20,7 @@ describe.each(DB_KINDS)('image and template bad input on %s', (kind) => {
     t = await startTestApp(kind);
     const up = await t.request({
       method: 'POST',
-      url: '/v1/images/upload?name=existing&kind=kernel',
+      url: '/v1/images/upload?name=existing&kind=kernel&tag=v1',
       headers: { 'content-type': 'application/octet-stream' },
       payload: Buffer.from('abc'),
     });
@@ -135,10 +135,16 @@ describe.each(DB_KINDS)('image and template bad input on %s', (kind) => {
       'body.kind',
     ],
     [
-      'create: taken name',
+      'create: a version of another kind under a name',
       () => json('POST', '/v1/images', { name: 'existing', kind: 'volume', source: blank }),
       409,
-      'body.name',
+      'body.kind',
+    ],
+    [
+      'create: tag latest',
+      () => json('POST', '/v1/images', { name: 'a', tag: 'latest', kind: 'volume', source: blank }),
+      400,
+      'body.tag',
     ],
     [
       'create: body over 1 MiB',
@@ -203,15 +209,15 @@ describe.each(DB_KINDS)('image and template bad input on %s', (kind) => {
       'headers.content-type',
     ],
     [
-      'upload: taken name',
+      'upload: taken name:tag',
       () => ({
         method: 'POST',
-        url: '/v1/images/upload?name=existing&kind=kernel',
+        url: '/v1/images/upload?name=existing&kind=kernel&tag=v1',
         headers: { 'content-type': 'application/octet-stream' },
         payload: Buffer.from('x'),
       }),
       409,
-      'body.name',
+      'body.tag',
     ],
     ['get: traversal as id', () => json('GET', '/v1/images/..%2F..%2Fetc%2Fpasswd'), 400, 'params.id'],
     ['get: bad id', () => json('GET', '/v1/images/not-a-uuid'), 400, 'params.id'],
@@ -222,6 +228,8 @@ describe.each(DB_KINDS)('image and template bad input on %s', (kind) => {
     ['patch: unknown id', () => json('PATCH', `/v1/images/${NOPE}`, { name: 'zz' }), 404, null],
     ['delete: bad id', () => json('DELETE', '/v1/images/1'), 400, 'params.id'],
     ['delete: unknown id', () => json('DELETE', `/v1/images/${NOPE}`), 404, null],
+    ['rollback: bad id', () => json('POST', '/v1/images/1/rollback'), 400, 'params.id'],
+    ['rollback: unknown id', () => json('POST', `/v1/images/${NOPE}/rollback`), 404, null],
     ['content: bad id', () => json('GET', '/v1/images/x/content'), 400, 'params.id'],
     ['content: unknown id', () => json('GET', `/v1/images/${NOPE}/content`), 404, null],
     [

@@ -183,15 +183,21 @@ describe.each(DB_KINDS)('image registry on %s', (kind) => {
     });
   });
 
-  it('answers concurrent creations of one name with one 201 and one 409, never a 500', async () => {
+  it('answers concurrent creations of one name with versions 1 and 2, and of one name:tag with one 201 and one 409', async () => {
     const both = await Promise.all([
       create({ name: 'twin', kind: 'volume', source: { type: 'blank', size_mib: 8 } }),
       create({ name: 'twin', kind: 'volume', source: { type: 'blank', size_mib: 8 } }),
     ]);
-    expect(both.map((r) => r.statusCode).sort()).toEqual([201, 409]);
-    expect(both.find((r) => r.statusCode === 409)!.json()).toMatchObject({
+    expect(both.map((r) => r.statusCode)).toEqual([201, 201]);
+    expect(both.map((r) => r.json().version).sort()).toEqual([1, 2]);
+    const tagged = await Promise.all([
+      create({ name: 'twin', tag: 'stable', kind: 'volume', source: { type: 'blank', size_mib: 8 } }),
+      create({ name: 'twin', tag: 'stable', kind: 'volume', source: { type: 'blank', size_mib: 8 } }),
+    ]);
+    expect(tagged.map((r) => r.statusCode).sort()).toEqual([201, 409]);
+    expect(tagged.find((r) => r.statusCode === 409)!.json()).toMatchObject({
       code: 'image_name_taken',
-      field: 'body.name',
+      field: 'body.tag',
     });
   });
 

@@ -1,15 +1,20 @@
-import { and, eq, ilike, lt, ne, type SQL, sql } from 'drizzle-orm';
+import { and, desc, eq, gt, ilike, lt, ne, type SQL, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.ts';
-import { isoMs, type JsonPage, jsonPage } from '../../db/keyset.ts';
+import { isoMs, type JsonPage, jsonPage, type Key } from '../../db/keyset.ts';
 import { images } from '../../db/schema.ts';
 
 export type ImageRow = typeof images.$inferSelect;
-export type NewImage = Pick<typeof images.$inferInsert, 'name' | 'kind' | 'description' | 'source' | 'bytesTotal'>;
+export type NewImage = Pick<
+  typeof images.$inferInsert,
+  'name' | 'kind' | 'description' | 'source' | 'bytesTotal' | 'tag'
+>;
 
 export interface ImageFilter {
   kind?: ImageRow['kind'];
   state?: ImageRow['state'];
   q?: string;
+  name?: string;
+  latest?: boolean;
 }
 
 /** The SQLSTATE of a database error, whether the driver or Drizzle's wrapper carries it. */
@@ -19,16 +24,93 @@ export function pgCode(err: unknown): string | undefined {
   return undefined;
 }
 
+/** The constraint a database error names (which unique index a duplicate hit). */
+export function pgConstraint(err: unknown): string | undefined {
+  for (
+    let e = err as { constraint?: unknown; cause?: unknown } | undefined, i = 0;
+    e && i < 4;
+    e = e.cause as never, i++
+  )
+    if (typeof e.constraint === 'string') return e.constraint;
+  return undefined;
+}
+
+/** Images list by name, then version: the index on (name, version) serves the pages. */
+export const IMAGE_KEYS: Key[] = [
+  { column: 'name', kind: 'text' },
+  { column: 'version', kind: 'bigint' },
+];
+
 export class ImagesRepository {
   constructor(private readonly db: Db) {}
 
-  /** Throws the driver error on a duplicate name (SQLSTATE 23505); the service maps it. */
+  /**
+   * The name's next version. Throws the driver error (SQLSTATE 23505) on a taken tag, or on the version when
+   * another import of the name took it at the same moment; the service maps or retries.
+   */
   async insert(img: NewImage): Promise<ImageRow> {
     const [row] = await this.db
       .insert(images)
-      .values({ ...img, state: 'importing', bytesDone: 0 })
+      .values({
+        ...img,
+        state: 'importing',
+        bytesDone: 0,
+        latest: false,
+        version: sql`(SELECT coalesce(max(i.version), 0) + 1 FROM images i WHERE i.name = ${img.name})`,
+      })
       .returning();
     return row!;
+  }
+
+  /** The kind of the versions of `name`, if it has any. */
+  async kindOf(name: string): Promise<ImageRow['kind'] | undefined> {
+    const [row] = await this.db.select({ kind: images.kind }).from(images).where(eq(images.name, name)).limit(1);
+    return row?.kind;
+  }
+
+  /** Makes `id` the version its name resolves to, in one transaction with the rows of the name locked. */
+  async setLatest(id: string): Promise<ImageRow | undefined> {
+    return this.db.transaction(async (tx) => {
+      const [row] = await tx.select().from(images).where(eq(images.id, id)).for('update');
+      if (row?.state !== 'ready') return undefined;
+      await tx.select({ id: images.id }).from(images).where(eq(images.name, row.name)).for('update');
+      await tx
+        .update(images)
+        .set({ latest: false })
+        .where(and(eq(images.name, row.name), eq(images.latest, true)));
+      const [now] = await tx.update(images).set({ latest: true }).where(eq(images.id, id)).returning();
+      return now;
+    });
+  }
+
+  /** The version `name` resolves to, if any. */
+  async latestOf(name: string): Promise<ImageRow | undefined> {
+    const [row] = await this.db
+      .select()
+      .from(images)
+      .where(and(eq(images.name, name), eq(images.latest, true)));
+    return row;
+  }
+
+  /** The newest ready version of `name`, if any (where `latest` falls back to when the latest is deleted). */
+  async newestReady(name: string): Promise<ImageRow | undefined> {
+    const [row] = await this.db
+      .select()
+      .from(images)
+      .where(and(eq(images.name, name), eq(images.state, 'ready')))
+      .orderBy(desc(images.version))
+      .limit(1);
+    return row;
+  }
+
+  /** Renames every version of the image's name; false when another image already has the new name. */
+  async renameAll(from: string, to: string): Promise<boolean> {
+    return this.db.transaction(async (tx) => {
+      const [other] = await tx.select({ id: images.id }).from(images).where(eq(images.name, to)).limit(1);
+      if (other) return false;
+      await tx.update(images).set({ name: to, updatedAt: new Date() }).where(eq(images.name, from));
+      return true;
+    });
   }
 
   async get(id: string): Promise<ImageRow | undefined> {
@@ -41,17 +123,18 @@ export class ImagesRepository {
     return this.db.select().from(images).where(sql`${images.id} in ${ids}`);
   }
 
-  /** One page by name (unique) after `afterName`, as the API's Image JSON (see toImage), in one query. */
-  listJson(f: ImageFilter, limit: number, afterName?: string): Promise<JsonPage> {
+  /** One page by name and version (unique together) after `after`, as the API's Image JSON (see toImage), in one query. */
+  listJson(f: ImageFilter, limit: number, after?: string[]): Promise<JsonPage> {
     return jsonPage(this.db, {
       table: 'images',
       where: this.where(f),
-      keys: [{ column: 'name', kind: 'text' }],
+      keys: IMAGE_KEYS,
       dir: 'asc',
       limit,
-      after: afterName === undefined ? undefined : [afterName],
+      after,
       item: sql`json_build_object(
-        'id', v.id, 'name', v.name, 'kind', v.kind, 'description', v.description, 'state', v.state,
+        'id', v.id, 'name', v.name, 'version', v.version, 'tag', v.tag, 'latest', v.latest,
+        'kind', v.kind, 'description', v.description, 'state', v.state,
         'sha256', v.sha256, 'size_bytes', v.size_bytes, 'bytes_done', v.bytes_done, 'bytes_total', v.bytes_total,
         'source', v.source, 'created_at', ${isoMs(sql`v.created_at`)}, 'updated_at', ${isoMs(sql`v.updated_at`)})`,
     });
@@ -61,6 +144,8 @@ export class ImagesRepository {
     const w: SQL[] = [];
     if (f.kind) w.push(eq(images.kind, f.kind));
     if (f.state) w.push(eq(images.state, f.state));
+    if (f.name !== undefined) w.push(eq(images.name, f.name));
+    if (f.latest !== undefined) w.push(eq(images.latest, f.latest));
     if (f.q) w.push(ilike(images.name, `%${f.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`));
     return w;
   }
@@ -72,17 +157,32 @@ export class ImagesRepository {
       .where(and(eq(images.id, id), eq(images.state, 'importing')));
   }
 
+  /** Ready, and `latest` of its name unless a newer version is already ready (imports may finish out of order). */
   async markReady(id: string, sha256: string, size: number): Promise<ImageRow | undefined> {
-    const [row] = await this.db
-      .update(images)
-      .set({ state: 'ready', sha256, sizeBytes: size, bytesDone: size, bytesTotal: size, updatedAt: new Date() })
-      .where(and(eq(images.id, id), eq(images.state, 'importing')))
-      .returning();
-    return row;
+    return this.db.transaction(async (tx) => {
+      const [row] = await tx
+        .update(images)
+        .set({ state: 'ready', sha256, sizeBytes: size, bytesDone: size, bytesTotal: size, updatedAt: new Date() })
+        .where(and(eq(images.id, id), eq(images.state, 'importing')))
+        .returning();
+      if (!row) return undefined;
+      await tx.select({ id: images.id }).from(images).where(eq(images.name, row.name)).for('update');
+      const [newer] = await tx
+        .select({ id: images.id })
+        .from(images)
+        .where(and(eq(images.name, row.name), eq(images.state, 'ready'), gt(images.version, row.version)))
+        .limit(1);
+      if (newer) return row;
+      await tx
+        .update(images)
+        .set({ latest: false })
+        .where(and(eq(images.name, row.name), eq(images.latest, true)));
+      const [latest] = await tx.update(images).set({ latest: true }).where(eq(images.id, id)).returning();
+      return latest;
+    });
   }
 
-  /** Throws the driver error on a duplicate name (SQLSTATE 23505). */
-  async update(id: string, set: { name?: string; description?: string }): Promise<ImageRow | undefined> {
+  async update(id: string, set: { description?: string }): Promise<ImageRow | undefined> {
     const [row] = await this.db
       .update(images)
       .set({ ...set, updatedAt: new Date() })

@@ -32,6 +32,9 @@ export function imagesRoutes(app: FastifyInstance, authn: Authenticator, images:
   mount(app, authn, api.images.update, async ({ params, body, principal }) =>
     images.update(params.id, body, actorOf(principal)),
   );
+  mount(app, authn, api.images.rollback, async ({ params, principal }) =>
+    images.rollback(params.id, actorOf(principal)),
+  );
   mount(app, authn, api.images.delete, async ({ params, principal }) => images.delete(params.id, actorOf(principal)));
 
   mountJson(app, authn, api.images.list, async ({ query }) => images.listJson(query));

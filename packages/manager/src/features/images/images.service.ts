@@ -1,14 +1,14 @@
 import { createReadStream } from 'node:fs';
 import { addAbortSignal, type Readable } from 'node:stream';
 import type { CreateImageRequest, Image, ImageKind, ImageSource, ListImagesQuery, UpdateImageRequest } from '@nqvm/api';
-import { pageBody } from '../../db/keyset.ts';
+import { decodeCursor, encodeCursor, pageBody } from '../../db/keyset.ts';
 import { BadRequest, Conflict, DomainError, NotFound, Unprocessable } from '../../domain/errors.ts';
 import type { GuardedResponse, UrlGuard } from '../../security/url-guard.ts';
 import type { EventsService } from '../events/events.service.ts';
 import type { CommandRunner } from './images.exec.ts';
 import { type Decoded, type DiskTools, ingestImage, systemDiskTools } from './images.formats.ts';
 import { resolveImagePath } from './images.paths.ts';
-import { type ImageRow, type ImagesRepository, pgCode } from './images.repository.ts';
+import { IMAGE_KEYS, type ImageRow, type ImagesRepository, pgCode, pgConstraint } from './images.repository.ts';
 import { checkSource } from './images.source.ts';
 import { type ImageStore, type Ingested, TooLarge } from './images.store.ts';
 
@@ -38,12 +38,13 @@ export class ImageTooLarge extends DomainError {
   }
 }
 
-const NAME = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/;
-
 export function toImage(r: ImageRow): Image {
   return {
     id: r.id,
     name: r.name,
+    version: r.version,
+    tag: r.tag,
+    latest: r.latest,
     kind: r.kind,
     description: r.description,
     state: r.state,
@@ -57,8 +58,9 @@ export function toImage(r: ImageRow): Image {
   };
 }
 
-function nameTaken(err: unknown, name: string): never {
-  if (pgCode(err) === '23505') throw new Conflict('image_name_taken', `an image named ${name} exists`, 'body.name');
+function tagTaken(err: unknown, name: string, tag: string | undefined): never {
+  if (pgCode(err) === '23505' && pgConstraint(err) === 'images_name_tag_key')
+    throw new Conflict('image_name_taken', `${name}:${tag} exists`, 'body.tag');
   throw err;
 }
 
@@ -121,13 +123,10 @@ export class ImagesService {
 
   /** One page as JSON text (`{items, next_cursor}`), serialised by the database for speed. */
   async listJson(q: ListImagesQuery): Promise<string> {
-    let after: string | undefined;
-    if (q.cursor !== undefined) {
-      after = Buffer.from(q.cursor, 'base64url').toString('utf8');
-      if (!NAME.test(after)) throw new BadRequest('invalid_cursor', 'cursor is not valid', 'query.cursor');
-    }
-    const page = await this.repo.listJson({ kind: q.kind, state: q.state, q: q.q }, q.limit ?? 100, after);
-    return pageBody(page.items, page.next ? Buffer.from(page.next[0]!).toString('base64url') : null);
+    const after = q.cursor === undefined ? undefined : decodeCursor(q.cursor, IMAGE_KEYS);
+    const filter = { kind: q.kind, state: q.state, q: q.q, name: q.name, latest: q.latest };
+    const page = await this.repo.listJson(filter, q.limit ?? 100, after);
+    return pageBody(page.items, page.next ? encodeCursor(page.next) : null);
   }
 
   async row(id: string): Promise<ImageRow> {
@@ -152,7 +151,7 @@ export class ImagesService {
       if (!this.opts.allowImagePaths || !this.opts.imageRoot)
         throw new DomainError(403, 'image_paths_disabled', 'adding images by path is off', 'body.source.type');
       const real = await resolveImagePath(this.opts.imageRoot, src.path);
-      const row = await this.insert(req.name, req.kind, req.description, { type: 'path', path: src.path });
+      const row = await this.insert(req.name, req.kind, req.description, { type: 'path', path: src.path }, req.tag);
       const image = await this.fill(row, actor, 'create', () =>
         this.intake(createReadStream(real), { limit: Number.MAX_SAFE_INTEGER }),
       );
@@ -161,7 +160,13 @@ export class ImagesService {
     if (src.type === 'blank') {
       if (req.kind !== 'volume')
         throw new Unprocessable('blank_needs_volume', 'a blank image must be of kind volume', 'body.kind');
-      const row = await this.insert(req.name, req.kind, req.description, { type: 'blank', size_mib: src.size_mib });
+      const row = await this.insert(
+        req.name,
+        req.kind,
+        req.description,
+        { type: 'blank', size_mib: src.size_mib },
+        req.tag,
+      );
       const image = await this.fill(row, actor, 'create', async () => {
         const tmp = this.store.tempPath();
         try {
@@ -192,7 +197,7 @@ export class ImagesService {
       .finally(() => clearTimeout(connectTimeout));
     let row: ImageRow;
     try {
-      row = await this.insert(req.name, req.kind, req.description, { type: 'url', url: url.href });
+      row = await this.insert(req.name, req.kind, req.description, { type: 'url', url: url.href }, req.tag);
     } catch (err) {
       if ('res' in opened) opened.res.body.destroy();
       throw err;
@@ -214,14 +219,14 @@ export class ImagesService {
 
   /** Streams a request body into the store; the caller passes the declared length to refuse early. */
   async upload(
-    q: { name: string; kind: ImageKind; description?: string },
+    q: { name: string; kind: ImageKind; description?: string; tag?: string },
     body: Readable,
     declaredLength: number | undefined,
     actor: string,
   ): Promise<Image> {
     const limit = this.opts.maxUploadBytes;
     if (declaredLength !== undefined && declaredLength > limit) throw new ImageTooLarge(limit, 'body');
-    const row = await this.insert(q.name, q.kind, q.description, { type: 'upload' });
+    const row = await this.insert(q.name, q.kind, q.description, { type: 'upload' }, q.tag);
     return this.fill(row, actor, 'upload', async () => {
       try {
         return await this.intake(body, { limit });
@@ -233,9 +238,12 @@ export class ImagesService {
     });
   }
 
+  /** A new name renames every version of the image; the description is this version's. */
   async update(id: string, patch: UpdateImageRequest, actor: string): Promise<Image> {
     const before = await this.row(id);
-    const row = await this.repo.update(id, patch).catch((err) => nameTaken(err, patch.name ?? ''));
+    if (patch.name !== undefined && patch.name !== before.name && !(await this.repo.renameAll(before.name, patch.name)))
+      throw new Conflict('image_name_taken', `an image named ${patch.name} exists`, 'body.name');
+    const row = await this.repo.update(id, { description: patch.description });
     if (!row) throw new NotFound('image', id);
     await this.events.record({
       actor,
@@ -265,6 +273,10 @@ export class ImagesService {
       if (pgCode(err) === '23503') throw this.inUse(row, []);
       throw err;
     }
+    if (row.latest) {
+      const next = await this.repo.newestReady(row.name);
+      if (next) await this.repo.setLatest(next.id);
+    }
     if (row.sha256) {
       const sha = row.sha256;
       await this.store.release(sha, () => this.repo.shaInUse(sha));
@@ -276,6 +288,23 @@ export class ImagesService {
       action: 'delete',
       detail: { name: row.name },
     });
+  }
+
+  /** Points the name's `latest` at this version; VMs and templates keep the versions they reference. */
+  async rollback(id: string, actor: string): Promise<Image> {
+    const row = await this.row(id);
+    if (row.state !== 'ready') throw new Conflict('image_importing', `image ${row.name} is still importing`);
+    const before = await this.repo.latestOf(row.name);
+    const now = await this.repo.setLatest(id);
+    if (!now) throw new NotFound('image', id);
+    await this.events.record({
+      actor,
+      resourceType: 'image',
+      resourceId: id,
+      action: 'rollback',
+      detail: { name: row.name, version: row.version, previous_version: before?.version ?? null },
+    });
+    return toImage(now);
   }
 
   /** Where a ready image's bytes are. */
@@ -292,18 +321,36 @@ export class ImagesService {
   }
 
   private inUse(row: ImageRow, users: string[]): Conflict {
-    return new Conflict('image_in_use', `image ${row.name} is in use`, undefined, { used_by: users });
+    const who = users.length ? `: ${users.join(', ')}` : '';
+    return new Conflict('image_in_use', `image ${row.name} version ${row.version} is in use${who}`, undefined, {
+      used_by: users,
+    });
   }
 
+  /** The name's next version (version 1 of a new name); all versions of a name are of one kind. */
   private async insert(
     name: string,
     kind: ImageKind,
     description: string | undefined,
     source: Record<string, unknown>,
+    tag?: string,
   ): Promise<ImageRow> {
-    return this.repo
-      .insert({ name, kind, description: description ?? '', source, bytesTotal: null })
-      .catch((err) => nameTaken(err, name));
+    const existing = await this.repo.kindOf(name);
+    if (existing !== undefined && existing !== kind)
+      throw new Conflict(
+        'image_kind_differs',
+        `${name} is a ${existing} image: its versions are all ${existing}`,
+        'body.kind',
+      );
+    // Two imports of one name at once may pick the same version number: the loser takes the next.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.repo.insert({ name, kind, description: description ?? '', source, bytesTotal: null, tag });
+      } catch (err) {
+        if (attempt < 5 && pgCode(err) === '23505' && pgConstraint(err) === 'images_name_version_key') continue;
+        tagTaken(err, name, tag);
+      }
+    }
   }
 
   /** Produces the content, stores it and marks the row ready; on any failure leaves no row and no file. */

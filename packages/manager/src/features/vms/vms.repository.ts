@@ -164,9 +164,10 @@ export class VmsRepository {
     return this.db.select().from(vms).where(inArray(vms.state, states));
   }
 
-  async imageInUse(imageId: string): Promise<boolean> {
+  /** The VMs referencing an image version, as `vm:<name>` (at most 20), for a 409 that names them. */
+  async imageUsers(imageId: string): Promise<string[]> {
     const rows = await this.db
-      .select({ id: vms.id })
+      .select({ name: vms.name })
       .from(vms)
       .where(
         and(
@@ -174,7 +175,8 @@ export class VmsRepository {
           notInArray(vms.state, ['deleting']),
         ),
       )
-      .limit(1);
-    return rows.length > 0;
+      .orderBy(vms.name)
+      .limit(20);
+    return rows.map((r) => `vm:${r.name}`);
   }
 }
