@@ -74,12 +74,10 @@ async function bareBoot(): Promise<number> {
 const managerData = mkdtempSync(path.join(tmpdir(), 'nqvm-bench-mgr-'));
 const agentData = mkdtempSync(path.join(tmpdir(), 'nqb-'));
 const agentLog = path.join(managerData, 'agent.log');
-const JOIN = 'bench-join-token-0123456789abcdef';
 const manager = await buildApp(
   loadConfig({
     NQVM_DATA_DIR: managerData,
     NQVM_ADMIN_PASSWORD: 'bench-admin-password',
-    NQVM_JOIN_TOKEN: JOIN,
     NQVM_LOG_LEVEL: 'silent',
     NQVM_NETWORK_CIDR: '10.220.0.0/24',
     NQVM_CPU_OVERCOMMIT: '16',
@@ -93,7 +91,7 @@ const base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 
 const agent = await startAgent(
   loadAgentConfig({
     MANAGER_BASE: base,
-    NQVM_JOIN_TOKEN: JOIN,
+    NQVM_JOIN_TOKEN: (await manager.services.joinTokens.create({}, 'bench')).token,
     AGENT_BIND: '127.0.0.1:19391',
     AGENT_DATA_DIR: agentData,
     AGENT_HEARTBEAT_S: '1',

@@ -116,7 +116,6 @@ const demo = await buildDemoImages({
   cacheDir: path.join(ROOT, '.cache', 'demo-cache'),
   runner: systemRunner,
 });
-const join = 'bench-join-token-0123456789abcdef';
 const admin = 'bench-admin-password';
 const managerData = mkdtempSync(path.join(tmpdir(), 'nqvm-gmb-'));
 const agentData = mkdtempSync(path.join(tmpdir(), 'nqg-'));
@@ -124,7 +123,6 @@ const manager = await buildApp(
   loadConfig({
     NQVM_DATA_DIR: managerData,
     NQVM_ADMIN_PASSWORD: admin,
-    NQVM_JOIN_TOKEN: join,
     NQVM_LOG_LEVEL: 'silent',
     NQVM_NETWORK_CIDR: '10.221.0.0/24',
     FC_BRIDGE: 'nqbr-gmb',
@@ -178,7 +176,7 @@ try {
     env: {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       MANAGER_BASE: `http://127.0.0.1:${toManagerPort}`,
-      NQVM_JOIN_TOKEN: join,
+      NQVM_JOIN_TOKEN: (await manager.services.joinTokens.create({}, 'bench')).token,
       AGENT_BIND: `127.0.0.1:${AGENT_PORT + 1}`,
       AGENT_ADVERTISE_URL: `http://127.0.0.1:${AGENT_PORT}`,
       AGENT_DATA_DIR: agentData,

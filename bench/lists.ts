@@ -26,7 +26,6 @@ const LIST_CLIENTS = 32;
 const CREATE_CLIENTS = 16;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4);
-const JOIN = 'bench-join-token-0123456789abcdef';
 
 interface Round {
   lat: number[];
@@ -177,7 +176,6 @@ async function run(kind: 'postgres' | 'pglite', pgServer?: TestPostgres): Promis
   const config = loadConfig({
     NQVM_DATA_DIR: dataDir,
     NQVM_ADMIN_PASSWORD: 'bench-admin-password',
-    NQVM_JOIN_TOKEN: JOIN,
     NQVM_LOG_LEVEL: 'silent',
     // Measured is list serving at full load, far past any default rate limit; the limiter still counts every request.
     NQVM_RATE_LIMIT_PER_TOKEN: '10000000',
@@ -201,7 +199,8 @@ async function run(kind: 'postgres' | 'pglite', pgServer?: TestPostgres): Promis
   const { token } = await post('/v1/auth/login', { username: 'admin', password: 'bench-admin-password' });
   const hosts: string[] = [];
   for (let i = 0; i < 4; i++) {
-    const reg = await post('/v1/hosts/register', { join_token: JOIN, name: `host-${i}`, addr: 'http://127.0.0.1:9' });
+    const { token: join_token } = await post('/v1/join-tokens', {}, token);
+    const reg = await post('/v1/hosts/register', { join_token, name: `host-${i}`, addr: 'http://127.0.0.1:9' });
     await post(
       `/v1/hosts/${reg.id}/heartbeat`,
       {

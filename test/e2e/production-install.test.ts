@@ -129,7 +129,6 @@ describe('nqvm as installed software: npm ci --omit=dev of the built tree, then 
     const manager = run(dir, 'nqvm-manager', [], {
       NQVM_DATA_DIR: path.join(dir, 'data', 'manager'),
       MANAGER_BIND: MANAGER,
-      NQVM_JOIN_TOKEN: JOIN,
       NQVM_ADMIN_PASSWORD: PASSWORD,
       NQVM_LOG_LEVEL: 'warn',
     });
@@ -141,9 +140,18 @@ describe('nqvm as installed software: npm ci --omit=dev of the built tree, then 
     );
     expect(manager.output()).toContain(`nqvm manager listening on ${BASE}`);
 
+    // The admin makes a join token with the CLI; the agent joins with it.
+    const login = cli(dir, ['login', '--url', BASE, '--username', 'admin'], `${PASSWORD}\n`);
+    expect(login.stderr).toBe('');
+    expect(login.status).toBe(0);
+    const made = cli(dir, ['join-tokens', 'create', '--ttl-s', '600', '--json']);
+    expect(made.stderr).toBe('');
+    const joinToken = (JSON.parse(made.stdout) as { token: string }).token;
+    expect(joinToken).toMatch(/^nqj_/);
+
     const agent = run(dir, 'nqvm-agent', [], {
       MANAGER_BASE: BASE,
-      NQVM_JOIN_TOKEN: JOIN,
+      NQVM_JOIN_TOKEN: joinToken,
       AGENT_DATA_DIR: path.join(dir, 'data', 'agent'),
       AGENT_BIND: AGENT,
       AGENT_GUEST_PORT: '19612',
@@ -164,9 +172,6 @@ describe('nqvm as installed software: npm ci --omit=dev of the built tree, then 
     expect(asset).toBeTruthy();
     expect((await fetch(`${BASE}${asset}`)).status).toBe(200);
 
-    const login = cli(dir, ['login', '--url', BASE, '--username', 'admin'], `${PASSWORD}\n`);
-    expect(login.stderr).toBe('');
-    expect(login.status).toBe(0);
     const hosts = await until(
       'the host to be healthy',
       async () => {

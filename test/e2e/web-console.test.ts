@@ -2,7 +2,6 @@ import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { JOIN_TOKEN } from '../../packages/manager/test/support/harness.ts';
 import {
   ADMIN_PASSWORD,
   ARTIFACTS,
@@ -236,7 +235,7 @@ describe('web console in Chromium against a real manager', () => {
     const reg = await env.manager.app.inject({
       method: 'POST',
       url: '/v1/hosts/register',
-      payload: { join_token: JOIN_TOKEN, name: 'web-host', addr: 'http://127.0.0.1:9' },
+      payload: { join_token: await env.manager.joinToken(), name: 'web-host', addr: 'http://127.0.0.1:9' },
     });
     const host = reg.json() as { id: string; secret: string };
     const hb = await env.manager.app.inject({

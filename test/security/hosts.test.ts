@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { JOIN_TOKEN, startTestApp, type TestApp } from '../../packages/manager/test/support/harness.ts';
+import { startTestApp, type TestApp } from '../../packages/manager/test/support/harness.ts';
 import { expectProblem } from './support.ts';
 
 describe('host enrolment cannot take over a registered host', () => {
@@ -9,11 +9,11 @@ describe('host enrolment cannot take over a registered host', () => {
   });
   afterAll(async () => t?.close());
 
-  const register = (payload: Record<string, unknown>) =>
+  const register = async (payload: Record<string, unknown>) =>
     t.app.inject({
       method: 'POST',
       url: '/v1/hosts/register',
-      payload: { join_token: JOIN_TOKEN, addr: 'http://127.0.0.1:9', ...payload },
+      payload: { join_token: await t.joinToken(), addr: 'http://127.0.0.1:9', ...payload },
     });
   const heartbeat = (id: string, secret: string) =>
     t.app.inject({

@@ -9,6 +9,7 @@ export * from './event.schema.ts';
 export * from './guest-api.schema.ts';
 export * from './host.schema.ts';
 export * from './image.schema.ts';
+export * from './join-token.schema.ts';
 export * from './log-format.ts';
 export * from './logs.schema.ts';
 export * from './mmds.schema.ts';

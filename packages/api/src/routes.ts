@@ -11,6 +11,7 @@ import { eventRoutes } from './event.schema.ts';
 import { guestAgentRoutes, guestEndpointRoutes } from './guest-api.schema.ts';
 import { hostRoutes } from './host.schema.ts';
 import { imageRoutes } from './image.schema.ts';
+import { joinTokenRoutes } from './join-token.schema.ts';
 import { logRoutes } from './logs.schema.ts';
 import { mmdsRoutes } from './mmds.schema.ts';
 import { operationRoutes } from './operation.schema.ts';
@@ -27,6 +28,7 @@ import { webhookRoutes } from './webhook.schema.ts';
 export const api = {
   auth: authRoutes,
   hosts: hostRoutes,
+  joinTokens: joinTokenRoutes,
   events: eventRoutes,
   images: imageRoutes,
   templates: templateRoutes,

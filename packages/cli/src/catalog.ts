@@ -23,6 +23,9 @@ const OVERRIDES: Record<string, { group?: string; verb: string }> = {
   getVmMetricsHistory: { verb: 'metrics' },
   getImageContent: { verb: 'content' },
   bulkVmAction: { verb: 'bulk-action' },
+  createJoinToken: { verb: 'create' },
+  listJoinTokens: { verb: 'list' },
+  deleteJoinToken: { verb: 'delete' },
 };
 
 /** Routes that are not a user's to call: agents and guests use them, or a dedicated command wraps them. */

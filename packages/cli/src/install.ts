@@ -64,7 +64,6 @@ function defaults(role: Role): [string, string][] {
     return [
       ['NQVM_DATA_DIR', '/var/lib/nqvm'],
       ['MANAGER_BIND', '127.0.0.1:18080'],
-      ['NQVM_JOIN_TOKEN', randomBytes(24).toString('base64url')],
       ['NQVM_ADMIN_PASSWORD', randomBytes(12).toString('base64url')],
     ];
   return [
@@ -75,8 +74,8 @@ function defaults(role: Role): [string, string][] {
 
 /**
  * Writes `/etc/systemd/system/nqvm-<role>.service` and `/etc/nqvm/<role>.env` (0600), keeping the settings an
- * earlier install wrote, then enables and starts the service. A manager's first install generates its join
- * token and admin password into the environment file and shows them.
+ * earlier install wrote, then enables and starts the service. A manager's first install generates its admin
+ * password into the environment file and shows it; agents join with tokens an admin makes (`nqvm join-tokens create`).
  */
 export function install(role: Role, opts: InstallOptions): Installed {
   for (const k of Object.keys(opts.set)) if (!ENV_NAME.test(k)) throw new Error(`--set ${k}: not a variable name`);
@@ -92,8 +91,9 @@ export function install(role: Role, opts: InstallOptions): Installed {
     if (previous.has(k) || k in opts.set) continue;
     values.set(k, v);
     if (k === 'NQVM_ADMIN_PASSWORD') notes.push(`admin credentials: admin / ${v}  (kept in ${envFile})`);
-    if (k === 'NQVM_JOIN_TOKEN') notes.push(`join token for agents: ${v}  (nqvm host join URL --token …)`);
   }
+  if (role === 'manager')
+    notes.push('hosts join with a token an admin makes: nqvm join-tokens create (then nqvm host join URL --token …)');
   for (const [k, v] of previous) values.set(k, v);
   for (const [k, v] of Object.entries(opts.set)) values.set(k, v);
 

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { createReadStream, existsSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { buildDemoImages, loadAgentConfig, startAgent, systemRunner } from '@nqvm/agent';
@@ -30,11 +29,9 @@ export async function up(env: Env, flags: Record<string, string | boolean>): Pro
     );
   }
   const dataDir = dataDirOf(env, flags);
-  const joinToken = env.NQVM_JOIN_TOKEN || randomBytes(24).toString('base64url');
   const config = loadConfig({
     ...env,
     NQVM_DATA_DIR: join(dataDir, 'manager'),
-    NQVM_JOIN_TOKEN: joinToken,
     MANAGER_BIND: typeof flags.bind === 'string' ? flags.bind : env.MANAGER_BIND,
     NQVM_LOG_LEVEL: env.NQVM_LOG_LEVEL || 'warn',
   });
@@ -54,15 +51,21 @@ export async function up(env: Env, flags: Record<string, string | boolean>): Pro
   await built.app.listen({ host: config.bind.host, port: config.bind.port });
   log(`manager  ${url}  (database: ${built.services.database.kind}, data: ${dataDir})`);
 
+  // The local agent joins with a join token made here (it registers only the first time, and only then spends
+  // it); one it did not need is revoked at once.
+  const joinToken = await built.services.joinTokens.create(
+    { ttl_s: 600, description: 'nqvm up: the local agent' },
+    'system',
+  );
   const agent = await startAgent(
     loadAgentConfig({
       ...env,
       AGENT_DATA_DIR: env.AGENT_DATA_DIR || join(dataDir, 'agent'),
       MANAGER_BASE: url,
-      NQVM_JOIN_TOKEN: joinToken,
+      NQVM_JOIN_TOKEN: joinToken.token,
       AGENT_BIND: env.AGENT_BIND || '127.0.0.1:19090',
     }),
-  );
+  ).finally(() => built.services.joinTokens.revokeUnused(joinToken.id));
   log(`agent    ${agent.url}  (host ${agent.hostId})`);
   // Operations a previous run left (a crash) resume now that the local agent answers.
   built.services.operations.start();

@@ -27,6 +27,7 @@ import { EventsService } from './features/events/events.service.ts';
 import { HostsRepository } from './features/hosts/hosts.repository.ts';
 import { hostsRoutes } from './features/hosts/hosts.routes.ts';
 import { HostsService } from './features/hosts/hosts.service.ts';
+import { JoinTokens } from './features/hosts/join-tokens.ts';
 import { systemRunner } from './features/images/images.exec.ts';
 import { type ImageRow, ImagesRepository } from './features/images/images.repository.ts';
 import { imagesRoutes } from './features/images/images.routes.ts';
@@ -88,6 +89,7 @@ export interface Services {
   events: EventsService;
   auth: AuthService;
   hosts: HostsService;
+  joinTokens: JoinTokens;
   secrets: SecretBox;
   metrics: MetricsRegistry;
   images: ImagesService;
@@ -137,8 +139,9 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
     sessionTtlHours: config.sessionTtlHours,
     passwords: new PasswordHasher(opts.passwordLog2N),
   });
+  const joinTokens = new JoinTokens(database.db);
   const hosts = new HostsService(new HostsRepository(database.db), secrets, {
-    joinToken: config.joinToken,
+    joinTokens,
     heartbeatTimeoutS: config.hostHeartbeatTimeoutS,
   });
   const metrics = new MetricsRegistry();
@@ -396,7 +399,7 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
   await app.register(async (v1) => {
     installRateLimits(v1, rateLimiter);
     authRoutes(v1, authn, auth, events);
-    hostsRoutes(v1, authn, hosts, events);
+    hostsRoutes(v1, authn, hosts, joinTokens, events);
     eventsRoutes(v1, authn, events);
     imagesRoutes(v1, authn, images);
     templatesRoutes(v1, authn, templates);
@@ -432,7 +435,20 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
 
   return {
     app,
-    services: { database, events, auth, hosts, secrets, metrics, images, templates, vms, observe, operations: worker },
+    services: {
+      database,
+      events,
+      auth,
+      hosts,
+      joinTokens,
+      secrets,
+      metrics,
+      images,
+      templates,
+      vms,
+      observe,
+      operations: worker,
+    },
     generatedAdminPassword: admin.generatedPassword,
   };
 }

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import { originOf } from './http/browser-guard.ts';
 import { parseCidr } from './security/url-guard.ts';
@@ -18,9 +17,6 @@ export interface ManagerConfig {
   /** Address ranges URL imports may reach although internal (loopback, private, link-local, guest networks). */
   importAllowCidrs: string[];
   adminPassword: string | undefined;
-  joinToken: string;
-  /** True when the join token was generated at start (print it once so agents can join). */
-  joinTokenGenerated: boolean;
   /** Base64 32-byte key for encrypting secrets at rest; generated under the data dir when absent. */
   secretKey: string | undefined;
   logLevel: string;
@@ -93,10 +89,6 @@ export function loadConfig(env: Env): ManagerConfig {
   if (adminPassword !== undefined && adminPassword.length < 8)
     problems.push('NQVM_ADMIN_PASSWORD must be at least 8 characters');
 
-  const joinTokenGenerated = !env.NQVM_JOIN_TOKEN;
-  const joinToken = env.NQVM_JOIN_TOKEN || randomBytes(24).toString('base64url');
-  if (!joinTokenGenerated && joinToken.length < 16) problems.push('NQVM_JOIN_TOKEN must be at least 16 characters');
-
   const secretKey = env.NQVM_SECRET_KEY || undefined;
   if (secretKey !== undefined && Buffer.from(secretKey, 'base64').length !== 32)
     problems.push('NQVM_SECRET_KEY must be 32 bytes, base64-encoded');
@@ -145,8 +137,6 @@ export function loadConfig(env: Env): ManagerConfig {
     allowedOrigins,
     importAllowCidrs,
     adminPassword,
-    joinToken,
-    joinTokenGenerated,
     secretKey,
     logLevel,
     sessionTtlHours: num('NQVM_SESSION_TTL_HOURS', 12, 1, 24 * 90),

@@ -23,8 +23,9 @@ export async function main(env: Record<string, string | undefined> = process.env
   const lines = [`nqvm manager listening on ${url} (database: ${built.services.database.kind})`];
   if (built.generatedAdminPassword)
     lines.push(`admin credentials (shown once): admin / ${built.generatedAdminPassword}`);
-  if (config.joinTokenGenerated)
-    lines.push(`join token for agents (set NQVM_JOIN_TOKEN to keep it): ${config.joinToken}`);
+  lines.push('agents join with a token an admin creates: nqvm join-tokens create (expires, joins one host once)');
+  if (process.env.NQVM_JOIN_TOKEN)
+    lines.push('NQVM_JOIN_TOKEN is set but no longer used: join tokens now expire and join one host each');
   process.stdout.write(`${lines.join('\n')}\n`);
   for (const sig of ['SIGINT', 'SIGTERM'] as const)
     process.once(sig, () => {

@@ -75,7 +75,6 @@ export async function startStack(opts: {
     cacheDir: path.join(ROOT, '.cache', 'demo-cache'),
     runner: systemRunner,
   });
-  const join = 'stack-join-token-0123456789abcdef';
   const admin = 'stack-admin-password';
   const managerData = await mkdtemp(path.join(tmpdir(), 'nqvm-stack-'));
   const agentData = await mkdtemp(path.join(tmpdir(), 'nqs-'));
@@ -83,7 +82,6 @@ export async function startStack(opts: {
     loadConfig({
       NQVM_DATA_DIR: managerData,
       NQVM_ADMIN_PASSWORD: admin,
-      NQVM_JOIN_TOKEN: join,
       NQVM_LOG_LEVEL: 'silent',
       NQVM_RECONCILE_INTERVAL_MS: '1000',
       NQVM_NETWORK_CIDR: opts.cidr,
@@ -112,9 +110,15 @@ export async function startStack(opts: {
     imageUploads[kind] = res.status;
     images[kind] = ((await res.json()) as { id: string }).id;
   }
+  // The agent joins with a join token the admin makes (single use: a restarted agent keeps its identity).
+  const joined = await fetch(`${base}/v1/join-tokens`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ description: 'e2e stack agent' }),
+  });
   const agentEnv = {
     MANAGER_BASE: base,
-    NQVM_JOIN_TOKEN: join,
+    NQVM_JOIN_TOKEN: ((await joined.json()) as { token: string }).token,
     AGENT_BIND: `127.0.0.1:${opts.agentPort}`,
     AGENT_DATA_DIR: agentData,
     AGENT_HEARTBEAT_S: '1',

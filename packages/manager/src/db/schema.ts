@@ -57,6 +57,17 @@ export const hosts = pgTable('hosts', {
   createdAt: tz('created_at').notNull().defaultNow(),
 });
 
+export const hostJoinTokens = pgTable('host_join_tokens', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  tokenHash: text('token_hash').notNull().unique(),
+  description: text('description').notNull().default(''),
+  createdBy: text('created_by').notNull(),
+  createdAt: tz('created_at').notNull().defaultNow(),
+  expiresAt: tz('expires_at').notNull(),
+  usedAt: tz('used_at'),
+  hostId: uuid('host_id').references(() => hosts.id, { onDelete: 'set null' }),
+});
+
 export const events = pgTable('events', {
   id: bigserial('id', { mode: 'bigint' }).primaryKey(),
   at: tz('at').notNull().defaultNow(),

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 
-export type TokenKind = 'session' | 'api' | 'host' | 'vm';
-const PREFIX: Record<TokenKind, string> = { session: 'nqs_', api: 'nqt_', host: 'nqh_', vm: 'nqg_' };
+export type TokenKind = 'session' | 'api' | 'host' | 'vm' | 'join';
+const PREFIX: Record<TokenKind, string> = { session: 'nqs_', api: 'nqt_', host: 'nqh_', vm: 'nqg_', join: 'nqj_' };
 
 /** A high-entropy bearer token; only its SHA-256 is stored, so a fast hash is enough. */
 export function newToken(kind: TokenKind): string {

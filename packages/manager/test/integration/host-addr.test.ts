@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DB_KINDS, JOIN_TOKEN, startTestApp, type TestApp } from '../support/harness.ts';
+import { DB_KINDS, startTestApp, type TestApp } from '../support/harness.ts';
 
 const capacity = { cpus: 2, memory_mib: 4096, disk_free_bytes: 1e10, disk_total_bytes: 2e10 };
 const capabilities = { vmm: ['qemu' as const], kvm: false, vsock: false, tc: true };
@@ -15,7 +15,7 @@ describe.each(DB_KINDS)('an agent that comes back on another URL (%s)', (kind) =
     const res = await t.app.inject({
       method: 'POST',
       url: '/v1/hosts/register',
-      payload: { join_token: JOIN_TOKEN, name, addr: 'http://127.0.0.1:19090/' },
+      payload: { join_token: await t.joinToken(), name, addr: 'http://127.0.0.1:19090/' },
     });
     expect(res.statusCode).toBe(201);
     return res.json() as { id: string; secret: string };

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { newPglite, openPglite } from '../../src/db/client.ts';
 import { loadMigrations, MigrationError, migrate } from '../../src/db/migrate.ts';
-import { DB_KINDS, JOIN_TOKEN, startTestApp, type TestApp } from '../support/harness.ts';
+import { DB_KINDS, startTestApp, type TestApp } from '../support/harness.ts';
 
 const capacity = { cpus: 4, memory_mib: 8192, disk_free_bytes: 1e10, disk_total_bytes: 2e10 };
 const capabilities = { vmm: ['qemu' as const], kvm: false, vsock: false, tc: true };
@@ -31,7 +31,7 @@ describe.each(DB_KINDS)('hosts and the live events stream on %s', (kind) => {
     const reg = await t.app.inject({
       method: 'POST',
       url: '/v1/hosts/register',
-      payload: { join_token: JOIN_TOKEN, name: 'h1', addr: 'http://127.0.0.1:9', labels: { zone: 'a' } },
+      payload: { join_token: await t.joinToken(), name: 'h1', addr: 'http://127.0.0.1:9', labels: { zone: 'a' } },
     });
     expect(reg.statusCode).toBe(201);
     const { id, secret } = reg.json();
@@ -56,7 +56,7 @@ describe.each(DB_KINDS)('hosts and the live events stream on %s', (kind) => {
     const reg = await t.app.inject({
       method: 'POST',
       url: '/v1/hosts/register',
-      payload: { join_token: JOIN_TOKEN, name: 'h2', addr: 'http://127.0.0.1:9' },
+      payload: { join_token: await t.joinToken(), name: 'h2', addr: 'http://127.0.0.1:9' },
     });
     const { id, secret } = reg.json();
     await t.app.inject({

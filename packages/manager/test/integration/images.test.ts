@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, syml
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DB_KINDS, JOIN_TOKEN, startTestApp, type TestApp } from '../support/harness.ts';
+import { DB_KINDS, startTestApp, type TestApp } from '../support/harness.ts';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -141,7 +141,7 @@ describe.each(DB_KINDS)('image registry on %s', (kind) => {
     const reg = await t.app.inject({
       method: 'POST',
       url: '/v1/hosts/register',
-      payload: { join_token: JOIN_TOKEN, name: 'img-host', addr: 'http://127.0.0.1:9' },
+      payload: { join_token: await t.joinToken(), name: 'img-host', addr: 'http://127.0.0.1:9' },
     });
     const { id: hostId, secret } = reg.json();
     const asHost = await t.app.inject({

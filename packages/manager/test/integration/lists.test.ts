@@ -1,7 +1,7 @@
 import { VM_STATES } from '@nqvm/api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HOLDING } from '../../src/features/vms/vms.repository.ts';
-import { DB_KINDS, JOIN_TOKEN, startTestApp, type TestApp } from '../support/harness.ts';
+import { DB_KINDS, startTestApp, type TestApp } from '../support/harness.ts';
 import { seedEvents } from '../support/seed.ts';
 
 interface Page<T> {
@@ -70,7 +70,7 @@ describe.each(DB_KINDS)('lists and addresses on %s', (kind) => {
       const reg = await t.app.inject({
         method: 'POST',
         url: '/v1/hosts/register',
-        payload: { join_token: JOIN_TOKEN, name, addr: 'http://127.0.0.1:9' },
+        payload: { join_token: await t.joinToken(), name, addr: 'http://127.0.0.1:9' },
       });
       hosts.push(reg.json().id);
       await t.app.inject({

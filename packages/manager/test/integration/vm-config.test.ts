@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DB_KINDS, JOIN_TOKEN, startTestApp, type TestApp } from '../support/harness.ts';
+import { DB_KINDS, startTestApp, type TestApp } from '../support/harness.ts';
 
 /** GET /v1/vms/:id/config reads back exactly what the machine, CPU and device PUTs stored. */
 describe.each(DB_KINDS)('VM config read-back on %s', (kind) => {
@@ -23,7 +23,7 @@ describe.each(DB_KINDS)('VM config read-back on %s', (kind) => {
     const reg = await t.app.inject({
       method: 'POST',
       url: '/v1/hosts/register',
-      payload: { join_token: JOIN_TOKEN, name: 'h1', addr: 'http://127.0.0.1:9' },
+      payload: { join_token: await t.joinToken(), name: 'h1', addr: 'http://127.0.0.1:9' },
     });
     const hb = await t.app.inject({
       method: 'POST',

@@ -4,7 +4,7 @@ import type { VmMetricsSample } from '@nqvm/api';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { DB_KINDS, JOIN_TOKEN, startTestApp, type TestApp } from '../support/harness.ts';
+import { DB_KINDS, startTestApp, type TestApp } from '../support/harness.ts';
 
 const PASSWORD = 'guest-pass-Zq81!';
 
@@ -67,7 +67,7 @@ describe.each(DB_KINDS)('VM shell and metrics on %s', (kind) => {
     const reg = await t.app.inject({
       method: 'POST',
       url: '/v1/hosts/register',
-      payload: { join_token: JOIN_TOKEN, name: 'h1', addr: `http://127.0.0.1:${agentPort}` },
+      payload: { join_token: await t.joinToken(), name: 'h1', addr: `http://127.0.0.1:${agentPort}` },
     });
     await t.app.inject({
       method: 'POST',

@@ -11,7 +11,6 @@ import { createDatabase } from './postgres.ts';
 export type DbKind = 'postgres' | 'pglite';
 export const DB_KINDS: DbKind[] = ['postgres', 'pglite'];
 export const ADMIN_PASSWORD = 'admin-password-for-tests';
-export const JOIN_TOKEN = 'join-token-for-tests-0123456789';
 
 export interface TestApp {
   built: BuiltApp;
@@ -22,6 +21,8 @@ export interface TestApp {
   /** A session token for the admin user. */
   token: string;
   request(opts: InjectOptions): Promise<LightMyRequestResponse>;
+  /** A fresh host join token (made by the admin through the API): it joins one host, once. */
+  joinToken(): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -45,7 +46,6 @@ export async function startTestApp(
   const config = loadConfig({
     NQVM_DATA_DIR: dataDir,
     NQVM_ADMIN_PASSWORD: ADMIN_PASSWORD,
-    NQVM_JOIN_TOKEN: JOIN_TOKEN,
     NQVM_LOG_LEVEL: 'silent',
     ...env,
   });
@@ -61,6 +61,8 @@ export async function startTestApp(
     payload: { username: 'admin', password: ADMIN_PASSWORD },
   });
   const token = (login.json() as { token: string }).token;
+  const request = (opts: InjectOptions) =>
+    built.app.inject({ ...opts, headers: { authorization: `Bearer ${token}`, ...(opts.headers ?? {}) } });
   return {
     built,
     app: built.app,
@@ -68,8 +70,12 @@ export async function startTestApp(
     database,
     dataDir,
     token,
-    request: (opts) =>
-      built.app.inject({ ...opts, headers: { authorization: `Bearer ${token}`, ...(opts.headers ?? {}) } }),
+    request,
+    async joinToken() {
+      const res = await request({ method: 'POST', url: '/v1/join-tokens', payload: {} });
+      if (res.statusCode !== 201) throw new Error(`creating a join token: ${res.statusCode} ${res.body}`);
+      return (res.json() as { token: string }).token;
+    },
     async close() {
       await built.app.close();
       if (!shared) await database.close();

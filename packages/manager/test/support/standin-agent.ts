@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { LightMyRequestResponse } from 'fastify';
-import { JOIN_TOKEN, type TestApp } from './harness.ts';
+import type { TestApp } from './harness.ts';
 
 /** A boot call the stand-in agent got; the test decides when it answers. */
 export interface BootCall {
@@ -58,7 +58,11 @@ export async function startStandinHost(t: TestApp, onBoot: (boot: BootCall) => v
   const reg = await t.app.inject({
     method: 'POST',
     url: '/v1/hosts/register',
-    payload: { join_token: JOIN_TOKEN, name: 'h1', addr: `http://127.0.0.1:${(server.address() as AddressInfo).port}` },
+    payload: {
+      join_token: await t.joinToken(),
+      name: 'h1',
+      addr: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    },
   });
   if (reg.statusCode >= 300) {
     await close();

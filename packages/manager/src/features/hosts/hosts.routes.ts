@@ -1,11 +1,23 @@
 import { api } from '@nqvm/api';
 import type { FastifyInstance } from 'fastify';
+import { Forbidden } from '../../domain/errors.ts';
 import { mount } from '../../http/mount.ts';
-import { type Authenticator, actorOf } from '../../http/principal.ts';
+import { type Authenticator, actorOf, type Principal } from '../../http/principal.ts';
 import type { EventsService } from '../events/events.service.ts';
 import type { HostsService } from './hosts.service.ts';
+import type { JoinTokens } from './join-tokens.ts';
 
-export function hostsRoutes(app: FastifyInstance, authn: Authenticator, hosts: HostsService, events: EventsService) {
+function requireAdmin(p: Principal): void {
+  if (p.kind !== 'user' || p.role !== 'admin') throw new Forbidden('only an admin manages join tokens');
+}
+
+export function hostsRoutes(
+  app: FastifyInstance,
+  authn: Authenticator,
+  hosts: HostsService,
+  joinTokens: JoinTokens,
+  events: EventsService,
+) {
   mount(app, authn, api.hosts.register, async ({ body, req }) => {
     try {
       const res = await hosts.register(body);
@@ -47,5 +59,32 @@ export function hostsRoutes(app: FastifyInstance, authn: Authenticator, hosts: H
   mount(app, authn, api.hosts.delete, async ({ params, principal }) => {
     await hosts.delete(params.id);
     await events.record({ actor: actorOf(principal), resourceType: 'host', resourceId: params.id, action: 'delete' });
+  });
+
+  mount(app, authn, api.joinTokens.create, async ({ body, principal }) => {
+    requireAdmin(principal);
+    const created = await joinTokens.create(body, actorOf(principal));
+    await events.record({
+      actor: actorOf(principal),
+      resourceType: 'join_token',
+      resourceId: created.id,
+      action: 'create',
+      detail: { expires_at: created.expires_at, description: created.description },
+    });
+    return created;
+  });
+  mount(app, authn, api.joinTokens.list, async ({ principal }) => {
+    requireAdmin(principal);
+    return { items: await joinTokens.list() };
+  });
+  mount(app, authn, api.joinTokens.delete, async ({ params, principal }) => {
+    requireAdmin(principal);
+    await joinTokens.delete(params.id);
+    await events.record({
+      actor: actorOf(principal),
+      resourceType: 'join_token',
+      resourceId: params.id,
+      action: 'delete',
+    });
   });
 }

@@ -1,10 +1,11 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { HeartbeatRequest, Host, HostCapabilities, HostCapacity, RegisterHostRequest } from '@nqvm/api';
-import { BadRequest, Conflict, NotFound, Unauthorized } from '../../domain/errors.ts';
+import { BadRequest, Conflict, NotFound } from '../../domain/errors.ts';
 import type { Principal } from '../../http/principal.ts';
 import type { SecretBox } from '../../security/secret-box.ts';
 import { hashToken, newToken } from '../../security/tokens.ts';
 import type { HostRow, HostsRepository } from './hosts.repository.ts';
+import type { JoinTokens } from './join-tokens.ts';
 
 export interface Allocation {
   vcpu: number;
@@ -20,7 +21,7 @@ export interface AllocationSource {
 export const noAllocations: AllocationSource = { byHost: async () => new Map() };
 
 export interface HostsServiceOptions {
-  joinToken: string;
+  joinTokens: JoinTokens;
   heartbeatTimeoutS: number;
   now?: () => Date;
 }
@@ -83,11 +84,23 @@ export class HostsService {
   }
 
   /**
-   * A new name joins with the join token; an existing name is the same host only with its current secret
-   * (a join token alone never takes over a host, its id and its VMs).
+   * A new name joins with a join token (expiring, single-use); an existing name is the same host only with its
+   * current secret as well (a join token alone never takes over a host, its id and its VMs). The token is spent
+   * only by a registration that succeeds.
    */
   async register(req: RegisterHostRequest): Promise<{ id: string; secret: string }> {
-    if (!safeEqual(req.join_token, this.opts.joinToken)) throw new Unauthorized('invalid join token');
+    const tokenId = await this.opts.joinTokens.take(req.join_token);
+    try {
+      const res = await this.registerWithToken(req);
+      await this.opts.joinTokens.joined(tokenId, res.id);
+      return res;
+    } catch (err) {
+      await this.opts.joinTokens.release(tokenId);
+      throw err;
+    }
+  }
+
+  private async registerWithToken(req: RegisterHostRequest): Promise<{ id: string; secret: string }> {
     const secret = newToken('host');
     const fields = {
       addr: normalizeAgentUrl(req.addr, 'body.addr'),

@@ -1,0 +1,105 @@
+import type { CreatedJoinToken, CreateJoinTokenRequest, JoinToken } from '@nqvm/api';
+import { and, desc, eq, gt, isNull } from 'drizzle-orm';
+import type { Db } from '../../db/client.ts';
+import { hostJoinTokens } from '../../db/schema.ts';
+import { DomainError, NotFound } from '../../domain/errors.ts';
+import { hashToken, newToken } from '../../security/tokens.ts';
+
+type Row = typeof hostJoinTokens.$inferSelect;
+
+/** A join token that cannot join (unknown, used, expired): 401 with a code saying which. */
+export class JoinTokenRefused extends DomainError {
+  constructor(code: 'invalid_join_token' | 'join_token_used' | 'join_token_expired', message: string) {
+    super(401, code, message, 'body.join_token');
+  }
+}
+
+export const DEFAULT_JOIN_TOKEN_TTL_S = 3600;
+
+/**
+ * Host join tokens: an admin makes one, it is shown once and stored as its SHA-256; it expires, and one host
+ * joins with it, once. Taking a token is a compare-and-set, so two agents racing with one token cannot both join.
+ */
+export class JoinTokens {
+  constructor(
+    private readonly db: Db,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  async create(req: CreateJoinTokenRequest, createdBy: string): Promise<CreatedJoinToken> {
+    const token = newToken('join');
+    const now = this.now();
+    const [row] = await this.db
+      .insert(hostJoinTokens)
+      .values({
+        tokenHash: hashToken(token),
+        description: req.description ?? '',
+        createdBy,
+        createdAt: now,
+        expiresAt: new Date(now.getTime() + (req.ttl_s ?? DEFAULT_JOIN_TOKEN_TTL_S) * 1000),
+      })
+      .returning();
+    if (!row) throw new Error('join token insert returned no row');
+    return { ...this.toApi(row), token };
+  }
+
+  async list(): Promise<JoinToken[]> {
+    const rows = await this.db.select().from(hostJoinTokens).orderBy(desc(hostJoinTokens.createdAt));
+    return rows.map((r) => this.toApi(r));
+  }
+
+  async delete(id: string): Promise<void> {
+    const gone = await this.db.delete(hostJoinTokens).where(eq(hostJoinTokens.id, id)).returning();
+    if (gone.length === 0) throw new NotFound('join_token', id);
+  }
+
+  /** Removes a token nobody joined with (a token made for one local agent that turned out to have an identity). */
+  async revokeUnused(id: string): Promise<void> {
+    await this.db.delete(hostJoinTokens).where(and(eq(hostJoinTokens.id, id), isNull(hostJoinTokens.usedAt)));
+  }
+
+  /** Takes the token for one registration; the caller gives it back (`release`) when the registration fails. */
+  async take(token: string): Promise<string> {
+    const hash = hashToken(token);
+    const now = this.now();
+    const [taken] = await this.db
+      .update(hostJoinTokens)
+      .set({ usedAt: now })
+      .where(and(eq(hostJoinTokens.tokenHash, hash), isNull(hostJoinTokens.usedAt), gt(hostJoinTokens.expiresAt, now)))
+      .returning({ id: hostJoinTokens.id });
+    if (taken) return taken.id;
+    const [row] = await this.db.select().from(hostJoinTokens).where(eq(hostJoinTokens.tokenHash, hash));
+    if (!row) throw new JoinTokenRefused('invalid_join_token', 'unknown join token');
+    if (row.usedAt)
+      throw new JoinTokenRefused(
+        'join_token_used',
+        'this join token was used already; an admin creates a new one (nqvm join-tokens create)',
+      );
+    throw new JoinTokenRefused(
+      'join_token_expired',
+      `this join token expired at ${row.expiresAt.toISOString()}; an admin creates a new one (nqvm join-tokens create)`,
+    );
+  }
+
+  async release(id: string): Promise<void> {
+    await this.db.update(hostJoinTokens).set({ usedAt: null }).where(eq(hostJoinTokens.id, id));
+  }
+
+  async joined(id: string, hostId: string): Promise<void> {
+    await this.db.update(hostJoinTokens).set({ hostId }).where(eq(hostJoinTokens.id, id));
+  }
+
+  private toApi(r: Row): JoinToken {
+    const state = r.usedAt ? 'used' : r.expiresAt.getTime() <= this.now().getTime() ? 'expired' : 'valid';
+    return {
+      id: r.id,
+      description: r.description,
+      created_by: r.createdBy,
+      created_at: r.createdAt.toISOString(),
+      expires_at: r.expiresAt.toISOString(),
+      used_at: r.usedAt?.toISOString() ?? null,
+      host_id: r.hostId,
+      state,
+    };
+  }
+}
