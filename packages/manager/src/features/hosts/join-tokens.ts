@@ -7,14 +7,8 @@ import { hashToken, newToken } from '../../security/tokens.ts';
 
 type Row = typeof hostJoinTokens.$inferSelect;
 
-/** A join token that cannot join (unknown, used, expired): 401 with a code saying which. */
-export class JoinTokenRefused extends DomainError {
-  constructor(code: 'invalid_join_token' | 'join_token_used' | 'join_token_expired', message: string) {
-    super(401, code, message, 'body.join_token');
-  }
-}
-
 export const DEFAULT_JOIN_TOKEN_TTL_S = 3600;
+const FIELD = 'body.join_token';
 
 /**
  * Host join tokens: an admin makes one, it is shown once and stored as its SHA-256; it expires, and one host
@@ -69,15 +63,20 @@ export class JoinTokens {
       .returning({ id: hostJoinTokens.id });
     if (taken) return taken.id;
     const [row] = await this.db.select().from(hostJoinTokens).where(eq(hostJoinTokens.tokenHash, hash));
-    if (!row) throw new JoinTokenRefused('invalid_join_token', 'unknown join token');
+    // 401 with a code saying which: unknown (or revoked), used, expired.
+    if (!row) throw new DomainError(401, 'invalid_join_token', 'unknown join token', FIELD);
     if (row.usedAt)
-      throw new JoinTokenRefused(
+      throw new DomainError(
+        401,
         'join_token_used',
         'this join token was used already; an admin creates a new one (nqvm join-tokens create)',
+        FIELD,
       );
-    throw new JoinTokenRefused(
+    throw new DomainError(
+      401,
       'join_token_expired',
       `this join token expired at ${row.expiresAt.toISOString()}; an admin creates a new one (nqvm join-tokens create)`,
+      FIELD,
     );
   }
 
