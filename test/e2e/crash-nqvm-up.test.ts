@@ -1,78 +1,18 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import {
-  chmodSync,
-  cpSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  symlinkSync,
-} from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TEST_NETWORKS } from '../support/test-networks.ts';
+import { jsonClient, kill, links, seedDemoImages, startNqvmUp, tapOf, vmmsOf } from './support/processes.ts';
 import { inPrivateNetns, until } from './support/stack.ts';
 
-const ROOT = path.resolve(import.meta.dirname, '../..');
-const CLI = path.join(ROOT, 'packages/cli/bin/nqvm.ts');
-const DEMO = path.join(ROOT, '.cache/demo-images');
-const DEBS = path.join(ROOT, '.cache/demo-cache/debs');
 const NET = TEST_NETWORKS.crashNqvmUp;
-const BIND = `127.0.0.1:${NET.managerPort}`;
-const BASE = `http://${BIND}`;
+const BASE = `http://127.0.0.1:${NET.managerPort}`;
 const PASSWORD = 'crash-test-admin-password';
 const TERMINAL = ['succeeded', 'failed', 'cancelled'];
 
-function startUp(dataDir: string): { proc: ChildProcess; output: () => string; exited: Promise<number | null> } {
-  let out = '';
-  const proc = spawn(process.execPath, ['--import', 'tsx', CLI, 'up', '--data-dir', dataDir, '--bind', BIND], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      AGENT_BIND: `127.0.0.1:${NET.agentPort}`,
-      NQVM_NETWORK_CIDR: NET.cidr,
-      FC_BRIDGE: NET.bridge,
-      NQVM_LOG_LEVEL: 'warn',
-      NQVM_ADMIN_PASSWORD: PASSWORD,
-      NQVM_RECONCILE_INTERVAL_MS: '2000',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const collect = (b: Buffer) => {
-    out += b.toString();
-  };
-  proc.stdout?.on('data', collect);
-  proc.stderr?.on('data', collect);
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
-  return { proc, output: () => out, exited };
-}
-
-/** The QEMU processes serving a VM (its id is in its command line: paths and -name). */
-function vmmsOf(vmId: string): number[] {
-  const pids: number[] = [];
-  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-    let cmd = '';
-    try {
-      cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    } catch {
-      continue;
-    }
-    if (cmd.includes('qemu-system') && cmd.includes(vmId)) pids.push(Number(pid));
-  }
-  return pids;
-}
-
-function tapOf(vmId: string): string {
-  return `nqt-${createHash('sha256').update(vmId).digest('hex').slice(0, 8)}-0`;
-}
-
-function links(): string {
-  return execFileSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' });
-}
+const startUp = (dataDir: string) =>
+  startNqvmUp(dataDir, NET, { NQVM_ADMIN_PASSWORD: PASSWORD, NQVM_RECONCILE_INTERVAL_MS: '2000' });
 
 /**
  * Issue 11's reproduction: `nqvm up` (manager and agent in one process) killed with SIGKILL 0.3 s after five creates
@@ -88,18 +28,7 @@ describe('crash: nqvm up killed with SIGKILL mid-operation, restarted on the sam
   let current: ReturnType<typeof startUp> | undefined;
   let token = '';
 
-  async function api<T>(method: string, url: string, body?: unknown): Promise<{ status: number; body: T }> {
-    const res = await fetch(BASE + url, {
-      method,
-      headers: {
-        ...(token ? { authorization: `Bearer ${token}` } : {}),
-        ...(body ? { 'content-type': 'application/json' } : {}),
-      },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    const text = await res.text();
-    return { status: res.status, body: (text ? JSON.parse(text) : null) as T };
-  }
+  const api = jsonClient(BASE, () => token);
 
   async function up(): Promise<void> {
     current = startUp(dataDir);
@@ -116,17 +45,10 @@ describe('crash: nqvm up killed with SIGKILL mid-operation, restarted on the sam
     token = login.body.token;
   }
 
-  async function kill9(): Promise<void> {
-    const u = current!;
-    u.proc.kill('SIGKILL');
-    await u.exited;
-  }
+  const kill9 = () => kill(current!);
 
   afterAll(async () => {
-    if (current && current.proc.exitCode === null) {
-      current.proc.kill('SIGTERM');
-      await current.exited;
-    }
+    if (current) await kill(current, 'SIGTERM');
     // VMMs outlive their agent by design: stop what this test left.
     for (const id of existsSync(agentVms) ? readdirSync(agentVms) : [])
       for (const pid of vmmsOf(id)) process.kill(pid, 'SIGKILL');
@@ -135,11 +57,7 @@ describe('crash: nqvm up killed with SIGKILL mid-operation, restarted on the sam
 
   it('five creates cut 0.3 s after they were accepted all converge to running, each with exactly one VMM', async () => {
     expect(inPrivateNetns()).toBe(true);
-    if (!existsSync(path.join(DEMO, 'manifest.json')) || !existsSync(DEBS))
-      throw new Error('demo images missing: npm test builds them into .cache before the network is isolated');
-    cpSync(DEMO, path.join(dataDir, 'demo-images'), { recursive: true });
-    mkdirSync(path.join(dataDir, 'cache', 'debs'), { recursive: true });
-    symlinkSync(DEBS, path.join(dataDir, 'cache', 'debs', 'debs'));
+    seedDemoImages(dataDir);
     await up();
     await until(
       'the local agent to be healthy',

@@ -1,35 +1,19 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import {
-  cpSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  symlinkSync,
-  utimesSync,
-} from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TEST_NETWORKS } from '../support/test-networks.ts';
+import { ROOT, seedDemoImages, spawnCollected } from './support/processes.ts';
 import { inPrivateNetns, until } from './support/stack.ts';
 
-const ROOT = path.resolve(import.meta.dirname, '../..');
-const DEMO = path.join(ROOT, '.cache/demo-images');
-const DEBS = path.join(ROOT, '.cache/demo-cache/debs');
 const NET = TEST_NETWORKS.freshClone;
 const BIND = `127.0.0.1:${NET.managerPort}`;
 const BASE = `http://${BIND}`;
 
 /** The README's start command exactly as written, in the clone; settings only through the documented variables. */
-function npmStart(
-  clone: string,
-  dataDir: string,
-): { proc: ChildProcess; output: () => string; exited: Promise<number | null> } {
-  let out = '';
-  const proc = spawn('npm', ['start'], {
+function npmStart(clone: string, dataDir: string) {
+  return spawnCollected('npm', ['start'], {
     cwd: clone,
     detached: true, // its own process group: npm, bash and node stop together
     env: {
@@ -41,16 +25,7 @@ function npmStart(
       FC_BRIDGE: NET.bridge,
       NQVM_ADMIN_PASSWORD: '',
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
   });
-  proc.stdout?.on('data', (b: Buffer) => {
-    out += b.toString();
-  });
-  proc.stderr?.on('data', (b: Buffer) => {
-    out += b.toString();
-  });
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
-  return { proc, output: () => out, exited };
 }
 
 /** Issue 15 item 1 from a newcomer's seat: a fresh clone, `npm start`, the console and a login. */
@@ -105,9 +80,7 @@ describe('a fresh clone started with the README command (offline, npm packages s
     // The Debian packages the demo build needs, as a first run with network would have left them (in place of
     // the empty download directory the failed run left).
     rmSync(path.join(dataDir, 'cache', 'debs'), { recursive: true, force: true });
-    mkdirSync(path.join(dataDir, 'cache', 'debs'), { recursive: true });
-    symlinkSync(DEBS, path.join(dataDir, 'cache', 'debs', 'debs'));
-    cpSync(DEMO, path.join(dataDir, 'demo-images'), { recursive: true });
+    seedDemoImages(dataDir);
 
     const again = npmStart(clone, dataDir);
     running.push(again);

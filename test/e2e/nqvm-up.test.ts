@@ -1,43 +1,18 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, rmdirSync, rmSync, symlinkSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TEST_NETWORKS } from '../support/test-networks.ts';
+import { jsonClient, kill, ROOT, seedDemoImages, startNqvmUp } from './support/processes.ts';
 import { inPrivateNetns, until } from './support/stack.ts';
 
-const ROOT = path.resolve(import.meta.dirname, '../..');
 const CLI = path.join(ROOT, 'packages/cli/bin/nqvm.ts');
-const DEMO = path.join(ROOT, '.cache/demo-images');
-const DEBS = path.join(ROOT, '.cache/demo-cache/debs');
 const NET = TEST_NETWORKS.nqvmUp;
-const BIND = `127.0.0.1:${NET.managerPort}`;
-const BASE = `http://${BIND}`;
+const BASE = `http://127.0.0.1:${NET.managerPort}`;
 
-/** `nqvm up` as a process, its output collected as it comes. */
-function startUp(dataDir: string): { proc: ChildProcess; output: () => string; exited: Promise<number | null> } {
-  let out = '';
-  const proc = spawn(process.execPath, ['--import', 'tsx', CLI, 'up', '--data-dir', dataDir, '--bind', BIND], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      AGENT_BIND: `127.0.0.1:${NET.agentPort}`,
-      NQVM_NETWORK_CIDR: NET.cidr,
-      FC_BRIDGE: NET.bridge,
-      NQVM_LOG_LEVEL: 'warn',
-      NQVM_ADMIN_PASSWORD: '',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  proc.stdout?.on('data', (b: Buffer) => {
-    out += b.toString();
-  });
-  proc.stderr?.on('data', (b: Buffer) => {
-    out += b.toString();
-  });
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
-  return { proc, output: () => out, exited };
-}
+/** `nqvm up` as a process, generating the admin password (none given). */
+const startUp = (dataDir: string) => startNqvmUp(dataDir, NET, { NQVM_ADMIN_PASSWORD: '' });
 
 async function api<T>(
   method: string,
@@ -45,16 +20,7 @@ async function api<T>(
   token?: string,
   body?: unknown,
 ): Promise<{ status: number; body: T }> {
-  const res = await fetch(BASE + url, {
-    method,
-    headers: {
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-      ...(body ? { 'content-type': 'application/json' } : {}),
-    },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
-  return { status: res.status, body: (text ? JSON.parse(text) : null) as T };
+  return jsonClient(BASE, () => token ?? '')<T>(method, url, body);
 }
 
 /** Issue 3 item 9 from a user's seat: the README's start command brings up a working one-host nqvm. */
@@ -65,11 +31,7 @@ describe('nqvm up (the README start command): manager + agent + demo images on o
   const started: ReturnType<typeof startUp>[] = [];
   const first = { password: '', hostId: '' };
   const stopAll = async () => {
-    for (const u of started.splice(0))
-      if (u.proc.exitCode === null) {
-        u.proc.kill('SIGTERM');
-        await u.exited;
-      }
+    for (const u of started.splice(0)) await kill(u, 'SIGTERM');
   };
 
   afterAll(async () => {
@@ -117,12 +79,8 @@ describe('nqvm up (the README start command): manager + agent + demo images on o
 
   it('starts, prints the URL and the admin password once, and a VM created with them boots', async () => {
     expect(inPrivateNetns()).toBe(true);
-    if (!existsSync(path.join(DEMO, 'manifest.json')) || !existsSync(DEBS))
-      throw new Error('demo images missing: npm test builds them into .cache before the network is isolated');
     // Offline here: give `nqvm up` the demo build and the Debian packages it was made from, as a first run would leave.
-    cpSync(DEMO, path.join(dataDir, 'demo-images'), { recursive: true });
-    mkdirSync(path.join(dataDir, 'cache', 'debs'), { recursive: true });
-    symlinkSync(DEBS, path.join(dataDir, 'cache', 'debs', 'debs'));
+    seedDemoImages(dataDir);
 
     const up = startUp(dataDir);
     started.push(up);

@@ -14,7 +14,9 @@ import {
   allocatedBytes,
   childrenOf,
   ramChain,
+  readSnapshotMeta,
   readSnapshotSpec,
+  type SnapshotFiles,
   snapshotFiles,
   writeSnapshotMeta,
   writeSnapshotSpec,
@@ -46,6 +48,11 @@ export class SnapshotService {
     const f = snapshotFiles(this.d.dataDir, snapshotId);
     const type = req.snapshot_type;
     return this.d.vms.withVm(vmId, async (vm) => {
+      // Asked again for the same snapshot (the manager's operation resumed after a crash): a save that completed
+      // answers from its files; one cut short is started again from nothing, never left half written.
+      const saved = await this.savedBefore(vmId, f);
+      if (saved) return saved;
+      await rm(f.dir, { recursive: true, force: true });
       if (!(vm.driver instanceof QemuDriver))
         throw new AgentError(422, 'unsupported_on_host', `snapshots of ${vm.spec.vmm} VMs are not supported here`);
       if (!vm.handle || (vm.state !== 'running' && vm.state !== 'paused')) throw new VmNotRunning(vmId, 'snapshot');
@@ -71,16 +78,18 @@ export class SnapshotService {
         if (wasRunning) await vm.driver.resume(vm.handle);
         vm.setState(wasRunning ? 'running' : 'paused');
       }
-      const pausedMs = Date.now() - t0;
-      const info = {
-        state_bytes: (await allocatedBytes(f.state)) + (await allocatedBytes(f.ram)) + (await allocatedBytes(f.ramMap)),
-        disk_bytes: await allocatedBytes(f.disk),
-        save_ms: saveMs,
-        paused_ms: pausedMs,
-      };
+      const info = { ...(await sizesOf(f)), save_ms: saveMs, paused_ms: Date.now() - t0 };
       this.d.log.info({ vm_id: vmId, snapshot_id: snapshotId, type, parent_id: parent?.id, ...info }, 'snapshot saved');
       return info;
     });
+  }
+
+  /** The sizes of a complete save of this VM under that id (its metadata is written last), else undefined. */
+  private async savedBefore(vmId: string, f: SnapshotFiles): Promise<AgentSnapshotInfo | undefined> {
+    const meta = await readSnapshotMeta(f).catch(() => undefined);
+    const spec = meta && (await readSnapshotSpec(f).catch(() => undefined));
+    if (spec?.vm_id !== vmId) return undefined;
+    return { ...(await sizesOf(f)), save_ms: 0, paused_ms: 0 };
   }
 
   /** A Diff's parent must be a snapshot of the same VM in this agent's store. */
@@ -197,4 +206,11 @@ export class SnapshotService {
       else this.inUse.delete(snapshotId);
     }
   }
+}
+
+async function sizesOf(f: SnapshotFiles): Promise<{ state_bytes: number; disk_bytes: number }> {
+  return {
+    state_bytes: (await allocatedBytes(f.state)) + (await allocatedBytes(f.ram)) + (await allocatedBytes(f.ramMap)),
+    disk_bytes: await allocatedBytes(f.disk),
+  };
 }
