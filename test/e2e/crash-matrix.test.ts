@@ -177,22 +177,20 @@ describe('crash matrix: manager and agent in separate processes, each killed wit
     expect(await eventsOf(vmId, 'boot')).toHaveLength(1);
   }, 240_000);
 
-  it('the manager killed during a snapshot save: restarted, it resumes the save; one VMM, the VM running, one snapshot', async () => {
+  /** Starts a snapshot save, runs `crash` once the host is writing it, and returns what settled afterwards. */
+  async function saveCutBy(name: string, crash: () => Promise<void>) {
     await until('the guest agent to be ready', async () => (await vm(vmId)).guest_ready_at, 120_000);
-    // The request dies with the manager; the save goes on.
-    const asked = api<Snapshot>('POST', `/v1/vms/${vmId}/snapshots`, { name: 'mid-save' }).catch((e: unknown) => e);
+    // The request may die with the manager; the operation goes on.
+    const asked = api<Snapshot>('POST', `/v1/vms/${vmId}/snapshots`, { name }).catch((e: unknown) => e);
     const sid = await until(
       'the save to begin on the host',
       async () => {
         const s = (await api<{ items: Snapshot[] }>('GET', `/v1/vms/${vmId}/snapshots`)).body.items[0];
-        return s && existsSync(path.join(agentData, 'snapshots', s.id)) && s.id;
+        return s?.state === 'creating' && existsSync(path.join(agentData, 'snapshots', s.id)) && s.id;
       },
       30_000,
     );
-    await kill(manager!);
-    expect(await asked).toBeInstanceOf(Error);
-    await startManager();
-
+    await crash();
     const restartedAt = Date.now();
     const settled = await until(
       'the snapshot saved and every operation ended',
@@ -203,27 +201,59 @@ describe('crash matrix: manager and agent in separate processes, each killed wit
       },
       60_000,
     );
-    process.stderr.write(
-      `[crash-matrix] manager killed mid-save: settled ${Date.now() - restartedAt} ms after restart\n`,
-    );
+    process.stderr.write(`[crash-matrix] ${name}: settled ${Date.now() - restartedAt} ms after the restart\n`);
     expect(settled.s.state, JSON.stringify(settled.ops)).toBe('ready');
     expect(settled.s.state_bytes).toBeGreaterThan(0);
     const save = settled.ops.find((o) => o.kind === 'snapshot');
     expect(save).toMatchObject({ state: 'succeeded' });
     expect(save?.attempts).toBeGreaterThanOrEqual(2);
     expect(save?.reason).toMatch(/^saved/);
-    const v = await vm(vmId);
-    expect(v.state).toBe('running');
+    expect((await vm(vmId)).state).toBe('running');
     expect(vmmsOf(vmId)).toHaveLength(1);
-    expect((await eventsOf(vmId, 'snapshot')).map((e) => e.detail.snapshot_id)).toEqual([sid]);
-    for (const f of ['state.bin', 'rootfs.ext4', 'ram.img'])
+    expect((await eventsOf(vmId, 'snapshot')).filter((e) => e.detail.snapshot_id === sid)).toHaveLength(1);
+    for (const f of ['state.bin', 'rootfs.ext4', 'ram.img', 'meta.json'])
       expect(existsSync(path.join(agentData, 'snapshots', sid, f)), f).toBe(true);
+    return asked;
+  }
+
+  it('the manager killed during a snapshot save: restarted, it resumes the save; one VMM, the VM running, one snapshot', async () => {
+    const asked = await saveCutBy('manager-cut', async () => {
+      await kill(manager!);
+      await startManager();
+    });
+    expect(asked).toBeInstanceOf(Error);
   }, 240_000);
 
-  it('deleting the snapshot and the VM leaves no snapshot file, VMM, TAP or directory behind', async () => {
-    const sid = (await api<{ items: Snapshot[] }>('GET', `/v1/vms/${vmId}/snapshots`)).body.items[0]?.id ?? '';
-    expect((await api('DELETE', `/v1/snapshots/${sid}`)).status).toBe(204);
-    expect(existsSync(path.join(agentData, 'snapshots', sid))).toBe(false);
+  it('the agent killed during a snapshot save: restarted, it resumes the VM its save held paused and the save is retried', async () => {
+    const asked = (await saveCutBy('agent-cut', async () => {
+      await kill(agent!);
+      await startAgent();
+    })) as { status: number; body: Snapshot };
+    const resumed = agent!.output().includes('resumed a VM an interrupted snapshot save left paused');
+    process.stderr.write(
+      `[crash-matrix] agent-cut: the restarted agent resumed a VM the save held paused: ${resumed}\n`,
+    );
+    // The manager lived: the request waited for the retried operation and answered with the saved snapshot.
+    expect(asked.status).toBe(201);
+    expect(asked.body.state).toBe('ready');
+    const guest = await until(
+      'the guest agent to report again',
+      async () => {
+        const v = await vm(vmId);
+        return v.state === 'running' && v;
+      },
+      30_000,
+    );
+    expect(guest.state).toBe('running');
+  }, 240_000);
+
+  it('deleting the snapshots and the VM leaves no snapshot file, VMM, TAP or directory behind', async () => {
+    const sids = (await api<{ items: Snapshot[] }>('GET', `/v1/vms/${vmId}/snapshots`)).body.items.map((s) => s.id);
+    expect(sids).toHaveLength(2);
+    for (const sid of sids) {
+      expect((await api('DELETE', `/v1/snapshots/${sid}`)).status).toBe(204);
+      expect(existsSync(path.join(agentData, 'snapshots', sid))).toBe(false);
+    }
     const del = await api<Vm>('DELETE', `/v1/vms/${vmId}`);
     expect(del.status).toBe(202);
     await until('the VM to be gone', async () => (await api('GET', `/v1/vms/${vmId}`)).status === 404, 60_000);
@@ -232,6 +262,13 @@ describe('crash matrix: manager and agent in separate processes, each killed wit
     expect(existsSync(path.join(agentData, 'vms', vmId))).toBe(false);
     const ops = await operations(vmId);
     expect(ops.every((o) => TERMINAL.includes(o.state) && o.reason)).toBe(true);
-    expect(ops.map((o) => o.kind)).toEqual(['delete', 'snapshot_delete', 'snapshot', 'create']);
+    expect(ops.map((o) => o.kind)).toEqual([
+      'delete',
+      'snapshot_delete',
+      'snapshot_delete',
+      'snapshot',
+      'snapshot',
+      'create',
+    ]);
   }, 120_000);
 });

@@ -141,9 +141,12 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
     onError: (vmId, err) => log.debug({ err, vm_id: vmId }, 'metrics sample failed'),
   });
 
+  // Set once the VMs running on this host are adopted: until then the API asks callers to come back.
+  let started = false;
   const app = buildAgentApp({
     vms,
     secret: () => manager.identity?.secret,
+    ready: () => started,
     log,
     metrics: new AgentMetrics(vms),
     routes: featureRoutes({ snapshots, mmds, observe, dataDir: config.dataDir }),
@@ -188,6 +191,7 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
     vmLogs.start();
     await mmds.restore();
     vms.startMonitor();
+    started = true;
 
     let stopped = false;
     let timer: NodeJS.Timeout | undefined;

@@ -23,6 +23,11 @@ export interface AgentAppDeps {
   routes?: ((api: FastifyInstance) => void)[];
   /** Prometheus metrics: counted on every answer, served at `/metrics` behind the host secret. */
   metrics?: AgentMetrics;
+  /**
+   * False while the agent starts (its identity loaded, its running VMs adopted): requests then get 503 agent_starting,
+   * which the manager retries, never an answer about VMs it has not adopted yet.
+   */
+  ready?: () => boolean;
 }
 
 /** The manager's request id (`x-request-id`) when it sent a sane one, so one id is logged on both sides. */
@@ -69,6 +74,10 @@ export function buildAgentApp(d: AgentAppDeps) {
 
   app.register(async (api) => {
     api.addHook('onRequest', async (req, reply) => {
+      if (d.ready && !d.ready()) {
+        reply.header('retry-after', '1');
+        return problem(reply, req, 503, 'agent_starting', 'the agent is starting: it adopts its running VMs first');
+      }
       if (!authorized(req, d.secret()))
         return problem(reply, req, 401, 'unauthorized', 'a valid host secret is required');
     });

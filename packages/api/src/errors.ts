@@ -58,6 +58,7 @@ export const ERROR_CODES: Readonly<Record<string, ErrorCodeInfo>> = {
   join_token_not_found: { status: 404, meaning: 'no such host join token' },
   template_not_found: { status: 404, meaning: 'no such template' },
   snapshot_not_found: { status: 404, meaning: 'no such snapshot' },
+  agent_starting: { status: 503, meaning: 'the agent is starting (adopting its running VMs); ask again shortly' },
   boot_interrupted: { status: 503, meaning: 'a boot cut short by an agent restart was undone; ask again' },
   operation_not_found: { status: 404, meaning: 'no such operation' },
   webhook_not_found: { status: 404, meaning: 'no such webhook' },

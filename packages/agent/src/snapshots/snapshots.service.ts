@@ -1,4 +1,4 @@
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import type { AgentSnapshotCreate, AgentSnapshotInfo, AgentVmSpec, AgentVmStatus } from '@nqvm/api';
 import type { Logger } from 'pino';
 import type { CommandRunner } from '../host/exec.ts';
@@ -61,6 +61,7 @@ export class SnapshotService {
       await mkdir(f.dir, { recursive: true, mode: 0o700 });
       const t0 = Date.now();
       let saveMs = 0;
+      if (wasRunning) await writeFile(vm.files.pausedForSave, '', { mode: 0o600 });
       try {
         await vm.driver.saveState(vm.handle, f.state);
         // The guest is frozen: its RAM, its disk and the page cache in that RAM belong to the same instant.
@@ -76,6 +77,7 @@ export class SnapshotService {
         throw e;
       } finally {
         if (wasRunning) await vm.driver.resume(vm.handle);
+        await rm(vm.files.pausedForSave, { force: true });
         vm.setState(wasRunning ? 'running' : 'paused');
       }
       const info = { ...(await sizesOf(f)), save_ms: saveMs, paused_ms: Date.now() - t0 };

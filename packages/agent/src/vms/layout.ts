@@ -20,6 +20,8 @@ export interface VmFiles extends VmPaths {
   run: string;
   /** The unprivileged user the VM's VMM runs as. */
   vmmUser: string;
+  /** Present while a snapshot save holds a running VM paused: an agent that finds it when it starts resumes the VM. */
+  pausedForSave: string;
 }
 
 export function vmFiles(dataDir: string, id: string): VmFiles {
@@ -35,6 +37,7 @@ export function vmFiles(dataDir: string, id: string): VmFiles {
     spec: join(dir, 'spec.json'),
     run: join(dir, 'run.json'),
     vmmUser: join(dir, 'vmm-user.json'),
+    pausedForSave: join(dir, 'paused-for-save'),
   };
 }
 

@@ -8,6 +8,7 @@ import type { ImageCache } from '../images/cache.ts';
 import { ImageFetchFailed } from '../images/cache.ts';
 import { type HostNetwork, tapNameFor } from '../net/index.ts';
 import { copyImage, Ext4Image, PlanError, prepareRootfs, RootfsPrepareError } from '../rootfs/index.ts';
+import { resumeCutSave } from '../snapshots/paused-for-save.ts';
 import { isProcessAlive } from '../vmm/qemu/index.ts';
 import type { VmmAvailability, VmmDriver, VmmHandle } from '../vmm/types.ts';
 import { BaseImages } from './base-images.ts';
@@ -588,6 +589,7 @@ export class VmService {
         if (handle && driver) {
           const vmm = await driver.state(handle).catch(() => 'running' as const);
           rec.state = vmm === 'paused' || vmm === 'held' ? 'paused' : 'running';
+          if (vmm === 'paused' && (await resumeCutSave(driver, handle, f, this.d.log))) rec.state = 'running';
           // Held, or running without the run info its boot writes last: that boot never finished.
           if (vmm === 'held') rec.unfinished = 'held';
           else if (!run.should_run) rec.unfinished = 'started';
