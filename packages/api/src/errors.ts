@@ -147,6 +147,14 @@ export const ERROR_CODES: Readonly<Record<string, ErrorCodeInfo>> = {
   snapshot_in_use: { status: 409, meaning: 'an instance is being restored from the snapshot' },
   snapshot_not_ready: { status: 409, meaning: 'the snapshot is not ready' },
 
+  // OCI image pulls
+  invalid_reference: { status: 400, meaning: 'the OCI image reference is malformed' },
+  registry_auth_failed: { status: 400, meaning: 'the registry refused the credentials (or asked for some)' },
+  oci_manifest_unknown: { status: 422, meaning: 'the registry has no such image (repository, tag or digest)' },
+  oci_unsupported: { status: 422, meaning: 'the OCI image has no linux/amd64 variant or a form nqvm cannot unpack' },
+  oci_needs_rootfs: { status: 422, meaning: 'an OCI image becomes a rootfs image' },
+  registry_unavailable: { status: 502, meaning: 'the registry could not be reached or answered with an error' },
+
   // Hosts and guests
   host_error: { status: 502, meaning: "a host agent failed or did not answer; `detail` has the agent's reason" },
   guest_identity_refused: { status: 502, meaning: 'the restored guest agent refused its new identity' },

@@ -1,5 +1,6 @@
 import { type Static, Type } from 'typebox';
 import { Description, IdParams, Name, Page, Sha256, Timestamp, Uuid } from './common.schema.ts';
+import { OciImageSource, OciSourceFields } from './oci.schema.ts';
 import { route } from './route.ts';
 
 export const ImageKind = Type.Union([
@@ -20,6 +21,7 @@ export const ImageSource = Type.Union([
   Type.Object({ type: Type.Literal('url'), url: Type.String() }, { additionalProperties: false }),
   Type.Object({ type: Type.Literal('upload') }, { additionalProperties: false }),
   Type.Object({ type: Type.Literal('blank'), size_mib: Type.Integer() }, { additionalProperties: false }),
+  OciImageSource,
 ]);
 export type ImageSource = Static<typeof ImageSource>;
 
@@ -72,7 +74,7 @@ export type ListImagesQuery = Static<typeof ListImagesQuery>;
 /** One flat object rather than a union, so a validation error names the exact field; the service checks which fields each type needs. */
 export const CreateImageSource = Type.Object(
   {
-    type: Type.Union([Type.Literal('path'), Type.Literal('url'), Type.Literal('blank')]),
+    type: Type.Union([Type.Literal('path'), Type.Literal('url'), Type.Literal('blank'), Type.Literal('oci')]),
     path: Type.Optional(
       Type.String({ minLength: 1, maxLength: 4096, description: 'type path: a file under MANAGER_IMAGE_ROOT' }),
     ),
@@ -85,6 +87,7 @@ export const CreateImageSource = Type.Object(
     size_mib: Type.Optional(
       Type.Integer({ minimum: 8, maximum: 1048576, description: 'type blank: size of the ext4 volume' }),
     ),
+    ...OciSourceFields,
   },
   { additionalProperties: false },
 );
@@ -131,7 +134,7 @@ export const imageRoutes = {
     path: '/v1/images',
     operationId: 'createImage',
     summary:
-      'Add an image, or the next version of a name, from a path under the image root (201), a URL (202, importing) or a blank ext4 volume (201)',
+      'Add an image, or the next version of a name, from a path under the image root (201), a URL or an OCI registry (202, importing) or a blank ext4 volume (201)',
     tag: 'images',
     auth: 'user',
     status: 201,

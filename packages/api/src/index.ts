@@ -13,6 +13,7 @@ export * from './join-token.schema.ts';
 export * from './log-format.ts';
 export * from './logs.schema.ts';
 export * from './mmds.schema.ts';
+export * from './oci.schema.ts';
 export * from './openapi.ts';
 export * from './operation.schema.ts';
 export * from './problem.ts';

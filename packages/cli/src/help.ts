@@ -35,6 +35,10 @@ const SPECIAL: [string, string][] = [
   ['nqvm host join URL --token TOKEN [--name N] [--bind H:P]', 'make this machine a host of that manager (root)'],
   ['nqvm admin reset-password [--username NAME] [--data-dir DIR]', "new password, on the manager's host (root)"],
   ['nqvm images build-demo [--out DIR]', 'build the demo kernel/initrd/rootfs from Debian packages'],
+  [
+    'nqvm images pull REFERENCE [--name N] [--username U --password-stdin] [--no-wait]',
+    'an OCI image (registry/repo:tag) as a rootfs image; waits, with progress',
+  ],
   ['nqvm completion bash|zsh|fish', 'print a shell completion script'],
   ['nqvm --version', 'the CLI version'],
 ];

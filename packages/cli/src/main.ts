@@ -95,6 +95,10 @@ async function dispatch(
     return EXIT.ok;
   }
   if (cmd === 'logs' && rest[0] && rest[0] !== 'tail') return vmLogs(cfg, rest, p, io);
+  if (groupOf(cmd) === 'images' && rest[0] === 'pull' && !on(p, 'help')) {
+    await (await import('./pull.ts')).imagesPull(cfg, rest.slice(1), p, io);
+    return EXIT.ok;
+  }
 
   const group = groupOf(cmd);
   if (!group) throw new UsageError(`unknown command "${cmd}"`);

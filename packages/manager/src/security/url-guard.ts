@@ -169,13 +169,16 @@ export class UrlGuard {
    */
   async fetch(
     raw: string | URL,
-    opts: { field: string; signal?: AbortSignal; maxRedirects?: number },
+    opts: { field: string; signal?: AbortSignal; maxRedirects?: number; headers?: Record<string, string> },
   ): Promise<GuardedResponse> {
     let url = this.parse(raw, opts.field);
+    const origin = url.origin;
     const max = opts.maxRedirects ?? 5;
     for (let hop = 0; ; hop++) {
       const addresses = await this.check(url, opts.field);
-      const res = await this.get(url, addresses[0]!, opts.signal);
+      // Headers (credentials) go only to the origin they were meant for, never to where it redirects elsewhere.
+      const headers = url.origin === origin ? opts.headers : undefined;
+      const res = await this.get(url, addresses[0]!, opts.signal, headers ? { headers } : undefined);
       const location = res.headers.location;
       if (!REDIRECTS.has(res.statusCode ?? 0) || !location) {
         return {
@@ -211,7 +214,7 @@ export class UrlGuard {
     url: URL,
     checked: LookupAddress,
     signal: AbortSignal | undefined,
-    send?: { method: 'POST'; body: string; headers: Record<string, string> },
+    send?: { method?: 'GET' | 'POST'; body?: string; headers?: Record<string, string> },
   ): Promise<IncomingMessage> {
     // The socket's own lookup answers with the address already checked: no second resolution can differ.
     const lookup: LookupFunction = (_host, options, cb) => {

@@ -26,7 +26,7 @@ describe('the manager reaches host agents only through the agent client', () => 
     expect(sources.filter((s) => /\/agent\/v1|\/guest\/v1/.test(s.code)).map((s) => s.file)).toEqual([]);
   });
 
-  it('HTTP and WebSocket clients appear only in the agent client (and the URL guard image imports fetch user URLs through)', () => {
+  it('HTTP and WebSocket clients appear only in the agent client (and the URL guard image imports and OCI pulls fetch user URLs through)', () => {
     // A file's own function called fetch is not the global one.
     const globalFetch = (code: string) => /\bfetch\s*\(/.test(code) && !/\b(const|let|function)\s+fetch\b/.test(code);
     const fetching = sources.filter(
@@ -34,6 +34,7 @@ describe('the manager reaches host agents only through the agent client', () => 
     );
     expect(fetching.map((s) => s.file).sort()).toEqual([
       'features/images/images.service.ts',
+      'features/images/oci/oci.registry.ts',
       AGENT_CLIENT,
       'security/url-guard.ts',
     ]);

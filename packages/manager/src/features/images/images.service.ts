@@ -11,6 +11,7 @@ import { resolveImagePath } from './images.paths.ts';
 import { IMAGE_KEYS, type ImageRow, type ImagesRepository, pgCode, pgConstraint } from './images.repository.ts';
 import { checkSource } from './images.source.ts';
 import { type ImageStore, type Ingested, TooLarge } from './images.store.ts';
+import { type OciImportDeps, startOciImport } from './oci/oci.import.ts';
 
 /** Something that references images (templates, VMs): says who uses one, so it is not deleted under them. */
 export interface ImageUsage {
@@ -180,6 +181,7 @@ export class ImagesService {
       });
       return { image, status: 201 };
     }
+    if (src.type === 'oci') return { image: await startOciImport(this.ociDeps(actor, req), req, src), status: 202 };
     const url = this.opts.urlGuard.parse(src.url, 'body.source.url');
     // The request is made (redirects followed and checked) before answering, so a refused address is a 400.
     const abort = new AbortController();
@@ -318,6 +320,34 @@ export class ImagesService {
   /** Stores a source as a raw image: decompressed while streaming, converted from qcow2/VMDK/VHDX. */
   private intake(source: Readable, opts: { limit: number; onSourceBytes?: (n: number) => void }): Promise<Decoded> {
     return ingestImage(this.store, this.opts.diskTools ?? systemDiskTools, source, opts);
+  }
+
+  private ociDeps(actor: string, req: CreateImageRequest): OciImportDeps {
+    return {
+      guard: this.opts.urlGuard,
+      runner: this.runner,
+      store: this.store,
+      limit: this.opts.maxImportBytes,
+      idleMs: this.opts.importIdleTimeoutMs ?? 60_000,
+      progressEveryMs: this.opts.progressIntervalMs ?? 250,
+      insert: (source) => this.insert(req.name, req.kind, req.description, source, req.tag),
+      started: async (row) => {
+        await this.events.record({
+          actor,
+          resourceType: 'image',
+          resourceId: row.id,
+          action: 'import_started',
+          result: 'info',
+          detail: { name: row.name, reference: (row.source as { reference?: string }).reference },
+        });
+      },
+      fill: (row, produce) => this.fill(row, actor, 'import', produce),
+      progress: (id, done, total) => this.repo.progress(id, done, total),
+      track: (id, abort, done) => {
+        this.imports.set(id, { abort, done: done.finally(() => this.imports.delete(id)) });
+      },
+      toImage,
+    };
   }
 
   private inUse(row: ImageRow, users: string[]): Conflict {

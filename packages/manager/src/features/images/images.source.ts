@@ -1,15 +1,18 @@
 import type { CreateImageSource } from '@nqvm/api';
 import { BadRequest } from '../../domain/errors.ts';
+import type { OciSourceSpec } from './oci/oci.import.ts';
 
 export type Source =
   | { type: 'path'; path: string }
   | { type: 'url'; url: string; sha256?: string }
-  | { type: 'blank'; size_mib: number };
+  | { type: 'blank'; size_mib: number }
+  | OciSourceSpec;
 
 const SOURCE_FIELDS: Record<Source['type'], { required: string[]; optional: string[] }> = {
   path: { required: ['path'], optional: [] },
   url: { required: ['url'], optional: ['sha256'] },
   blank: { required: ['size_mib'], optional: [] },
+  oci: { required: ['reference'], optional: ['username', 'password'] },
 };
 
 /** Each source type takes its own fields and no others. */
