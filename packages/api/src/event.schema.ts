@@ -47,6 +47,7 @@ export const eventRoutes = {
     method: 'GET',
     path: '/v1/events',
     operationId: 'listEvents',
+    permission: 'event:read',
     summary: 'Events, newest first, with filters and cursor pagination',
     tag: 'events',
     auth: 'user',

@@ -16,6 +16,7 @@ export * from './mmds.schema.ts';
 export * from './oci.schema.ts';
 export * from './openapi.ts';
 export * from './operation.schema.ts';
+export * from './permissions.ts';
 export * from './problem.ts';
 export * from './route.ts';
 export * from './routes.ts';

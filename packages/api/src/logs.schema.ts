@@ -29,6 +29,7 @@ export const logRoutes = {
     method: 'GET',
     path: '/v1/logs/tail',
     operationId: 'tailLog',
+    permission: 'log:read',
     summary:
       'The last lines of a known log (text/plain); follow=true keeps streaming new lines until the client closes',
     tag: 'logs',

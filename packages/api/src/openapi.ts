@@ -60,6 +60,7 @@ function operation(def: RouteDef, components: Components): JsonObject {
       required: true,
       content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } },
     };
+  if (def.permission) op['x-permission'] = def.permission;
   if (def.auth === 'public') op.security = [];
   if (def.auth === 'host' || def.auth === 'guest') op.security = [{ hostSecret: [] }];
   return op;
@@ -81,6 +82,7 @@ function wsOperation(def: WsRouteDef, components: Components): JsonObject {
       '101': { description: 'Switching Protocols: the WebSocket is open' },
       '4XX': { description: 'Refused before the upgrade', content: problem },
     },
+    'x-permission': def.permission,
     'x-websocket': true,
     'x-messages': { server: frames(def.receive), client: frames(def.send) },
   };

@@ -1,4 +1,5 @@
 import type { Static, TSchema } from 'typebox';
+import type { Permission } from './permissions.ts';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -26,6 +27,8 @@ export interface RouteDef<
   summary: string;
   tag: string;
   auth: RouteAuth;
+  /** What the caller needs (permissions.ts), checked before the handler runs; every public API route has one. */
+  permission?: Permission;
   status: 200 | 201 | 202 | 204;
   params?: P;
   query?: Q;

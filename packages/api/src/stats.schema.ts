@@ -53,6 +53,7 @@ export const statsRoutes = {
     method: 'GET',
     path: '/v1/stats',
     operationId: 'getStats',
+    permission: 'stats:read',
     summary: 'VM counts by state, host, owner, environment and tag, and capacity used; aggregated in the database',
     tag: 'stats',
     auth: 'user',

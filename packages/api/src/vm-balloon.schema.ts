@@ -43,6 +43,7 @@ export type BalloonStats = Static<typeof BalloonStats>;
 export const balloonRoutes = {
   putBalloon: route({
     ...deviceRoute,
+    permission: 'vm:write',
     method: 'PUT',
     path: '/v1/vms/:id/balloon',
     operationId: 'putBalloon',
@@ -54,6 +55,7 @@ export const balloonRoutes = {
   }),
   patchBalloon: route({
     ...deviceRoute,
+    permission: 'vm:write',
     method: 'PATCH',
     path: '/v1/vms/:id/balloon',
     operationId: 'patchBalloon',
@@ -65,6 +67,7 @@ export const balloonRoutes = {
   }),
   patchBalloonStats: route({
     ...deviceRoute,
+    permission: 'vm:write',
     method: 'PATCH',
     path: '/v1/vms/:id/balloon/statistics',
     operationId: 'patchBalloonStatistics',
@@ -76,6 +79,7 @@ export const balloonRoutes = {
   }),
   deleteBalloon: route({
     ...deviceRoute,
+    permission: 'vm:write',
     method: 'DELETE',
     path: '/v1/vms/:id/balloon',
     operationId: 'deleteBalloon',
@@ -85,6 +89,7 @@ export const balloonRoutes = {
   }),
   balloonStats: route({
     ...deviceRoute,
+    permission: 'vm:read',
     method: 'GET',
     path: '/v1/vms/:id/balloon/statistics',
     operationId: 'getBalloonStatistics',

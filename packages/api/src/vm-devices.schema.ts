@@ -93,6 +93,7 @@ export type VmConfig = Static<typeof VmConfig>;
 const removeDevice = (device: string, operationId: string, summary: string) =>
   route({
     ...deviceRoute,
+    permission: 'vm:write',
     method: 'DELETE',
     path: `/v1/vms/:id/${device}`,
     operationId,
@@ -104,6 +105,7 @@ const removeDevice = (device: string, operationId: string, summary: string) =>
 export const vmDeviceRoutes = {
   getConfig: route({
     ...deviceRoute,
+    permission: 'vm:read',
     method: 'GET',
     path: '/v1/vms/:id/config',
     operationId: 'getVmConfig',
@@ -117,6 +119,7 @@ export const vmDeviceRoutes = {
   ...machineRoutes,
   vsock: route({
     ...deviceRoute,
+    permission: 'vm:write',
     method: 'PUT',
     path: '/v1/vms/:id/vsock',
     operationId: 'putVsock',
@@ -128,6 +131,7 @@ export const vmDeviceRoutes = {
   }),
   entropy: route({
     ...deviceRoute,
+    permission: 'vm:write',
     method: 'PUT',
     path: '/v1/vms/:id/entropy',
     operationId: 'putEntropy',
@@ -139,6 +143,7 @@ export const vmDeviceRoutes = {
   }),
   serial: route({
     ...deviceRoute,
+    permission: 'vm:write',
     method: 'PUT',
     path: '/v1/vms/:id/serial',
     operationId: 'putSerial',
@@ -150,6 +155,7 @@ export const vmDeviceRoutes = {
   }),
   logger: route({
     ...deviceRoute,
+    permission: 'vm:write',
     method: 'PUT',
     path: '/v1/vms/:id/logger',
     operationId: 'putLogger',

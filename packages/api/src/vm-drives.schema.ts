@@ -49,6 +49,7 @@ const DriveParams = Type.Object(
 export const driveRoutes = {
   listDrives: route({
     ...deviceRoute,
+    permission: 'vm:read',
     method: 'GET',
     path: '/v1/vms/:id/drives',
     operationId: 'listDrives',
@@ -59,6 +60,7 @@ export const driveRoutes = {
   }),
   createDrive: route({
     ...deviceRoute,
+    permission: 'vm:write',
     method: 'POST',
     path: '/v1/vms/:id/drives',
     operationId: 'createDrive',
@@ -70,6 +72,7 @@ export const driveRoutes = {
   }),
   getDrive: route({
     ...deviceRoute,
+    permission: 'vm:read',
     method: 'GET',
     path: '/v1/vms/:id/drives/:drive_id',
     operationId: 'getDrive',
@@ -80,6 +83,7 @@ export const driveRoutes = {
   }),
   updateDrive: route({
     ...deviceRoute,
+    permission: 'vm:write',
     method: 'PATCH',
     path: '/v1/vms/:id/drives/:drive_id',
     operationId: 'updateDrive',
@@ -91,6 +95,7 @@ export const driveRoutes = {
   }),
   deleteDrive: route({
     ...deviceRoute,
+    permission: 'vm:write',
     method: 'DELETE',
     path: '/v1/vms/:id/drives/:drive_id',
     operationId: 'deleteDrive',

@@ -38,6 +38,7 @@ export const CpuConfig = Type.Object({ template: CpuTemplate }, { additionalProp
 export const machineRoutes = {
   machineConfig: route({
     ...deviceRoute,
+    permission: 'vm:write',
     method: 'PATCH',
     path: '/v1/vms/:id/machine-config',
     operationId: 'updateMachineConfig',
@@ -49,6 +50,7 @@ export const machineRoutes = {
   }),
   cpuConfig: route({
     ...deviceRoute,
+    permission: 'vm:write',
     method: 'PUT',
     path: '/v1/vms/:id/cpu-config',
     operationId: 'putCpuConfig',

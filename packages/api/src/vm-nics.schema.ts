@@ -42,6 +42,7 @@ const NicParams = Type.Object({ id: Uuid, nic_id: Type.String({ maxLength: 64 })
 export const nicRoutes = {
   listNics: route({
     ...deviceRoute,
+    permission: 'vm:read',
     method: 'GET',
     path: '/v1/vms/:id/nics',
     operationId: 'listNics',
@@ -52,6 +53,7 @@ export const nicRoutes = {
   }),
   createNic: route({
     ...deviceRoute,
+    permission: 'vm:write',
     method: 'POST',
     path: '/v1/vms/:id/nics',
     operationId: 'createNic',
@@ -63,6 +65,7 @@ export const nicRoutes = {
   }),
   getNic: route({
     ...deviceRoute,
+    permission: 'vm:read',
     method: 'GET',
     path: '/v1/vms/:id/nics/:nic_id',
     operationId: 'getNic',
@@ -73,6 +76,7 @@ export const nicRoutes = {
   }),
   updateNic: route({
     ...deviceRoute,
+    permission: 'vm:write',
     method: 'PATCH',
     path: '/v1/vms/:id/nics/:nic_id',
     operationId: 'updateNic',
@@ -84,6 +88,7 @@ export const nicRoutes = {
   }),
   deleteNic: route({
     ...deviceRoute,
+    permission: 'vm:write',
     method: 'DELETE',
     path: '/v1/vms/:id/nics/:nic_id',
     operationId: 'deleteNic',

@@ -1,6 +1,7 @@
 import { type Static, type TSchema, Type } from 'typebox';
 import { IdParams } from './common.schema.ts';
 import { Event, EventsWsQuery } from './event.schema.ts';
+import type { Permission } from './permissions.ts';
 import { VmMetricsSample } from './vm-observe.schema.ts';
 
 /** Terminal bytes, both ways: binary WebSocket frames, passed through unchanged. */
@@ -50,6 +51,7 @@ export interface WsRouteDef {
   summary: string;
   tag: string;
   auth: 'user';
+  permission: Permission;
   params?: TSchema;
   query?: TSchema;
   /** Frames the server sends, by message name. */
@@ -63,6 +65,7 @@ export const wsRoutes = {
   shell: {
     path: '/v1/vms/:id/shell/ws',
     operationId: 'vmShellWs',
+    permission: 'vm:shell',
     summary: "The VM's serial console: terminal bytes both ways as binary frames, JSON control as text frames",
     tag: 'vms',
     auth: 'user',
@@ -73,6 +76,7 @@ export const wsRoutes = {
   metrics: {
     path: '/v1/vms/:id/metrics/ws',
     operationId: 'vmMetricsWs',
+    permission: 'vm:read',
     summary: 'Live metrics of a VM: one sample (host and guest) per second as a JSON text frame',
     tag: 'vms',
     auth: 'user',
@@ -83,6 +87,7 @@ export const wsRoutes = {
   events: {
     path: '/v1/events/ws',
     operationId: 'eventsWs',
+    permission: 'event:read',
     summary: 'Events as they happen (after a backlog from `after`), optionally filtered by resource',
     tag: 'events',
     auth: 'user',

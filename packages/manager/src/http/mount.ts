@@ -1,9 +1,9 @@
 import type {} from '@fastify/cookie';
-import type { RouteBody, RouteDef, RouteParams, RouteQuery, RouteResponse } from '@nqvm/api';
+import type { Permission, RouteAuth, RouteBody, RouteDef, RouteParams, RouteQuery, RouteResponse } from '@nqvm/api';
 import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
 import type { ListCaches } from '../db/list-cache.ts';
-import { Unauthorized } from '../domain/errors.ts';
-import type { Authenticator, Principal } from './principal.ts';
+import { Forbidden, Unauthorized } from '../domain/errors.ts';
+import { type Authenticator, allows, type Principal } from './principal.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -50,8 +50,21 @@ export function checkParams(req: FastifyRequest): void {
   });
 }
 
-/** One place decides who is calling, per the route's declared auth; every route goes through it. */
-export function authHook(auth: RouteDef['auth'], authn: Authenticator): onRequestHookHandler {
+/** Who may call a route: its credential kind and the permission it declares in the route table. */
+export interface RouteGuard {
+  auth: RouteAuth;
+  permission?: Permission;
+  operationId: string;
+}
+
+/**
+ * One place decides who is calling, per the route's declared auth, and whether they hold the route's declared
+ * permission (403 otherwise); every route goes through it. A route without a declared permission is refused when
+ * it is mounted, so none can be served unchecked.
+ */
+export function authHook(route: RouteGuard, authn: Authenticator): onRequestHookHandler {
+  const { auth, permission } = route;
+  if (!permission) throw new Error(`route ${route.operationId} declares no permission`);
   return async (req) => {
     req.principal = { kind: 'anonymous' };
     checkParams(req);
@@ -61,14 +74,15 @@ export function authHook(auth: RouteDef['auth'], authn: Authenticator): onReques
       const p = token ? await authn.user(token) : null;
       if (!p) throw new Unauthorized(token ? 'invalid or expired credentials' : 'authentication required');
       req.principal = p;
-      return;
+    } else {
+      const id = (req.params as Record<string, string> | undefined)?.id;
+      const secret = bearerOf(req);
+      if (!id || !secret) throw new Unauthorized();
+      const p = auth === 'host' ? await authn.host(id, secret) : await authn.guest(id, secret);
+      if (!p) throw new Unauthorized('invalid credentials');
+      req.principal = p;
     }
-    const id = (req.params as Record<string, string> | undefined)?.id;
-    const secret = bearerOf(req);
-    if (!id || !secret) throw new Unauthorized();
-    const p = auth === 'host' ? await authn.host(id, secret) : await authn.guest(id, secret);
-    if (!p) throw new Unauthorized('invalid credentials');
-    req.principal = p;
+    if (!allows(req.principal, permission)) throw new Forbidden(`this needs the permission ${permission}`);
   };
 }
 
@@ -97,7 +111,7 @@ export function mount<D extends RouteDef>(
     method: def.method,
     url: def.path,
     schema: schemaOf(def),
-    onRequest: authHook(def.auth, authn),
+    onRequest: authHook(def, authn),
     handler: async (req, reply) => {
       const result = await handler({
         params: req.params as RouteParams<D>,
@@ -144,7 +158,7 @@ export function mountJson<D extends RouteDef>(
     method: def.method,
     url: def.path,
     schema: schemaOf(def),
-    onRequest: authHook(def.auth, authn),
+    onRequest: authHook(def, authn),
     handler: async (req, reply) => {
       const produce = () =>
         handler({

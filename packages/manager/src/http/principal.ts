@@ -1,3 +1,5 @@
+import { type Permission, ROLE_PERMISSIONS, type Role, type UserPermission } from '@nqvm/api';
+
 export type Principal =
   | {
       kind: 'user';
@@ -7,6 +9,8 @@ export type Principal =
       via: 'session' | 'token';
       credentialId: string;
       tokenName?: string;
+      /** A token's scope: the permissions it was minted with (absent: all of its user's). */
+      scope?: readonly UserPermission[];
     }
   | { kind: 'host'; hostId: string }
   | { kind: 'guest'; vmId: string }
@@ -31,4 +35,30 @@ export interface Authenticator {
   user(token: string): Promise<Principal | null>;
   host(hostId: string, secret: string): Promise<Principal | null>;
   guest(vmId: string, token: string): Promise<Principal | null>;
+}
+
+/** The role a user's permissions come from: `users.role` is `admin` or `user` (an operator). */
+export function roleOf(p: Extract<Principal, { kind: 'user' }>): Role {
+  return p.role === 'admin' ? 'admin' : 'operator';
+}
+
+/** Every permission the caller holds: its role's, narrowed by a token's scope. */
+export function permissionsOf(p: Principal): UserPermission[] {
+  if (p.kind !== 'user') return [];
+  const own = ROLE_PERMISSIONS[roleOf(p)];
+  return p.scope ? own.filter((x) => p.scope!.includes(x)) : [...own];
+}
+
+/** Whether the caller may use a route declaring `permission`: the one check every route goes through. */
+export function allows(p: Principal, permission: Permission): boolean {
+  switch (permission) {
+    case 'public':
+      return true;
+    case 'host-agent':
+      return p.kind === 'host';
+    case 'guest-agent':
+      return p.kind === 'guest';
+    default:
+      return permissionsOf(p).includes(permission);
+  }
 }

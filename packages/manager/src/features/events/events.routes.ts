@@ -25,7 +25,11 @@ export function eventsRoutes(app: FastifyInstance, authn: Authenticator, events:
   // Live stream: backlog after `after`, then every new event; the client resumes with the last id it saw.
   app.get(
     wsRoutes.events.path,
-    { websocket: true, schema: { querystring: wsRoutes.events.query, hide: true }, onRequest: authHook('user', authn) },
+    {
+      websocket: true,
+      schema: { querystring: wsRoutes.events.query, hide: true },
+      onRequest: authHook(wsRoutes.events, authn),
+    },
     (socket, req) => {
       const q = req.query as { after?: string; resource_type?: string; resource_id?: string };
       const matches = (e: Event) =>

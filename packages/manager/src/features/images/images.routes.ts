@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import { api } from '@nqvm/api';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Unauthorized } from '../../domain/errors.ts';
-import { authHook, bearerOf, mount, mountJson, schemaOf } from '../../http/mount.ts';
+import { authHook, bearerOf, mount, mountJson, type RouteGuard, schemaOf } from '../../http/mount.ts';
 import { type Authenticator, actorOf } from '../../http/principal.ts';
 import { sendProblem } from '../../http/problem.ts';
 import { parseRange } from './images.range.ts';
@@ -12,8 +12,8 @@ import type { ImagesService } from './images.service.ts';
 export const HOST_ID_HEADER = 'x-nqvm-host-id';
 
 /** Users as usual; a host agent with its secret as Bearer and its id in `x-nqvm-host-id` (image downloads). */
-function userOrHost(authn: Authenticator) {
-  const asUser = authHook('user', authn);
+function userOrHost(authn: Authenticator, route: RouteGuard) {
+  const asUser = authHook(route, authn);
   return async function (this: FastifyInstance, req: FastifyRequest, reply: FastifyReply): Promise<void> {
     const hostId = req.headers[HOST_ID_HEADER];
     if (hostId === undefined) return asUser.call(this, req, reply, () => {});
@@ -44,7 +44,7 @@ export function imagesRoutes(app: FastifyInstance, authn: Authenticator, images:
     method: create.method,
     url: create.path,
     schema: schemaOf(create),
-    onRequest: authHook(create.auth, authn),
+    onRequest: authHook(create, authn),
     handler: async (req, reply) => {
       const { image, status } = await images.create(req.body as never, actorOf(req.principal));
       return reply.code(status).send(image);
@@ -56,7 +56,7 @@ export function imagesRoutes(app: FastifyInstance, authn: Authenticator, images:
     method: upload.method,
     url: upload.path,
     schema: schemaOf(upload),
-    onRequest: authHook(upload.auth, authn),
+    onRequest: authHook(upload, authn),
     handler: async (req, reply) => {
       if (!req.headers['content-type']?.startsWith('application/octet-stream') || !req.body)
         return sendProblem(reply, req, 415, 'unsupported_media_type', 'send an application/octet-stream body', {
@@ -84,7 +84,7 @@ export function imagesRoutes(app: FastifyInstance, authn: Authenticator, images:
     method: content.method,
     url: content.path,
     schema: schemaOf(content),
-    onRequest: userOrHost(authn),
+    onRequest: userOrHost(authn, content),
     handler: async (req, reply) => serveContent(images, req, reply),
   });
 }

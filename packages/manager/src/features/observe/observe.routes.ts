@@ -18,7 +18,7 @@ export function observeRoutes(app: FastifyInstance, authn: Authenticator, observ
       {
         websocket: true,
         schema: { params: def.params, hide: true },
-        onRequest: authHook('user', authn),
+        onRequest: authHook(def, authn),
         preHandler: async (req: FastifyRequest) => {
           await observe.target((req.params as { id: string }).id);
         },
