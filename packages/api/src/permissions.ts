@@ -26,6 +26,8 @@ export const USER_PERMISSIONS = [
   'host:read',
   'host:write',
   'log:read',
+  'webhook:read',
+  'webhook:write',
 ] as const;
 
 export type UserPermission = (typeof USER_PERMISSIONS)[number];
@@ -59,7 +61,7 @@ const OPERATOR: readonly UserPermission[] = [
   'snapshot:write',
 ];
 
-/** Every role's permissions. Hosts and the manager's log are the admin's alone. */
+/** Every role's permissions. Hosts, the manager's log and webhooks (global) are the admin's alone. */
 export const ROLE_PERMISSIONS: Record<Role, readonly UserPermission[]> = {
   admin: USER_PERMISSIONS,
   owner: OPERATOR,
