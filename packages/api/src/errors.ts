@@ -62,6 +62,7 @@ export const ERROR_CODES: Readonly<Record<string, ErrorCodeInfo>> = {
   boot_interrupted: { status: 503, meaning: 'a boot cut short by an agent restart was undone; ask again' },
   operation_not_found: { status: 404, meaning: 'no such operation' },
   webhook_not_found: { status: 404, meaning: 'no such webhook' },
+  alert_rule_not_found: { status: 404, meaning: 'no such alert rule' },
   token_not_found: { status: 404, meaning: 'no such API token' },
   drive_not_found: { status: 404, meaning: 'the VM has no such drive' },
   nic_not_found: { status: 404, meaning: 'the VM has no such NIC' },
@@ -83,6 +84,7 @@ export const ERROR_CODES: Readonly<Record<string, ErrorCodeInfo>> = {
 
   // Values the request carries that cannot work: 422 (or 400 for malformed ones)
   vmm_unavailable: { status: 422, meaning: 'no host (or not this host) can run the requested VMM' },
+  alert_rule_invalid: { status: 422, meaning: 'the alert rule lacks a field its kind needs, or has one it cannot use' },
   username_required: { status: 422, meaning: 'a password or SSH key needs a username' },
   smt_odd_vcpu: { status: 422, meaning: 'SMT needs an even vCPU count' },
   balloon_too_large: { status: 422, meaning: 'the balloon must stay below the VM memory' },

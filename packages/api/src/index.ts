@@ -1,5 +1,6 @@
 export * from './agent.schema.ts';
 export * from './agent-api.schema.ts';
+export * from './alert.schema.ts';
 export * from './asyncapi.ts';
 export * from './auth.schema.ts';
 export * from './client.ts';

@@ -6,6 +6,7 @@ import {
   agentSnapshotRoutes,
   agentVmRoutes,
 } from './agent-api.schema.ts';
+import { alertRuleRoutes } from './alert.schema.ts';
 import { authRoutes } from './auth.schema.ts';
 import { eventRoutes } from './event.schema.ts';
 import { guestAgentRoutes, guestEndpointRoutes } from './guest-api.schema.ts';
@@ -41,6 +42,7 @@ export const api = {
   logs: logRoutes,
   stats: statsRoutes,
   webhooks: webhookRoutes,
+  alertRules: alertRuleRoutes,
   agentCallbacks: agentCallbackRoutes,
 };
 

@@ -13,6 +13,10 @@ import { ChangeFeed } from './db/changes.ts';
 import { type Database, openDatabase } from './db/client.ts';
 import { ListCaches } from './db/list-cache.ts';
 import { migrate } from './db/migrate.ts';
+import { AlertEvaluator } from './features/alerts/alerts.evaluator.ts';
+import { AlertsRepository } from './features/alerts/alerts.repository.ts';
+import { alertsRoutes } from './features/alerts/alerts.routes.ts';
+import { AlertsService } from './features/alerts/alerts.service.ts';
 import { AuthRepository } from './features/auth/auth.repository.ts';
 import { authRoutes } from './features/auth/auth.routes.ts';
 import { AuthService } from './features/auth/auth.service.ts';
@@ -390,6 +394,17 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
   });
   if (database.kind === 'pglite') await webhooksRepo.releaseAll();
   deliverer.start();
+  const alertsRepo = new AlertsRepository(database.db);
+  const alertEvaluator = new AlertEvaluator(
+    alertsRepo,
+    {
+      intervalMs: config.alertIntervalMs,
+      heartbeatTimeoutS: config.hostHeartbeatTimeoutS,
+      sampleIntervalS: config.metricsSampleIntervalMs / 1000,
+    },
+    app.log,
+  );
+  alertEvaluator.start();
   vms.followChanges(changes);
   await changes.start();
 
@@ -417,6 +432,7 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
     mmdsRoutes(v1, authn, new MmdsService(database.db, vms, agentClient));
     logsRoutes(v1, authn, vms, agentClient);
     webhooksRoutes(v1, authn, webhooks);
+    alertsRoutes(v1, authn, new AlertsService(alertsRepo, events));
   });
 
   await app.register(webConsole);
@@ -424,6 +440,7 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
   app.addHook('onClose', async () => {
     unfollowEvents();
     unfollowDeliveries();
+    await alertEvaluator.stop();
     await deliverer.stop();
     await changes.stop();
     await stopReconciler();

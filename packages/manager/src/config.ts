@@ -35,6 +35,8 @@ export interface ManagerConfig {
   rateLimits: { windowS: number; perToken: number; perUser: number; perAddress: number };
   /** Webhook deliveries: attempts, the first retry's wait (doubling up to the cap), a receiver's time to answer. */
   webhooks: { maxAttempts: number; backoffMs: number; maxBackoffMs: number; timeoutMs: number };
+  /** How often alert rules are evaluated. */
+  alertIntervalMs: number;
   /** The managed default network: a bridge of this name on every host, addresses from this CIDR. */
   network: { cidr: string; gateway: string; bridge: string; nat: boolean };
 }
@@ -150,6 +152,7 @@ export function loadConfig(env: Env): ManagerConfig {
     metricsSampleIntervalMs: num('NQVM_METRICS_SAMPLE_INTERVAL_S', 10, 0, 3600) * 1000,
     stopTimeoutS: num('NQVM_STOP_TIMEOUT_S', 20, 1, 600),
     network: { cidr, gateway, bridge, nat: bool('NQVM_NETWORK_NAT', false) },
+    alertIntervalMs: num('NQVM_ALERT_INTERVAL_S', 10, 1, 3600) * 1000,
     webhooks: {
       maxAttempts: num('NQVM_WEBHOOK_MAX_ATTEMPTS', 10, 1, 100),
       backoffMs: num('NQVM_WEBHOOK_BACKOFF_MS', 5000, 10, 3_600_000),
