@@ -11,7 +11,7 @@ import {
   uuid,
 } from 'drizzle-orm/pg-core';
 
-// Mirrors migrations/0016_alerts.sql (the migration is the source of truth for DDL).
+// Mirrors migrations/0017_alerts.sql (the migration is the source of truth for DDL).
 const tz = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
 
 export const alertRules = pgTable('alert_rules', {
