@@ -8,7 +8,7 @@ import { route } from './route.ts';
  * - the host agent's guest endpoint (one listener per bridge, on the gateway address), called by guest agents
  *   with their VM token;
  * - the guest agent inside each VM (port 9000), called by its host agent: `/health` and `/metrics` without
- *   credentials, `/identity` and `/console-size` with the VM token.
+ *   credentials, `/identity`, `/report` and `/console-size` with the VM token.
  */
 
 const GuestVmParams = Type.Object(
@@ -72,6 +72,10 @@ export const GuestIdentity = Type.Object(
 );
 export type GuestIdentity = Static<typeof GuestIdentity>;
 
+/** Asks the guest agent to report now: no fields (a JSON object, as every guest call sends). */
+export const GuestReportNow = Type.Object({}, { additionalProperties: false });
+export type GuestReportNow = Static<typeof GuestReportNow>;
+
 export const GuestConsoleSize = Type.Object(
   { cols: Type.Integer({ minimum: 20, maximum: 500 }), rows: Type.Integer({ minimum: 5, maximum: 300 }) },
   { additionalProperties: false },
@@ -134,6 +138,19 @@ export const guestAgentRoutes = {
     status: 202,
     timeoutMs: 3000,
     body: GuestIdentity,
+    response: Ok,
+  }),
+  report: route({
+    method: 'POST',
+    path: '/report',
+    operationId: 'guestAgentReport',
+    summary:
+      'Report to the host agent now (a restored instance its host has just registered), not at the next interval',
+    tag: 'guest-agent',
+    auth: 'guest',
+    status: 202,
+    timeoutMs: 2000,
+    body: GuestReportNow,
     response: Ok,
   }),
   consoleSize: route({

@@ -66,7 +66,8 @@ export async function applyIdentity(id: NewIdentity, exec: Exec, iface: string):
   await exec('ip', ['addr', 'add', id.ip, 'dev', iface]);
   await exec('ip', ['link', 'set', 'dev', iface, 'up']);
   await exec('ip', ['route', 'replace', 'default', 'via', id.gateway, 'dev', iface]);
-  await exec('hostname', [id.hostname]);
+  // The kernel's own file: no process to start (each costs a lot in an emulated guest); `hostname` if it is absent.
+  await writeFile('/proc/sys/kernel/hostname', id.hostname).catch(() => exec('hostname', [id.hostname]));
   await writeFile('/etc/hostname', `${id.hostname}\n`).catch(() => undefined);
   if (id.entropy) await writeFile('/dev/urandom', Buffer.from(id.entropy, 'base64')).catch(() => undefined);
 }

@@ -7,7 +7,14 @@ import { createLogger, type Logger, logSink } from './log';
 import { MetricsSampler } from './metrics';
 import { applyExtraNics, guestNicHost, parseNicArgs } from './nics';
 import { abortableSleep, firstIpv4, postJson, type Reporter, startReporter } from './report';
-import { type ConsoleSizeHandler, createGuestServer, type IdentityHandler, listen, startCpuSampling } from './server';
+import {
+  type ConsoleSizeHandler,
+  createGuestServer,
+  type IdentityHandler,
+  listen,
+  type ReportNowHandler,
+  startCpuSampling,
+} from './server';
 import { GUEST_AGENT_PORT, GUEST_AGENT_VERSION } from './version';
 
 const SHUTDOWN_DEADLINE_MS = 3000;
@@ -44,9 +51,11 @@ export async function main(): Promise<void> {
         host,
         apply: async (id) => {
           const iface = interfaceWith(id.old_ip) ?? 'eth0';
-          await applyIdentity(id, execArgv, iface);
+          // Taken before the address changes: the host may ask for a report (with the new token) as soon as this
+          // guest answers on its new address, while the rest of the identity is still being applied.
           config.vm_id = id.vm_id;
           config.token = id.token;
+          await applyIdentity(id, execArgv, iface);
           await writeFile(
             configPath,
             `${JSON.stringify({ vm_id: id.vm_id, token: id.token, host_url: config.host_url, port: config.port })}\n`,
@@ -60,11 +69,15 @@ export async function main(): Promise<void> {
   const consoleSize: ConsoleSizeHandler | undefined = config
     ? { token: () => config.token, host, apply: (size) => applyConsoleSize(size, { exec: execArgv }) }
     : undefined;
+  const reportNow: ReportNowHandler | undefined = config
+    ? { token: () => config.token, host, kick: () => reporter?.kick() }
+    : undefined;
   const server = createGuestServer({
     sampler,
     logger,
     ...(identity ? { identity } : {}),
     ...(consoleSize ? { consoleSize } : {}),
+    ...(reportNow ? { reportNow } : {}),
   });
   try {
     await listen(server, port);

@@ -71,7 +71,10 @@ export interface Reporter {
   /** Settles when the loop has ended (only after stop()). */
   readonly done: Promise<void>;
   stop(): Promise<void>;
-  /** Reports again now (the identity or address changed) instead of at the next interval. */
+  /**
+   * Reports again now (the identity or address changed, or the host asks) instead of at the next interval or
+   * retry: an attempt under way is cut, since it may have been sent where it cannot arrive.
+   */
   kick(): void;
 }
 
@@ -110,6 +113,9 @@ export function startReporter(config: ResolvedConfig, deps: ReporterDeps): Repor
   // Origin and path only: a host_url with userinfo must not reach the log.
   const safeUrlOf = () => urlOf().origin + urlOf().pathname;
   let nap = new AbortController();
+  let current = new AbortController();
+  /** Set by kick(): the attempt under way (or the nap) is cut and the next one starts at once. */
+  let kicked = false;
   signal.addEventListener('abort', () => nap.abort(), { once: true });
   const sleep = async (ms: number) => {
     nap = new AbortController();
@@ -126,12 +132,19 @@ export function startReporter(config: ResolvedConfig, deps: ReporterDeps): Repor
       return { ok: false, reason: err instanceof Error ? err.message : String(err) };
     }
     if (!report) return { ok: false, reason: 'no non-loopback IPv4 address yet' };
+    // Its own signal: a kick cuts an attempt that may hang (sent before the host let this guest through).
+    const cut = new AbortController();
+    current = cut;
+    const onStop = () => cut.abort();
+    signal.addEventListener('abort', onStop, { once: true });
     try {
-      const status = await deps.post(urlOf(), config.token, report, signal);
+      const status = await deps.post(urlOf(), config.token, report, cut.signal);
       if (status >= 200 && status < 300) return { ok: true, ip: report.ip };
       return { ok: false, ip: report.ip, reason: `host answered ${status}` };
     } catch (err) {
       return { ok: false, ip: report.ip, reason: err instanceof Error ? err.message : String(err) };
+    } finally {
+      signal.removeEventListener('abort', onStop);
     }
   };
 
@@ -139,8 +152,13 @@ export function startReporter(config: ResolvedConfig, deps: ReporterDeps): Repor
     let failures = 0;
     let reportedIp: string | undefined;
     while (!signal.aborted) {
+      kicked = false;
       const result = await attempt();
       if (signal.aborted) break;
+      if (kicked) {
+        failures = 0;
+        continue;
+      }
       if (result.ok) {
         if (failures > 0 || result.ip !== reportedIp) {
           log.info('reported', { url: safeUrlOf(), vm_id: config.vm_id, ip: result.ip, after_failures: failures });
@@ -164,6 +182,10 @@ export function startReporter(config: ResolvedConfig, deps: ReporterDeps): Repor
       controller.abort();
       await done;
     },
-    kick: () => nap.abort(),
+    kick: () => {
+      kicked = true;
+      current.abort();
+      nap.abort();
+    },
   };
 }

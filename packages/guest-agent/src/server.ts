@@ -17,6 +17,16 @@ export interface GuestServerOptions {
   identity?: IdentityHandler;
   /** Sets the serial console's window size for the host agent; absent without a config (no token to check). */
   consoleSize?: ConsoleSizeHandler;
+  /** Reports to the host agent now when it asks (a restored instance it has just registered); absent without a config. */
+  reportNow?: ReportNowHandler;
+}
+
+export interface ReportNowHandler {
+  token(): string;
+  /** The host agent's address: the only source these calls are taken from. */
+  host(): string;
+  /** Starts a report at once (the reporter's kick). */
+  kick(): void;
 }
 
 export interface ConsoleSizeHandler {
@@ -120,6 +130,13 @@ async function handleConsoleSize(req: IncomingMessage, res: ServerResponse, h: C
   }
 }
 
+async function handleReportNow(req: IncomingMessage, res: ServerResponse, h: ReportNowHandler) {
+  const raw = await authorizedJson(req, res, h);
+  if (raw === ANSWERED) return;
+  h.kick();
+  sendJson(res, 202, { ok: true });
+}
+
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const payload = JSON.stringify(body);
   res.writeHead(status, {
@@ -130,7 +147,7 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.end(payload);
 }
 
-/** The HTTP surface: GET /health, GET /metrics, POST /identity and /console-size; everything else is a JSON 404 or 405. */
+/** The HTTP surface: GET /health, GET /metrics, POST /identity, /report and /console-size; everything else is a JSON 404 or 405. */
 export function createGuestServer(opts: GuestServerOptions): Server {
   const now = opts.now ?? Date.now;
   const startedAt = now();
@@ -139,6 +156,10 @@ export function createGuestServer(opts: GuestServerOptions): Server {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/identity' && opts.identity) {
       void handleIdentity(req, res, opts.identity, opts.logger);
+      return;
+    }
+    if (path === '/report' && opts.reportNow) {
+      void handleReportNow(req, res, opts.reportNow);
       return;
     }
     if (path === '/console-size' && opts.consoleSize) {

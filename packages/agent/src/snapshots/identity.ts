@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { type CommandRunner, runChecked } from '../host/exec.ts';
-import { assertBridgeName, assertTapName, parseCidr } from '../net/names.ts';
+import { assertBridgeName, assertMac, assertTapName, parseCidr } from '../net/names.ts';
 import { AgentError } from '../vms/errors.ts';
+import type { PhaseClock } from '../vms/phase-clock.ts';
 
 /** Where the guest agent listens inside every VM (the rootfs plan writes this port). */
 export const GUEST_AGENT_PORT = 9000;
@@ -24,6 +25,8 @@ export interface TapIsolation {
 
 export interface ReidentifyDeps {
   runner: CommandRunner;
+  /** Times the steps: `identity push` (accepted), `identity apply` (answering on its new address), `rebridge`. */
+  clock?: PhaseClock;
   isolation?: TapIsolation;
   fetch?: typeof fetch;
   timeoutMs?: number;
@@ -31,16 +34,20 @@ export interface ReidentifyDeps {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until(what: string, deadline: number, fn: () => Promise<boolean>): Promise<void> {
+/** The guest answers within milliseconds over its own TAP: poll often, the wait is the whole restore's latency. */
+const POLL_MS = 20;
+
+/** `fn(attempt)` until it holds; each attempt is a new connection (a SYN the guest dropped is not waited for). */
+async function until(what: string, deadline: number, fn: (attempt: number) => Promise<boolean>): Promise<void> {
   let last = '';
-  while (Date.now() < deadline) {
+  for (let attempt = 0; Date.now() < deadline; attempt++) {
     try {
-      if (await fn()) return;
+      if (await fn(attempt)) return;
     } catch (e) {
       if (e instanceof AgentError) throw e;
       last = (e as Error).message;
     }
-    await sleep(100);
+    await sleep(POLL_MS);
   }
   throw new AgentError(504, 'guest_identity_timeout', `timed out waiting for ${what}${last ? `: ${last}` : ''}`);
 }
@@ -81,8 +88,44 @@ export async function reidentify(
   const gw = parseCidr(`${nic.gateway}/32`).address;
   const oldIp = parseCidr(`${nic.oldIp}/32`).address;
   const newIp = parseCidr(next.ip).address;
+  const newMac = assertMac(next.mac);
   const deadline = Date.now() + (d.timeoutMs ?? 120_000);
   const body = JSON.stringify({ ...next, old_ip: oldIp, entropy: randomBytes(64).toString('base64') });
+  const time = <T>(phase: string, fn: () => Promise<T>) => (d.clock ? d.clock.time(phase, fn) : fn());
+  // No static neighbour for the old address: the host's ARP request is what teaches the guest the TAP's MAC for
+  // the gateway (its cache still holds the bridge's, whose frames a TAP off the bridge drops).
+  await time('identity push', () => push(f, nic, oldIp, body, deadline));
+  await time('identity apply', async () => {
+    await runChecked(d.runner, 'ip', ['route', 'del', `${oldIp}/32`, 'dev', tap]).catch(() => undefined);
+    await runChecked(d.runner, 'ip', ['route', 'replace', `${newIp}/32`, 'dev', tap, 'src', gw]);
+    // The new MAC is known: no ARP round (whose retries are a second apart) before the guest takes its address.
+    // (Its MAC change emptied its own ARP cache: it asks for the gateway and the host answers from the TAP.)
+    await runChecked(d.runner, 'ip', ['neigh', 'replace', newIp, 'lladdr', newMac, 'dev', tap, 'nud', 'permanent']);
+    await until('the guest agent on its new address', deadline, async (attempt) => {
+      // A SYN sent before the guest holds the address is dropped and retried only a second later: short
+      // attempts first, then the usual timeout for a guest that is slow to answer.
+      const timeout = attempt < 15 ? 250 : 2000;
+      const res = await f(`http://${newIp}:${GUEST_AGENT_PORT}/health`, { signal: AbortSignal.timeout(timeout) });
+      await res.body?.cancel();
+      return res.ok;
+    });
+  });
+  await time('rebridge', async () => {
+    await runChecked(d.runner, 'ip', ['neigh', 'del', newIp, 'dev', tap]).catch(() => undefined);
+    await runChecked(d.runner, 'ip', ['route', 'del', `${newIp}/32`, 'dev', tap]).catch(() => undefined);
+    await runChecked(d.runner, 'ip', ['link', 'set', 'dev', tap, 'master', bridge]);
+    await d.isolation?.release(tap);
+  });
+}
+
+/** POSTs the new identity to the guest agent at its old address, with the token it still holds, until it takes it. */
+async function push(
+  f: typeof fetch,
+  nic: { oldToken: string },
+  oldIp: string,
+  body: string,
+  deadline: number,
+): Promise<void> {
   await until('the restored guest agent to accept its new identity', deadline, async () => {
     const res = await f(`http://${oldIp}:${GUEST_AGENT_PORT}/identity`, {
       method: 'POST',
@@ -96,14 +139,25 @@ export async function reidentify(
       throw new AgentError(502, 'guest_identity_refused', `the restored guest agent answered ${res.status}`);
     return res.ok;
   });
-  await runChecked(d.runner, 'ip', ['route', 'del', `${oldIp}/32`, 'dev', tap]).catch(() => undefined);
-  await runChecked(d.runner, 'ip', ['route', 'replace', `${newIp}/32`, 'dev', tap, 'src', gw]);
-  await until('the guest agent on its new address', deadline, async () => {
-    const res = await f(`http://${newIp}:${GUEST_AGENT_PORT}/health`, { signal: AbortSignal.timeout(2000) });
+}
+
+/**
+ * Asks the instance's guest agent (on its new address, with its new token) to report now: its own reports were
+ * sent while its TAP was isolated and the instance not yet registered, and would otherwise be retried only after
+ * a backoff. Best effort: an older guest agent answers 404 and reports at its next retry.
+ */
+export async function requestReport(ip: string, token: string, f: typeof fetch = fetch): Promise<boolean> {
+  const addr = parseCidr(`${ip}/32`).address;
+  try {
+    const res = await f(`http://${addr}:${GUEST_AGENT_PORT}/report`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: '{}',
+      signal: AbortSignal.timeout(2000),
+    });
     await res.body?.cancel();
     return res.ok;
-  });
-  await runChecked(d.runner, 'ip', ['route', 'del', `${newIp}/32`, 'dev', tap]).catch(() => undefined);
-  await runChecked(d.runner, 'ip', ['link', 'set', 'dev', tap, 'master', bridge]);
-  await d.isolation?.release(tap);
+  } catch {
+    return false;
+  }
 }

@@ -8,7 +8,7 @@ import { QemuDriver } from '../vmm/qemu/index.ts';
 import { AgentError, VmNotRunning } from '../vms/errors.ts';
 import { vmFiles } from '../vms/layout.ts';
 import type { VmService } from '../vms/vms.service.ts';
-import { isolateTap, reidentify, type TapIsolation } from './identity.ts';
+import { isolateTap, reidentify, requestReport, type TapIsolation } from './identity.ts';
 import { materialize, type RamLayer, writeDiffLayer, writeFullLayer } from './ram-layers.ts';
 import {
   allocatedBytes,
@@ -156,22 +156,25 @@ export class SnapshotService {
     const ram = guestRamPath(vmFiles(this.d.dataDir, spec.vm_id));
     this.inUse.set(snapshotId, (this.inUse.get(snapshotId) ?? 0) + 1);
     try {
-      return await this.d.vms.boot(spec, {
+      const status = await this.d.vms.boot(spec, {
         disk: f.disk,
         state: f.state,
-        beforeLaunch: async (taps) => {
+        beforeLaunch: async (taps, clock) => {
           // The instance's own RAM file (share=on writes back to it), rebuilt from the snapshot's layers.
-          await materialize(chain, ram, (src, dst) => copyImage(this.d.runner, src, dst));
-          for (const [i, tap] of taps.entries()) {
-            const old = source.nics[i]!;
-            await isolateTap(this.d.runner, tap, old.ip.split('/')[0]!, old.gateway, this.d.isolation);
-          }
+          await clock.time('ram', () => materialize(chain, ram, (src, dst) => copyImage(this.d.runner, src, dst)));
+          await clock.time('isolate', async () => {
+            for (const [i, tap] of taps.entries()) {
+              const old = source.nics[i]!;
+              await isolateTap(this.d.runner, tap, old.ip.split('/')[0]!, old.gateway, this.d.isolation);
+            }
+          });
         },
-        afterLaunch: async (handle, driver, taps) => {
-          await driver.resume(handle);
+        afterLaunch: async (handle, driver, taps, clock) => {
+          await clock.time('resume', () => driver.resume(handle));
           const old = source.nics[0];
           const nic = spec.nics[0];
-          if (!old || !nic || !taps[0]) return;
+          const tap = taps[0];
+          if (!old || !nic || !tap) return;
           if (!source.guest.install_agent)
             throw new AgentError(
               422,
@@ -181,11 +184,12 @@ export class SnapshotService {
           await reidentify(
             {
               runner: this.d.runner,
+              clock,
               ...(this.d.identityTimeoutMs ? { timeoutMs: this.d.identityTimeoutMs } : {}),
               ...(this.d.isolation ? { isolation: this.d.isolation } : {}),
             },
             {
-              tap: taps[0],
+              tap,
               bridge: nic.bridge,
               oldIp: old.ip.split('/')[0]!,
               gateway: old.gateway,
@@ -202,6 +206,11 @@ export class SnapshotService {
           );
         },
       });
+      // Registered now, so the guest endpoint takes its report: ask for it instead of waiting for its retry.
+      const ip = spec.nics[0]?.ip.split('/')[0];
+      if (ip && source.guest.install_agent && !(await requestReport(ip, spec.guest.token)))
+        this.d.log.debug({ vm_id: spec.vm_id }, 'the instance did not take the request to report now');
+      return status;
     } finally {
       const n = (this.inUse.get(snapshotId) ?? 1) - 1;
       if (n > 0) this.inUse.set(snapshotId, n);

@@ -59,10 +59,17 @@ export interface VmHooks {
 export interface RestoreFrom {
   disk: string;
   state?: string;
-  /** Runs with the TAPs created and the VMM not yet started. */
-  beforeLaunch(taps: string[]): Promise<void>;
+  /** Runs with the TAPs created and the VMM not yet started; times its phases on `clock`. */
+  beforeLaunch(taps: string[], clock: PhaseClock): Promise<void>;
   /** Runs with the state loaded and the VM paused; must leave it running. */
-  afterLaunch(handle: VmmHandle, driver: VmmDriver, taps: string[]): Promise<void>;
+  afterLaunch(handle: VmmHandle, driver: VmmDriver, taps: string[], clock: PhaseClock): Promise<void>;
+}
+
+export interface BootPhases {
+  /** Milliseconds per phase (`total` included); concurrent phases overlap. */
+  phases: Record<string, number>;
+  /** When the boot finished (epoch ms). */
+  finishedAt: number;
 }
 
 /** What a VM feature (snapshots) may use of a VM, under the VM's lock. */
@@ -120,6 +127,8 @@ export class VmService {
   private readonly chains = new Map<string, Promise<unknown>>();
   private readonly availability = new Map<VmmKind, Promise<VmmAvailability>>();
   private readonly checking = new Set<string>();
+  /** Each VM's last boot or restore, phase by phase (ms), for the benchmarks. */
+  private readonly bootPhases = new Map<string, BootPhases>();
   private readonly runner: CommandRunner;
   private readonly bases: BaseImages;
   private readonly spares: SpareDisks;
@@ -177,6 +186,11 @@ export class VmService {
 
   guestToken(id: string): string | undefined {
     return this.vms.get(id)?.spec.guest.token;
+  }
+
+  /** The VM's last boot or restore by this agent, phase by phase. */
+  phasesOf(id: string): BootPhases | undefined {
+    return this.bootPhases.get(id);
   }
 
   /** The spec the VM last booted with (kept in memory; the same as its spec.json). */
@@ -267,7 +281,7 @@ export class VmService {
         );
         if (restore?.state && fresh) {
           launch.incoming_state_path = restore.state;
-          await step('network', () => restore.beforeLaunch(taps));
+          await step('network', () => restore.beforeLaunch(taps, clock));
         }
         const held = diskReady;
         await this.users.record(f, user);
@@ -275,7 +289,7 @@ export class VmService {
           step('launch', () => driver.launch(launch, f, { user, ...(hold ? { holdUntil: held } : {}) })),
         );
         if (restore?.state && fresh)
-          await restore.afterLaunch(handle, driver, taps).catch(async (e) => {
+          await restore.afterLaunch(handle, driver, taps, clock).catch(async (e) => {
             await driver.kill(handle);
             throw e;
           });
@@ -290,10 +304,9 @@ export class VmService {
         await writeRun(f, run);
         const rec: VmRecord = { spec, files: f, handle, state: 'running', run, stopping: false };
         this.vms.set(id, rec);
-        this.d.log.info(
-          { vm_id: id, pid: handle.pid, fresh, prepare_ms: prepared, phases_ms: clock.phases() },
-          'vm booted',
-        );
+        const phases = clock.phases();
+        this.bootPhases.set(id, { phases, finishedAt: Date.now() });
+        this.d.log.info({ vm_id: id, pid: handle.pid, fresh, prepare_ms: prepared, phases_ms: phases }, 'vm booted');
         return this.status(rec);
       } catch (e) {
         // A failed launch may leave the rootfs edit running: it ends before the directory goes.
@@ -550,6 +563,7 @@ export class VmService {
       await this.nics.unplug(id, spec?.nics.length ?? 1);
       await rm(f.dir, { recursive: true, force: true });
       this.vms.delete(id);
+      this.bootPhases.delete(id);
       this.users.free(id);
       await this.d.hooks?.removed?.(id, spec).catch((err) => this.d.log.warn({ err, vm_id: id }, 'remove hook'));
     });

@@ -26,11 +26,12 @@ afterEach(async () => {
   server = undefined;
 });
 
-async function serve(host: string, applied: NewIdentity[]): Promise<string> {
+async function serve(host: string, applied: NewIdentity[], kicks: number[] = []): Promise<string> {
   server = createGuestServer({
     sampler: new MetricsSampler(fakeProc()),
     logger: createLogger(() => {}),
     identity: { token: () => TOKEN, host: () => host, apply: async (id) => void applied.push(id) },
+    reportNow: { token: () => TOKEN, host: () => host, kick: () => void kicks.push(Date.now()) },
   });
   await listen(server, 0, '127.0.0.1');
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}/identity`;
@@ -59,5 +60,27 @@ describe('POST /identity takes a new identity from the host agent only', () => {
     expect((await post(url, TOKEN)).status).toBe(202);
     await expect.poll(() => applied.length).toBe(1);
     expect(applied[0]).toMatchObject({ vm_id: 'vm-2', token: 'new-token-abcdef' });
+  });
+});
+
+describe('POST /report makes the guest report now, for the host agent only', () => {
+  const ask = (url: string, token: string) =>
+    fetch(url.replace(/\/identity$/, '/report'), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: '{}',
+    });
+
+  it('refuses another source (403) and a wrong token (401); the host with the token gets 202 and a report', async () => {
+    const kicks: number[] = [];
+    expect((await ask(await serve('10.88.0.1', [], kicks), TOKEN)).status).toBe(403);
+    await new Promise((r) => server?.close(r));
+    const url = await serve('127.0.0.1', [], kicks);
+    expect((await ask(url, 'wrong-token')).status).toBe(401);
+    expect(kicks).toEqual([]);
+    const res = await ask(url, TOKEN);
+    expect(res.status).toBe(202);
+    expect(await res.json()).toEqual({ ok: true });
+    expect(kicks).toHaveLength(1);
   });
 });

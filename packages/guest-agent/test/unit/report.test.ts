@@ -137,6 +137,37 @@ describe('startReporter', () => {
     expect(h.posts).toHaveLength(1);
   });
 
+  it('kick() cuts an attempt that hangs and reports again at once, without a backoff', async () => {
+    const posts: AbortSignal[] = [];
+    const sleeps: number[] = [];
+    let stop: () => Promise<void> = async () => {};
+    const reporter = startReporter(config, {
+      post: (_url, _token, _body, signal) => {
+        posts.push(signal);
+        // The first report hangs (sent where it cannot arrive); the second is accepted.
+        if (posts.length === 1)
+          return new Promise((_, reject) => signal.addEventListener('abort', () => reject(new Error('aborted'))));
+        return Promise.resolve(200);
+      },
+      guestIp: () => '10.0.0.5',
+      hostname: () => 'g',
+      bootId: async () => 'b',
+      sleep: async (ms) => {
+        sleeps.push(ms);
+        void stop();
+      },
+      logger: createLogger(() => {}),
+    });
+    stop = reporter.stop;
+    while (posts.length === 0) await new Promise((r) => setImmediate(r));
+    reporter.kick();
+    await reporter.done;
+    expect(posts).toHaveLength(2);
+    expect(posts[0]?.aborted).toBe(true);
+    // No retry delay between the cut attempt and the next: only the re-report interval after it succeeded.
+    expect(sleeps).toEqual([30_000]);
+  });
+
   it('stop() ends the loop during a long sleep', async () => {
     const h = harness([200]);
     h.deps.sleep = (_ms, signal) => new Promise((resolve) => signal.addEventListener('abort', () => resolve()));
