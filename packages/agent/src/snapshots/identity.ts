@@ -92,23 +92,26 @@ export async function reidentify(
   const deadline = Date.now() + (d.timeoutMs ?? 120_000);
   const body = JSON.stringify({ ...next, old_ip: oldIp, entropy: randomBytes(64).toString('base64') });
   const time = <T>(phase: string, fn: () => Promise<T>) => (d.clock ? d.clock.time(phase, fn) : fn());
-  // No static neighbour for the old address: the host's ARP request is what teaches the guest the TAP's MAC for
-  // the gateway (its cache still holds the bridge's, whose frames a TAP off the bridge drops).
-  await time('identity push', () => push(f, nic, oldIp, body, deadline));
-  await time('identity apply', async () => {
-    await runChecked(d.runner, 'ip', ['route', 'del', `${oldIp}/32`, 'dev', tap]).catch(() => undefined);
-    await runChecked(d.runner, 'ip', ['route', 'replace', `${newIp}/32`, 'dev', tap, 'src', gw]);
-    // The new MAC is known: no ARP round (whose retries are a second apart) before the guest takes its address.
-    // (Its MAC change emptied its own ARP cache: it asks for the gateway and the host answers from the TAP.)
+  // Both addresses reach the guest through its TAP: the old one for the push, the new one to see it taken. No
+  // static neighbour for the old address: the host's ARP request is what teaches the guest the TAP's MAC for the
+  // gateway (its cache still holds the bridge's, whose frames a TAP off the bridge drops). The new MAC is known:
+  // no ARP round (whose retries are a second apart) before the guest answers there; its MAC change emptied its
+  // own ARP cache, so it asks for the gateway and the host answers from the TAP.
+  await runChecked(d.runner, 'ip', ['route', 'replace', `${newIp}/32`, 'dev', tap, 'src', gw]);
+  if (newIp !== oldIp)
     await runChecked(d.runner, 'ip', ['neigh', 'replace', newIp, 'lladdr', newMac, 'dev', tap, 'nud', 'permanent']);
-    await until('the guest agent on its new address', deadline, async (attempt) => {
-      // A SYN sent before the guest holds the address is dropped and retried only a second later: short
-      // attempts first, then the usual timeout for a guest that is slow to answer.
-      const timeout = attempt < 15 ? 250 : 2000;
-      const res = await f(`http://${newIp}:${GUEST_AGENT_PORT}/health`, { signal: AbortSignal.timeout(timeout) });
-      await res.body?.cancel();
-      return res.ok;
-    });
+  const answers = async (timeoutMs: number) => {
+    const res = await f(`http://${newIp}:${GUEST_AGENT_PORT}/health`, { signal: AbortSignal.timeout(timeoutMs) });
+    await res.body?.cancel();
+    return res.ok;
+  };
+  await time('identity push', () => push(f, nic, oldIp, body, deadline, () => answers(250).catch(() => false)));
+  await time('identity apply', async () => {
+    if (oldIp !== newIp)
+      await runChecked(d.runner, 'ip', ['route', 'del', `${oldIp}/32`, 'dev', tap]).catch(() => undefined);
+    // A SYN sent before the guest holds the address is dropped and retried only a second later: short
+    // attempts first, then the usual timeout for a guest that is slow to answer.
+    await until('the guest agent on its new address', deadline, (attempt) => answers(attempt < 15 ? 250 : 2000));
   });
   await time('rebridge', async () => {
     await runChecked(d.runner, 'ip', ['neigh', 'del', newIp, 'dev', tap]).catch(() => undefined);
@@ -118,24 +121,36 @@ export async function reidentify(
   });
 }
 
-/** POSTs the new identity to the guest agent at its old address, with the token it still holds, until it takes it. */
+/**
+ * POSTs the new identity to the guest agent at its old address, with the token it still holds, until it takes it.
+ * A 202 lost to a timeout under load may still have been taken: a failed call checks the new address (`taken`),
+ * and a 401 means the guest no longer holds the old token, so it took an identity (only this host can push one).
+ */
 async function push(
   f: typeof fetch,
   nic: { oldToken: string },
   oldIp: string,
   body: string,
   deadline: number,
+  taken: () => Promise<boolean>,
 ): Promise<void> {
   await until('the restored guest agent to accept its new identity', deadline, async () => {
-    const res = await f(`http://${oldIp}:${GUEST_AGENT_PORT}/identity`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${nic.oldToken}`, 'content-type': 'application/json' },
-      body,
-      signal: AbortSignal.timeout(3000),
-    });
+    let res: Response;
+    try {
+      res = await f(`http://${oldIp}:${GUEST_AGENT_PORT}/identity`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${nic.oldToken}`, 'content-type': 'application/json' },
+        body,
+        signal: AbortSignal.timeout(3000),
+      });
+    } catch (e) {
+      if (await taken()) return true;
+      throw e;
+    }
     // Only the status matters: a guest's reply body is never read.
     await res.body?.cancel();
-    if (res.status === 401 || res.status === 403 || res.status === 404)
+    if (res.status === 401) return true;
+    if (res.status === 403 || res.status === 404)
       throw new AgentError(502, 'guest_identity_refused', `the restored guest agent answered ${res.status}`);
     return res.ok;
   });
