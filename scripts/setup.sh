@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(qemu-system-x86 qemu-utils e2fsprogs busybox-static cpio iproute2 nftables util-linux procps zstd)
+packages=(qemu-system-x86 qemu-utils e2fsprogs busybox-static cpio iproute2 nftables util-linux procps zstd xz-utils genisoimage)
 # systemd: only its systemd-analyze, which checks the units `nqvm install` writes. docker-registry, skopeo and
 # apache2-utils (htpasswd): the OCI pull tests' local registry.
 if [ "${1:-}" = "--test" ]; then packages+=(postgresql chromium debootstrap systemd docker-registry skopeo apache2-utils); fi

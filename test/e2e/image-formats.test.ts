@@ -20,7 +20,7 @@ let s: Stack;
 let dir: string;
 
 /** Creates and starts a VM on the demo kernel/initrd and `rootfsId`; resolves once its guest agent reports ready. */
-async function bootOn(name: string, rootfsId: string): Promise<Vm> {
+async function bootOn(name: string, rootfsId: string, extra: Record<string, unknown> = {}): Promise<Vm> {
   const created = await s.api<Vm>('POST', '/v1/vms', {
     name,
     vcpu: 1,
@@ -28,6 +28,7 @@ async function bootOn(name: string, rootfsId: string): Promise<Vm> {
     kernel_image_id: s.images.kernel,
     initrd_image_id: s.images.initrd,
     rootfs_image_id: rootfsId,
+    ...extra,
   });
   expect(created.status, JSON.stringify(created.body)).toBe(202);
   const id = created.body.id;
@@ -82,5 +83,25 @@ describe('disk formats boot real VMs (demo kernel, real QEMU)', () => {
     const [a, b] = await Promise.all([bootOn('from-qcow2', qcow2.body.id), bootOn('from-xz', xzImage.id)]);
     expect(a.guest_ip).toMatch(/^10\.233\.0\.\d+$/);
     expect(b.guest_ip).toMatch(/^10\.233\.0\.\d+$/);
+  });
+
+  it('a VM created with user_data boots with a cidata seed drive whose network config is its allocated address', async () => {
+    const userData = '#cloud-config\nusers:\n  - name: ada\n';
+    const vm = await bootOn('with-seed', s.images.rootfs, { user_data: userData, meta_data: { zone: 'lab' } });
+    const iso = path.join(s.agentData, 'vms', vm.id, 'cidata.iso');
+    const read = (name: string) => execFileSync('isoinfo', ['-R', '-i', iso, '-x', `/${name}`], { encoding: 'utf8' });
+    expect(read('user-data')).toBe(userData);
+    expect(JSON.parse(read('meta-data'))).toMatchObject({
+      'instance-id': vm.id,
+      'local-hostname': 'with-seed',
+      zone: 'lab',
+    });
+    const net = JSON.parse(read('network-config'));
+    expect(net.ethernets.eth0.addresses[0]).toBe(`${vm.guest_ip}/24`);
+    expect(net.ethernets.eth0.routes[0].via).toBe('10.233.0.1');
+    // QEMU has the seed as a read-only drive.
+    const pid = readFileSync(path.join(s.agentData, 'vms', vm.id, 'vmm.pid'), 'utf8').trim();
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    expect(cmdline.some((a) => a.includes('cidata.iso') && a.includes('readonly=on'))).toBe(true);
   });
 });

@@ -1,4 +1,5 @@
 import { type Static, Type } from 'typebox';
+import { AgentCloudInit } from './cloud-init.schema.ts';
 import { IdParams, Ok, Sha256, Uuid } from './common.schema.ts';
 import { VmmKind } from './host.schema.ts';
 import { route } from './route.ts';
@@ -64,6 +65,7 @@ export const AgentGuest = Type.Object(
     ssh_authorized_keys: Type.Optional(Type.Array(Type.String())),
     token: Type.String({ description: 'Per-VM token the guest agent presents' }),
     install_agent: Type.Boolean(),
+    cloud_init: Type.Optional(AgentCloudInit),
   },
   { additionalProperties: false },
 );

@@ -4,6 +4,7 @@ export * from './alert.schema.ts';
 export * from './asyncapi.ts';
 export * from './auth.schema.ts';
 export * from './client.ts';
+export * from './cloud-init.schema.ts';
 export * from './common.schema.ts';
 export * from './errors.ts';
 export * from './event.schema.ts';

@@ -1,4 +1,5 @@
 import { type Static, Type } from 'typebox';
+import { MetaData, UserData } from './cloud-init.schema.ts';
 import { Description, IdParams, Name, Page, Timestamp, Uuid } from './common.schema.ts';
 import { VmmKind } from './host.schema.ts';
 import { route } from './route.ts';
@@ -39,6 +40,8 @@ export const VmSpec = Type.Object(
       Type.Array(Type.String({ minLength: 1, maxLength: 63, pattern: '^[a-zA-Z0-9._:/=-]+$' }), { maxItems: 32 }),
     ),
     metadata: Type.Optional(Type.Record(Type.String({ maxLength: 128 }), Type.Unknown())),
+    user_data: Type.Optional(UserData),
+    meta_data: Type.Optional(MetaData),
   },
   { additionalProperties: false },
 );

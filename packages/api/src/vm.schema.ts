@@ -1,4 +1,5 @@
 import { type Static, Type } from 'typebox';
+import { MetaData, UserData } from './cloud-init.schema.ts';
 import { Description, IdParams, Labels, Name, Page, Timestamp, Uuid } from './common.schema.ts';
 import { VmmKind } from './host.schema.ts';
 import { route } from './route.ts';
@@ -128,6 +129,8 @@ export const CreateVmRequest = Type.Object(
     username: Type.Optional(Username),
     password: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
     ssh_authorized_keys: Type.Optional(Type.Array(SshKey, { maxItems: 32 })),
+    user_data: Type.Optional(UserData),
+    meta_data: Type.Optional(MetaData),
     host_id: Type.Optional(Uuid),
     host_labels: Type.Optional(Labels),
     start: Type.Optional(Type.Boolean({ default: true, description: 'Boot right after creation' })),

@@ -4,6 +4,7 @@ import type { AgentDrive, AgentVmSpec } from '@nqvm/api';
 import { type CommandRunner, runChecked } from '../host/exec.ts';
 import { copyImage } from '../rootfs/index.ts';
 import type { DriveSpec, VmLaunchSpec } from '../vmm/types.ts';
+import { seedDrive, writeSeed } from './cloud-init.ts';
 
 const DRIVE_ID = /^[a-z][a-z0-9_]{0,15}$/;
 const RESERVED = new Set(['rootfs', 'tools']);
@@ -71,7 +72,7 @@ export function withDevices(launch: VmLaunchSpec, spec: AgentVmSpec, vmDir: stri
   }));
   return {
     ...launch,
-    drives: [...launch.drives, ...extra],
+    drives: [...launch.drives, ...extra, ...(spec.guest.cloud_init ? [seedDrive(vmDir)] : [])],
     ...(spec.balloon ? { balloon: spec.balloon } : {}),
     ...(spec.entropy ? { entropy: spec.entropy } : {}),
     ...(spec.vsock ? { vsock: spec.vsock } : {}),
@@ -102,5 +103,6 @@ export async function prepareDevices(
   spec: AgentVmSpec,
 ): Promise<void> {
   await prepareDrives(src, files.dir, spec.drives ?? []);
+  if (spec.guest.cloud_init) await writeSeed(src.runner, files.dir, spec);
   await linkSerialOutput(files.consoleLog, files.dir, spec.serial?.serial_out_path);
 }

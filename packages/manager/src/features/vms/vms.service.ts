@@ -1,5 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import type {
+  AgentCloudInit,
   AgentVmSpec,
   AgentVmStatus,
   CreateVmRequest,
@@ -244,7 +245,11 @@ export class VmsService {
       sourceSnapshotId: extra.sourceSnapshotId ?? null,
       restartCount: 0,
       desiredRunning: start,
-      config: {},
+      // cloud-init's seed drive content, built by the agent at each boot.
+      config:
+        req.user_data !== undefined || req.meta_data !== undefined
+          ? { cloud_init: { user_data: req.user_data, meta_data: req.meta_data } }
+          : {},
       createdBy: actor,
     };
 
@@ -348,6 +353,7 @@ export class VmsService {
         ...(row.sshAuthorizedKeys.length ? { ssh_authorized_keys: row.sshAuthorizedKeys } : {}),
         token: this.secrets.open(row.guestTokenEnc),
         install_agent: true,
+        ...cloudInitOf(row.config),
       },
     };
     for (const hook of this.specHooks) spec = await hook(row, spec, { nics, isNew: known.isNew ?? false });
@@ -574,4 +580,16 @@ export class VmsService {
 
 function withOperation(vm: Vm, operationId: string | undefined): Vm {
   return operationId ? { ...vm, operation_id: operationId } : vm;
+}
+
+/** The guest's cloud-init seed, when the VM was created with user_data or meta_data. */
+function cloudInitOf(config: Record<string, unknown>): { cloud_init?: AgentCloudInit } {
+  const c = config.cloud_init as AgentCloudInit | undefined;
+  if (!c) return {};
+  return {
+    cloud_init: {
+      ...(c.user_data !== undefined ? { user_data: c.user_data } : {}),
+      ...(c.meta_data !== undefined ? { meta_data: c.meta_data } : {}),
+    },
+  };
 }
