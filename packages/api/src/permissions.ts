@@ -28,6 +28,8 @@ export const USER_PERMISSIONS = [
   'log:read',
   'webhook:read',
   'webhook:write',
+  'alert:read',
+  'alert:write',
 ] as const;
 
 export type UserPermission = (typeof USER_PERMISSIONS)[number];
@@ -61,7 +63,7 @@ const OPERATOR: readonly UserPermission[] = [
   'snapshot:write',
 ];
 
-/** Every role's permissions. Hosts, the manager's log and webhooks (global) are the admin's alone. */
+/** Every role's permissions. Hosts, the manager's log, webhooks and alert rules (global) are the admin's alone. */
 export const ROLE_PERMISSIONS: Record<Role, readonly UserPermission[]> = {
   admin: USER_PERMISSIONS,
   owner: OPERATOR,
