@@ -29,27 +29,46 @@ export function collectionOfField(field: string): string | undefined {
   return FIELD_COLLECTIONS.find(([re]) => re.test(field))?.[1];
 }
 
-/** An id as given, or the id of the one resource of the collection with that exact name. */
+interface Named {
+  id: string;
+  name?: string;
+  /** Versioned resources (images) mark the version their name resolves to. */
+  latest?: boolean;
+  tag?: string | null;
+}
+
+/**
+ * An id as given, or the id of the one resource of the collection with that exact name. A versioned resource
+ * (images) answers by name with the version `latest` marks, and by `name:tag` with that tagged version.
+ */
 export async function resolveId(client: NqvmClient, collection: string | undefined, value: string): Promise<string> {
   if (UUID.test(value) || !collection) return value;
   const def = listRoute(collection);
   if (!def) throw new UsageError(`give an id for ${collection.split('/').pop()}: it cannot be found by name`);
   const props = (def.query as { properties?: Record<string, unknown> } | undefined)?.properties ?? {};
   const searchKey = ['search', 'q', 'name'].find((k) => k in props);
-  const matches: string[] = [];
+  const colon = value.lastIndexOf(':');
+  const [base, tag] = colon > 0 ? [value.slice(0, colon), value.slice(colon + 1)] : [value, undefined];
+  const named: Named[] = [];
+  const tagged: Named[] = [];
+  let versioned = false;
   let cursor: string | undefined;
   do {
     const query: Record<string, unknown> = { limit: 100, ...(cursor ? { cursor } : {}) };
-    if (searchKey) query[searchKey] = value;
-    const page = (await client.call(def, { query } as never)) as {
-      items: { id: string; name?: string }[];
-      next_cursor: string | null;
-    };
-    for (const item of page.items) if (item.name === value) matches.push(item.id);
+    if (searchKey) query[searchKey] = tag === undefined ? value : base;
+    const page = (await client.call(def, { query } as never)) as { items: Named[]; next_cursor: string | null };
+    for (const item of page.items) {
+      versioned ||= item.latest !== undefined;
+      if (item.name === value) named.push(item);
+      else if (tag !== undefined && item.name === base && (item.tag === tag || (tag === 'latest' && item.latest)))
+        tagged.push(item);
+    }
     cursor = page.next_cursor ?? undefined;
-  } while (cursor && matches.length < 2);
+  } while (cursor && (versioned || named.length + tagged.length < 2));
   const what = collection.split('/').pop();
+  const latest = named.filter((i) => i.latest);
+  const matches = named.length > 1 && latest.length === 1 ? latest : named.length ? named : tagged;
   if (matches.length === 0) throw new NotResolved(`no ${what} named "${value}"`);
   if (matches.length > 1) throw new NotResolved(`several ${what} are named "${value}": give the id`);
-  return matches[0]!;
+  return matches[0]!.id;
 }

@@ -173,6 +173,40 @@ describe('nqvm CLI against a live manager', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it('names image versions: a name is its latest version, name:tag a tagged one, and rollback moves latest', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nqvm-cli-ver-'));
+    for (const [i, t] of [
+      ['1', 'first'],
+      ['2', 'second'],
+    ] as const) {
+      writeFileSync(join(dir, `v${i}`), Buffer.alloc(4096, Number(i)));
+      const up = await cli([
+        'images',
+        'upload',
+        '--name',
+        'ver',
+        '--kind',
+        'kernel',
+        '--tag',
+        t,
+        '--file',
+        join(dir, `v${i}`),
+        '-q',
+      ]);
+      expect(up.code, up.err).toBe(0);
+    }
+    rmSync(dir, { recursive: true, force: true });
+    const version = async (ref: string) => JSON.parse((await cli(['images', 'get', ref, '--json'])).out).version;
+    expect(await version('ver')).toBe(2);
+    expect(await version('ver:first')).toBe(1);
+    const back = await cli(['images', 'rollback', 'ver:first', '--json']);
+    expect(back.code, back.err).toBe(0);
+    expect(JSON.parse(back.out)).toMatchObject({ version: 1, latest: true });
+    expect(await version('ver')).toBe(1);
+    expect(await version('ver:latest')).toBe(1);
+    expect((await cli(['images', 'get', 'ver:third'])).code).toBe(5);
+  });
+
   it('answers with documented exit codes', async () => {
     const missing = await cli(['images', 'get', 'no-such-image']);
     expect(missing.code).toBe(5);
