@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +14,20 @@ const NET = TEST_NETWORKS.productionInstall;
 const MANAGER = `127.0.0.1:${NET.managerPort}`;
 const BASE = `http://${MANAGER}`;
 const AGENT = `127.0.0.1:${NET.agentPort}`;
+/** A GET over https trusting only `ca` (Node's fetch takes no CA of its own). */
+function httpsGet(url: string, ca: string, bearer?: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(url, { ca, headers: bearer ? { authorization: `Bearer ${bearer}` } : {} }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 const JOIN = 'release-join-token-0123456789abcdef';
 const PASSWORD = 'release-admin-password';
 
@@ -181,7 +196,7 @@ describe('nqvm as installed software: npm ci --omit=dev of the built tree, then 
       },
       30_000,
     );
-    expect(hosts[0]?.addr).toBe(`http://${AGENT}`);
+    expect(hosts[0]?.addr).toBe(`https://${AGENT}`);
   });
 
   it("every query of the Grafana dashboard and the alert rules names a metric in the manager's or an agent's /metrics", async () => {
@@ -200,12 +215,12 @@ describe('nqvm as installed software: npm ci --omit=dev of the built tree, then 
     const identity = JSON.parse(readFileSync(path.join(dir, 'data', 'agent', 'identity.json'), 'utf8')) as {
       secret: string;
     };
-    expect((await fetch(`http://${AGENT}/metrics`)).status).toBe(401);
-    const agentRes = await fetch(`http://${AGENT}/metrics`, {
-      headers: { authorization: `Bearer ${identity.secret}` },
-    });
+    // The agent serves over TLS with the certificate the manager issued; /metrics needs the host secret only.
+    const ca = readFileSync(path.join(dir, 'data', 'agent', 'tls', 'ca.pem'), 'utf8');
+    expect((await httpsGet(`https://${AGENT}/metrics`, ca)).status).toBe(401);
+    const agentRes = await httpsGet(`https://${AGENT}/metrics`, ca, identity.secret);
     expect(agentRes.status).toBe(200);
-    const live = new Set([...exposedNames(managerText), ...exposedNames(await agentRes.text())]);
+    const live = new Set([...exposedNames(managerText), ...exposedNames(agentRes.text)]);
     expect(live.has('nodejs_eventloop_lag_p99_seconds')).toBe(true);
 
     const dashboard = JSON.parse(readFileSync(path.join(ROOT, 'deploy/grafana/nqvm-dashboard.json'), 'utf8')) as {

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
+import type { Server as TlsServer } from 'node:tls';
 import type { AgentVmSpec, HostCapabilities, VmmKind } from '@nqvm/api';
 import pino, { type Logger } from 'pino';
 import { buildAgentApp, featureRoutes } from './app.ts';
@@ -11,6 +12,7 @@ import { VmLogs } from './logs/vm-logs.ts';
 import { ManagerCallFailed, ManagerClient } from './manager/client.ts';
 import { hostCapabilities, hostCapacity } from './manager/host-info.ts';
 import { loadIdentity, saveIdentity } from './manager/identity.ts';
+import { agentKey, loadAgentTls, saveAgentTls } from './manager/tls.ts';
 import { AgentMetrics } from './metrics/prometheus.ts';
 import { MmdsService } from './mmds/mmds.service.ts';
 import { HostNetwork, tapNameFor } from './net/index.ts';
@@ -143,6 +145,7 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
 
   // Set once the VMs running on this host are adopted: until then the API asks callers to come back.
   let started = false;
+  manager.identity = await loadIdentity(config.dataDir);
   const app = buildAgentApp({
     vms,
     secret: () => manager.identity?.secret,
@@ -150,12 +153,15 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
     log,
     metrics: new AgentMetrics(vms),
     routes: featureRoutes({ snapshots, mmds, observe, dataDir: config.dataDir }),
+    tls: { identity: manager.identity && (await loadAgentTls(config.dataDir, manager.identity.host_id)) },
   });
   await app.listen({ host: config.bind.host, port: config.bind.port });
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.bind.port;
   // With port 0 (tests) only the kernel knows the port, so the advertised URL is built from it.
-  const url = config.bind.port === 0 ? `http://${config.bind.host}:${port}` : config.advertiseUrl;
+  // Served over TLS only, so the URL is https whatever scheme AGENT_ADVERTISE_URL was given with.
+  const url =
+    config.bind.port === 0 ? `https://${config.bind.host}:${port}` : `https://${new URL(config.advertiseUrl).host}`;
   manager.advertisedUrl = url;
 
   let capabilities: HostCapabilities;
@@ -174,9 +180,24 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
       await saveIdentity(config.dataDir, id);
       manager.identity = id;
       log.info({ host_id: id.host_id }, 'registered with the manager');
+      await renewTls();
     };
-    manager.identity = await loadIdentity(config.dataDir);
+    // The manager issues the certificate for a key made here; the server takes it without a restart.
+    const renewTls = async () => {
+      const hostId = manager.identity?.host_id;
+      if (!hostId || (await loadAgentTls(config.dataDir, hostId))) return;
+      const { key, publicKey } = await agentKey(config.dataDir);
+      const issued = await manager.certificate(publicKey);
+      await saveAgentTls(config.dataDir, issued.certificate, issued.ca_certificate);
+      (app.server as unknown as TlsServer).setSecureContext({
+        key,
+        cert: issued.certificate,
+        ca: issued.ca_certificate,
+      });
+      log.info({ host_id: hostId, not_after: issued.not_after }, 'TLS certificate issued by the manager');
+    };
     if (!manager.identity) await register();
+    else await renewTls();
     await vms.restore();
     // Re-adopted VMs are guarded again from their specs: MACs pinned by this agent even if an older one did not.
     for (const { id } of vms.list()) {
@@ -199,6 +220,7 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
     const beat = async () => {
       try {
         await manager.heartbeat(await hostCapacity(config.dataDir), capabilities, vms.list());
+        await renewTls();
       } catch (err) {
         if (err instanceof ManagerCallFailed && err.status === 401) {
           log.warn('the manager no longer knows this host secret: registering again');

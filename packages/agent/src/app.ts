@@ -1,10 +1,12 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
 import websocket from '@fastify/websocket';
 import { agentApi } from '@nqvm/api';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { deviceRoutes } from './devices/devices.routes.ts';
 import { logsRoutes } from './logs/logs.routes.ts';
+import { type AgentTls, clientCertRefusal } from './manager/tls.ts';
 import type { AgentMetrics } from './metrics/prometheus.ts';
 import type { MmdsService } from './mmds/mmds.service.ts';
 import { installProblemHandling, mountRoute, problem } from './mount.ts';
@@ -28,6 +30,11 @@ export interface AgentAppDeps {
    * which the manager retries, never an answer about VMs it has not adopted yet.
    */
   ready?: () => boolean;
+  /**
+   * Serve over TLS and let only the manager's client certificate call the API (`/metrics` keeps the host secret
+   * alone, for scrapers). `identity` is absent until the manager issued one: `app.server.setSecureContext` then.
+   */
+  tls?: { identity: AgentTls | undefined };
 }
 
 /** The manager's request id (`x-request-id`) when it sent a sane one, so one id is logged on both sides. */
@@ -63,7 +70,23 @@ function authorized(req: FastifyRequest, secret: string | undefined): boolean {
 
 /** The agent's HTTP API (`/agent/v1`, `agentApi` in `@nqvm/api`), called by the manager with the per-host secret. */
 export function buildAgentApp(d: AgentAppDeps) {
-  const app = Fastify({ loggerInstance: d.log, bodyLimit: 1024 * 1024, genReqId: requestId, requestIdHeader: false });
+  const https = d.tls
+    ? {
+        https: {
+          requestCert: true,
+          rejectUnauthorized: false,
+          minVersion: 'TLSv1.2' as const,
+          ...(d.tls.identity ?? {}),
+        },
+      }
+    : {};
+  const app = Fastify({
+    loggerInstance: d.log,
+    bodyLimit: 1024 * 1024,
+    genReqId: requestId,
+    requestIdHeader: false,
+    ...https,
+  }) as unknown as FastifyInstance;
   if (d.metrics) app.addHook('onResponse', d.metrics.onResponse);
   // Registered once at the root: feature plugins that open WebSockets share its one upgrade handler.
   app.register(websocket, { options: { maxPayload: 64 * 1024 } });
@@ -74,6 +97,8 @@ export function buildAgentApp(d: AgentAppDeps) {
 
   app.register(async (api) => {
     api.addHook('onRequest', async (req, reply) => {
+      const refused = d.tls && req.routeOptions.url !== '/metrics' && clientCertRefusal(req.raw.socket as TLSSocket);
+      if (refused) return problem(reply, req, 403, 'client_certificate_required', refused);
       if (d.ready && !d.ready()) {
         reply.header('retry-after', '1');
         return problem(reply, req, 503, 'agent_starting', 'the agent is starting: it adopts its running VMs first');

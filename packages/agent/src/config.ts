@@ -64,7 +64,7 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConf
   const name = env.AGENT_NAME || hostname().split('.')[0] || 'agent';
   if (!NAME.test(name)) problems.push(`AGENT_NAME must match ${NAME.source}, got "${name}"`);
 
-  const advertiseUrl = parseUrl(problems, 'AGENT_ADVERTISE_URL', env.AGENT_ADVERTISE_URL || `http://${bindRaw}`);
+  const advertiseUrl = parseUrl(problems, 'AGENT_ADVERTISE_URL', env.AGENT_ADVERTISE_URL || `https://${bindRaw}`);
   const guestPort = intVar(problems, 'AGENT_GUEST_PORT', env.AGENT_GUEST_PORT, 19091, 1, 65535);
   const heartbeatS = intVar(problems, 'AGENT_HEARTBEAT_S', env.AGENT_HEARTBEAT_S, 3, 1, 300);
   const vmmUidBase = intVar(problems, 'NQVM_VMM_UID_BASE', env.NQVM_VMM_UID_BASE, 900_000, 1000, 0xffff_0000);

@@ -41,6 +41,10 @@ export const ERROR_CODES: Readonly<Record<string, ErrorCodeInfo>> = {
   uri_too_long: { status: 414, meaning: 'a path parameter is longer than the router accepts' },
   upgrade_required: { status: 426, meaning: 'the route is a WebSocket: connect with an Upgrade request' },
   unauthorized: { status: 401, meaning: 'credentials are missing, wrong or expired' },
+  client_certificate_required: {
+    status: 403,
+    meaning: "the agent's API answers only the manager's client certificate (issued by the manager's CA)",
+  },
   invalid_join_token: { status: 401, meaning: 'the host join token is unknown or was revoked' },
   join_token_used: { status: 401, meaning: 'the host join token joined a host already; each joins one host once' },
   join_token_expired: { status: 401, meaning: 'the host join token expired; an admin makes a new one' },
@@ -110,6 +114,7 @@ export const ERROR_CODES: Readonly<Record<string, ErrorCodeInfo>> = {
   },
   invalid_source: { status: 400, meaning: 'the image source is malformed' },
   invalid_drive: { status: 400, meaning: 'the template drive is malformed' },
+  invalid_public_key: { status: 400, meaning: "the agent's public key is not an EC P-256 or Ed25519 key in SPKI PEM" },
   invalid_agent_url: { status: 400, meaning: "the agent's advertised URL is not an http(s) URL" },
   image_path_refused: { status: 400, meaning: 'the image path is outside the allowed root' },
   image_path_not_found: { status: 400, meaning: 'no file at the image path' },

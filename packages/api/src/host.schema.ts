@@ -93,6 +93,33 @@ export const HeartbeatRequest = Type.Object(
 );
 export type HeartbeatRequest = Static<typeof HeartbeatRequest>;
 
+/** The common name of the manager's client certificate: the only client an agent's API answers. */
+export const MANAGER_CLIENT_CN = 'nqvm-manager';
+
+export const HostCertificateRequest = Type.Object(
+  {
+    public_key: Type.String({
+      minLength: 1,
+      maxLength: 2000,
+      description: "The agent's public key (SPKI PEM, EC P-256 or Ed25519); its private key never leaves the host",
+    }),
+  },
+  { additionalProperties: false },
+);
+export type HostCertificateRequest = Static<typeof HostCertificateRequest>;
+
+export const HostCertificate = Type.Object(
+  {
+    certificate: Type.String({ description: "The agent's TLS server certificate (PEM), issued by the manager's CA" }),
+    ca_certificate: Type.String({
+      description: "The manager's CA (PEM): the agent accepts only client certificates it issued",
+    }),
+    not_after: Timestamp,
+  },
+  { additionalProperties: false },
+);
+export type HostCertificate = Static<typeof HostCertificate>;
+
 export const hostRoutes = {
   register: route({
     method: 'POST',
@@ -118,6 +145,19 @@ export const hostRoutes = {
     params: IdParams,
     body: HeartbeatRequest,
     response: Ok,
+  }),
+  certificate: route({
+    method: 'POST',
+    path: '/v1/hosts/:id/certificate',
+    operationId: 'issueHostCertificate',
+    summary:
+      "Issue the agent's TLS certificate for its public key (host secret); the manager calls it only over mutual TLS",
+    tag: 'hosts',
+    auth: 'host',
+    status: 201,
+    params: IdParams,
+    body: HostCertificateRequest,
+    response: HostCertificate,
   }),
   list: route({
     method: 'GET',

@@ -83,6 +83,7 @@ import type { Authenticator } from './http/principal.ts';
 import { frameworkError, installErrorHandling, sendProblem } from './http/problem.ts';
 import { installRequestContext } from './http/request-context.ts';
 import { PasswordHasher } from './security/passwords.ts';
+import { ManagerPki } from './security/pki.ts';
 import { SecretBox } from './security/secret-box.ts';
 import { UrlGuard } from './security/url-guard.ts';
 
@@ -94,6 +95,8 @@ export interface Services {
   auth: AuthService;
   hosts: HostsService;
   joinTokens: JoinTokens;
+  /** The manager's CA and client certificate for mutual TLS with agents. */
+  pki: ManagerPki;
   secrets: SecretBox;
   metrics: MetricsRegistry;
   images: ImagesService;
@@ -119,6 +122,8 @@ export interface BuildOptions {
   agentApi?: AgentApi;
   /** The client every call to a host agent goes through (tests may pass their own). */
   agentClient?: AgentClient;
+  /** Call agents that serve plain HTTP (stand-in agents in tests); real agents are called over mutual TLS only. */
+  plainHttpAgents?: boolean;
   /** How the manager reaches host agents for consoles and metrics (tests may pass their own). */
   observeAgent?: ObserveAgent;
   /** scrypt cost as log2(N) (default 17); tests lower it to keep suites fast, the environment cannot. */
@@ -144,8 +149,10 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
     passwords: new PasswordHasher(opts.passwordLog2N),
   });
   const joinTokens = new JoinTokens(database.db);
+  const pki = await ManagerPki.open(database.db, secrets);
   const hosts = new HostsService(new HostsRepository(database.db), secrets, {
     joinTokens,
+    pki,
     heartbeatTimeoutS: config.hostHeartbeatTimeoutS,
   });
   const metrics = new MetricsRegistry();
@@ -196,7 +203,10 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
   const operationsRepo = new OperationsRepository(database.db);
   const machine = new VmStateMachine(database.db, operationsRepo, events);
   const waiter = new OperationWaiter(operationsRepo);
-  const agentClient = opts.agentClient ?? new AgentClient();
+  const agentClient =
+    opts.agentClient ??
+    new AgentClient({ tls: (hostId) => pki.agentTls(hostId), allowPlainHttp: opts.plainHttpAgents ?? false });
+  app.addHook('onClose', async () => agentClient.close());
   const agentApi = opts.agentApi ?? new HttpAgentApi(agentClient);
   const catalogImage = (img: ImageRow) => ({
     id: img.id,
@@ -458,6 +468,7 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
       auth,
       hosts,
       joinTokens,
+      pki,
       secrets,
       metrics,
       images,

@@ -3,6 +3,7 @@ import type {
   HeartbeatRequest,
   HostCapabilities,
   HostCapacity,
+  HostCertificate,
   RegisterHostRequest,
   VmExitReport,
 } from '@nqvm/api';
@@ -73,6 +74,17 @@ export class ManagerClient {
     const res = await this.call('/v1/hosts/register', { method: 'POST', token: req.join_token, body: proof });
     const body = (await res.json()) as { id: string; secret: string };
     return { host_id: body.id, secret: body.secret };
+  }
+
+  /** The manager issues this agent's TLS certificate for its public key. */
+  async certificate(publicKey: string): Promise<HostCertificate> {
+    const id = this.requireIdentity();
+    const res = await this.call(`/v1/hosts/${id.host_id}/certificate`, {
+      method: 'POST',
+      token: id.secret,
+      body: { public_key: publicKey },
+    });
+    return (await res.json()) as HostCertificate;
   }
 
   async heartbeat(capacity: HostCapacity, capabilities: HostCapabilities, vms: AgentVmStatus[]): Promise<void> {

@@ -229,7 +229,7 @@ describe('nqvm-agent end to end: manager + agent + real QEMU microVMs', () => {
     const pids = await Promise.all([a.id, b.id].map(async (id) => (await getVm(id)).pid));
     await stack.agent.close();
     const moved = await stack.startAgent({ AGENT_BIND: `127.0.0.1:${MOVED_PORT}` });
-    expect(moved.url).toBe(`http://127.0.0.1:${MOVED_PORT}`);
+    expect(moved.url).toBe(`https://127.0.0.1:${MOVED_PORT}`);
     expect(moved.hostId).toBe(hostId);
     await until(
       'the manager to learn the new URL',
@@ -241,7 +241,7 @@ describe('nqvm-agent end to end: manager + agent + real QEMU microVMs', () => {
       `/v1/events?resource_id=${hostId}&action=addr_changed`,
     );
     expect(events.body.items.map((e) => e.detail)).toEqual([
-      { from: `http://127.0.0.1:${NET.agentPort}`, to: moved.url },
+      { from: `https://127.0.0.1:${NET.agentPort}`, to: moved.url },
     ]);
     // Nothing listens on the old port any more, so the manager's calls below can only reach the new address.
     await expect(fetch(`http://127.0.0.1:${NET.agentPort}/`)).rejects.toThrow();

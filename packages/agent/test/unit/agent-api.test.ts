@@ -45,7 +45,7 @@ describe('agent configuration', () => {
       bind: { host: '127.0.0.1', port: 19090 },
       dataDir: '/var/lib/nqvm-agent',
       managerBase: 'http://127.0.0.1:18080',
-      advertiseUrl: 'http://127.0.0.1:19090',
+      advertiseUrl: 'https://127.0.0.1:19090',
       guestPort: 19091,
       heartbeatS: 3,
       labels: { zone: 'a', disk: 'ssd' },

@@ -68,6 +68,13 @@ export const hostJoinTokens = pgTable('host_join_tokens', {
   hostId: uuid('host_id').references(() => hosts.id, { onDelete: 'set null' }),
 });
 
+export const managerCa = pgTable('manager_ca', {
+  id: integer('id').primaryKey(),
+  certPem: text('cert_pem').notNull(),
+  keyEnc: text('key_enc').notNull(),
+  createdAt: tz('created_at').notNull().defaultNow(),
+});
+
 export const events = pgTable('events', {
   id: bigserial('id', { mode: 'bigint' }).primaryKey(),
   at: tz('at').notNull().defaultNow(),

@@ -40,7 +40,8 @@ export async function startTestApp(
   env: Record<string, string> = {},
   /** A database another test app already uses (several managers on one database); closed by its opener. */
   shared?: Database,
-  opts: { passwordLog2N?: number } = {},
+  /** plainHttpAgents: stand-in agents serve plain HTTP (default true); false calls agents over mutual TLS only. */
+  opts: { passwordLog2N?: number; plainHttpAgents?: boolean } = {},
 ): Promise<TestApp> {
   const dataDir = mkdtempSync(join(tmpdir(), 'nqvm-mgr-'));
   const config = loadConfig({
@@ -54,6 +55,7 @@ export async function startTestApp(
     database,
     logger: false,
     passwordLog2N: opts.passwordLog2N ?? TEST_PASSWORD_LOG2N,
+    plainHttpAgents: opts.plainHttpAgents ?? true,
   });
   const login = await built.app.inject({
     method: 'POST',

@@ -54,6 +54,18 @@ export function hostsRoutes(
     return { ok: true as const };
   });
 
+  mount(app, authn, api.hosts.certificate, async ({ params, body }) => {
+    const cert = await hosts.certificate(params.id, body.public_key);
+    await events.record({
+      actor: `host:${params.id}`,
+      resourceType: 'host',
+      resourceId: params.id,
+      action: 'certificate',
+      detail: { not_after: cert.not_after },
+    });
+    return cert;
+  });
+
   mount(app, authn, api.hosts.list, async () => ({ items: await hosts.list() }));
   mount(app, authn, api.hosts.get, async ({ params }) => hosts.get(params.id));
   mount(app, authn, api.hosts.delete, async ({ params, principal }) => {

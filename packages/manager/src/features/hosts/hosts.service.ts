@@ -1,7 +1,15 @@
 import { timingSafeEqual } from 'node:crypto';
-import type { HeartbeatRequest, Host, HostCapabilities, HostCapacity, RegisterHostRequest } from '@nqvm/api';
+import type {
+  HeartbeatRequest,
+  Host,
+  HostCapabilities,
+  HostCapacity,
+  HostCertificate,
+  RegisterHostRequest,
+} from '@nqvm/api';
 import { BadRequest, Conflict, NotFound } from '../../domain/errors.ts';
 import type { Principal } from '../../http/principal.ts';
+import type { ManagerPki } from '../../security/pki.ts';
 import type { SecretBox } from '../../security/secret-box.ts';
 import { hashToken, newToken } from '../../security/tokens.ts';
 import type { HostRow, HostsRepository } from './hosts.repository.ts';
@@ -22,6 +30,7 @@ export const noAllocations: AllocationSource = { byHost: async () => new Map() }
 
 export interface HostsServiceOptions {
   joinTokens: JoinTokens;
+  pki: ManagerPki;
   heartbeatTimeoutS: number;
   now?: () => Date;
 }
@@ -125,6 +134,27 @@ export class HostsService {
     const row = await this.repo.reRegister(existing.id, existing.secretHash, fields);
     if (!row) throw new Conflict('host_exists', `host ${req.name} was re-registered concurrently`, 'body.secret');
     return { id: row.id, secret };
+  }
+
+  /** The agent's TLS certificate for the public key it sent, naming the host (host secret checked by the route). */
+  async certificate(hostId: string, publicKeyPem: string): Promise<HostCertificate> {
+    const row = await this.repo.get(hostId);
+    if (!row) throw new NotFound('host', hostId);
+    let issued: { certificate: string; notAfter: Date };
+    try {
+      issued = this.opts.pki.issueAgent(hostId, publicKeyPem, row.addr);
+    } catch (err) {
+      throw new BadRequest(
+        'invalid_public_key',
+        `not an EC P-256 or Ed25519 public key in SPKI PEM: ${err instanceof Error ? err.message : String(err)}`,
+        'body.public_key',
+      );
+    }
+    return {
+      certificate: issued.certificate,
+      ca_certificate: this.opts.pki.caPem,
+      not_after: issued.notAfter.toISOString(),
+    };
   }
 
   async authenticate(hostId: string, secret: string): Promise<Principal | null> {

@@ -6,6 +6,8 @@ import { type DomainError, UpstreamError } from '../../domain/errors.ts';
 import { installRequestContext } from '../../http/request-context.ts';
 import { AgentClient, AgentRefused, type AgentTarget, HttpAgentApi } from './agent-client.ts';
 
+/** These stand-in agents serve plain HTTP; mutual TLS is tested in test/security/agent-mtls.test.ts. */
+const PLAIN = { allowPlainHttp: true };
 const VM = '0190f0a4-1111-7222-8333-944445555666';
 
 describe('the agent client (the one way the manager calls a host agent)', () => {
@@ -51,7 +53,7 @@ describe('the agent client (the one way the manager calls a host agent)', () => 
   });
 
   it('sends the host secret, the JSON body and the request id to the path of the table', async () => {
-    const client = new AgentClient({ requestId: () => 'req-42' });
+    const client = new AgentClient({ requestId: () => 'req-42', allowPlainHttp: true });
     const answer = await client.call(t, agentApi.devices.patchDrive, {
       params: { id: VM, drive_id: 'data' },
       body: { rate_limiter: null },
@@ -67,7 +69,7 @@ describe('the agent client (the one way the manager calls a host agent)', () => 
   });
 
   it("passes the agent's 4xx through with its status and code", async () => {
-    const e = await new AgentClient()
+    const e = await new AgentClient(PLAIN)
       .call(t, agentApi.devices.balloonStats, { params: { id: VM } })
       .catch((err: unknown) => err);
     expect(e).toBeInstanceOf(AgentRefused);
@@ -76,7 +78,7 @@ describe('the agent client (the one way the manager calls a host agent)', () => 
   });
 
   it("is a 502 host_error for the agent's 5xx and for a refused host secret (not the caller's fault)", async () => {
-    const api = new HttpAgentApi(new AgentClient());
+    const api = new HttpAgentApi(new AgentClient(PLAIN));
     const broken = await api.action(t, VM, 'pause').catch((err: unknown) => err);
     expect(broken).toBeInstanceOf(UpstreamError);
     expect([(broken as DomainError).status, (broken as Error).message]).toEqual([502, 'host agent: disk on fire']);
@@ -86,7 +88,7 @@ describe('the agent client (the one way the manager calls a host agent)', () => 
   });
 
   it('gives up after the timeout, and an answer that is not JSON is a 502', async () => {
-    const client = new AgentClient();
+    const client = new AgentClient(PLAIN);
     const slow = await client
       .call(t, agentApi.vms.ctrlAltDel, { params: { id: VM }, timeoutMs: 200 })
       .catch((err: unknown) => err);
@@ -97,7 +99,7 @@ describe('the agent client (the one way the manager calls a host agent)', () => 
   });
 
   it('maps the VM calls: list answers the items, remove (204) is undefined', async () => {
-    const api = new HttpAgentApi();
+    const api = new HttpAgentApi(new AgentClient(PLAIN));
     expect(await api.list(t)).toEqual([{ id: VM, state: 'running', pid: 1, booted_at: null }]);
     expect(await api.remove(t, VM)).toBeUndefined();
     expect(seen.at(-1)).toMatchObject({ method: 'DELETE', url: `/agent/v1/vms/${VM}` });
@@ -105,14 +107,14 @@ describe('the agent client (the one way the manager calls a host agent)', () => 
 
   it('an unreachable agent is a 502 host_error', async () => {
     const gone = { ...t, addr: 'http://127.0.0.1:1' };
-    const e = await new HttpAgentApi().list(gone).catch((err: unknown) => err);
+    const e = await new HttpAgentApi(new AgentClient(PLAIN)).list(gone).catch((err: unknown) => err);
     expect([(e as DomainError).status, (e as DomainError).code]).toEqual([502, 'host_error']);
   });
 
   it('forwards the id of the API request it runs for (and the background work that request started)', async () => {
     const app = Fastify({ genReqId: () => 'req-7' });
     installRequestContext(app);
-    const client = new HttpAgentApi(new AgentClient());
+    const client = new HttpAgentApi(new AgentClient(PLAIN));
     let later: Promise<unknown> = Promise.resolve();
     app.post('/v1/x', async () => {
       later = new Promise((r) => setImmediate(r)).then(() => client.list(t));

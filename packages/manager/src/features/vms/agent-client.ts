@@ -1,3 +1,6 @@
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { Readable } from 'node:stream';
+import type { ConnectionOptions } from 'node:tls';
 import {
   type AgentVmSpec,
   type AgentVmStatus,
@@ -35,6 +38,10 @@ const UNKNOWN_ROUTE = 'route_not_found';
 
 export interface AgentClientOptions {
   fetch?: typeof fetch;
+  /** TLS for calling one host's agent (the manager's client certificate, its CA, the host's certificate name). */
+  tls?: (hostId: string) => ConnectionOptions;
+  /** Call agents that serve plain HTTP too (tests with stand-in agents); otherwise only `https:` agents. */
+  allowPlainHttp?: boolean;
   /** The request id to forward; by default the one of the API request the call runs for. */
   requestId?: () => string | undefined;
 }
@@ -45,14 +52,38 @@ export interface AgentClientOptions {
  * (`AgentRefused`); anything else (5xx, unreachable, timeout, not JSON) is a 502 `host_error`.
  */
 export class AgentClient {
+  private readonly agents = new Map<string, HttpsAgent>();
   constructor(private readonly opts: AgentClientOptions = {}) {}
+
+  /** One keep-alive connection pool per host, each pinned to that host's certificate. */
+  private tlsOf(t: AgentTarget): ConnectionOptions & { agent: HttpsAgent } {
+    if (!this.opts.tls) throw new UpstreamError('host agent: this manager has no TLS identity', { host_id: t.hostId });
+    const tls = this.opts.tls(t.hostId);
+    let agent = this.agents.get(t.hostId);
+    if (!agent) {
+      agent = new HttpsAgent({ keepAlive: true, maxCachedSessions: 10, ...tls });
+      this.agents.set(t.hostId, agent);
+    }
+    return { ...tls, agent };
+  }
+
+  private fetchFor(t: AgentTarget): typeof fetch | undefined {
+    if (this.opts.fetch) return this.opts.fetch;
+    if (t.addr.startsWith('https:')) return tlsFetch(this.tlsOf(t));
+    if (this.opts.allowPlainHttp) return undefined;
+    throw new UpstreamError(
+      `host agent at ${t.addr} serves plain HTTP: the manager calls agents only over mutual TLS (restart the agent)`,
+      { host_id: t.hostId },
+    );
+  }
 
   private client(t: AgentTarget): NqvmClient {
     const requestId = (this.opts.requestId ?? currentRequestId)();
+    const fetchImpl = this.fetchFor(t);
     return new NqvmClient({
       baseUrl: t.addr,
       token: t.secret,
-      ...(this.opts.fetch ? { fetch: this.opts.fetch } : {}),
+      ...(fetchImpl ? { fetch: fetchImpl } : {}),
       ...(requestId ? { headers: { [REQUEST_ID_HEADER]: requestId } } : {}),
     });
   }
@@ -89,8 +120,43 @@ export class AgentClient {
   /** Opens one of the agent's WebSocket routes with the host secret. */
   dial<D extends RouteDef>(t: AgentTarget, def: D, params: RouteParams<D>): WebSocket {
     const c = this.client(t);
-    return new WebSocket(c.wsUrl(def, params), { headers: c.authHeaders(), handshakeTimeout: def.timeoutMs });
+    const { agent: _pool, ...tls } = t.addr.startsWith('https:') ? this.tlsOf(t) : { agent: undefined };
+    return new WebSocket(c.wsUrl(def, params), { headers: c.authHeaders(), handshakeTimeout: def.timeoutMs, ...tls });
   }
+
+  /** Drops the connection pools (the manager is closing). */
+  close(): void {
+    for (const a of this.agents.values()) a.destroy();
+    this.agents.clear();
+  }
+}
+
+/** `fetch` over node:https with TLS settings of our own (Node's fetch takes no client certificate or CA). */
+function tlsFetch(tls: ConnectionOptions & { agent: HttpsAgent }): typeof fetch {
+  return ((input: string | URL, init: RequestInit = {}) =>
+    new Promise<Response>((resolve, reject) => {
+      const signal = init.signal ?? undefined;
+      if (signal?.aborted) return reject(signal.reason);
+      const req = httpsRequest(
+        new URL(String(input)),
+        { method: init.method ?? 'GET', headers: init.headers as Record<string, string>, ...tls },
+        (res) => {
+          const headers = new Headers();
+          for (const [k, v] of Object.entries(res.headers))
+            for (const one of v === undefined ? [] : Array.isArray(v) ? v : [v]) headers.append(k, one);
+          const status = res.statusCode ?? 502;
+          const empty = status === 204 || status === 304 || init.method === 'HEAD';
+          if (empty) res.resume();
+          const body = empty ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>);
+          resolve(new Response(body, { status, statusText: res.statusMessage ?? '', headers }));
+        },
+      );
+      const onAbort = () => req.destroy(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      req.on('close', () => signal?.removeEventListener('abort', onAbort));
+      req.on('error', (err) => reject(signal?.aborted ? signal.reason : err));
+      req.end(typeof init.body === 'string' ? init.body : undefined);
+    })) as typeof fetch;
 }
 
 function failure(t: AgentTarget, def: RouteDef, timeoutMs: number | undefined, err: unknown): DomainError {
