@@ -150,6 +150,7 @@ export const hostRoutes = {
     method: 'POST',
     path: '/v1/hosts/:id/certificate',
     operationId: 'issueHostCertificate',
+    permission: 'host-agent',
     summary:
       "Issue the agent's TLS certificate for its public key (host secret); the manager calls it only over mutual TLS",
     tag: 'hosts',
