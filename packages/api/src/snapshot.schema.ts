@@ -1,5 +1,5 @@
 import { type Static, Type } from 'typebox';
-import { Description, IdParams, Name, Page, Timestamp, Uuid } from './common.schema.ts';
+import { CursorQuery, Description, IdParams, Name, Page, Timestamp, Uuid } from './common.schema.ts';
 import { route } from './route.ts';
 import { Template } from './template.schema.ts';
 import { Vm } from './vm.schema.ts';
@@ -79,11 +79,12 @@ export const snapshotRoutes = {
     path: '/v1/vms/:id/snapshots',
     operationId: 'listVmSnapshots',
     permission: 'snapshot:read',
-    summary: "A VM's snapshots, newest first",
+    summary: "A VM's snapshots, newest first, with cursor pagination",
     tag: 'snapshots',
     auth: 'user',
     status: 200,
     params: IdParams,
+    query: Type.Object({ ...CursorQuery }, { additionalProperties: false }),
     response: Page(Snapshot),
   }),
   get: route({

@@ -1,4 +1,5 @@
 import { VM_STATES } from '@nqvm/api';
+import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HOLDING } from '../../src/features/vms/vms.repository.ts';
 import { DB_KINDS, startTestApp, type TestApp } from '../support/harness.ts';
@@ -157,6 +158,26 @@ describe.each(DB_KINDS)('lists and addresses on %s', (kind) => {
     const errors = await walk<{ result: string }>('/v1/events?limit=9&result=error&resource_type=vm');
     expect(errors.length).toBeGreaterThanOrEqual(20);
     expect(errors.every((e) => e.result === 'error')).toBe(true);
+  });
+
+  it("pages a VM's snapshots newest first, ties on the creation time broken by id, each once", async () => {
+    const vm = (await t.request({ method: 'GET', url: '/v1/vms?limit=1' })).json().items[0] as VmItem;
+    // Seven rows, three of them saved in the same microsecond: the cursor must not skip or repeat any.
+    await t.database.db.execute(sql`INSERT INTO snapshots
+      (vm_id, name, snapshot_type, state, state_bytes, disk_bytes, source_spec, created_at)
+      SELECT ${vm.id}, 'snap-' || n, 'Full', 'ready', n, n, '{}'::jsonb,
+        timestamptz '2026-01-01 00:00:00.123456+00' + make_interval(secs => least(n, 4))
+      FROM generate_series(1, 7) AS n`);
+    const url = `/v1/vms/${vm.id}/snapshots`;
+    const all = await walk<{ id: string; name: string; created_at: string }>(`${url}?limit=500`);
+    expect(all).toHaveLength(7);
+    const paged = await walk<{ id: string; name: string; created_at: string }>(`${url}?limit=2`);
+    expect(paged).toEqual(all);
+    const keys = paged.map((s) => `${s.created_at} ${s.id}`);
+    expect(keys).toEqual([...keys].sort().reverse());
+    const bad = await t.request({ method: 'GET', url: `${url}?cursor=nope` });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json()).toMatchObject({ code: 'invalid_cursor', field: 'query.cursor' });
   });
 
   it('keeps what each host holds current through creates, state and host changes and deletes, as a full sum says', async () => {

@@ -9,7 +9,9 @@ export function snapshotsRoutes(app: FastifyInstance, authn: Authenticator, snap
   mount(app, authn, r.create, async ({ params, body, principal }) =>
     snapshots.create(params.id, body, actorOf(principal)),
   );
-  mount(app, authn, r.listForVm, async ({ params }) => snapshots.listForVm(params.id));
+  mount(app, authn, r.listForVm, async ({ params, query }) =>
+    snapshots.listForVm(params.id, query.limit, query.cursor),
+  );
   mount(app, authn, r.get, async ({ params }) => snapshots.get(params.id));
   mount(app, authn, r.delete, async ({ params, principal }) => snapshots.delete(params.id, actorOf(principal)));
   mount(app, authn, r.instantiate, async ({ params, body, principal }) =>

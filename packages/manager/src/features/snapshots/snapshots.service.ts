@@ -8,6 +8,7 @@ import {
   type Vm,
   type VmSpec,
 } from '@nqvm/api';
+import { decodeCursor, encodeCursor, type Key } from '../../db/keyset.ts';
 import { Conflict, NotFound, Unprocessable } from '../../domain/errors.ts';
 import type { SecretBox } from '../../security/secret-box.ts';
 import type { OperationsRepository } from '../operations/operations.repository.ts';
@@ -60,6 +61,11 @@ export function toSnapshot(r: SnapshotRow): Snapshot {
   };
 }
 
+const SNAPSHOT_KEYS: Key[] = [
+  { column: 'created_at', kind: 'timestamptz' },
+  { column: 'id', kind: 'uuid' },
+];
+
 /** How long a snapshot request waits for its operation before answering with it still running. */
 const SAVE_ANSWER_MS = 60_000;
 
@@ -98,9 +104,21 @@ export class SnapshotsService {
     return toSnapshot(r);
   }
 
-  async listForVm(vmId: string): Promise<{ items: Snapshot[]; next_cursor: null }> {
+  /** Newest first, a keyset page in one query; the cursor is the last item's creation time and id. */
+  async listForVm(
+    vmId: string,
+    limit = 50,
+    cursor?: string,
+  ): Promise<{ items: Snapshot[]; next_cursor: string | null }> {
     await this.vmRow(vmId);
-    return { items: (await this.repo.listForVm(vmId)).map(toSnapshot), next_cursor: null };
+    const after = cursor === undefined ? undefined : decodeCursor(cursor, SNAPSHOT_KEYS);
+    const rows = await this.repo.pageForVm(vmId, limit + 1, after);
+    const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
+    return {
+      items: page.map(({ key: _, ...r }) => toSnapshot(r)),
+      next_cursor: rows.length > limit && last ? encodeCursor([last.key, last.id]) : null,
+    };
   }
 
   async create(vmId: string, req: CreateSnapshotRequest, actor: string): Promise<Snapshot> {
