@@ -9,7 +9,6 @@ import { inPrivateNetns, until } from './support/stack.ts';
 
 const NET = TEST_NETWORKS.crashMatrix;
 const BASE = `http://127.0.0.1:${NET.managerPort}`;
-const JOIN = 'crash-matrix-join-token-0123456789';
 const PASSWORD = 'crash-matrix-admin-password';
 const TERMINAL = ['succeeded', 'failed', 'cancelled'];
 
@@ -47,6 +46,8 @@ describe('crash matrix: manager and agent in separate processes, each killed wit
   let manager: Proc | undefined;
   let agent: Proc | undefined;
   let token = '';
+  // The agent's join token, made by the admin through the API (single use: a restarted agent keeps its identity).
+  let join = '';
   const api = jsonClient(BASE, () => token);
   const images = { kernel: '', initrd: '', rootfs: '' };
   let vmId = '';
@@ -55,7 +56,6 @@ describe('crash matrix: manager and agent in separate processes, each killed wit
     const m = startProgram('manager', {
       NQVM_DATA_DIR: path.join(dir, 'manager'),
       MANAGER_BIND: `127.0.0.1:${NET.managerPort}`,
-      NQVM_JOIN_TOKEN: JOIN,
       NQVM_ADMIN_PASSWORD: PASSWORD,
       NQVM_NETWORK_CIDR: NET.cidr,
       FC_BRIDGE: NET.bridge,
@@ -78,7 +78,7 @@ describe('crash matrix: manager and agent in separate processes, each killed wit
   async function startAgent(): Promise<void> {
     const a = startProgram('agent', {
       MANAGER_BASE: BASE,
-      NQVM_JOIN_TOKEN: JOIN,
+      NQVM_JOIN_TOKEN: join,
       AGENT_DATA_DIR: agentData,
       AGENT_BIND: `127.0.0.1:${NET.agentPort}`,
       AGENT_HEARTBEAT_S: '1',
@@ -110,6 +110,9 @@ describe('crash matrix: manager and agent in separate processes, each killed wit
     for (const f of Object.values(DEMO_FILES))
       if (!existsSync(f)) throw new Error(`${f} missing: npm test builds the demo images before isolating the network`);
     await startManager();
+    const made = await api<{ token: string }>('POST', '/v1/join-tokens', { description: 'crash matrix agent' });
+    expect(made.status).toBe(201);
+    join = made.body.token;
     await startAgent();
     await until(
       'the agent to be healthy',
