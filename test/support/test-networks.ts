@@ -33,6 +33,7 @@ export const TEST_NETWORKS = {
   imageFormats: { cidr: '10.233.0.0/24', bridge: 'nqbr-fmt', agentPort: 19102 },
   imageVersions: { cidr: '10.234.0.0/24', bridge: 'nqbr-ver', agentPort: 19103 },
   crashMatrix: { cidr: '10.228.0.0/24', bridge: 'nqbr-cmx', agentPort: 19631, managerPort: 18631 },
+  alertsE2e: { cidr: '10.241.0.0/24', bridge: 'nqbr-alert', agentPort: 19641 },
   productionInstall: { cidr: '10.88.0.0/24', bridge: 'nqbr-rel', agentPort: 19611, managerPort: 18611 },
   // Also written out in their tests.
   vmBootOrder: { cidr: '10.231.0.0/24', bridge: 'nqbr-order', agentPort: 19099 },
