@@ -5,7 +5,6 @@ import { RequireSession } from './lib/session.tsx';
 import { DashboardPage } from './pages/dashboard.tsx';
 import { LoginPage } from './pages/login.tsx';
 import { NotFoundPage } from './pages/not-found.tsx';
-import { VmListPage } from './pages/vms/list.tsx';
 
 /** Pages past the first screen load on first visit: the initial bundle stays small. */
 function page(load: () => Promise<ComponentType>) {
@@ -23,7 +22,7 @@ export const router = createBrowserRouter([
     ),
     children: [
       { index: true, element: <DashboardPage /> },
-      { path: 'vms', element: <VmListPage /> },
+      { path: 'vms', lazy: page(() => import('./pages/vms/list.tsx').then((m) => m.VmListPage)) },
       { path: 'vms/new', lazy: page(() => import('./pages/vms/create.tsx').then((m) => m.VmCreatePage)) },
       { path: 'vms/:id', lazy: page(() => import('./pages/vms/detail.tsx').then((m) => m.VmDetailPage)) },
       { path: 'vms/:id/:tab', lazy: page(() => import('./pages/vms/detail.tsx').then((m) => m.VmDetailPage)) },

@@ -59,8 +59,12 @@ export function startLiveUpdates(qc: QueryClient): () => void {
       if (data.type === 'ready') {
         retry = 0;
         setConnected(true);
+        // What was read before this subscription began may predate an event it will never see: an event between a
+        // page's first reads and the first subscription (under load, a guest_ready that came while the socket connected),
+        // or one committed late with an id below the one a reconnect resumes after. Re-read what is on screen once.
+        void qc.invalidateQueries();
       } else if (data.type === 'event' && data.event) {
-        lastId = data.event.id;
+        if (!lastId || BigInt(data.event.id) > BigInt(lastId)) lastId = data.event.id;
         invalidate(staleKeys(data.event));
         for (const fn of listeners) fn(data.event);
       }
@@ -68,8 +72,6 @@ export function startLiveUpdates(qc: QueryClient): () => void {
     ws.onclose = () => {
       setConnected(false);
       if (stopped) return;
-      // A reconnect may have missed events when there was no lastId yet: refresh everything once.
-      if (!lastId) void qc.invalidateQueries();
       timer = setTimeout(open, Math.min(15_000, 500 * 2 ** retry++));
     };
   };
