@@ -1,14 +1,12 @@
 import { api } from '@nqvm/api';
 import { useQueryClient } from '@tanstack/react-query';
-import { Popover } from 'radix-ui';
-import { useEffect, useState } from 'react';
-import { Link, NavLink, Outlet, useNavigate } from 'react-router';
+import { useState } from 'react';
+import { NavLink, Outlet, useNavigate } from 'react-router';
 import { call } from '../lib/api.ts';
 import { useLiveConnected } from '../lib/live.ts';
 import { useMe } from '../lib/session.tsx';
-import { onTaskDone, useTasks } from '../lib/tasks.ts';
 import { setThemeChoice, type ThemeChoice, useThemeChoice } from '../lib/theme.ts';
-import { useToast } from './toast.tsx';
+import { TaskPanel } from './task-panel.tsx';
 import { Button } from './ui.tsx';
 
 const NAV: [string, string][] = [
@@ -107,69 +105,5 @@ function ThemeToggle() {
       <option value="light">Theme: light</option>
       <option value="dark">Theme: dark</option>
     </select>
-  );
-}
-
-/** Recent long actions with where they stand; each one's end is also a toast (success or the reason it failed). */
-function TaskPanel() {
-  const tasks = useTasks();
-  const toast = useToast();
-  useEffect(
-    () =>
-      onTaskDone((t) =>
-        toast(
-          t.state === 'succeeded' ? `${t.title}: done (${t.detail})` : `${t.title} failed: ${t.detail}`,
-          t.state === 'succeeded' ? 'info' : 'error',
-        ),
-      ),
-    [toast],
-  );
-  const running = tasks.filter((t) => t.state === 'running').length;
-  return (
-    <Popover.Root>
-      <Popover.Trigger asChild>
-        <Button variant="secondary" aria-label={`Tasks: ${running} running`}>
-          Tasks{running ? ` (${running})` : ''}
-        </Button>
-      </Popover.Trigger>
-      <Popover.Portal>
-        <Popover.Content
-          align="end"
-          sideOffset={4}
-          className="z-50 w-[min(92vw,24rem)] rounded-md border border-slate-200 bg-white p-3 text-sm shadow-lg"
-        >
-          <h2 className="mb-2 font-semibold">Recent tasks</h2>
-          {tasks.length === 0 ? (
-            <p className="text-slate-500">Nothing started from this window yet.</p>
-          ) : (
-            <ul className="flex max-h-80 flex-col gap-2 overflow-auto" aria-label="Recent tasks">
-              {tasks.map((t) => (
-                <li key={t.id} className="flex flex-col rounded border border-slate-200 p-2">
-                  <span className="flex items-center justify-between gap-2">
-                    <Link to={`/vms/${t.vmId}`} className="font-medium text-blue-700 hover:underline">
-                      {t.title}
-                    </Link>
-                    <span
-                      className={
-                        t.state === 'failed'
-                          ? 'text-red-700'
-                          : t.state === 'succeeded'
-                            ? 'text-green-700'
-                            : 'text-slate-600'
-                      }
-                    >
-                      {t.state === 'running' ? 'in progress' : t.state}
-                    </span>
-                  </span>
-                  <span className="text-xs text-slate-500">
-                    {t.detail} · {Math.round(((t.endedAt ?? Date.now()) - t.startedAt) / 1000)} s
-                  </span>
-                </li>
-              ))}
-            </ul>
-          )}
-        </Popover.Content>
-      </Popover.Portal>
-    </Popover.Root>
   );
 }

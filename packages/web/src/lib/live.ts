@@ -13,7 +13,7 @@ export function staleKeys(e: Pick<Event, 'resource_type' | 'resource_id'>): unkn
   const t = e.resource_type.toLowerCase();
   const keys: unknown[][] = [['events']];
   if (t.startsWith('vm') || t === 'snapshot' || t === 'drive' || t === 'nic') {
-    keys.push(['vms'], ['stats']);
+    keys.push(['vms'], ['stats'], ['operations']);
     if (e.resource_id) keys.push(['vm', e.resource_id]);
   }
   if (t.startsWith('host')) keys.push(['hosts'], ['stats']);

@@ -128,7 +128,7 @@ function NameDialog({ vm, kind, close }: { vm: Vm; kind: keyof typeof NAMED; clo
       if (kind === 'clone') {
         const copy = await call(api.snapshots.clone, { ...params, body: { name } });
         toast(`Clone of ${vm.name}: accepted`);
-        trackTask(`Clone ${vm.name} → ${name}`, copy.id, { states: ['running', 'stopped'] });
+        trackTask(`Clone ${vm.name} → ${name}`, copy.id, { states: ['running', 'stopped'] }, copy.operation_id);
         await qc.invalidateQueries({ queryKey: ['vms'] });
         close();
         navigate(`/vms/${copy.id}`);

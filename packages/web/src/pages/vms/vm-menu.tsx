@@ -1,10 +1,11 @@
-import type { Vm, VmState } from '@nqvm/api';
+import { api, type Vm, type VmState } from '@nqvm/api';
 import { useQueryClient } from '@tanstack/react-query';
 import { DropdownMenu } from 'radix-ui';
 import { lazy, type ReactNode, Suspense, useState } from 'react';
 import { useNavigate } from 'react-router';
 import { useToast } from '../../components/toast.tsx';
 import { Button } from '../../components/ui.tsx';
+import { call, errorMessage } from '../../lib/api.ts';
 import { type Goal, trackTask } from '../../lib/tasks.ts';
 import { type BulkAction, vmAction } from './vm-actions.ts';
 
@@ -14,7 +15,7 @@ const ALIVE: VmState[] = ['creating', 'starting', 'running', 'paused', 'stopping
 
 /** What each everyday action needs from the VM's state, what it does, and where it ends. */
 export const LIFECYCLE: {
-  action: BulkAction;
+  action: BulkAction | 'restart';
   label: string;
   when: VmState[];
   explain: string;
@@ -37,6 +38,15 @@ export const LIFECYCLE: {
     explain: 'ACPI power-down; the VMM is forced off if the guest does not stop within the timeout.',
     goal: { states: ['stopped'] },
     done: 'is stopped',
+  },
+  {
+    action: 'restart',
+    label: 'Restart',
+    when: ['running', 'paused'],
+    explain:
+      'Stops the VM (ACPI power-down, forced off after the stop timeout) and starts it again from its disk: a cold reboot that also applies boot-time settings.',
+    goal: { states: ['running'] },
+    done: 'is running again',
   },
   {
     action: 'pause',
@@ -157,15 +167,31 @@ export function VmActionMenu({ vm, label }: { vm: Vm; label?: ReactNode }) {
   );
 }
 
+async function restartAfterStop(vm: Vm): Promise<Vm> {
+  const params = { params: { id: vm.id } };
+  await call(api.vms.wait, { ...params, query: { state: 'stopped', timeout: 600 }, timeoutMs: null });
+  return call(api.vms.start, params);
+}
+
 /** Runs a lifecycle action after a confirm, follows it to its end in the task panel. */
 export function useRunAction(vm: Vm) {
   const qc = useQueryClient();
   const toast = useToast();
   const navigate = useNavigate();
   return async (a: Lifecycle) => {
-    await vmAction(vm.id, a.action);
+    if (a.action === 'restart') {
+      await vmAction(vm.id, 'stop');
+      toast(`${a.label} ${vm.name}: stopping`);
+      // The start follows in the background once the stop has ended; the task panel shows the start's operation.
+      void restartAfterStop(vm)
+        .then((started) => trackTask(`${a.label} ${vm.name}`, vm.id, a.goal, started.operation_id))
+        .catch((err: unknown) => toast(`${a.label} ${vm.name} failed: ${errorMessage(err)}`, 'error'));
+      await qc.invalidateQueries({ queryKey: ['vm', vm.id] });
+      return;
+    }
+    const answer = await vmAction(vm.id, a.action);
     toast(`${a.label} ${vm.name}: accepted`);
-    trackTask(`${a.label} ${vm.name}`, vm.id, a.goal);
+    trackTask(`${a.label} ${vm.name}`, vm.id, a.goal, answer.operation_id);
     await qc.invalidateQueries({ queryKey: ['vm', vm.id] });
     await qc.invalidateQueries({ queryKey: ['vms'] });
     if (a.action === 'delete' && location.pathname.startsWith(`/vms/${vm.id}`)) navigate('/vms');
