@@ -1,8 +1,10 @@
 import { api, type Balloon, type Vm, type VmConfig } from '@nqvm/api';
+import { useQuery } from '@tanstack/react-query';
 import { ConfirmButton } from '../../components/dialog.tsx';
-import { Button, Card, Field } from '../../components/ui.tsx';
-import { call } from '../../lib/api.ts';
-import { CheckboxField, LIVE_STATES, OutcomeNote, RestartWarning, useEdit, useSynced } from './edit-support.tsx';
+import { Button, Card, DefinitionList, Field } from '../../components/ui.tsx';
+import { call, errorMessage } from '../../lib/api.ts';
+import { formatBytes } from '../../lib/format.ts';
+import { CheckboxField, LIVE_STATES, OutcomeNote, useEdit, useSynced } from './edit-support.tsx';
 
 const REMOVE = {
   vsock: api.vmDevices.deleteVsock,
@@ -87,9 +89,7 @@ export function BalloonCard({ vm, cfg }: { vm: Vm; cfg: VmConfig }) {
         <p className="mb-3 text-sm text-slate-600" data-live-balloon>
           Size and statistics interval change live on the running VM; deflate on OOM needs a restart.
         </p>
-      ) : (
-        <RestartWarning state={vm.state} />
-      )}
+      ) : null}
       <p className="mb-2 text-sm text-slate-600" data-current="Memory balloon">
         Stored:{' '}
         {b
@@ -143,6 +143,39 @@ export function BalloonCard({ vm, cfg }: { vm: Vm; cfg: VmConfig }) {
         </div>
       </form>
       <OutcomeNote outcome={edit.outcome} />
+      {live && b && b.stats_polling_interval_s > 0 ? (
+        <BalloonStatsView vm={vm} intervalS={b.stats_polling_interval_s} />
+      ) : null}
     </Card>
+  );
+}
+
+/** The guest's memory as the balloon driver reports it, read again at the VM's statistics interval. */
+function BalloonStatsView({ vm, intervalS }: { vm: Vm; intervalS: number }) {
+  const q = useQuery({
+    queryKey: ['vm', vm.id, 'balloon-stats'],
+    queryFn: () => call(api.vmDevices.balloonStats, { params: { id: vm.id } }),
+    refetchInterval: Math.max(2, intervalS) * 1000,
+    retry: false,
+  });
+  if (q.error) return <p className="mt-3 text-sm text-slate-600">Statistics not available: {errorMessage(q.error)}</p>;
+  const st = q.data;
+  if (!st) return null;
+  const bytes = (n: number | undefined) => (n === undefined ? 'not reported' : formatBytes(n));
+  const count = (n: number | undefined) => (n === undefined ? 'not reported' : n.toLocaleString());
+  return (
+    <section aria-label="Balloon statistics" className="mt-3">
+      <h3 className="mb-1 text-sm font-semibold">Balloon statistics (every {intervalS} s)</h3>
+      <DefinitionList
+        items={[
+          ['Balloon size', `${st.actual_mib} MiB of ${st.target_mib} MiB asked`],
+          ['Guest memory total', bytes(st.total_memory)],
+          ['Free / available', `${bytes(st.free_memory)} / ${bytes(st.available_memory)}`],
+          ['Disk caches', bytes(st.disk_caches)],
+          ['Swapped in / out', `${bytes(st.swap_in)} / ${bytes(st.swap_out)}`],
+          ['Page faults (major / minor)', `${count(st.major_faults)} / ${count(st.minor_faults)}`],
+        ]}
+      />
+    </section>
   );
 }

@@ -2,7 +2,7 @@ import { api, type Vm } from '@nqvm/api';
 import { type FormEvent, useEffect, useState } from 'react';
 import { Button, Card, Field } from '../../components/ui.tsx';
 import { call } from '../../lib/api.ts';
-import { OutcomeNote, RestartWarning, useEdit } from './edit-support.tsx';
+import { OutcomeNote, useEdit } from './edit-support.tsx';
 
 const TEMPLATES = ['None', 'C3', 'T2', 'T2S', 'T2CL', 'T2A'] as const;
 type Template = (typeof TEMPLATES)[number];
@@ -54,7 +54,6 @@ export function MachineCard({ vm }: { vm: Vm }) {
   };
   return (
     <Card title="Machine">
-      <RestartWarning state={vm.state} />
       <form onSubmit={onSubmit} aria-label="Machine config" noValidate>
         <div className="grid gap-4 md:grid-cols-2">
           <Field label="vCPUs" error={err('vcpu')}>
@@ -139,7 +138,6 @@ export function CpuTemplateCard({ vm }: { vm: Vm }) {
   useEffect(() => setTemplate(vm.cpu_template), [vm.cpu_template]);
   return (
     <Card title="CPU template">
-      <RestartWarning state={vm.state} />
       <form
         aria-label="CPU template"
         onSubmit={(e) => {

@@ -2,10 +2,12 @@ import type { Vm } from '@nqvm/api';
 import { Card, DefinitionList } from '../../components/ui.tsx';
 import { DeviceCards } from './config-devices.tsx';
 import { CpuTemplateCard, MachineCard } from './config-machine.tsx';
+import { RestartBanner } from './restart-banner.tsx';
 
 export function ConfigTab({ vm }: { vm: Vm }) {
   return (
     <div className="flex flex-col gap-4">
+      <RestartBanner vm={vm} />
       <MachineCard vm={vm} />
       <CpuTemplateCard vm={vm} />
       <DeviceCards vm={vm} />

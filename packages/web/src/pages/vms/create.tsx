@@ -2,9 +2,10 @@ import { api, type Image, type ImageKind, type Vm } from '@nqvm/api';
 import { useMutation, useQuery } from '@tanstack/react-query';
 import { type FormEvent, type ReactNode, useState } from 'react';
 import { Link, useNavigate, useSearchParams } from 'react-router';
-import { Button, Card, DefinitionList, ErrorState, Field, PageHeader } from '../../components/ui.tsx';
+import { Button, Card, ErrorState, Field, PageHeader } from '../../components/ui.tsx';
 import { call, errorMessage, fieldErrors } from '../../lib/api.ts';
-import { formatBytes } from '../../lib/format.ts';
+import { formatBytes, formatMib } from '../../lib/format.ts';
+import { diskShortfall, freeOnHosts, machineShortfall } from './wizard-capacity.ts';
 import { deviceSteps, stepErrors } from './wizard-devices.ts';
 import {
   EMPTY_FORM,
@@ -18,6 +19,7 @@ import {
   type WizardForm,
 } from './wizard-model.ts';
 import { AdvancedPanel, Grid, NetworkPanel } from './wizard-panels.tsx';
+import { WizardReview } from './wizard-review.tsx';
 
 /** A device request refused after the VM was created, with its errors mapped onto wizard fields. */
 class StepError extends Error {
@@ -48,6 +50,7 @@ export function VmCreatePage() {
     queryFn: () => call(api.templates.list, { query: { limit: 500 } }),
   });
   const hosts = useQuery({ queryKey: ['hosts'], queryFn: () => call(api.hosts.list) });
+  const stats = useQuery({ queryKey: ['stats'], queryFn: () => call(api.stats.get) });
   const kernels = useImages('kernel');
   const initrds = useImages('initrd');
   const rootfs = useImages('rootfs');
@@ -116,10 +119,46 @@ export function VmCreatePage() {
     const next = STEPS[to];
     if (next) setStep(next);
   };
+  const allImages = [...(kernels.data?.items ?? []), ...(initrds.data?.items ?? []), ...(rootfs.data?.items ?? [])];
+  /** Every check that can run in the browser: the schema's rules, then capacity against the hosts' free resources. */
+  const check = () => {
+    const cap = stats.data?.capacity;
+    const free = cap
+      ? freeOnHosts(hosts.data?.items ?? [], { cpu: cap.cpu_overcommit, mem: cap.mem_overcommit }, form.host_id)
+      : [];
+    const rootfsSize = allImages.find((i) => i.id === form.rootfs_image_id)?.size_bytes;
+    return {
+      ...machineShortfall(free, Number(form.vcpu), Number(form.mem_mib)),
+      ...diskShortfall(free, rootfsSize),
+      ...validate(form),
+    };
+  };
+  const capacityLine = () => {
+    const cap = stats.data?.capacity;
+    if (!cap) return 'Free capacity: not known yet.';
+    const free = freeOnHosts(
+      hosts.data?.items ?? [],
+      { cpu: cap.cpu_overcommit, mem: cap.mem_overcommit },
+      form.host_id,
+    );
+    if (!free.length) return 'No healthy host has reported its capacity yet.';
+    const cpu = Math.max(...free.map((f) => f.vcpu));
+    const mem = Math.max(...free.map((f) => f.memMib));
+    return `Most free on one host: ${cpu} vCPU (×${cap.cpu_overcommit} overcommit), ${formatMib(mem)} memory.`;
+  };
   const onSubmit = (e: FormEvent) => {
     e.preventDefault();
-    if (step !== 'Review') return go(idx + 1);
-    const local = validate(form);
+    if (step !== 'Review') {
+      // Each step is checked as it is left: its own fields only, so a later step's blanks do not block.
+      const here = Object.fromEntries(Object.entries(check()).filter(([k]) => FIELD_STEP[k] === step));
+      setErrors((prev) => ({
+        ...Object.fromEntries(Object.entries(prev).filter(([k]) => FIELD_STEP[k] !== step)),
+        ...here,
+      }));
+      if (Object.keys(here).length) return;
+      return go(idx + 1);
+    }
+    const local = check();
     showErrors(local);
     if (Object.keys(local).length) return;
     create.mutate();
@@ -255,6 +294,9 @@ export function VmCreatePage() {
           <input type="checkbox" checked={form.smt} onChange={(e) => upd('smt', e.target.checked)} /> Simultaneous
           multithreading (SMT)
         </label>
+        <p className="text-sm text-slate-600" data-testid="machine-capacity">
+          {capacityLine()}
+        </p>
       </Grid>
     ),
     'Boot source': (
@@ -284,14 +326,14 @@ export function VmCreatePage() {
     Network: <NetworkPanel form={form} upd={upd} err={err} />,
     Advanced: <AdvancedPanel form={form} upd={upd} err={err} hosts={hosts.data?.items ?? []} />,
     Review: (
-      <DefinitionList
-        items={Object.entries(toRequest(form)).map(([k, v]) => [
-          k,
-          <span key={k} className={errors[topField(k)] ? 'text-red-700' : ''}>
-            {k === 'password' ? '••••••' : Array.isArray(v) ? v.join(', ') : String(v)}
-            {errors[topField(k)] ? ` — ${errors[topField(k)]}` : ''}
-          </span>,
-        ])}
+      <WizardReview
+        form={form}
+        errors={errors}
+        fieldStep={FIELD_STEP}
+        images={allImages}
+        hosts={hosts.data?.items ?? []}
+        templateName={templates.data?.items.find((t) => t.id === templateId)?.name}
+        goTo={setStep}
       />
     ),
   };

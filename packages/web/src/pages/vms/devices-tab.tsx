@@ -8,7 +8,8 @@ import { call } from '../../lib/api.ts';
 import { formatMib } from '../../lib/format.ts';
 import { formatRate, inputToLimiter, limiterToInput, type RateInput, rateError, UNLIMITED } from '../../lib/rate.ts';
 import { type DeviceColumn, DeviceList } from './device-table.tsx';
-import { OutcomeNote, RestartWarning, useEdit } from './edit-support.tsx';
+import { OutcomeNote, useEdit } from './edit-support.tsx';
+import { RestartBanner } from './restart-banner.tsx';
 
 const driveColumns: DeviceColumn<Drive>[] = [
   { header: 'Drive', className: 'font-medium', cell: (d) => d.drive_id },
@@ -38,6 +39,7 @@ export function StorageTab({ vm }: { vm: Vm }) {
   const refresh = () => qc.invalidateQueries({ queryKey: key });
   return (
     <div className="flex flex-col gap-4">
+      <RestartBanner vm={vm} />
       <Card title="Drives">
         <p className="mb-3 text-sm text-slate-600">
           The root disk (/dev/vda) and the guest tools drive (/dev/vdb) are managed by nqvm; extra drives follow.
@@ -147,7 +149,6 @@ function AddDrive({ vm, onDone }: { vm: Vm; onDone: () => void }) {
   };
   return (
     <Card title="Add a drive">
-      <RestartWarning state={vm.state} />
       <form aria-label="Add a drive" onSubmit={onSubmit} noValidate className="grid gap-4 md:grid-cols-2">
         <Field
           label="Drive id"
@@ -205,6 +206,7 @@ export function NetworkTab({ vm }: { vm: Vm }) {
   const refresh = () => qc.invalidateQueries({ queryKey: key });
   return (
     <div className="flex flex-col gap-4">
+      <RestartBanner vm={vm} />
       <Card title="Network interfaces">
         <DeviceList
           query={q}
@@ -297,7 +299,6 @@ function AddNic({ vm, onDone }: { vm: Vm; onDone: () => void }) {
   const edit = useEdit(vm.id);
   return (
     <Card title="Add a network interface">
-      <RestartWarning state={vm.state} />
       <form
         aria-label="Add a network interface"
         noValidate

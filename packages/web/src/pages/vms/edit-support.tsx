@@ -3,6 +3,9 @@ import { useQueryClient } from '@tanstack/react-query';
 import { type ReactNode, useEffect, useId, useState } from 'react';
 import { Button, Card } from '../../components/ui.tsx';
 import { ApiError, errorMessage, fieldErrors } from '../../lib/api.ts';
+import { EDITABLE_STATES, holdForRestart } from './restart-banner.tsx';
+
+export { EDITABLE_STATES };
 
 export type Applied = 'live' | 'next_boot';
 interface Outcome {
@@ -32,9 +35,12 @@ export function useEdit(vmId: string) {
       const fe: Record<string, string> = {};
       for (const [k, v] of Object.entries(fieldErrors(err))) fe[k.split('.')[0] ?? k] ??= v;
       setErrors(fe);
-      if (err instanceof ApiError && err.problem.code === 'requires_stop')
-        setOutcome({ tone: 'warn', text: `Needs restart: ${errorMessage(err)}` });
-      else setOutcome({ tone: 'error', text: `${what}: ${errorMessage(err)}` });
+      if (err instanceof ApiError && err.problem.code === 'requires_stop') {
+        // One banner at the top of the tab holds it for "Apply and restart"; the form only says where it went.
+        holdForRestart(vmId, what, fn);
+        setErrors({});
+        setOutcome({ tone: 'warn', text: `${what}: held until a restart (see the notice at the top)` });
+      } else setOutcome({ tone: 'error', text: `${what}: ${errorMessage(err)}` });
       return false;
     } finally {
       setBusy(false);
@@ -58,8 +64,6 @@ export function OutcomeNote({ outcome }: { outcome: Outcome | null }) {
   );
 }
 
-/** The VM states in which the API takes boot-time changes (everything else answers 409 requires_stop). */
-export const EDITABLE_STATES = ['stopped', 'error'];
 /** The states in which live changes (balloon size, rate limits) reach the running VMM. */
 export const LIVE_STATES = ['running', 'paused'];
 
@@ -94,15 +98,6 @@ export function CheckboxField(props: {
   );
 }
 
-export function RestartWarning({ state }: { state: string }) {
-  if (EDITABLE_STATES.includes(state)) return null;
-  return (
-    <p className="mb-3 rounded-md border border-amber-300 bg-amber-50 p-2 text-sm text-amber-900" data-needs-restart>
-      Needs restart: the VM is {state}; these settings change only while it is stopped (stop it, change them, start it).
-    </p>
-  );
-}
-
 /** Form state that follows the stored value whenever a refetch changes it (compared by content). */
 export function useSynced<T>(stored: T): [T, (v: T) => void] {
   const [v, setV] = useState<T>(stored);
@@ -124,7 +119,6 @@ export function DeviceForm(props: {
 }) {
   return (
     <Card title={props.title}>
-      <RestartWarning state={props.vm.state} />
       <p className="mb-2 text-sm text-slate-600" data-current={props.title}>
         Stored: {props.current}
       </p>
