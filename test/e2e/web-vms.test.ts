@@ -84,7 +84,15 @@ describe('web console with real VMs: wizard, terminal, metrics, snapshots, templ
     await wizard.getByLabel('Username').fill(GUEST.username);
     await wizard.getByLabel('Password').fill(GUEST.password);
     await next();
-    await wizard.getByLabel('vCPUs').waitFor();
+    // Capacity is checked at the Machine step, naming the short resource (the machine has far fewer than 32 × 4).
+    await wizard.getByLabel('vCPUs').fill('32');
+    await next();
+    const vcpus = wizard.getByLabel('vCPUs');
+    await expect.poll(() => vcpus.getAttribute('aria-invalid')).toBe('true');
+    const why = await page.locator(`[id="${await vcpus.getAttribute('aria-describedby')}"]`).textContent();
+    expect(why).toMatch(/^not enough vCPU: 32 asked, host .+ has \d+ free$/);
+    await shot('wizard-machine-shortfall');
+    await vcpus.fill('1');
     await next();
     await wizard.getByLabel('Kernel').selectOption(s.images.kernel);
     await wizard.getByLabel('Initrd').selectOption(s.images.initrd);
@@ -93,6 +101,19 @@ describe('web console with real VMs: wizard, terminal, metrics, snapshots, templ
     await shot('wizard-boot-source');
     while (!(await wizard.getByRole('button', { name: 'Create VM' }).count())) await next();
     await shot('wizard-review');
+    // A human review (image names, sizes) and the same request for the CLI and the API, password left out.
+    const review = wizard.getByRole('region', { name: 'Review: Machine' });
+    expect(await review.textContent()).toContain('1 vCPU');
+    const boot = await wizard.getByRole('region', { name: 'Review: Boot source' }).textContent();
+    expect(boot).not.toContain(s.images.kernel);
+    const cli = await wizard.getByRole('region', { name: 'Equivalent CLI command' }).locator('pre').textContent();
+    expect(cli).toMatch(/^nqvm vms create/);
+    expect(cli).toContain('--name web-a');
+    expect(cli).toContain('--password "$NQVM_VM_PASSWORD"');
+    expect(cli).not.toContain(GUEST.password);
+    const http = await wizard.getByRole('region', { name: 'Equivalent API request' }).locator('pre').textContent();
+    expect(http).toContain('POST');
+    expect(JSON.parse(http?.split("-d '")[1]?.replace(/'$/, '') ?? '{}')).toMatchObject({ name: 'web-a', vcpu: 1 });
     await wizard.getByRole('button', { name: 'Create VM' }).click();
 
     await page.waitForURL(/\/vms\/[0-9a-f-]{36}$/);
