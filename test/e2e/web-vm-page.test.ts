@@ -26,6 +26,8 @@ interface Vm {
   id: string;
   name: string;
   state: string;
+  vcpu: number;
+  booted_at: string | null;
   guest_ready_at: string | null;
 }
 
@@ -229,7 +231,7 @@ describe('the VM page in Chromium with a real VM', () => {
         await page.goto(`${s.base}/vms/${vm.id}`);
         await page.getByRole('button', { name: 'More actions' }).click();
       }
-      await page.getByRole('menuitem', { name: item }).click();
+      await page.getByRole('menuitem', { name: item, exact: true }).click();
     };
     const confirm = (label: string) =>
       page.getByRole('dialog').getByRole('button', { name: label, exact: true }).click();
@@ -325,5 +327,54 @@ describe('the VM page in Chromium with a real VM', () => {
     await shot('actions-list');
     // The task panel sees a delete end as a 404 of the VM; Chromium logs that answer, the app shows no error.
     expect(errors.filter((e) => !/status of 404/.test(e))).toEqual([]);
+  });
+
+  it('holds a boot-time change of a running VM in one notice and applies it with Apply and restart; Reboot stops and starts it', async () => {
+    // After Ctrl-Alt-Del the demo guest may be powering off: let it settle, then have it running.
+    await expect.poll(async () => (await getVm(vm.id)).state, { timeout: 120_000 }).toMatch(/^(stopped|running)$/);
+    if ((await getVm(vm.id)).state === 'stopped') await s.api('POST', `/v1/vms/${vm.id}/start`);
+    await expect.poll(async () => (await getVm(vm.id)).state, { timeout: BOOT_MS }).toBe('running');
+    errors.length = 0;
+
+    await page.goto(`${s.base}/vms/${vm.id}/config`);
+    await page.getByLabel('vCPUs').fill('2');
+    await page.getByRole('button', { name: 'Save machine config' }).click();
+    const notice = page.locator('[data-needs-restart]');
+    await notice.getByText('Held until a restart: Machine config').waitFor();
+    // One notice for the whole tab, not one per card.
+    expect(await notice.count()).toBe(1);
+    expect((await getVm(vm.id)).vcpu).toBe(1);
+    await shot('held-for-restart');
+    const bootedBefore = (await getVm(vm.id)).booted_at;
+    await notice.getByRole('button', { name: 'Apply and restart' }).click();
+    await expect
+      .poll(
+        async () => {
+          const v = await getVm(vm.id);
+          return [v.vcpu, v.state, v.booted_at !== bootedBefore];
+        },
+        { timeout: 2 * BOOT_MS },
+      )
+      .toEqual([2, 'running', true]);
+    await expect.poll(() => notice.count()).toBe(0);
+
+    const bootedApplied = (await getVm(vm.id)).booted_at;
+    await page.goto(`${s.base}/vms/${vm.id}`);
+    await page.getByRole('button', { name: 'Reboot', exact: true }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Reboot', exact: true }).click();
+    await expect
+      .poll(
+        async () => {
+          const v = await getVm(vm.id);
+          return v.state === 'running' && v.booted_at !== bootedApplied;
+        },
+        { timeout: 2 * BOOT_MS },
+      )
+      .toBe(true);
+    const actions = (
+      await s.api<{ items: { action: string }[] }>('GET', `/v1/events?resource_id=${vm.id}&limit=100`)
+    ).body.items.map((e) => e.action);
+    expect(actions).toEqual(expect.arrayContaining(['stop', 'start']));
+    expect(errors.filter((e) => !/status of 409/.test(e))).toEqual([]);
   });
 });

@@ -41,7 +41,7 @@ export const LIFECYCLE: {
   },
   {
     action: 'restart',
-    label: 'Restart',
+    label: 'Reboot',
     when: ['running', 'paused'],
     explain:
       'Stops the VM (ACPI power-down, forced off after the stop timeout) and starts it again from its disk: a cold reboot that also applies boot-time settings.',
