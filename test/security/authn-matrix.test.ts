@@ -1,6 +1,6 @@
 import { allRoutes, type RouteDef } from '@nqvm/api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectProblem, startTarget, type Target } from './support.ts';
+import { expectProblem, startTarget, type Target, urlOf as urlFor } from './support.ts';
 
 /**
  * Every route of the route table, called with each credential an attacker may hold that is not the right one:
@@ -14,21 +14,7 @@ describe('authentication matrix over the route table', () => {
   });
   afterAll(async () => target?.close());
 
-  /** Real ids, so that only the credential stands between the caller and the resource. */
-  function urlOf(def: RouteDef): string {
-    const victim = target.vms[0]!.id;
-    const byPrefix: [RegExp, string][] = [
-      [/^\/v1\/hosts\//, target.host.id],
-      [/^\/v1\/images\//, target.images.rootfs],
-      [/^\/v1\/vms\//, victim],
-    ];
-    const id = byPrefix.find(([re]) => re.test(def.path))?.[1] ?? '00000000-0000-4000-8000-000000000000';
-    return def.path
-      .replace(':id', id)
-      .replace(':drive_id', 'rootfs')
-      .replace(':nic_id', 'eth0')
-      .concat(def.path === '/v1/images/upload' ? '?name=x&kind=rootfs' : '');
-  }
+  const urlOf = (def: RouteDef) => urlFor(target, def);
 
   const wrongCredentials = (): [string, Record<string, string>][] => [
     ['no credentials', {}],

@@ -1,6 +1,6 @@
 import type { LightMyRequestResponse } from 'fastify';
 import { expect } from 'vitest';
-import { startTestApp, type TestApp } from '../../packages/manager/test/support/harness.ts';
+import { type DbKind, startTestApp, type TestApp } from '../../packages/manager/test/support/harness.ts';
 import {
   type BootCall,
   type StandinHost,
@@ -28,8 +28,8 @@ function guestTokenIn(value: unknown): string | undefined {
   return undefined;
 }
 
-export async function startTarget(env: Record<string, string> = {}): Promise<Target> {
-  const t = await startTestApp('pglite', { MANAGER_RECONCILER_DISABLED: 'true', ...env });
+export async function startTarget(env: Record<string, string> = {}, kind: DbKind = 'pglite'): Promise<Target> {
+  const t = await startTestApp(kind, { MANAGER_RECONCILER_DISABLED: 'true', ...env });
   const boots: BootCall[] = [];
   const host = await startStandinHost(t, (boot) => {
     boots.push(boot);
@@ -83,4 +83,19 @@ export function expectProblem(res: LightMyRequestResponse, what: string): void {
   expect(typeof body.code, `${what}: code`).toBe('string');
   expect(body.status, `${what}: status`).toBe(res.statusCode);
   expect(typeof body.request_id, `${what}: request_id`).toBe('string');
+}
+
+/** A route's URL with real ids, so that only the credential stands between the caller and the resource. */
+export function urlOf(target: Target, def: { path: string }): string {
+  const byPrefix: [RegExp, string][] = [
+    [/^\/v1\/hosts\//, target.host.id],
+    [/^\/v1\/images\//, target.images.rootfs],
+    [/^\/v1\/vms\//, target.vms[0]!.id],
+  ];
+  const id = byPrefix.find(([re]) => re.test(def.path))?.[1] ?? '00000000-0000-4000-8000-000000000000';
+  return def.path
+    .replace(':id', id)
+    .replace(':drive_id', 'rootfs')
+    .replace(':nic_id', 'eth0')
+    .concat(def.path === '/v1/images/upload' ? '?name=x&kind=rootfs' : '');
 }

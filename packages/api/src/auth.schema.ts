@@ -1,5 +1,6 @@
 import { type Static, Type } from 'typebox';
 import { IdParams, Ok, Timestamp, Uuid } from './common.schema.ts';
+import { UserPermissionSchema } from './permissions.ts';
 import { route } from './route.ts';
 
 export const LoginRequest = Type.Object(
@@ -22,6 +23,9 @@ export const Me = Type.Object(
     username: Type.String(),
     role: Type.Union([Type.Literal('admin'), Type.Literal('user')]),
     auth: Type.Union([Type.Literal('session'), Type.Literal('token')]),
+    permissions: Type.Array(UserPermissionSchema, {
+      description: 'What this caller may do: its role, narrowed by the token scope (clients hide the rest)',
+    }),
   },
   { additionalProperties: false },
 );
@@ -35,6 +39,9 @@ export const ApiToken = Type.Object(
     created_at: Timestamp,
     expires_at: Type.Union([Timestamp, Type.Null()]),
     last_used_at: Type.Union([Timestamp, Type.Null()]),
+    permissions: Type.Union([Type.Array(UserPermissionSchema), Type.Null()], {
+      description: "The token's scope; null: everything its user may do",
+    }),
   },
   { additionalProperties: false },
 );
@@ -44,6 +51,14 @@ export const CreateTokenRequest = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 100 }),
     expires_in_days: Type.Optional(Type.Integer({ minimum: 1, maximum: 3650 })),
+    permissions: Type.Optional(
+      Type.Array(UserPermissionSchema, {
+        uniqueItems: true,
+        maxItems: 64,
+        description:
+          "The token's scope, a subset of the caller's own permissions (403 otherwise); absent: the caller's",
+      }),
+    ),
   },
   { additionalProperties: false },
 );

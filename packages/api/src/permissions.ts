@@ -1,3 +1,5 @@
+import { Type } from 'typebox';
+
 /**
  * What a route needs from its caller, declared once in the route table (`permission`), checked by the
  * manager in one place before any handler runs, and shown in the OpenAPI document as `x-permission`.
@@ -33,6 +35,11 @@ export const USER_PERMISSIONS = [
 ] as const;
 
 export type UserPermission = (typeof USER_PERMISSIONS)[number];
+export const UserPermissionSchema = Type.Unsafe<UserPermission>({
+  type: 'string',
+  enum: [...USER_PERMISSIONS],
+  description: 'A permission a route may declare (x-permission)',
+});
 export type Permission = UserPermission | 'public' | 'host-agent' | 'guest-agent';
 
 /** The roles a user holds: `admin` is global, the others are held per project. */

@@ -41,6 +41,7 @@ export const apiTokens = pgTable('api_tokens', {
   createdAt: tz('created_at').notNull().defaultNow(),
   expiresAt: tz('expires_at'),
   lastUsedAt: tz('last_used_at'),
+  permissions: text('permissions').array(),
 });
 
 export const hosts = pgTable('hosts', {

@@ -46,8 +46,8 @@ export class Unauthorized extends DomainError {
 }
 
 export class Forbidden extends DomainError {
-  constructor(message = 'not allowed') {
-    super(403, 'forbidden', message);
+  constructor(message = 'not allowed', field?: string) {
+    super(403, 'forbidden', message, field);
   }
 }
 

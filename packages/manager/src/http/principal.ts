@@ -42,11 +42,11 @@ export function roleOf(p: Extract<Principal, { kind: 'user' }>): Role {
   return p.role === 'admin' ? 'admin' : 'operator';
 }
 
-/** Every permission the caller holds: its role's, narrowed by a token's scope. */
+/** Every permission the caller holds: its role's, narrowed by a token's scope (which never takes `session`). */
 export function permissionsOf(p: Principal): UserPermission[] {
   if (p.kind !== 'user') return [];
   const own = ROLE_PERMISSIONS[roleOf(p)];
-  return p.scope ? own.filter((x) => p.scope!.includes(x)) : [...own];
+  return p.scope ? own.filter((x) => x === 'session' || p.scope!.includes(x)) : [...own];
 }
 
 /** Whether the caller may use a route declaring `permission`: the one check every route goes through. */

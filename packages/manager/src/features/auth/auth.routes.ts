@@ -2,7 +2,7 @@ import { api } from '@nqvm/api';
 import type { FastifyInstance } from 'fastify';
 import { Unauthorized } from '../../domain/errors.ts';
 import { mount, SESSION_COOKIE } from '../../http/mount.ts';
-import { type Authenticator, actorOf, type Principal } from '../../http/principal.ts';
+import { type Authenticator, actorOf, type Principal, permissionsOf } from '../../http/principal.ts';
 import type { EventsService } from '../events/events.service.ts';
 import type { AuthService } from './auth.service.ts';
 
@@ -45,7 +45,7 @@ export function authRoutes(app: FastifyInstance, authn: Authenticator, auth: Aut
 
   mount(app, authn, api.auth.me, async ({ principal }) => {
     const u = userOf(principal);
-    return { id: u.userId, username: u.username, role: u.role, auth: u.via };
+    return { id: u.userId, username: u.username, role: u.role, auth: u.via, permissions: permissionsOf(u) };
   });
 
   mount(app, authn, api.auth.listTokens, async ({ principal }) => ({
@@ -53,13 +53,13 @@ export function authRoutes(app: FastifyInstance, authn: Authenticator, auth: Aut
   }));
 
   mount(app, authn, api.auth.createToken, async ({ principal, body }) => {
-    const created = await auth.createToken(userOf(principal).userId, body.name, body.expires_in_days);
+    const created = await auth.createToken(userOf(principal), body.name, body.expires_in_days, body.permissions);
     await events.record({
       actor: actorOf(principal),
       resourceType: 'token',
       resourceId: created.id,
       action: 'create',
-      detail: { name: created.name, expires_at: created.expires_at },
+      detail: { name: created.name, expires_at: created.expires_at, permissions: created.permissions },
     });
     return created;
   });

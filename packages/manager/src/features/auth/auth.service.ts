@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import type { ApiToken } from '@nqvm/api';
-import { NotFound, TooManyRequests, Unauthorized } from '../../domain/errors.ts';
-import type { Principal } from '../../http/principal.ts';
+import { type ApiToken, isUserPermission, type UserPermission } from '@nqvm/api';
+import { Forbidden, NotFound, TooManyRequests, Unauthorized } from '../../domain/errors.ts';
+import { type Principal, permissionsOf } from '../../http/principal.ts';
 import { LoginThrottle } from '../../security/login-throttle.ts';
 import { PasswordHasher } from '../../security/passwords.ts';
 import { hashToken, newToken, tokenKind } from '../../security/tokens.ts';
@@ -15,6 +15,13 @@ export interface AuthServiceOptions {
   passwords?: PasswordHasher;
 }
 
+/** A token's stored scope; names no longer known grant nothing. */
+function scopeOf(t: TokenRow): UserPermission[] | null {
+  return t.permissions
+    ? (t.permissions.filter((p) => isUserPermission(p as UserPermission)) as UserPermission[])
+    : null;
+}
+
 function toApiToken(t: TokenRow): ApiToken {
   return {
     id: t.id,
@@ -23,6 +30,7 @@ function toApiToken(t: TokenRow): ApiToken {
     created_at: t.createdAt.toISOString(),
     expires_at: t.expiresAt?.toISOString() ?? null,
     last_used_at: t.lastUsedAt?.toISOString() ?? null,
+    permissions: scopeOf(t),
   };
 }
 
@@ -130,15 +138,27 @@ export class AuthService {
         via: 'token',
         credentialId: row.token.id,
         tokenName: row.token.name,
+        ...(row.token.permissions ? { scope: scopeOf(row.token)! } : {}),
       };
     }
     return null;
   }
 
-  async createToken(userId: string, name: string, expiresInDays?: number) {
+  /**
+   * A new API token for the caller's user. Its scope is the one asked for, which must be a subset of the caller's
+   * own permissions (a token never mints more rights than it holds); without one, a scoped token passes its own
+   * scope on and a session gives all of the user's.
+   */
+  async createToken(p: Principal, name: string, expiresInDays?: number, permissions?: UserPermission[]) {
+    if (p.kind !== 'user') throw new Unauthorized();
+    const own = permissionsOf(p);
+    const beyond = (permissions ?? []).filter((x) => !own.includes(x));
+    if (beyond.length > 0)
+      throw new Forbidden(`a token cannot hold what its creator may not do: ${beyond.join(', ')}`, 'body.permissions');
     const token = newToken('api');
     const row = await this.repo.insertToken({
-      userId,
+      userId: p.userId,
+      permissions: permissions ?? (p.scope ? own : null),
       name,
       prefix: token.slice(0, 10),
       tokenHash: hashToken(token),
