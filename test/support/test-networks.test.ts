@@ -24,7 +24,11 @@ describe('test networks', () => {
   it('gives every test its own bridge and ports', () => {
     const bridges = nets.map(([, n]) => n.bridge);
     expect(new Set(bridges).size).toBe(bridges.length);
-    const ports = nets.flatMap(([, n]) => [n.agentPort, ...('managerPort' in n ? [n.managerPort] : [])]);
+    const ports = nets.flatMap(([, n]) => [
+      n.agentPort,
+      ...('managerPort' in n ? [n.managerPort] : []),
+      ...('registryPort' in n ? [n.registryPort] : []),
+    ]);
     expect(new Set(ports).size).toBe(ports.length);
   });
 });

@@ -12,6 +12,8 @@ export interface TestNetwork {
   agentPort: number;
   /** The manager's port on 127.0.0.1, for tests that start `nqvm up` or a release. */
   managerPort?: number;
+  /** A local OCI registry's port on 127.0.0.1. */
+  registryPort?: number;
 }
 
 export const TEST_NETWORKS = {
@@ -32,6 +34,7 @@ export const TEST_NETWORKS = {
   freshClone: { cidr: '10.227.0.0/24', bridge: 'nqbr-clone', agentPort: 19621, managerPort: 18621 },
   imageFormats: { cidr: '10.233.0.0/24', bridge: 'nqbr-fmt', agentPort: 19102 },
   imageVersions: { cidr: '10.234.0.0/24', bridge: 'nqbr-ver', agentPort: 19103 },
+  ociImages: { cidr: '10.235.0.0/24', bridge: 'nqbr-oci', agentPort: 19105, registryPort: 19106 },
   crashMatrix: { cidr: '10.228.0.0/24', bridge: 'nqbr-cmx', agentPort: 19631, managerPort: 18631 },
   alertsE2e: { cidr: '10.241.0.0/24', bridge: 'nqbr-alert', agentPort: 19641 },
   productionInstall: { cidr: '10.88.0.0/24', bridge: 'nqbr-rel', agentPort: 19611, managerPort: 18611 },

@@ -2,6 +2,7 @@ import { type Static, Type } from 'typebox';
 import { AgentCloudInit } from './cloud-init.schema.ts';
 import { IdParams, Ok, Sha256, Uuid } from './common.schema.ts';
 import { VmmKind } from './host.schema.ts';
+import { AgentService } from './oci.schema.ts';
 import { route } from './route.ts';
 import { CpuTemplate, Mac } from './vm.schema.ts';
 
@@ -93,6 +94,7 @@ export const AgentVmSpec = Type.Object(
     nics: Type.Array(AgentNic, { maxItems: 8 }),
     guest: AgentGuest,
     drives: Type.Optional(Type.Array(AgentDrive, { maxItems: 16 })),
+    service: Type.Optional(AgentService),
     balloon: Type.Optional(
       Type.Object(
         {

@@ -40,3 +40,19 @@ export const OciSourceFields = {
     Type.String({ minLength: 1, maxLength: 4096, description: 'type oci: registry password or token; never stored' }),
   ),
 };
+
+/**
+ * The service a VM of an OCI image runs (agent spec): nqvm's init starts the guest agent, which runs `argv` with
+ * `env` in `working_dir` as `user`, its output on the console, restarted per `restart` (the VM's restart policy).
+ */
+export const AgentService = Type.Object(
+  {
+    argv: Type.Array(Type.String(), { minItems: 1 }),
+    env: Type.Array(Type.String()),
+    working_dir: Type.String(),
+    user: Type.String(),
+    restart: Type.Union([Type.Literal('never'), Type.Literal('on-failure'), Type.Literal('always')]),
+  },
+  { additionalProperties: false },
+);
+export type AgentService = Static<typeof AgentService>;

@@ -15,6 +15,7 @@ import {
   type ReportNowHandler,
   startCpuSampling,
 } from './server';
+import { parseService, runService, SERVICE_PATH } from './service';
 import { GUEST_AGENT_PORT, GUEST_AGENT_VERSION } from './version';
 
 const SHUTDOWN_DEADLINE_MS = 3000;
@@ -108,6 +109,19 @@ export async function main(): Promise<void> {
     });
   }
 
+  // A VM of an OCI image: the image's entrypoint is this agent's service; when it ends for good, so does the VM.
+  const serviceText = await readFile(SERVICE_PATH, 'utf8').catch(() => undefined);
+  const stopService = serviceText
+    ? runService(parseService(serviceText), {
+        logger,
+        readText: (p) => readFile(p, 'utf8'),
+        finished: (code) => {
+          logger.info('service_finished', { code });
+          execArgv('/etc/nqvm/bin/busybox', ['poweroff']).catch(() => undefined);
+        },
+      })
+    : undefined;
+
   let stopping = false;
   const shutdown = (signal: string): void => {
     if (stopping) return;
@@ -118,6 +132,7 @@ export async function main(): Promise<void> {
       process.exit(1);
     }, SHUTDOWN_DEADLINE_MS).unref();
     stopSampling();
+    stopService?.();
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeAllConnections();
     Promise.all([reporter?.stop(), closed]).then(() => {

@@ -37,6 +37,7 @@ import { type ImageRow, ImagesRepository } from './features/images/images.reposi
 import { imagesRoutes } from './features/images/images.routes.ts';
 import { ImagesService } from './features/images/images.service.ts';
 import { ImageStore } from './features/images/images.store.ts';
+import { withOciService } from './features/images/oci/oci.service-spec.ts';
 import { logsRoutes } from './features/logs/logs.routes.ts';
 import { mmdsRoutes } from './features/mmds/mmds.routes.ts';
 import { MmdsService } from './features/mmds/mmds.service.ts';
@@ -255,6 +256,7 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
   });
   const deviceConfig = new DeviceConfigService(devices.deps, devices);
   vms.useSpecHook((row, spec, ctx) => devices.extendSpec(row, spec, ctx));
+  vms.useSpecHook((row, spec) => withOciService((id) => imagesRepo.get(id), row, spec));
   hosts.useAllocations({ byHost: () => vmsRepo.allocationsByHost() });
   images.addUsage({ imageUsers: (id) => vmsRepo.imageUsers(id) });
   const snapshotsRepo = new SnapshotsRepository(database.db);

@@ -1,3 +1,4 @@
+import type { AgentService } from '@nqvm/api';
 import { type AccountFiles, authorizedKeys, ensureUser, findGroupId, shadowField } from './accounts.ts';
 import { hashPassword } from './crypt.ts';
 import { type Ext4Batch, Ext4CommandError, type Ext4Image } from './ext4.ts';
@@ -32,6 +33,7 @@ import {
   sysvinitScript,
 } from './guest-config.ts';
 import { detectInit, type InitDetection } from './init-detect.ts';
+import { BIN_DIR, OCI_INIT, OCI_PATHS, writeOciInit } from './oci-init.ts';
 import type { NodeRuntime } from './runtime.ts';
 
 export type PrepareStep = 'detect-init' | 'hostname' | 'network' | 'credentials' | 'guest-agent' | 'service' | 'commit';
@@ -68,6 +70,8 @@ export interface RootfsPlan {
   network?: NetworkPlan;
   user?: UserPlan;
   guestAgent?: GuestAgentPlan;
+  /** An OCI image's service: nqvm's init (the host's static busybox at `busybox`) runs it through the guest agent. */
+  service?: { spec: AgentService; busybox: string };
 }
 
 export interface PrepareDeps {
@@ -305,6 +309,7 @@ function prefetchPaths(plan: RootfsPlan): string[] {
   ];
   for (const rl of ['0', '1', '6']) paths.push(`/etc/rc${rl}.d`, `/etc/rc${rl}.d/K01${SERVICE_NAME}`);
   for (const rl of ['2', '3', '4', '5']) paths.push(`/etc/rc${rl}.d`, `/etc/rc${rl}.d/S99${SERVICE_NAME}`);
+  if (plan.service) paths.push('/sbin', BIN_DIR, ...OCI_PATHS);
   const name = plan.user?.username;
   if (name && /^[a-z_][a-z0-9_-]{0,31}$/.test(name)) {
     const home = name === 'root' ? '/root' : `/home/${name}`;
@@ -324,7 +329,7 @@ export async function prepareRootfs(
 ): Promise<PrepareResult> {
   const init = await step('detect-init', async () => {
     await image.prefetch(prefetchPaths(plan), READ_AHEAD);
-    return detectInit(image);
+    return plan.service ? OCI_INIT : detectInit(image);
   });
   const b = image.batch();
   let user: PrepareResult['user'];
@@ -363,7 +368,13 @@ export async function prepareRootfs(
       await writeAgent(b, agent);
     });
   }
-  if (plan.guestAgent || (init.kind === 'busybox' && plan.network)) {
+  if (plan.service) {
+    const service = plan.service;
+    await step('service', async () => {
+      b.setStep('service');
+      await writeOciInit(b, service.spec, { busybox: service.busybox, network: plan.network !== undefined });
+    });
+  } else if (plan.guestAgent || (init.kind === 'busybox' && plan.network)) {
     await step('service', async () => {
       b.setStep('service');
       await writeService(image, b, init, { agent: plan.guestAgent !== undefined, network: plan.network !== undefined });

@@ -435,6 +435,8 @@ export class VmService {
             },
           }
         : {}),
+      // Debian's busybox-static: the init of a VM whose image (an OCI image) has none.
+      ...(spec.service ? { service: { spec: spec.service, busybox: '/bin/busybox' } } : {}),
       ...(g.install_agent && nic
         ? {
             guestAgent: {
