@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type Database, openPostgres } from '../../src/db/client.ts';
@@ -7,6 +8,8 @@ import { createDatabase } from '../support/postgres.ts';
 // An hour-long window: the counts below all fall into one window.
 const LIMITS = {
   MANAGER_RECONCILER_DISABLED: 'true',
+  // Managers sharing a database share the key its secrets are sealed with.
+  NQVM_SECRET_KEY: randomBytes(32).toString('base64'),
   NQVM_RATE_LIMIT_WINDOW_S: '3600',
   NQVM_RATE_LIMIT_PER_TOKEN: '10',
   NQVM_RATE_LIMIT_PER_USER: '25',
