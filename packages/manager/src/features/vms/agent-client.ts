@@ -69,10 +69,11 @@ export class AgentClient {
 
   private fetchFor(t: AgentTarget): typeof fetch | undefined {
     if (this.opts.fetch) return this.opts.fetch;
-    if (t.addr.startsWith('https:')) return tlsFetch(this.tlsOf(t));
+    const { addr } = t;
+    if (addr.startsWith('https:')) return tlsFetch(this.tlsOf(t));
     if (this.opts.allowPlainHttp) return undefined;
     throw new UpstreamError(
-      `host agent at ${t.addr} serves plain HTTP: the manager calls agents only over mutual TLS (restart the agent)`,
+      `host agent at ${addr} serves plain HTTP: the manager calls agents only over mutual TLS (restart the agent)`,
       { host_id: t.hostId },
     );
   }
