@@ -28,25 +28,32 @@ export function onUnauthorized(fn: () => void): () => void {
   return () => unauthorizedListeners.delete(fn);
 }
 
-function sessionEnded(status: number, def: RouteDef): void {
-  if (status === 401 && def !== api.auth.login) for (const fn of unauthorizedListeners) fn();
+/** Counts sign-ins: a 401 to a request sent before the latest one is about the session that ended, not this one. */
+let sessions = 0;
+
+function sessionEnded(status: number, def: RouteDef, sentIn: number): void {
+  if (status === 401 && def !== api.auth.login && sentIn === sessions) for (const fn of unauthorizedListeners) fn();
 }
 
 export async function call<D extends RouteDef>(def: D, args?: CallArgs<D>): Promise<RouteResponse<D>> {
+  const sentIn = sessions;
   try {
-    return await client.call(def, args);
+    const out = await client.call(def, args);
+    if ((def as RouteDef) === api.auth.login) sessions++;
+    return out;
   } catch (err) {
-    if (err instanceof ApiError) sessionEnded(err.status, def);
+    if (err instanceof ApiError) sessionEnded(err.status, def, sentIn);
     throw err;
   }
 }
 
 /** A `rawResponse` route (logs, downloads): the checked Response with its body unread. */
 export async function callRaw<D extends RouteDef>(def: D, args?: CallArgs<D>): Promise<Response> {
+  const sentIn = sessions;
   try {
     return await client.send(def, args);
   } catch (err) {
-    if (err instanceof ApiError) sessionEnded(err.status, def);
+    if (err instanceof ApiError) sessionEnded(err.status, def, sentIn);
     throw err;
   }
 }
@@ -64,6 +71,7 @@ export function uploadImage(
   onProgress: (sent: number, total: number) => void,
 ): { promise: Promise<Image>; abort: () => void } {
   const def = api.images.upload;
+  const sentIn = sessions;
   const xhr = new XMLHttpRequest();
   const promise = new Promise<Image>((resolve, reject) => {
     xhr.open(def.method, client.url(def, undefined, meta));
@@ -79,7 +87,7 @@ export function uploadImage(
       } catch {
         problem = { type: 'about:blank', title: xhr.statusText, status: xhr.status, code: 'http_error' };
       }
-      sessionEnded(xhr.status, def);
+      sessionEnded(xhr.status, def, sentIn);
       reject(new ApiError(xhr.status, problem));
     };
     xhr.onerror = () => reject(new Error('upload failed: network error'));

@@ -27,6 +27,8 @@ export function RequireSession({ children }: { children: ReactNode }) {
 
   useEffect(() => {
     const expired = () => {
+      // Several requests may meet the ended session: the first one's page is the one to return to.
+      if (window.location.pathname.startsWith('/login')) return;
       qc.clear();
       navigate(loginPath(window.location.pathname + window.location.search), { replace: true });
     };
