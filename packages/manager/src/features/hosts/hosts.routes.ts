@@ -1,15 +1,10 @@
 import { api } from '@nqvm/api';
 import type { FastifyInstance } from 'fastify';
-import { Forbidden } from '../../domain/errors.ts';
 import { mount } from '../../http/mount.ts';
-import { type Authenticator, actorOf, type Principal } from '../../http/principal.ts';
+import { type Authenticator, actorOf } from '../../http/principal.ts';
 import type { EventsService } from '../events/events.service.ts';
 import type { HostsService } from './hosts.service.ts';
 import type { JoinTokens } from './join-tokens.ts';
-
-function requireAdmin(p: Principal): void {
-  if (p.kind !== 'user' || p.role !== 'admin') throw new Forbidden('only an admin manages join tokens');
-}
 
 export function hostsRoutes(
   app: FastifyInstance,
@@ -74,7 +69,6 @@ export function hostsRoutes(
   });
 
   mount(app, authn, api.joinTokens.create, async ({ body, principal }) => {
-    requireAdmin(principal);
     const created = await joinTokens.create(body, actorOf(principal));
     await events.record({
       actor: actorOf(principal),
@@ -85,12 +79,10 @@ export function hostsRoutes(
     });
     return created;
   });
-  mount(app, authn, api.joinTokens.list, async ({ principal }) => {
-    requireAdmin(principal);
+  mount(app, authn, api.joinTokens.list, async () => {
     return { items: await joinTokens.list() };
   });
   mount(app, authn, api.joinTokens.delete, async ({ params, principal }) => {
-    requireAdmin(principal);
     await joinTokens.delete(params.id);
     await events.record({
       actor: actorOf(principal),
