@@ -42,6 +42,9 @@ export const ApiToken = Type.Object(
     permissions: Type.Union([Type.Array(UserPermissionSchema), Type.Null()], {
       description: "The token's scope; null: everything its user may do",
     }),
+    project_id: Type.Union([Uuid, Type.Null()], {
+      description: 'The project the token is scoped to; null: every project its user is a member of',
+    }),
   },
   { additionalProperties: false },
 );

@@ -42,6 +42,8 @@ export const Image = Type.Object(
     }),
     kind: ImageKind,
     description: Type.String(),
+    project_id: Uuid,
+    public: Type.Boolean({ description: 'Readable by every project (writable only by its own)' }),
     state: ImageState,
     sha256: Type.Union([Sha256, Type.Null()], {
       description: 'Content hash, computed by the manager; null while importing',

@@ -18,6 +18,7 @@ export const Snapshot = Type.Object(
     id: Uuid,
     vm_id: Type.Union([Uuid, Type.Null()], { description: 'The source VM; null once it was deleted' }),
     host_id: Type.Union([Uuid, Type.Null()]),
+    project_id: Type.String({ format: 'uuid', description: "Its source VM's project" }),
     name: Type.String(),
     snapshot_type: SnapshotType,
     parent_id: Type.Union([Uuid, Type.Null()]),

@@ -53,6 +53,8 @@ export const Template = Type.Object(
     name: Type.String(),
     description: Type.String(),
     spec: VmSpec,
+    project_id: Uuid,
+    public: Type.Boolean({ description: 'Readable by every project (writable only by its own)' }),
     created_at: Timestamp,
     updated_at: Timestamp,
   },

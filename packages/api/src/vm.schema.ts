@@ -66,6 +66,7 @@ export const Vm = Type.Object(
     name: Type.String(),
     description: Type.String(),
     state: VmState,
+    project_id: Uuid,
     host_id: Type.Union([Uuid, Type.Null()]),
     vmm: VmmKind,
     vcpu: Type.Integer(),

@@ -24,6 +24,29 @@ export const users = pgTable('users', {
   createdAt: tz('created_at').notNull().defaultNow(),
 });
 
+/** The project every resource that existed before projects moved into (migration 0020). */
+export const DEFAULT_PROJECT_ID = '00000000-0000-4000-8000-000000000001';
+
+export type ProjectRole = 'owner' | 'operator' | 'viewer';
+
+export const projects = pgTable('projects', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  name: text('name').notNull(),
+  description: text('description').notNull(),
+  createdAt: tz('created_at').notNull().defaultNow(),
+});
+
+export const projectMembers = pgTable(
+  'project_members',
+  {
+    projectId: uuid('project_id').notNull(),
+    userId: uuid('user_id').notNull(),
+    role: text('role').$type<ProjectRole>().notNull(),
+    createdAt: tz('created_at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.projectId, t.userId] })],
+);
+
 export const sessions = pgTable('sessions', {
   id: uuid('id').primaryKey().defaultRandom(),
   userId: uuid('user_id').notNull(),
@@ -42,6 +65,8 @@ export const apiTokens = pgTable('api_tokens', {
   expiresAt: tz('expires_at'),
   lastUsedAt: tz('last_used_at'),
   permissions: text('permissions').array(),
+  /** The project the token is scoped to; null: every project of its user. */
+  projectId: uuid('project_id'),
 });
 
 export const hosts = pgTable('hosts', {
@@ -101,6 +126,8 @@ export const images = pgTable('images', {
   version: integer('version').notNull(),
   tag: text('tag'),
   latest: boolean('latest').notNull(),
+  projectId: uuid('project_id').notNull().default(DEFAULT_PROJECT_ID),
+  public: boolean('public').notNull().default(false),
   createdAt: tz('created_at').notNull().defaultNow(),
   updatedAt: tz('updated_at').notNull().defaultNow(),
 });
@@ -110,6 +137,8 @@ export const templates = pgTable('templates', {
   name: text('name').notNull(),
   description: text('description').notNull(),
   spec: jsonb('spec').$type<Record<string, unknown>>().notNull(),
+  projectId: uuid('project_id').notNull().default(DEFAULT_PROJECT_ID),
+  public: boolean('public').notNull().default(false),
   createdAt: tz('created_at').notNull().defaultNow(),
   updatedAt: tz('updated_at').notNull().defaultNow(),
 });
@@ -161,6 +190,7 @@ export const vms = pgTable('vms', {
   restartCount: integer('restart_count').notNull(),
   desiredRunning: boolean('desired_running').notNull(),
   config: jsonb('config').$type<Record<string, unknown>>().notNull(),
+  projectId: uuid('project_id').notNull().default(DEFAULT_PROJECT_ID),
   createdBy: text('created_by').notNull(),
   createdAt: tz('created_at').notNull().defaultNow(),
   updatedAt: tz('updated_at').notNull().defaultNow(),

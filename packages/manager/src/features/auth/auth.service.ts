@@ -31,6 +31,7 @@ function toApiToken(t: TokenRow): ApiToken {
     expires_at: t.expiresAt?.toISOString() ?? null,
     last_used_at: t.lastUsedAt?.toISOString() ?? null,
     permissions: scopeOf(t),
+    project_id: t.projectId,
   };
 }
 

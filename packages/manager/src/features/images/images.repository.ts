@@ -134,7 +134,8 @@ export class ImagesRepository {
       after,
       item: sql`json_build_object(
         'id', v.id, 'name', v.name, 'version', v.version, 'tag', v.tag, 'latest', v.latest,
-        'kind', v.kind, 'description', v.description, 'state', v.state,
+        'kind', v.kind, 'description', v.description, 'project_id', v.project_id, 'public', v.public,
+        'state', v.state,
         'sha256', v.sha256, 'size_bytes', v.size_bytes, 'bytes_done', v.bytes_done, 'bytes_total', v.bytes_total,
         'source', v.source, 'created_at', ${isoMs(sql`v.created_at`)}, 'updated_at', ${isoMs(sql`v.updated_at`)})`,
     });

@@ -48,6 +48,8 @@ export function toImage(r: ImageRow): Image {
     latest: r.latest,
     kind: r.kind,
     description: r.description,
+    project_id: r.projectId,
+    public: r.public,
     state: r.state,
     sha256: r.sha256,
     size_bytes: r.sizeBytes,

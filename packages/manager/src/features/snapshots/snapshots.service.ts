@@ -49,6 +49,7 @@ export function toSnapshot(r: SnapshotRow): Snapshot {
     id: r.id,
     vm_id: r.vmId,
     host_id: r.hostId,
+    project_id: r.projectId,
     name: r.name,
     snapshot_type: r.snapshotType,
     parent_id: r.parentId,

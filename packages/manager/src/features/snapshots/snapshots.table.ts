@@ -15,6 +15,8 @@ export const snapshots = pgTable('snapshots', {
   diskBytes: bigint('disk_bytes', { mode: 'number' }).notNull(),
   sourceSpec: jsonb('source_spec').$type<Record<string, unknown>>().notNull(),
   passwordEnc: text('password_enc'),
+  /** The source VM's project (migration 0020). */
+  projectId: uuid('project_id').notNull().default('00000000-0000-4000-8000-000000000001'),
   error: text('error'),
   createdAt: tz('created_at').notNull().defaultNow(),
 });

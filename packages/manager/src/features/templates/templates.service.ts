@@ -19,6 +19,8 @@ export function toTemplate(r: TemplateRow): Template {
     name: r.name,
     description: r.description,
     spec: r.spec as VmSpec,
+    project_id: r.projectId,
+    public: r.public,
     created_at: r.createdAt.toISOString(),
     updated_at: r.updatedAt.toISOString(),
   };

@@ -7,6 +7,7 @@ export function toVm(r: VmRow, nics: NicRow[], gateways: Map<string, string>): V
     name: r.name,
     description: r.description,
     state: r.state,
+    project_id: r.projectId,
     host_id: r.hostId,
     vmm: r.vmm,
     vcpu: r.vcpu,

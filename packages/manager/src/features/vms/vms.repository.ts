@@ -33,7 +33,7 @@ export const SORT_KEYS: Record<SortKey, Key[]> = {
 
 /** A VM as the API's Vm (see toVm), NICs included, over a row aliased `v`. */
 const VM_JSON = sql`json_build_object(
-  'id', v.id, 'name', v.name, 'description', v.description, 'state', v.state, 'host_id', v.host_id, 'vmm', v.vmm,
+  'id', v.id, 'name', v.name, 'description', v.description, 'state', v.state, 'project_id', v.project_id, 'host_id', v.host_id, 'vmm', v.vmm,
   'vcpu', v.vcpu, 'mem_mib', v.mem_mib, 'smt', v.smt, 'cpu_template', v.cpu_template,
   'kernel_image_id', v.kernel_image_id, 'initrd_image_id', v.initrd_image_id, 'rootfs_image_id', v.rootfs_image_id,
   'boot_args', v.boot_args,
