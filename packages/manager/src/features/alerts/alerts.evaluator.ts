@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify';
+import { LeasePoller } from '../../domain/lease-poller.ts';
 import type { AlertRow, AlertsRepository, RuleRow, Subject } from './alerts.repository.ts';
 
 export interface EvaluatorOptions {
@@ -14,25 +15,34 @@ export interface EvaluatorOptions {
  * (one firing alert per rule and subject), so two evaluating side by side still fire and resolve each alert once.
  */
 export class AlertEvaluator {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> = Promise.resolve();
+  /** Nothing is claimed: each pass evaluates every rule (one pass at a time in this process). */
+  private readonly poller: LeasePoller<never>;
 
   constructor(
     private readonly repo: AlertsRepository,
     private readonly o: EvaluatorOptions,
-    private readonly log: Pick<FastifyBaseLogger, 'error'>,
-  ) {}
-
-  start(): void {
-    this.timer = setInterval(() => {
-      this.running = this.tick().catch((err) => this.log.error({ err }, 'alert evaluation failed'));
-    }, this.o.intervalMs);
-    this.timer.unref();
+    log: Pick<FastifyBaseLogger, 'error'>,
+  ) {
+    this.poller = new LeasePoller<never>({
+      claim: async () => {
+        await this.tick();
+        return [];
+      },
+      run: async () => {},
+      key: () => '',
+      concurrency: 1,
+      messages: { claim: 'alert evaluation failed', run: 'alert evaluation failed' },
+      log,
+    });
   }
 
-  async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    await this.running;
+  /** Evaluates every `intervalMs`, the first time one interval from now. */
+  start(): void {
+    this.poller.start(this.o.intervalMs, false);
+  }
+
+  stop(): Promise<void> {
+    return this.poller.stop();
   }
 
   async tick(): Promise<void> {

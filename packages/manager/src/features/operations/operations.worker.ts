@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { OperationKind } from '@nqvm/api';
 import type { FastifyBaseLogger } from 'fastify';
+import { LeasePoller } from '../../domain/lease-poller.ts';
 import { backoffMs, type OperationHandler, Retryable } from './operations.catalog.ts';
 import type { OperationRow, OperationStore } from './operations.repository.ts';
 
@@ -38,15 +39,26 @@ export interface Finished {
  * succeeded or cancelled as its handler says, queued again with backoff on a retryable error, failed otherwise.
  */
 export class OperationWorker {
-  private readonly inflight = new Map<string, Promise<void>>();
   private readonly finished = new EventEmitter();
-  private timer: NodeJS.Timeout | undefined;
-  private kicked: Promise<void> | undefined;
-  private again = false;
-  private stopped = false;
+  private readonly poller: LeasePoller<OperationRow>;
 
   constructor(private readonly d: WorkerDeps) {
     this.finished.setMaxListeners(0);
+    this.poller = new LeasePoller({
+      claim: (free) => {
+        const now = this.now();
+        return this.d.store.claim(this.d.owner, now, new Date(now.getTime() + this.leaseMs), free);
+      },
+      run: (op) => this.run(op),
+      key: (op) => op.id,
+      concurrency: this.d.concurrency ?? 16,
+      messages: { claim: 'claiming operations failed', run: 'running an operation failed' },
+      log: this.d.log,
+      // Operations queued in the same turn (a burst of creates) are claimed together.
+      deferPass: true,
+      // `nqvm up` starts the timer once its agent answers; what is queued before runs at once all the same.
+      activeBeforeStart: true,
+    });
   }
 
   private now(): Date {
@@ -59,69 +71,31 @@ export class OperationWorker {
 
   /** Claims what is due and runs it; settles when those runs have ended (tests await it). */
   async tick(): Promise<void> {
-    await Promise.all(await this.claimAndStart());
+    await Promise.all(await this.poller.claimAndRun());
   }
 
-  private async claimAndStart(): Promise<Promise<void>[]> {
-    if (this.stopped) return [];
-    const free = (this.d.concurrency ?? 16) - this.inflight.size;
-    if (free <= 0) return [];
-    const now = this.now();
-    const claimed = await this.d.store.claim(this.d.owner, now, new Date(now.getTime() + this.leaseMs), free);
-    return claimed.map((op) => {
-      const run = this.run(op).finally(() => {
-        this.inflight.delete(op.id);
-        // The VM's next operation (if any) is due now.
-        this.kick();
-      });
-      this.inflight.set(op.id, run);
-      return run;
-    });
-  }
-
-  /** Claims soon (an operation was just queued or ended); kicks asked for meanwhile make one more claim. */
+  /** Claims soon (an operation was just queued or ended; the VM's next one may be due). */
   kick(): void {
-    if (this.stopped) return;
-    if (this.kicked) {
-      this.again = true;
-      return;
-    }
-    this.kicked = (async () => {
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      do {
-        this.again = false;
-        await this.claimAndStart().catch((err) => this.d.log.error({ err }, 'claiming operations failed'));
-      } while (this.again && !this.stopped);
-      this.kicked = undefined;
-    })();
+    this.poller.kick();
   }
 
   start(intervalMs = 1000): void {
-    this.stopped = false;
-    this.timer = setInterval(() => this.kick(), intervalMs);
-    this.timer.unref();
-    this.kick();
+    this.poller.start(intervalMs);
   }
 
   /** Stops claiming and waits for the runs in progress. */
-  async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
-    await this.kicked;
-    await this.idle();
+  stop(): Promise<void> {
+    return this.poller.stop();
   }
 
   /** Waits until this process runs nothing. */
-  async idle(): Promise<void> {
-    while (this.inflight.size || this.kicked) {
-      await this.kicked;
-      await Promise.allSettled([...this.inflight.values()]);
-    }
+  idle(): Promise<void> {
+    return this.poller.idle();
   }
 
   /** Whether this process is running operation `id` now. */
   runs(id: string): boolean {
-    return this.inflight.has(id);
+    return this.poller.runs(id);
   }
 
   /** Resolves when operation `id` ends in this process, or after `timeoutMs` with undefined. */

@@ -1,5 +1,6 @@
 import type { WebhookPayload } from '@nqvm/api';
 import type { FastifyBaseLogger } from 'fastify';
+import { LeasePoller } from '../../domain/lease-poller.ts';
 import { toEvent } from '../events/events.service.ts';
 import type { AttemptResult, DeliveryRow, DeliveryStore } from './webhooks.repository.ts';
 import { SIGNATURE_HEADER, sign } from './webhooks.signature.ts';
@@ -37,79 +38,51 @@ export function backoffAfter(attempts: number, o: Pick<DelivererOptions, 'backof
  * delivery; anything else is retried with doubling backoff until the attempts run out.
  */
 export class WebhookDeliverer {
-  private readonly inflight = new Set<Promise<void>>();
-  private timer: NodeJS.Timeout | undefined;
-  private kicked: Promise<void> | undefined;
-  private again = false;
-  private stopped = true;
+  private readonly poller: LeasePoller<DeliveryRow>;
 
   constructor(
     private readonly d: DelivererDeps,
     private readonly o: DelivererOptions,
-  ) {}
+  ) {
+    this.poller = new LeasePoller({
+      claim: (free) => {
+        const leaseUntil = new Date(this.now().getTime() + this.o.timeoutMs * 2 + 30_000);
+        return this.d.store.claim(this.d.owner, leaseUntil, free);
+      },
+      run: (row) => this.attempt(row),
+      key: (row) => row.id,
+      concurrency: this.o.concurrency ?? 8,
+      messages: { claim: 'claiming webhook deliveries failed', run: 'webhook delivery attempt failed' },
+      log: this.d.log,
+    });
+  }
 
   private now(): Date {
     return (this.d.now ?? (() => new Date()))();
   }
 
   start(intervalMs = 1000): void {
-    this.stopped = false;
-    this.timer = setInterval(() => this.kick(), intervalMs);
-    this.timer.unref();
-    this.kick();
+    this.poller.start(intervalMs);
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
-    await this.kicked;
-    await this.idle();
+  stop(): Promise<void> {
+    return this.poller.stop();
   }
 
   /** Waits until this process sends nothing. */
-  async idle(): Promise<void> {
-    while (this.inflight.size || this.kicked) {
-      await this.kicked;
-      await Promise.allSettled([...this.inflight]);
-    }
+  idle(): Promise<void> {
+    return this.poller.idle();
   }
 
-  /** Claims soon (events were written); kicks asked for meanwhile make one more claim. */
+  /** Claims soon (events were written). */
   kick(): void {
-    if (this.stopped) return;
-    if (this.kicked) {
-      this.again = true;
-      return;
-    }
-    this.kicked = (async () => {
-      do {
-        this.again = false;
-        await this.claimAndSend().catch((err) => this.d.log.error({ err }, 'claiming webhook deliveries failed'));
-      } while (this.again && !this.stopped);
-      this.kicked = undefined;
-    })();
+    this.poller.kick();
   }
 
   /** Claims what is due and sends it; settles when those attempts have ended (tests await it). */
   async tick(): Promise<void> {
-    await this.claimAndSend();
+    await this.poller.claimAndRun();
     await this.idle();
-  }
-
-  private async claimAndSend(): Promise<void> {
-    const free = (this.o.concurrency ?? 8) - this.inflight.size;
-    if (free <= 0) return;
-    const leaseUntil = new Date(this.now().getTime() + this.o.timeoutMs * 2 + 30_000);
-    const claimed = await this.d.store.claim(this.d.owner, leaseUntil, free);
-    for (const row of claimed) {
-      const run: Promise<void> = this.attempt(row)
-        .catch((err) => this.d.log.error({ err, delivery_id: row.id }, 'webhook delivery attempt failed'))
-        .finally(() => {
-          this.inflight.delete(run);
-          this.kick();
-        });
-      this.inflight.add(run);
-    }
   }
 
   private async attempt(row: DeliveryRow): Promise<void> {
