@@ -1,5 +1,5 @@
 import { type Static, Type } from 'typebox';
-import { IdParams, Labels, Name, Ok, Timestamp, Uuid } from './common.schema.ts';
+import { CursorQuery, IdParams, Labels, Name, Ok, Page, Timestamp, Uuid } from './common.schema.ts';
 import { route } from './route.ts';
 
 export const VmmKind = Type.Union([Type.Literal('qemu'), Type.Literal('firecracker')]);
@@ -165,11 +165,12 @@ export const hostRoutes = {
     path: '/v1/hosts',
     operationId: 'listHosts',
     permission: 'host:read',
-    summary: 'List hosts with health, capacity and allocation',
+    summary: 'List hosts with health, capacity and allocation, by name, with cursor pagination',
     tag: 'hosts',
     auth: 'user',
     status: 200,
-    response: Type.Object({ items: Type.Array(Host) }, { additionalProperties: false }),
+    query: Type.Object({ ...CursorQuery }, { additionalProperties: false }),
+    response: Page(Host),
   }),
   get: route({
     method: 'GET',

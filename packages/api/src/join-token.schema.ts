@@ -1,5 +1,5 @@
 import { type Static, Type } from 'typebox';
-import { IdParams, Timestamp, Uuid } from './common.schema.ts';
+import { CursorQuery, IdParams, Page, Timestamp, Uuid } from './common.schema.ts';
 import { route } from './route.ts';
 
 /** A host join token as listed: never the token itself (only its hash is stored). */
@@ -61,11 +61,12 @@ export const joinTokenRoutes = {
     path: '/v1/join-tokens',
     operationId: 'listJoinTokens',
     permission: 'host:read',
-    summary: 'List host join tokens (admin), without the tokens themselves',
+    summary: 'List host join tokens (admin), without the tokens themselves, newest first, with cursor pagination',
     tag: 'join-tokens',
     auth: 'user',
     status: 200,
-    response: Type.Object({ items: Type.Array(JoinToken) }, { additionalProperties: false }),
+    query: Type.Object({ ...CursorQuery }, { additionalProperties: false }),
+    response: Page(JoinToken),
   }),
   delete: route({
     method: 'DELETE',

@@ -257,7 +257,7 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
   const deviceConfig = new DeviceConfigService(devices.deps, devices);
   vms.useSpecHook((row, spec, ctx) => devices.extendSpec(row, spec, ctx));
   vms.useSpecHook((row, spec) => withOciService((id) => imagesRepo.get(id), row, spec));
-  hosts.useAllocations({ byHost: () => vmsRepo.allocationsByHost() });
+  hosts.useAllocations({ byHost: (ids) => vmsRepo.allocationsByHost(ids) });
   images.addUsage({ imageUsers: (id) => vmsRepo.imageUsers(id) });
   const snapshotsRepo = new SnapshotsRepository(database.db);
   const snapshots = new SnapshotsService(

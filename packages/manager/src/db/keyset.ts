@@ -46,7 +46,7 @@ const VALID: Record<KeyKind, RegExp> = {
 /** An ISO-8601 UTC timestamp with milliseconds, as `Date.toISOString()` writes it. */
 export const isoMs = (c: SQL): SQL => sql`to_char(${c} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
 // Cursors keep the database's microseconds: a millisecond value would skip rows within the same millisecond.
-const isoUs = (c: SQL): SQL => sql`to_char(${c} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+export const isoUs = (c: SQL): SQL => sql`to_char(${c} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 
 const col = (k: Key, alias?: string) => sql.raw(alias ? `${alias}.${k.column}` : k.column);
 const asText = (k: Key) => (k.kind === 'timestamptz' ? isoUs(col(k)) : sql`${col(k)}::text`);

@@ -180,6 +180,29 @@ describe.each(DB_KINDS)('lists and addresses on %s', (kind) => {
     expect(bad.json()).toMatchObject({ code: 'invalid_cursor', field: 'query.cursor' });
   });
 
+  it('pages hosts by name and join tokens newest first, each once, with the allocation each host holds', async () => {
+    const hostsPaged = await walk<{ id: string; name: string; allocated: { vms: number } }>('/v1/hosts?limit=2');
+    const hostsAll = await walk<{ id: string; name: string; allocated: { vms: number } }>('/v1/hosts?limit=500');
+    expect(hostsPaged).toEqual(hostsAll);
+    expect(hostsAll.map((h) => h.name)).toEqual(['h1', 'h2', 'h3']);
+    // Five tokens made in the same microsecond: ties on the creation time are broken by id.
+    await t.database.db.execute(sql`INSERT INTO host_join_tokens (token_hash, created_by, created_at, expires_at)
+      SELECT 'tie-' || n, 'test', timestamptz '2026-01-01 00:00:00.123456+00', now() + interval '1 hour'
+      FROM generate_series(1, 5) AS n`);
+    const tokensPaged = await walk<{ id: string; created_at: string }>('/v1/join-tokens?limit=2');
+    const tokensAll = await walk<{ id: string; created_at: string }>('/v1/join-tokens?limit=500');
+    expect(tokensPaged).toEqual(tokensAll);
+    expect(new Set(tokensAll.map((x) => x.id)).size).toBe(tokensAll.length);
+    expect(tokensAll.length).toBeGreaterThanOrEqual(8);
+    const keys = tokensAll.map((x) => `${x.created_at} ${x.id}`);
+    expect(keys).toEqual([...keys].sort().reverse());
+    for (const url of ['/v1/hosts?cursor=nope', '/v1/join-tokens?cursor=nope']) {
+      const bad = await t.request({ method: 'GET', url });
+      expect(bad.statusCode).toBe(400);
+      expect(bad.json()).toMatchObject({ code: 'invalid_cursor', field: 'query.cursor' });
+    }
+  });
+
   it('keeps what each host holds current through creates, state and host changes and deletes, as a full sum says', async () => {
     const holds = await t.database.withSession((s) =>
       s.query<{ state: string; holds: boolean }>(

@@ -1,4 +1,4 @@
-import { and, eq } from 'drizzle-orm';
+import { and, asc, eq, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.ts';
 import { hosts } from '../../db/schema.ts';
 
@@ -65,6 +65,16 @@ export class HostsRepository {
 
   list(): Promise<HostRow[]> {
     return this.db.select().from(hosts).orderBy(hosts.name);
+  }
+
+  /** One page by name (ties by id), strictly after `after` (the last item's name and id), through (name, id). */
+  page(limit: number, after?: string[]): Promise<HostRow[]> {
+    return this.db
+      .select()
+      .from(hosts)
+      .where(after ? sql`(${hosts.name}, ${hosts.id}) > (${after[0]}::text, ${after[1]}::uuid)` : undefined)
+      .orderBy(asc(hosts.name), asc(hosts.id))
+      .limit(limit);
   }
 
   /** Records a heartbeat; `addr` (when given) replaces the agent URL. Returns the URL the row had before. */

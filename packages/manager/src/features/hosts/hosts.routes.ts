@@ -61,7 +61,7 @@ export function hostsRoutes(
     return cert;
   });
 
-  mount(app, authn, api.hosts.list, async () => ({ items: await hosts.list() }));
+  mount(app, authn, api.hosts.list, async ({ query }) => hosts.list(query.limit, query.cursor));
   mount(app, authn, api.hosts.get, async ({ params }) => hosts.get(params.id));
   mount(app, authn, api.hosts.delete, async ({ params, principal }) => {
     await hosts.delete(params.id);
@@ -79,9 +79,7 @@ export function hostsRoutes(
     });
     return created;
   });
-  mount(app, authn, api.joinTokens.list, async () => {
-    return { items: await joinTokens.list() };
-  });
+  mount(app, authn, api.joinTokens.list, async ({ query }) => joinTokens.list(query.limit, query.cursor));
   mount(app, authn, api.joinTokens.delete, async ({ params, principal }) => {
     await joinTokens.delete(params.id);
     await events.record({

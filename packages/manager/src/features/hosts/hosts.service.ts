@@ -7,6 +7,7 @@ import type {
   HostCertificate,
   RegisterHostRequest,
 } from '@nqvm/api';
+import { decodeCursor, encodeCursor, type Key } from '../../db/keyset.ts';
 import { BadRequest, Conflict, NotFound } from '../../domain/errors.ts';
 import type { Principal } from '../../http/principal.ts';
 import type { ManagerPki } from '../../security/pki.ts';
@@ -23,8 +24,14 @@ export interface Allocation {
 
 /** What the VM feature tells hosts about: resources placed on each host. */
 export interface AllocationSource {
-  byHost(): Promise<Map<string, Allocation>>;
+  /** Every host's, or only those of `hostIds`. */
+  byHost(hostIds?: string[]): Promise<Map<string, Allocation>>;
 }
+
+const HOST_KEYS: Key[] = [
+  { column: 'name', kind: 'text' },
+  { column: 'id', kind: 'uuid' },
+];
 
 export const noAllocations: AllocationSource = { byHost: async () => new Map() };
 
@@ -178,15 +185,23 @@ export class HostsService {
     return addr && addr !== res.previousAddr ? { addrChanged: { from: res.previousAddr, to: addr } } : {};
   }
 
-  async list(): Promise<Host[]> {
-    const [rows, alloc] = await Promise.all([this.repo.list(), this.allocations.byHost()]);
-    return rows.map((r) => this.toHost(r, alloc.get(r.id)));
+  /** By name, a keyset page in two queries (the hosts, then what the page's hosts hold). */
+  async list(limit = 50, cursor?: string): Promise<{ items: Host[]; next_cursor: string | null }> {
+    const after = cursor === undefined ? undefined : decodeCursor(cursor, HOST_KEYS);
+    const rows = await this.repo.page(limit + 1, after);
+    const page = rows.slice(0, limit);
+    const alloc = await this.allocations.byHost(page.map((r) => r.id));
+    const last = page[page.length - 1];
+    return {
+      items: page.map((r) => this.toHost(r, alloc.get(r.id))),
+      next_cursor: rows.length > limit && last ? encodeCursor([last.name, last.id]) : null,
+    };
   }
 
   async get(id: string): Promise<Host> {
     const row = await this.repo.get(id);
     if (!row) throw new NotFound('host', id);
-    return this.toHost(row, (await this.allocations.byHost()).get(id));
+    return this.toHost(row, (await this.allocations.byHost([id])).get(id));
   }
 
   /** The row with its secret opened, for calling the host's agent. */
@@ -208,7 +223,7 @@ export class HostsService {
   async delete(id: string): Promise<void> {
     const row = await this.repo.get(id);
     if (!row) throw new NotFound('host', id);
-    const alloc = (await this.allocations.byHost()).get(id);
+    const alloc = (await this.allocations.byHost([id])).get(id);
     if (alloc && alloc.vms > 0)
       throw new Conflict('host_in_use', `host ${row.name} still has ${alloc.vms} VM(s); move or delete them first`);
     await this.repo.delete(id);

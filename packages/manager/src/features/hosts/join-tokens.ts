@@ -1,11 +1,17 @@
 import type { CreatedJoinToken, CreateJoinTokenRequest, JoinToken } from '@nqvm/api';
-import { and, desc, eq, gt, isNull } from 'drizzle-orm';
+import { and, desc, eq, getTableColumns, gt, isNull, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.ts';
+import { decodeCursor, encodeCursor, isoUs, type Key } from '../../db/keyset.ts';
 import { hostJoinTokens } from '../../db/schema.ts';
 import { DomainError, NotFound } from '../../domain/errors.ts';
 import { hashToken, newToken } from '../../security/tokens.ts';
 
 type Row = typeof hostJoinTokens.$inferSelect;
+
+const JOIN_TOKEN_KEYS: Key[] = [
+  { column: 'created_at', kind: 'timestamptz' },
+  { column: 'id', kind: 'uuid' },
+];
 
 export const DEFAULT_JOIN_TOKEN_TTL_S = 3600;
 const FIELD = 'body.join_token';
@@ -37,9 +43,25 @@ export class JoinTokens {
     return { ...this.toApi(row), token };
   }
 
-  async list(): Promise<JoinToken[]> {
-    const rows = await this.db.select().from(hostJoinTokens).orderBy(desc(hostJoinTokens.createdAt));
-    return rows.map((r) => this.toApi(r));
+  /**
+   * Newest first, a keyset page in one query through (created_at, id); the cursor is the last item's creation time
+   * (with microseconds) and id.
+   */
+  async list(limit = 50, cursor?: string): Promise<{ items: JoinToken[]; next_cursor: string | null }> {
+    const after = cursor === undefined ? undefined : decodeCursor(cursor, JOIN_TOKEN_KEYS);
+    const t = hostJoinTokens;
+    const rows = await this.db
+      .select({ ...getTableColumns(t), key: sql<string>`${isoUs(sql`${t.createdAt}`)}` })
+      .from(t)
+      .where(after ? sql`(${t.createdAt}, ${t.id}) < (${after[0]}::timestamptz, ${after[1]}::uuid)` : undefined)
+      .orderBy(desc(t.createdAt), desc(t.id))
+      .limit(limit + 1);
+    const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
+    return {
+      items: page.map(({ key: _, ...r }) => this.toApi(r)),
+      next_cursor: rows.length > limit && last ? encodeCursor([last.key, last.id]) : null,
+    };
   }
 
   async delete(id: string): Promise<void> {

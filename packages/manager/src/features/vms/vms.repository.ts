@@ -147,9 +147,17 @@ export class VmsRepository {
   }
 
   /** What is placed on each host, one row per host kept by a trigger on vms (migration 0011). */
-  async allocationsByHost(): Promise<Map<string, { vcpu: number; mem_mib: number; vms: number }>> {
+  /** What each host holds (every host's, or those of `hostIds`). */
+  async allocationsByHost(hostIds?: string[]): Promise<Map<string, { vcpu: number; mem_mib: number; vms: number }>> {
+    if (hostIds?.length === 0) return new Map();
+    const only = hostIds
+      ? sql` WHERE host_id IN (${sql.join(
+          hostIds.map((id) => sql`${id}::uuid`),
+          sql`, `,
+        )})`
+      : sql``;
     const res = (await this.db.execute(
-      sql`SELECT host_id::text AS host_id, vcpu::int AS vcpu, mem_mib::int AS mem, vms::int AS count FROM host_allocations`,
+      sql`SELECT host_id::text AS host_id, vcpu::int AS vcpu, mem_mib::int AS mem, vms::int AS count FROM host_allocations${only}`,
     )) as unknown as { rows: { host_id: string; vcpu: number; mem: number; count: number }[] };
     return new Map(
       res.rows.map((r) => [r.host_id, { vcpu: Number(r.vcpu), mem_mib: Number(r.mem), vms: Number(r.count) }]),
