@@ -152,7 +152,7 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions = 
     ready: () => started,
     log,
     metrics: new AgentMetrics(vms),
-    routes: featureRoutes({ snapshots, mmds, observe, dataDir: config.dataDir }),
+    routes: featureRoutes({ snapshots, mmds, observe, functions: { vms, guest }, dataDir: config.dataDir }),
     tls: { identity: manager.identity && (await loadAgentTls(config.dataDir, manager.identity.host_id)) },
   });
   await app.listen({ host: config.bind.host, port: config.bind.port });

@@ -5,6 +5,7 @@ import { agentApi } from '@nqvm/api';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { deviceRoutes } from './devices/devices.routes.ts';
+import { type FunctionRelayDeps, functionRoutes } from './functions/function-relay.ts';
 import { logsRoutes } from './logs/logs.routes.ts';
 import { type AgentTls, clientCertRefusal } from './manager/tls.ts';
 import type { AgentMetrics } from './metrics/prometheus.ts';
@@ -47,6 +48,8 @@ export interface FeatureServices {
   snapshots: SnapshotService;
   mmds: MmdsService;
   observe: Pick<Observe, 'routes'>;
+  /** The function runner's routes relay to guest agents. */
+  functions: FunctionRelayDeps;
   dataDir: string;
 }
 
@@ -56,6 +59,7 @@ export function featureRoutes(f: FeatureServices): ((api: FastifyInstance) => vo
     (api) => snapshotRoutes(api, f.snapshots, f.mmds),
     (api) => logsRoutes(api, f.dataDir),
     (api) => f.observe.routes(api),
+    (api) => functionRoutes(api, f.functions),
   ];
 }
 

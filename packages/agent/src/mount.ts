@@ -46,11 +46,13 @@ export function mountRoute<D extends RouteDef>(
   app: FastifyInstance,
   def: D,
   handler: (req: RouteRequest<D>, reply: FastifyReply) => Promise<RouteResponse<D> | FastifyReply>,
+  opts: { bodyLimit?: number } = {},
 ): void {
   app.route<{ Params: RouteParams<D>; Querystring: RouteQuery<D>; Body: RouteBody<D> }>({
     method: def.method,
     url: def.path,
     schema: routeSchema(def),
+    ...(opts.bodyLimit ? { bodyLimit: opts.bodyLimit } : {}),
     handler: async (req, reply) => {
       const result = await handler(req, reply);
       if (reply.sent || result === reply) return result;

@@ -170,6 +170,19 @@ export const ERROR_CODES: Readonly<Record<string, ErrorCodeInfo>> = {
     status: 403,
     meaning: 'a guest report came from, or named, an address not allocated to its VM',
   },
+  guest_agent_unavailable: {
+    status: 502,
+    meaning: "the VM's guest agent did not answer a call relayed by its host agent (not booted, no agent, unreachable)",
+  },
+  // The in-guest function runner (runtime VMs), relayed by the host agent
+  function_load_failed: {
+    status: 422,
+    meaning:
+      "the function's handler could not be loaded (missing file or export, an error at import); `error` says why",
+  },
+  function_not_loaded: { status: 409, meaning: 'no function is loaded in this VM (or its one invocation already ran)' },
+  function_busy: { status: 409, meaning: 'the loaded function is already loading or running an invocation' },
+  function_too_large: { status: 413, meaning: "the function's files or the event exceed their size limit" },
   relay_failed: { status: 502, meaning: "the host agent could not relay the guest's report to the manager" },
   snapshot_chain_loop: { status: 500, meaning: "a bug: a snapshot's parent chain loops" },
 

@@ -9,6 +9,7 @@ import {
 import { alertRuleRoutes } from './alert.schema.ts';
 import { authRoutes } from './auth.schema.ts';
 import { eventRoutes } from './event.schema.ts';
+import { agentFunctionRoutes, guestFunctionRoutes } from './function-runner.schema.ts';
 import { guestAgentRoutes, guestEndpointRoutes } from './guest-api.schema.ts';
 import { hostRoutes } from './host.schema.ts';
 import { imageRoutes } from './image.schema.ts';
@@ -60,12 +61,14 @@ export const agentApi = {
   snapshots: agentSnapshotRoutes,
   mmds: agentMmdsRoutes,
   observe: agentObserveRoutes,
+  functions: agentFunctionRoutes,
 };
 
 /** The agent ↔ guest API: the host agent's guest endpoint, and the guest agent's own server in each VM. */
 export const guestApi = {
   endpoint: guestEndpointRoutes,
   agent: guestAgentRoutes,
+  functions: guestFunctionRoutes,
 };
 
 export function allAgentRoutes(): RouteDef[] {

@@ -1,6 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
-import { guestApi, type ProblemReply, writeProblem } from '@nqvm/api';
+import { guestApi, type NqvmClient, type ProblemReply, writeProblem } from '@nqvm/api';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import Fastify from 'fastify';
 import type { GuestReportRelay, ManagerClient } from '../manager/client.ts';
@@ -152,23 +152,32 @@ export class GuestEndpoints {
   }
 
   /**
+   * A client for the VM's guest agent with its token, at the address the guest last reported (or, with
+   * `allocated`, the VM's first allocated address before any report); undefined without a token or an address.
+   */
+  clientOf(vmId: string, allocated = true): NqvmClient | undefined {
+    const ip = this.lastReports.get(vmId)?.report.ip ?? (allocated ? this.deps.addressesOf(vmId)[0] : undefined);
+    const token = this.deps.tokenOf(vmId);
+    if (!ip || isIP(ip) !== 4 || !token) return undefined;
+    return guestAgentClient(ip, {
+      token,
+      ...(this.deps.guestAgentPort ? { port: this.deps.guestAgentPort } : {}),
+      ...(this.deps.fetch ? { fetch: this.deps.fetch } : {}),
+    });
+  }
+
+  /**
    * Sets the VM's serial console size through its guest agent (`POST /console-size` with the VM token), at the
    * address the guest last reported. Best effort: failures are logged at debug and never thrown.
    */
   async setConsoleSize(vmId: string, size: { cols: number; rows: number }): Promise<void> {
-    const ip = this.lastReports.get(vmId)?.report.ip;
-    const token = this.deps.tokenOf(vmId);
-    if (!ip || isIP(ip) !== 4 || !token) {
+    const guest = this.clientOf(vmId, false);
+    if (!guest) {
       this.deps.log.debug({ vm_id: vmId }, 'console size not sent: no guest address or token yet');
       return;
     }
     const body = { cols: clamp(size.cols, 20, 500), rows: clamp(size.rows, 5, 300) };
     try {
-      const guest = guestAgentClient(ip, {
-        token,
-        ...(this.deps.guestAgentPort ? { port: this.deps.guestAgentPort } : {}),
-        ...(this.deps.fetch ? { fetch: this.deps.fetch } : {}),
-      });
       await guest.call(guestApi.agent.consoleSize, { body });
     } catch (err) {
       this.deps.log.debug({ err, vm_id: vmId, ...body }, 'setting the console size in the guest failed');

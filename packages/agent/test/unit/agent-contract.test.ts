@@ -50,6 +50,7 @@ async function agentRoutes(): Promise<Mounted[]> {
       snapshots: {} as SnapshotService,
       mmds: {} as MmdsService,
       observe,
+      functions: { vms, guest: { clientOf: () => undefined } },
       dataDir: '/nonexistent',
     }),
   });

@@ -18,6 +18,7 @@ const FORWARDERS: Record<string, string> = {
   'manager/src/http/problem.ts': 'sends DomainError codes and the framework codes of codeForStatus',
   'manager/src/features/vms/agent-client.ts': "passes an agent's own 4xx code through",
   'agent/src/mount.ts': 'sends AgentError codes and the framework codes of codeForStatus',
+  'agent/src/functions/function-relay.ts': "passes a guest agent's own 4xx code through when it is catalogued",
 };
 
 describe('error code catalogue', () => {

@@ -7,6 +7,10 @@ import {
   ApiError,
   agentApi,
   type CallArgs,
+  type FunctionInvokeRequest,
+  type FunctionInvokeResult,
+  type FunctionLoaded,
+  type FunctionLoadRequest,
   NqvmClient,
   type RouteDef,
   type RouteParams,
@@ -214,5 +218,14 @@ export class HttpAgentApi implements AgentApi {
   }
   async list(t: AgentTarget) {
     return (await this.agent.call(t, agentApi.vms.list, {})).items;
+  }
+  /** Loads a function into a runtime VM's guest agent (the handler imported and waiting for its event). */
+  functionLoad(t: AgentTarget, vmId: string, body: FunctionLoadRequest): Promise<FunctionLoaded> {
+    return this.agent.call(t, agentApi.functions.load, { params: { id: vmId }, body });
+  }
+  /** Runs the loaded function once; waits for its timeout plus a margin for the kill and the relay. */
+  functionInvoke(t: AgentTarget, vmId: string, body: FunctionInvokeRequest): Promise<FunctionInvokeResult> {
+    const timeoutMs = body.timeout_ms + 30_000;
+    return this.agent.call(t, agentApi.functions.invoke, { params: { id: vmId }, body, timeoutMs });
   }
 }
