@@ -50,7 +50,7 @@ beforeAll(async () => {
       },
     }),
   ]);
-  registry.push(layout, '1.0', 'nqvm/web');
+  await registry.push(layout, '1.0', 'nqvm/web');
 }, 600_000);
 afterAll(async () => {
   await s?.close();

@@ -158,7 +158,11 @@ export const ERROR_CODES: Readonly<Record<string, ErrorCodeInfo>> = {
   invalid_reference: { status: 400, meaning: 'the OCI image reference is malformed' },
   registry_auth_failed: { status: 400, meaning: 'the registry refused the credentials (or asked for some)' },
   oci_manifest_unknown: { status: 422, meaning: 'the registry has no such image (repository, tag or digest)' },
-  oci_unsupported: { status: 422, meaning: 'the OCI image has no linux/amd64 variant or a form nqvm cannot unpack' },
+  oci_unsupported: { status: 422, meaning: 'the OCI image has a form nqvm cannot unpack' },
+  oci_platform_unavailable: {
+    status: 400,
+    meaning: "the OCI image has no linux image for the host's architecture; the message names those it has",
+  },
   oci_needs_rootfs: { status: 422, meaning: 'an OCI image becomes a rootfs image' },
   registry_unavailable: { status: 502, meaning: 'the registry could not be reached or answered with an error' },
 

@@ -18,7 +18,9 @@ export const OciImageSource = Type.Object(
   {
     type: Type.Literal('oci'),
     reference: Type.String(),
-    digest: Type.String({ description: 'Digest of the linux/amd64 image manifest that was pulled' }),
+    digest: Type.String({
+      description: 'Digest of the image manifest that was pulled (the one for the host architecture)',
+    }),
     config: OciRunConfig,
   },
   { additionalProperties: false },

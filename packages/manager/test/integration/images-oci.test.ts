@@ -113,9 +113,16 @@ describe.each(DB_KINDS)('OCI image pulls on %s', (kind) => {
         config: { Cmd: ['/bin/sh'] },
       }),
     ]);
-    registry.push(layout, 'single', 'demo/app');
-    registry.push(layout, 'multi', 'demo/app');
-    registry.push(layout, 'plain', 'demo/app');
+    layout.tag('arm-list', [
+      layout.image({ layers: [plain], architecture: 'arm64' }),
+      layout.image({ layers: [plain], architecture: 'riscv64' }),
+    ]);
+    layout.tag('arm-only', [layout.image({ layers: [plain], architecture: 'arm64' })]);
+    await registry.push(layout, 'single', 'demo/app');
+    await registry.push(layout, 'arm-list', 'demo/app');
+    await registry.push(layout, 'arm-only', 'demo/app');
+    await registry.push(layout, 'multi', 'demo/app');
+    await registry.push(layout, 'plain', 'demo/app');
     proxy = faultProxy(registry.host, fault);
     await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
     proxyHost = `127.0.0.1:${(proxy.address() as AddressInfo).port}`;
@@ -189,6 +196,22 @@ describe.each(DB_KINDS)('OCI image pulls on %s', (kind) => {
     const img = await settled(res.json().id);
     expect(ext4Cat(storeFile(img?.sha256 as string), '/arch.txt')).toBe('amd64\n');
     expect(img?.source).toMatchObject({ config: { entrypoint: [], cmd: ['/bin/sh'] } });
+  });
+
+  it("refuses an index or a manifest without the host's architecture with a 400 naming what it has", async () => {
+    const list = await pull(`armlist-${kind}`, `${registry.host}/demo/app:arm-list`);
+    expect(list.json()).toMatchObject({
+      status: 400,
+      code: 'oci_platform_unavailable',
+      field: 'body.source.reference',
+    });
+    expect(list.json().detail).toContain('linux/arm64, linux/riscv64');
+    expect(list.json().detail).toContain('no linux/amd64 image');
+    const one = await pull(`armonly-${kind}`, `${registry.host}/demo/app:arm-only`);
+    expect(one.json()).toMatchObject({ status: 400, code: 'oci_platform_unavailable' });
+    expect(one.json().detail).toContain('it has linux/arm64');
+    const names = (await t.request({ method: 'GET', url: `/v1/images?q=arm` })).json().items;
+    expect(names).toEqual([]);
   });
 
   it('answers a wrong registry password with a 400 before anything is stored', async () => {

@@ -1,10 +1,13 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
+
+const execFileAsync = promisify(execFile);
 
 /** One layer as a tree: files (content and mode), symlinks, and whiteouts (`.wh.NAME`, `.wh..wh..opq`). */
 export interface LayerSpec {
@@ -129,7 +132,8 @@ export class OciLayout {
 export interface Registry {
   /** `127.0.0.1:PORT` */
   host: string;
-  push(layout: OciLayout, tag: string, repo: string): void;
+  /** Async: a token service in this process must keep answering skopeo while it pushes. */
+  push(layout: OciLayout, tag: string, repo: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -150,11 +154,35 @@ async function waitForPort(port: number, child: ChildProcess, log: () => string)
   }
 }
 
-/** Debian's docker-registry on 127.0.0.1:`port`, with htpasswd (bcrypt) users; pushes go through skopeo. */
-export async function startRegistry(port: number, user: { name: string; password: string }): Promise<Registry> {
+/** docker-registry's `auth.token` settings: it sends clients to `realm` and trusts tokens signed under `certFile`. */
+export interface TokenAuth {
+  realm: string;
+  service: string;
+  issuer: string;
+  certFile: string;
+}
+
+/**
+ * Debian's docker-registry on 127.0.0.1:`port`, with htpasswd (bcrypt) users, or with Bearer tokens from a token
+ * service when `token` is given; pushes go through skopeo (which speaks both).
+ */
+export async function startRegistry(
+  port: number,
+  user: { name: string; password: string },
+  token?: TokenAuth,
+): Promise<Registry> {
   const root = mkdtempSync(join(tmpdir(), 'nqvm-registry-'));
   const htpasswd = execFileSync('htpasswd', ['-nbB', user.name, user.password], { encoding: 'utf8' });
   writeFileSync(join(root, 'htpasswd'), htpasswd);
+  const auth = token
+    ? [
+        '  token:',
+        `    realm: ${token.realm}`,
+        `    service: ${token.service}`,
+        `    issuer: ${token.issuer}`,
+        `    rootcertbundle: ${token.certFile}`,
+      ]
+    : ['  htpasswd:', '    realm: nqvm-test', `    path: ${join(root, 'htpasswd')}`];
   writeFileSync(
     join(root, 'config.yml'),
     [
@@ -168,9 +196,7 @@ export async function startRegistry(port: number, user: { name: string; password
       `  addr: 127.0.0.1:${port}`,
       '  secret: nqvm-test-registry',
       'auth:',
-      '  htpasswd:',
-      '    realm: nqvm-test',
-      `    path: ${join(root, 'htpasswd')}`,
+      ...auth,
       '',
     ].join('\n'),
   );
@@ -182,22 +208,18 @@ export async function startRegistry(port: number, user: { name: string; password
   const host = `127.0.0.1:${port}`;
   return {
     host,
-    push(layout, tag, repo) {
-      execFileSync(
-        'skopeo',
-        [
-          '--insecure-policy',
-          'copy',
-          '--all',
-          '--preserve-digests',
-          '--dest-tls-verify=false',
-          '--dest-creds',
-          `${user.name}:${user.password}`,
-          `oci:${layout.dir}:${tag}`,
-          `docker://${host}/${repo}:${tag}`,
-        ],
-        { stdio: ['ignore', 'ignore', 'pipe'] },
-      );
+    async push(layout, tag, repo) {
+      await execFileAsync('skopeo', [
+        '--insecure-policy',
+        'copy',
+        '--all',
+        '--preserve-digests',
+        '--dest-tls-verify=false',
+        '--dest-creds',
+        `${user.name}:${user.password}`,
+        `oci:${layout.dir}:${tag}`,
+        `docker://${host}/${repo}:${tag}`,
+      ]);
     },
     async stop() {
       child.kill('SIGTERM');

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { OciRunConfig } from '@nqvm/api';
-import { DomainError, Unprocessable } from '../../../domain/errors.ts';
+import { BadRequest, DomainError, Unprocessable } from '../../../domain/errors.ts';
 import type { OciReference } from './oci.reference.ts';
 import { type RegistryClient, RegistryUnavailable, readSmall } from './oci.registry.ts';
 
@@ -38,13 +38,26 @@ export interface Layer {
 
 /** What a pull needs after the manifests: the layers in order and the image's run config. */
 export interface ResolvedImage {
-  /** Digest of the linux/amd64 image manifest. */
+  /** Digest of the image manifest for the host's architecture. */
   digest: string;
   layers: Layer[];
   config: OciRunConfig;
 }
 
 const unsupported = (why: string) => new Unprocessable('oci_unsupported', why, FIELD);
+
+/** The OCI name of the architecture this manager's VMs run (Node's `x64` is OCI's `amd64`). */
+export function hostArchitecture(arch: string = process.arch): string {
+  return arch === 'x64' ? 'amd64' : arch === 'ia32' ? '386' : arch;
+}
+
+/** An image built for another architecture than the host's: a VM here could not run it. */
+const wrongPlatform = (canonical: string, wanted: string, available: string[]) =>
+  new BadRequest(
+    'oci_platform_unavailable',
+    `${canonical} has no linux/${wanted} image (this host's architecture); it has ${available.join(', ') || 'no platforms'}`,
+    FIELD,
+  );
 
 function sha256(b: Buffer): string {
   return `sha256:${createHash('sha256').update(b).digest('hex')}`;
@@ -82,21 +95,37 @@ async function fetchManifest(client: RegistryClient, ref: string): Promise<{ bod
   return { body, type: typeof mediaType === 'string' ? mediaType : declared };
 }
 
-/** Follows a manifest list to its linux/amd64 image, then reads the image's config blob (digests checked). */
-export async function resolveImage(client: RegistryClient, reference: OciReference): Promise<ResolvedImage> {
+/**
+ * Follows a manifest list to the image for the host's architecture (`arch`, OCI naming), then reads the image's
+ * config blob (digests checked). An image, or a list, with nothing for that architecture is a 400 naming what it has.
+ */
+export async function resolveImage(
+  client: RegistryClient,
+  reference: OciReference,
+  arch: string = hostArchitecture(),
+): Promise<ResolvedImage> {
   try {
     let { body, type } = await fetchManifest(client, reference.ref);
     if (INDEX_TYPES.includes(type)) {
-      const manifests = (json(body, 'index').manifests ?? []) as Array<Record<string, unknown>>;
-      const pick = Array.isArray(manifests)
-        ? manifests.find((m) => {
-            const p = (m.platform ?? {}) as Record<string, unknown>;
-            return p.os === 'linux' && p.architecture === 'amd64' && typeof m.digest === 'string';
-          })
-        : undefined;
-      if (!pick) throw unsupported(`${reference.canonical} has no linux/amd64 image`);
+      const listed = json(body, 'index').manifests;
+      const manifests = (Array.isArray(listed) ? listed : []) as Array<Record<string, unknown>>;
+      const platform = (m: Record<string, unknown>) => (m.platform ?? {}) as Record<string, unknown>;
+      const pick = manifests.find((m) => {
+        const p = platform(m);
+        return p.os === 'linux' && p.architecture === arch && typeof m.digest === 'string';
+      });
+      if (!pick) {
+        const available = manifests
+          .map(platform)
+          .filter((p) => typeof p.os === 'string' && typeof p.architecture === 'string')
+          .map((p) => `${p.os}/${p.architecture}${typeof p.variant === 'string' ? `/${p.variant}` : ''}`);
+        // Attestation manifests are listed as unknown/unknown: they are no platform.
+        throw wrongPlatform(reference.canonical, arch, [
+          ...new Set(available.filter((a) => !a.startsWith('unknown/'))),
+        ]);
+      }
       const digest = String(pick.digest);
-      if (!DIGEST.test(digest)) throw unsupported(`the linux/amd64 manifest digest ${digest} is not sha256`);
+      if (!DIGEST.test(digest)) throw unsupported(`the linux/${arch} manifest digest ${digest} is not sha256`);
       ({ body, type } = await fetchManifest(client, digest));
     }
     if (!MANIFEST_TYPES.includes(type)) throw unsupported(`manifests of type ${type || 'unknown'} are not supported`);
@@ -120,10 +149,9 @@ export async function resolveImage(client: RegistryClient, reference: OciReferen
     const configBody = await readSmall(configRes, 4 << 20);
     if (sha256(configBody) !== cfg.digest) throw new RegistryUnavailable('the image config does not match its digest');
     const image = json(configBody, 'image config');
-    if ((image.os !== undefined && image.os !== 'linux') || (image.architecture ?? 'amd64') !== 'amd64')
-      throw unsupported(
-        `${reference.canonical} is for ${String(image.os)}/${String(image.architecture)}, not linux/amd64`,
-      );
+    const os = typeof image.os === 'string' ? image.os : 'linux';
+    const imageArch = typeof image.architecture === 'string' ? image.architecture : arch;
+    if (os !== 'linux' || imageArch !== arch) throw wrongPlatform(reference.canonical, arch, [`${os}/${imageArch}`]);
     const c = (image.config ?? {}) as Record<string, unknown>;
     return {
       digest: sha256(body),
