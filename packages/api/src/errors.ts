@@ -185,8 +185,8 @@ export const ERROR_CODES: Readonly<Record<string, ErrorCodeInfo>> = {
       "the function's handler could not be loaded (missing file or export, an error at import); `error` says why",
   },
   function_not_loaded: { status: 409, meaning: 'no function is loaded in this VM (or its one invocation already ran)' },
-  function_busy: { status: 409, meaning: 'the loaded function is already loading or running an invocation' },
-  function_too_large: { status: 413, meaning: "the function's files or the event exceed their size limit" },
+  runner_busy: { status: 409, meaning: "the runtime VM's function is already loading or running an invocation" },
+  runner_too_large: { status: 413, meaning: "the function's files or the event exceed their size limit" },
   relay_failed: { status: 502, meaning: "the host agent could not relay the guest's report to the manager" },
   snapshot_chain_loop: { status: 500, meaning: "a bug: a snapshot's parent chain loops" },
 

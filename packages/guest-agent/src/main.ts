@@ -2,6 +2,8 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { hostname, networkInterfaces } from 'node:os';
 import { ConfigError, configPathFromEnv, parseConfig, type ResolvedConfig } from './config';
 import { applyConsoleSize } from './console-size';
+import { FUNCTION_DIR, runtimeCommands } from './function-commands';
+import { FunctionRunner, procMemTotal, procOomKills } from './function-runner';
 import { applyIdentity, execArgv, interfaceWith } from './identity';
 import { createLogger, type Logger, logSink } from './log';
 import { MetricsSampler } from './metrics';
@@ -10,6 +12,7 @@ import { abortableSleep, firstIpv4, postJson, type Reporter, startReporter } fro
 import {
   type ConsoleSizeHandler,
   createGuestServer,
+  type FunctionsHandler,
   type IdentityHandler,
   listen,
   type ReportNowHandler,
@@ -73,9 +76,18 @@ export async function main(): Promise<void> {
   const reportNow: ReportNowHandler | undefined = config
     ? { token: () => config.token, host, kick: () => reporter?.kick() }
     : undefined;
+  const runner = new FunctionRunner({
+    workDir: FUNCTION_DIR,
+    commands: runtimeCommands(),
+    memTotalBytes: procMemTotal,
+    oomKills: procOomKills,
+    ...(process.getuid?.() === 0 ? { user: { uid: 65534, gid: 65534 } } : {}),
+  });
+  const functions: FunctionsHandler | undefined = config ? { token: () => config.token, host, runner } : undefined;
   const server = createGuestServer({
     sampler,
     logger,
+    ...(functions ? { functions } : {}),
     ...(identity ? { identity } : {}),
     ...(consoleSize ? { consoleSize } : {}),
     ...(reportNow ? { reportNow } : {}),
@@ -133,6 +145,7 @@ export async function main(): Promise<void> {
     }, SHUTDOWN_DEADLINE_MS).unref();
     stopSampling();
     stopService?.();
+    runner.close();
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeAllConnections();
     Promise.all([reporter?.stop(), closed]).then(() => {

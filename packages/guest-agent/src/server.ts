@@ -1,6 +1,8 @@
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { type ConsoleSize, parseConsoleSize } from './console-size';
+import { parseInvoke, parseLoad, RequestRefused } from './function-request';
+import { type FunctionRunner, RunnerRefused } from './function-runner';
 import { type NewIdentity, parseIdentity } from './identity';
 import type { Logger } from './log';
 import type { MetricsSampler } from './metrics';
@@ -19,7 +21,19 @@ export interface GuestServerOptions {
   consoleSize?: ConsoleSizeHandler;
   /** Reports to the host agent now when it asks (a restored instance it has just registered); absent without a config. */
   reportNow?: ReportNowHandler;
+  /** The function runner (`/function/load`, `/function/invoke`); absent without a config. */
+  functions?: FunctionsHandler;
 }
+
+export interface FunctionsHandler {
+  token(): string;
+  /** The host agent's address: the only source these calls are taken from. */
+  host(): string;
+  runner: Pick<FunctionRunner, 'load' | 'invoke'>;
+}
+
+/** The function routes' bodies: up to 1 MiB of code or event, escaped in JSON. */
+const FUNCTION_BODY_LIMIT = 8 * 1024 * 1024;
 
 export interface ReportNowHandler {
   token(): string;
@@ -79,6 +93,7 @@ async function authorizedJson(
   req: IncomingMessage,
   res: ServerResponse,
   h: { token(): string; host(): string },
+  limit = 16 * 1024,
 ): Promise<unknown> {
   if (req.method !== 'POST') {
     res.setHeader('allow', 'POST');
@@ -96,7 +111,7 @@ async function authorizedJson(
     return ANSWERED;
   }
   try {
-    return JSON.parse(await readBody(req, 16 * 1024));
+    return JSON.parse(await readBody(req, limit));
   } catch {
     sendJson(res, 400, { error: 'invalid_json' });
     return ANSWERED;
@@ -137,6 +152,46 @@ async function handleReportNow(req: IncomingMessage, res: ServerResponse, h: Rep
   sendJson(res, 202, { ok: true });
 }
 
+/** problem+json as the host agent relays it (its catalogued code, `field`, the handler's `error`). */
+function sendProblem(res: ServerResponse, status: number, code: string, detail: string, extra = {}): void {
+  const payload = JSON.stringify({
+    ...extra,
+    type: `https://nqvm.dev/problems/${code}`,
+    title: code,
+    status,
+    code,
+    detail,
+  });
+  res.writeHead(status, {
+    'content-type': 'application/problem+json',
+    'content-length': Buffer.byteLength(payload),
+    'cache-control': 'no-store',
+  });
+  res.end(payload);
+}
+
+async function handleFunction(
+  req: IncomingMessage,
+  res: ServerResponse,
+  h: FunctionsHandler,
+  what: 'load' | 'invoke',
+  logger: Logger,
+) {
+  const raw = await authorizedJson(req, res, h, FUNCTION_BODY_LIMIT);
+  if (raw === ANSWERED) return;
+  try {
+    const answer = what === 'load' ? await h.runner.load(parseLoad(raw)) : await h.runner.invoke(parseInvoke(raw));
+    sendJson(res, 200, answer);
+  } catch (err) {
+    if (err instanceof RequestRefused) return sendProblem(res, err.status, err.code, err.message, { field: err.field });
+    if (err instanceof RunnerRefused)
+      return sendProblem(res, err.status, err.code, err.message, err.error ? { error: err.error } : {});
+    const message = err instanceof Error ? err.message : String(err);
+    logger.error('function_failed', { what, error: message });
+    sendProblem(res, 500, 'internal', message);
+  }
+}
+
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const payload = JSON.stringify(body);
   res.writeHead(status, {
@@ -160,6 +215,10 @@ export function createGuestServer(opts: GuestServerOptions): Server {
     }
     if (path === '/report' && opts.reportNow) {
       void handleReportNow(req, res, opts.reportNow);
+      return;
+    }
+    if ((path === '/function/load' || path === '/function/invoke') && opts.functions) {
+      void handleFunction(req, res, opts.functions, path === '/function/load' ? 'load' : 'invoke', opts.logger);
       return;
     }
     if (path === '/console-size' && opts.consoleSize) {
@@ -189,8 +248,9 @@ export function createGuestServer(opts: GuestServerOptions): Server {
       },
     );
   });
-  // Short timeouts: only the host agent and manager poll this, and a stuck client must not pin memory.
-  server.requestTimeout = 10_000;
+  // Short timeouts: only the host agent and manager poll this, and a stuck client must not pin memory. The
+  // request timeout covers receiving the request only; an invocation's answer may take up to its own timeout.
+  server.requestTimeout = 30_000;
   server.headersTimeout = 5_000;
   server.keepAliveTimeout = 5_000;
   return server;
