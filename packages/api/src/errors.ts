@@ -128,6 +128,10 @@ export const ERROR_CODES: Readonly<Record<string, ErrorCodeInfo>> = {
 
   // The resource's state or other resources stand in the way: 409
   invalid_transition: { status: 409, meaning: "the VM's state does not allow this action" },
+  quota_exceeded: {
+    status: 409,
+    meaning: "past the project's quota; `resource`, `limit`, `used` and `requested` say which and by how much",
+  },
   no_capacity: { status: 409, meaning: 'no host has room for the VM; `hosts` says why per host' },
   vm_name_taken: { status: 409, meaning: 'a VM with this name exists' },
   image_name_taken: { status: 409, meaning: 'an image with this name and tag exists' },

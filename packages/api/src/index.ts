@@ -21,6 +21,7 @@ export * from './openapi.ts';
 export * from './operation.schema.ts';
 export * from './permissions.ts';
 export * from './problem.ts';
+export * from './quota.schema.ts';
 export * from './route.ts';
 export * from './routes.ts';
 export * from './snapshot.schema.ts';

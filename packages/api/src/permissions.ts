@@ -32,6 +32,9 @@ export const USER_PERMISSIONS = [
   'webhook:write',
   'alert:read',
   'alert:write',
+  'quota:read',
+  'quota:write',
+  'usage:read',
 ] as const;
 
 export type UserPermission = (typeof USER_PERMISSIONS)[number];
@@ -73,7 +76,7 @@ const OPERATOR: readonly UserPermission[] = [
 /** Every role's permissions. Hosts, the manager's log, webhooks and alert rules (global) are the admin's alone. */
 export const ROLE_PERMISSIONS: Record<Role, readonly UserPermission[]> = {
   admin: USER_PERMISSIONS,
-  owner: OPERATOR,
+  owner: [...OPERATOR, 'quota:read', 'usage:read'],
   operator: OPERATOR,
   viewer: VIEWER,
 };

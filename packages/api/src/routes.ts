@@ -17,6 +17,7 @@ import { joinTokenRoutes } from './join-token.schema.ts';
 import { logRoutes } from './logs.schema.ts';
 import { mmdsRoutes } from './mmds.schema.ts';
 import { operationRoutes } from './operation.schema.ts';
+import { quotaRoutes } from './quota.schema.ts';
 import type { RouteDef } from './route.ts';
 import { snapshotRoutes } from './snapshot.schema.ts';
 import { statsRoutes } from './stats.schema.ts';
@@ -44,6 +45,7 @@ export const api = {
   stats: statsRoutes,
   webhooks: webhookRoutes,
   alertRules: alertRuleRoutes,
+  quotas: quotaRoutes,
   agentCallbacks: agentCallbackRoutes,
 };
 

@@ -51,6 +51,9 @@ import { operationsRoutes } from './features/operations/operations.routes.ts';
 import { OperationsService } from './features/operations/operations.service.ts';
 import { OperationWaiter } from './features/operations/operations.waiter.ts';
 import { OperationWorker } from './features/operations/operations.worker.ts';
+import { QuotasRepository } from './features/quotas/quotas.repository.ts';
+import { quotasRoutes } from './features/quotas/quotas.routes.ts';
+import { QuotasService } from './features/quotas/quotas.service.ts';
 import { installRateLimits } from './features/ratelimit/ratelimit.hook.ts';
 import { RateLimitRepository } from './features/ratelimit/ratelimit.repository.ts';
 import { RateLimiter } from './features/ratelimit/ratelimit.service.ts';
@@ -64,6 +67,8 @@ import { installHttpMetrics, MetricsRegistry } from './features/system/metrics.t
 import { TemplatesRepository } from './features/templates/templates.repository.ts';
 import { templatesRoutes } from './features/templates/templates.routes.ts';
 import { TemplatesService } from './features/templates/templates.service.ts';
+import { UsageRepository } from './features/usage/usage.repository.ts';
+import { UsageService } from './features/usage/usage.service.ts';
 import { type AgentApi, AgentClient, HttpAgentApi } from './features/vms/agent-client.ts';
 import { startReconciler } from './features/vms/reconciler.ts';
 import { bootHandler, deleteHandler, stopHandler } from './features/vms/vm-operations.ts';
@@ -270,6 +275,11 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
     machine,
     waiter,
   );
+  const quotasRepo = new QuotasRepository(database.db);
+  const quotas = new QuotasService(quotasRepo, events);
+  vms.useQuotaCheck(quotas);
+  snapshots.useQuotaCheck(quotas);
+  images.useQuotaCheck(quotas);
   const vmOps = { vms, rows: vmsRepo, machine, agent: agentApi };
   // What the snapshot and device operations need: their repository, the VM's row, its host and the agent.
   const hostWork = <R>(repo: R) => ({
@@ -445,6 +455,12 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
     logsRoutes(v1, authn, vms, agentClient);
     webhooksRoutes(v1, authn, webhooks);
     alertsRoutes(v1, authn, new AlertsService(alertsRepo, events));
+    quotasRoutes(
+      v1,
+      authn,
+      quotas,
+      new UsageService(new UsageRepository(database.db), (id) => quotasRepo.projectExists(id)),
+    );
   });
 
   await app.register(webConsole);

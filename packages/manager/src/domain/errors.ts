@@ -80,3 +80,16 @@ export class WaitTimeout extends DomainError {
     super(408, 'wait_timeout', `VM is ${state}, not ${wanted}, after the timeout`, 'query.timeout', { state });
   }
 }
+
+/** A write that would take a project past its quota (see the quotas feature). */
+export class QuotaExceeded extends DomainError {
+  constructor(resource: string, limit: number, used: number, requested: number) {
+    super(
+      409,
+      'quota_exceeded',
+      `the project's ${resource} quota is ${limit}; ${used} in use, this needs ${requested} more`,
+      undefined,
+      { resource, limit, used, requested },
+    );
+  }
+}

@@ -2,6 +2,7 @@ import { and, desc, eq, gt, ilike, lt, ne, type SQL, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.ts';
 import { isoMs, type JsonPage, jsonPage, type Key } from '../../db/keyset.ts';
 import { images } from '../../db/schema.ts';
+import type { Tx } from '../operations/operations.repository.ts';
 
 export type ImageRow = typeof images.$inferSelect;
 export type NewImage = Pick<
@@ -48,8 +49,19 @@ export class ImagesRepository {
    * The name's next version. Throws the driver error (SQLSTATE 23505) on a taken tag, or on the version when
    * another import of the name took it at the same moment; the service maps or retries.
    */
-  async insert(img: NewImage): Promise<ImageRow> {
-    const [row] = await this.db
+  /** `check` runs in the insert's transaction (quotas); throwing undoes the insert. */
+  async insert(img: NewImage, check?: (tx: Tx, row: ImageRow) => Promise<void>): Promise<ImageRow> {
+    if (check)
+      return this.db.transaction(async (tx) => {
+        const row = await this.insertIn(tx, img);
+        await check(tx, row);
+        return row;
+      });
+    return this.insertIn(this.db, img);
+  }
+
+  private async insertIn(db: Db | Tx, img: NewImage): Promise<ImageRow> {
+    const [row] = await db
       .insert(images)
       .values({
         ...img,

@@ -5,6 +5,7 @@ import { decodeCursor, encodeCursor, pageBody } from '../../db/keyset.ts';
 import { BadRequest, Conflict, DomainError, NotFound, Unprocessable } from '../../domain/errors.ts';
 import type { GuardedResponse, UrlGuard } from '../../security/url-guard.ts';
 import type { EventsService } from '../events/events.service.ts';
+import type { Tx } from '../operations/operations.repository.ts';
 import type { CommandRunner } from './images.exec.ts';
 import { type Decoded, type DiskTools, ingestImage, systemDiskTools } from './images.formats.ts';
 import { resolveImagePath } from './images.paths.ts';
@@ -86,8 +87,14 @@ interface RunningImport {
   done: Promise<void>;
 }
 
+/** Refuses, in the transaction of its insert, an image past its project's disk quota (quotas feature). */
+export interface ImageQuotaCheck {
+  imageAdded(tx: Tx, imageId: string): Promise<void>;
+}
+
 export class ImagesService {
   private readonly usages: ImageUsage[] = [];
+  private quota: ImageQuotaCheck | undefined;
   private readonly imports = new Map<string, RunningImport>();
 
   constructor(
@@ -99,6 +106,10 @@ export class ImagesService {
   ) {}
 
   /** Templates, and later VMs, plug in here so images they reference cannot be deleted. */
+  useQuotaCheck(check: ImageQuotaCheck): void {
+    this.quota = check;
+  }
+
   addUsage(usage: ImageUsage): void {
     this.usages.push(usage);
   }
@@ -377,7 +388,11 @@ export class ImagesService {
     // Two imports of one name at once may pick the same version number: the loser takes the next.
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.repo.insert({ name, kind, description: description ?? '', source, bytesTotal: null, tag });
+        const quota = this.quota;
+        return await this.repo.insert(
+          { name, kind, description: description ?? '', source, bytesTotal: null, tag },
+          quota && ((tx, row) => quota.imageAdded(tx, row.id)),
+        );
       } catch (err) {
         if (attempt < 5 && pgCode(err) === '23505' && pgConstraint(err) === 'images_name_version_key') continue;
         tagTaken(err, name, tag);

@@ -11,7 +11,7 @@ import {
 import { decodeCursor, encodeCursor, type Key } from '../../db/keyset.ts';
 import { Conflict, NotFound, Unprocessable } from '../../domain/errors.ts';
 import type { SecretBox } from '../../security/secret-box.ts';
-import type { OperationsRepository } from '../operations/operations.repository.ts';
+import type { OperationsRepository, Tx } from '../operations/operations.repository.ts';
 import type { OperationWaiter } from '../operations/operations.waiter.ts';
 import type { TemplatesService } from '../templates/templates.service.ts';
 import type { AgentClient } from '../vms/agent-client.ts';
@@ -70,6 +70,11 @@ const SNAPSHOT_KEYS: Key[] = [
 /** How long a snapshot request waits for its operation before answering with it still running. */
 const SAVE_ANSWER_MS = 60_000;
 
+/** Refuses, in the transaction of its insert, a snapshot past its project's quota (quotas feature). */
+export interface SnapshotQuotaCheck {
+  snapshotAdded(tx: Tx, snapshotId: string): Promise<void>;
+}
+
 /** Snapshots, instances made from them, clones and VM → template. */
 export class SnapshotsService {
   constructor(
@@ -82,6 +87,12 @@ export class SnapshotsService {
     private readonly machine: Pick<VmStateMachine, 'queue'>,
     private readonly waiter: Pick<OperationWaiter, 'result'>,
   ) {}
+
+  private quota: SnapshotQuotaCheck | undefined;
+
+  useQuotaCheck(check: SnapshotQuotaCheck): void {
+    this.quota = check;
+  }
 
   /** How the `instantiate` and `clone` operations boot their VM on the host (idempotent on the agent). */
   readonly launchers: { instantiate: Launcher; clone: Launcher } = {
@@ -146,8 +157,8 @@ export class SnapshotsService {
         actor,
         input: { snapshot_id: sid, ...(parent ? { parent_id: parent.id } : {}) },
       },
-      write: (tx) =>
-        this.repo.insertIn(tx, {
+      write: async (tx) => {
+        const written = await this.repo.insertIn(tx, {
           id: sid,
           vmId,
           hostId: vm.hostId,
@@ -159,7 +170,10 @@ export class SnapshotsService {
           diskBytes: 0,
           sourceSpec: { ...sourceSpecOf(vm, nic?.network ?? null), source_vm_id: vm.id, source_vm_name: vm.name },
           passwordEnc: vm.passwordEnc,
-        }),
+        });
+        await this.quota?.snapshotAdded(tx, sid);
+        return written;
+      },
     });
     // The answer waits for the save (the contract clients know); a slow one is answered in state creating.
     await this.waiter.result(operation.id, SAVE_ANSWER_MS);

@@ -33,6 +33,8 @@ export interface StateChange {
   operation?: StartOperation;
   /** The operation this change ends (its handler's last step), in the same transaction. */
   finish?: Ending;
+  /** Runs after the row was written, in the same transaction; throwing undoes the change (quota checks). */
+  check?: (tx: Tx, row: VmRow) => Promise<void>;
 }
 
 export interface Changed {
@@ -75,6 +77,7 @@ export class VmStateMachine {
         .where(and(eq(vms.id, c.vmId), inArray(vms.state, [...c.from])))
         .returning();
       if (!row) return undefined;
+      await c.check?.(tx, row);
       return { row, ...(await this.sideEffects(tx, c.vmId, c)) };
     });
     this.announce(out);

@@ -18,6 +18,7 @@ import { hashToken, newToken } from '../../security/tokens.ts';
 import type { EventsService } from '../events/events.service.ts';
 import type { HostRow } from '../hosts/hosts.repository.ts';
 import type { HostsService } from '../hosts/hosts.service.ts';
+import type { Tx } from '../operations/operations.repository.ts';
 import type { AgentApi, AgentTarget } from './agent-client.ts';
 import { randomMac } from './ipam.ts';
 import { type Candidate, place } from './scheduler.ts';
@@ -90,7 +91,15 @@ export interface BootRequest {
   input: Record<string, unknown>;
 }
 
+/** Refuses, in the transaction of a VM's insert or start, what takes its project past its quota (quotas feature). */
+export interface VmQuotaCheck {
+  created(tx: Tx, row: VmRow, rootfsBytes: number): Promise<void>;
+  started(tx: Tx, row: VmRow): Promise<void>;
+}
+
 export class VmsService {
+  private quota: VmQuotaCheck | undefined;
+
   /** Rows a create has just read, for its first boot in this process (a resumed boot reads them again). */
   private readonly hints = new Map<string, KnownRows & { row: VmRow }>();
   private readonly specHooks: SpecHook[] = [];
@@ -264,7 +273,12 @@ export class VmsService {
         ? { ifaceId: 'eth0', network: network.name, mac: req.mac ?? randomMac(), config: {} }
         : null;
       try {
-        const made = await this.machine.create((tx) => this.repo.insertIn(tx, base, newNic), {
+        const insert = async (tx: Tx) => {
+          const made = await this.repo.insertIn(tx, base, newNic);
+          await this.quota?.created(tx, made.row, images.rootfs_image_id?.size_bytes ?? 0);
+          return made;
+        };
+        const made = await this.machine.create(insert, {
           event: (r) => ({
             actor,
             action: 'create',
@@ -360,6 +374,10 @@ export class VmsService {
     return spec;
   }
 
+  useQuotaCheck(check: VmQuotaCheck): void {
+    this.quota = check;
+  }
+
   /** Features that add to what a VM boots with (devices) extend the agent spec here. */
   useSpecHook(hook: SpecHook): void {
     this.specHooks.push(hook);
@@ -375,6 +393,7 @@ export class VmsService {
     actor: string,
     patch: Partial<VmRow> = {},
     operation?: StartOperation,
+    check?: (tx: Tx, row: VmRow) => Promise<void>,
   ): Promise<{ row: VmRow; operationId?: string }> {
     const current = await this.row(id);
     const to = assertAction(action, current.state);
@@ -386,6 +405,7 @@ export class VmsService {
       patch,
       event: { actor, action },
       ...(operation ? { operation } : {}),
+      ...(check ? { check } : {}),
     });
     if (!moved) throw new InvalidTransition(action, (await this.row(id)).state);
     return { row: moved.row, ...(moved.operation ? { operationId: moved.operation.id } : {}) };
@@ -400,6 +420,7 @@ export class VmsService {
           actor,
           { desiredRunning: true, lastError: null },
           { kind: 'start', actor },
+          async (tx, row) => this.quota?.started(tx, row),
         );
         return this.view(row, operationId);
       }
