@@ -57,6 +57,7 @@ export const ERROR_CODES: Readonly<Record<string, ErrorCodeInfo>> = {
 
   // Resources by id (URL): 404
   vm_not_found: { status: 404, meaning: 'no such VM (or not visible to the caller)' },
+  project_not_found: { status: 404, meaning: 'no such project (or not visible to the caller)' },
   image_not_found: { status: 404, meaning: 'no such image' },
   host_not_found: { status: 404, meaning: 'no such host' },
   join_token_not_found: { status: 404, meaning: 'no such host join token' },

@@ -45,6 +45,11 @@ export function exampleOf(schema: JsonObject, name?: string, depth = 0): unknown
     const alts = schema.anyOf as JsonObject[];
     return exampleOf(alts.find((a) => a.type !== 'null') ?? alts[0]!, name, depth + 1);
   }
+  // A nullable scalar written as one schema with two types (`['integer', 'null']`): the non-null type.
+  if (Array.isArray(schema.type)) {
+    const types = schema.type as string[];
+    return exampleOf({ ...schema, type: types.find((t) => t !== 'null') ?? 'null' }, name, depth + 1);
+  }
   switch (schema.type) {
     case 'object': {
       const out: JsonObject = {};

@@ -90,8 +90,8 @@ describe.each(DB_KINDS)('quotas and usage on %s', (kind) => {
       expect(r.json()).toMatchObject({ code: 'quota_exceeded', resource: 'vms', limit: 3, used: 3, requested: 1 });
       expect(r.json().detail).toMatch(/vms quota is 3/);
     }
-    const [{ n }] = await sql<{ n: string }>('SELECT count(*) AS n FROM vms');
-    expect(Number(n)).toBe(3);
+    const [count] = await sql<{ n: string }>('SELECT count(*) AS n FROM vms');
+    expect(Number(count?.n)).toBe(3);
     await quota({ vms: null });
   });
 
