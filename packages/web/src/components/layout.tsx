@@ -1,26 +1,31 @@
-import { api } from '@nqvm/api';
+import { api, type UserPermission } from '@nqvm/api';
 import { useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { NavLink, Outlet, useNavigate } from 'react-router';
 import { call } from '../lib/api.ts';
 import { useLiveConnected } from '../lib/live.ts';
-import { useMe } from '../lib/session.tsx';
+import { useCan, useMe } from '../lib/session.tsx';
 import { setThemeChoice, type ThemeChoice, useThemeChoice } from '../lib/theme.ts';
 import { TaskPanel } from './task-panel.tsx';
 import { Button } from './ui.tsx';
 
-const NAV: [string, string][] = [
-  ['/', 'Dashboard'],
-  ['/vms', 'Virtual machines'],
-  ['/registry', 'Registry'],
-  ['/templates', 'Templates'],
-  ['/hosts', 'Hosts'],
-  ['/events', 'Events'],
-  ['/settings', 'Settings'],
+/** Each page and the permission it needs to show anything: pages the caller cannot read are not offered. */
+const NAV: [string, string, UserPermission][] = [
+  ['/', 'Dashboard', 'session'],
+  ['/vms', 'Virtual machines', 'vm:read'],
+  ['/registry', 'Registry', 'image:read'],
+  ['/templates', 'Templates', 'template:read'],
+  ['/hosts', 'Hosts', 'host:read'],
+  ['/join-tokens', 'Join tokens', 'host:read'],
+  ['/events', 'Events', 'event:read'],
+  ['/alerts', 'Alerts', 'alert:read'],
+  ['/webhooks', 'Webhooks', 'webhook:read'],
+  ['/settings', 'Settings', 'session'],
 ];
 
 export function AppShell() {
   const me = useMe();
+  const can = useCan();
   const live = useLiveConnected();
   const qc = useQueryClient();
   const navigate = useNavigate();
@@ -52,7 +57,7 @@ export function AppShell() {
         </div>
         <nav id="main-nav" aria-label="Main" className={`${menuOpen ? 'block' : 'hidden'} px-2 pb-3 md:block`}>
           <ul className="flex flex-col gap-0.5">
-            {NAV.map(([to, label]) => (
+            {NAV.filter(([, , permission]) => can(permission)).map(([to, label]) => (
               <li key={to}>
                 <NavLink
                   to={to}

@@ -112,6 +112,15 @@ const STATE_COLORS: Record<string, string> = {
   error: 'bg-red-100 text-red-800',
   unreachable: 'bg-red-100 text-red-800',
   unknown: 'bg-slate-200 text-slate-700',
+  firing: 'bg-red-100 text-red-800',
+  failed: 'bg-red-100 text-red-800',
+  succeeded: 'bg-green-100 text-green-800',
+  valid: 'bg-green-100 text-green-800',
+  pending: 'bg-amber-100 text-amber-800',
+  delivering: 'bg-amber-100 text-amber-800',
+  disabled: 'bg-slate-200 text-slate-700',
+  used: 'bg-slate-200 text-slate-700',
+  expired: 'bg-slate-200 text-slate-700',
 };
 
 export function Badge({ value }: { value: string }) {

@@ -1,4 +1,4 @@
-import { api, type Me } from '@nqvm/api';
+import { api, type Me, type UserPermission } from '@nqvm/api';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { createContext, type ReactNode, useContext, useEffect } from 'react';
 import { Navigate, useLocation, useNavigate } from 'react-router';
@@ -12,6 +12,20 @@ export function useMe(): Me {
   const me = useContext(SessionContext);
   if (!me) throw new Error('useMe outside a session');
   return me;
+}
+
+/**
+ * Whether the signed-in caller holds a permission (`/v1/auth/me` lists them: the role narrowed by a token's
+ * scope). The console hides what the caller cannot do instead of offering buttons the API would refuse.
+ */
+export function useCan(): (permission: UserPermission) => boolean {
+  const me = useMe();
+  return (permission) => me.permissions.includes(permission);
+}
+
+/** Renders its children only when the caller holds the permission. */
+export function Can({ permission, children }: { permission: UserPermission; children: ReactNode }) {
+  return useCan()(permission) ? children : null;
 }
 
 export function loginPath(from: string): string {

@@ -6,12 +6,15 @@ import { Badge, Button, Card, Empty, ErrorState, Field, Loading, PageHeader, Pro
 import { call, errorMessage, fieldErrors } from '../lib/api.ts';
 import { formatBytes, formatDate } from '../lib/format.ts';
 import { useImageProgress } from '../lib/images.ts';
+import { useCan } from '../lib/session.tsx';
+import { ImageVersionsDialog } from './image-versions.tsx';
 import { ImportDialog, UploadDialog } from './registry-dialogs.tsx';
 
 export function RegistryPage() {
   const [kind, setKind] = useState<ImageKind | ''>('');
   const [q, setQ] = useState('');
   const [dialog, setDialog] = useState<'import' | 'upload' | 'blank' | null>(null);
+  const can = useCan();
   const images = useQuery({
     queryKey: ['images', 'list', kind, q],
     queryFn: () => call(api.images.list, { query: { limit: 500, ...(kind ? { kind } : {}), ...(q ? { q } : {}) } }),
@@ -21,13 +24,15 @@ export function RegistryPage() {
       <PageHeader
         title="Registry"
         actions={
-          <>
-            <Button variant="primary" onClick={() => setDialog('import')}>
-              Import from path or URL
-            </Button>
-            <Button onClick={() => setDialog('upload')}>Upload</Button>
-            <Button onClick={() => setDialog('blank')}>Blank volume</Button>
-          </>
+          can('image:write') ? (
+            <>
+              <Button variant="primary" onClick={() => setDialog('import')}>
+                Import from path or URL
+              </Button>
+              <Button onClick={() => setDialog('upload')}>Upload</Button>
+              <Button onClick={() => setDialog('blank')}>Blank volume</Button>
+            </>
+          ) : null
         }
       />
       <Card className="mb-4">
@@ -103,8 +108,10 @@ function ImageRow({ image }: { image: Image }) {
   const qc = useQueryClient();
   const live = useImageProgress(image).data ?? image;
   const [renaming, setRenaming] = useState(false);
+  const [showVersions, setShowVersions] = useState(false);
   const [name, setName] = useState(image.name);
   const [renameError, setRenameError] = useState<unknown>(null);
+  const can = useCan();
   const source =
     live.source.type === 'url'
       ? live.source.url
@@ -117,6 +124,10 @@ function ImageRow({ image }: { image: Image }) {
     <tr data-image-name={live.name}>
       <td className="py-1.5 pr-3 font-medium">
         {live.name}
+        <span className="ml-1 text-xs font-normal text-slate-500">
+          v{live.version}
+          {live.tag ? `:${live.tag}` : ''}
+        </span>
         {live.description ? <span className="block text-xs font-normal text-slate-500">{live.description}</span> : null}
       </td>
       <td className="py-1.5 pr-3">{live.kind}</td>
@@ -140,27 +151,35 @@ function ImageRow({ image }: { image: Image }) {
       <td className="py-1.5 pr-3 whitespace-nowrap">{formatDate(live.created_at)}</td>
       <td className="py-1.5">
         <div className="flex justify-end gap-2">
-          <Button
-            variant="ghost"
-            onClick={() => {
-              setName(live.name);
-              setRenameError(null);
-              setRenaming(true);
-            }}
-          >
-            Rename
+          <Button variant="ghost" onClick={() => setShowVersions(true)}>
+            Versions
           </Button>
-          <ConfirmButton
-            label="Delete"
-            variant="danger"
-            title={`Delete ${live.name}?`}
-            description="Refused while a VM or template uses the image; the file goes when no other image shares it."
-            onConfirm={async () => {
-              await call(api.images.delete, { params: { id: live.id } });
-              await qc.invalidateQueries({ queryKey: ['images'] });
-            }}
-          />
+          {can('image:write') ? (
+            <>
+              <Button
+                variant="ghost"
+                onClick={() => {
+                  setName(live.name);
+                  setRenameError(null);
+                  setRenaming(true);
+                }}
+              >
+                Rename
+              </Button>
+              <ConfirmButton
+                label="Delete"
+                variant="danger"
+                title={`Delete ${live.name}?`}
+                description="Refused while a VM or template uses the image; the file goes when no other image shares it."
+                onConfirm={async () => {
+                  await call(api.images.delete, { params: { id: live.id } });
+                  await qc.invalidateQueries({ queryKey: ['images'] });
+                }}
+              />
+            </>
+          ) : null}
         </div>
+        <ImageVersionsDialog image={live} open={showVersions} onOpenChange={setShowVersions} />
         <Modal open={renaming} onOpenChange={setRenaming} title={`Rename ${live.name}`}>
           <form
             className="flex flex-col gap-3"

@@ -6,10 +6,12 @@ import { ConfirmButton, Modal } from '../components/dialog.tsx';
 import { Button, Card, Empty, ErrorState, Field, Loading, PageHeader } from '../components/ui.tsx';
 import { call, errorMessage, fieldErrors } from '../lib/api.ts';
 import { formatMib } from '../lib/format.ts';
+import { useCan } from '../lib/session.tsx';
 import { splitList } from './vms/wizard-model.ts';
 
 export function TemplatesPage() {
   const [creating, setCreating] = useState(false);
+  const can = useCan();
   const [saving, setSaving] = useState(false);
   const templates = useQuery({
     queryKey: ['templates'],
@@ -20,12 +22,14 @@ export function TemplatesPage() {
       <PageHeader
         title="Templates"
         actions={
-          <>
-            <Button onClick={() => setSaving(true)}>Save VM as template</Button>
-            <Button variant="primary" onClick={() => setCreating(true)}>
-              New template
-            </Button>
-          </>
+          can('template:write') ? (
+            <>
+              <Button onClick={() => setSaving(true)}>Save VM as template</Button>
+              <Button variant="primary" onClick={() => setCreating(true)}>
+                New template
+              </Button>
+            </>
+          ) : null
         }
       />
       {templates.isPending ? (
@@ -51,6 +55,7 @@ function TemplateCard({ t }: { t: Template }) {
   const qc = useQueryClient();
   const navigate = useNavigate();
   const [open, setOpen] = useState(false);
+  const can = useCan();
   const [name, setName] = useState('');
   const [error, setError] = useState<unknown>(null);
   const submit = async (e: FormEvent) => {
@@ -68,26 +73,32 @@ function TemplateCard({ t }: { t: Template }) {
         title={t.name}
         actions={
           <>
-            <Button
-              variant="primary"
-              onClick={() => {
-                setError(null);
-                setOpen(true);
-              }}
-            >
-              Create VM
-            </Button>
-            <Button onClick={() => navigate(`/vms/new?template=${t.id}`)}>Customize</Button>
-            <ConfirmButton
-              label="Delete"
-              variant="danger"
-              title={`Delete template ${t.name}?`}
-              description="VMs created from it keep running."
-              onConfirm={async () => {
-                await call(api.templates.delete, { params: { id: t.id } });
-                await qc.invalidateQueries({ queryKey: ['templates'] });
-              }}
-            />
+            {can('vm:write') ? (
+              <>
+                <Button
+                  variant="primary"
+                  onClick={() => {
+                    setError(null);
+                    setOpen(true);
+                  }}
+                >
+                  Create VM
+                </Button>
+                <Button onClick={() => navigate(`/vms/new?template=${t.id}`)}>Customize</Button>
+              </>
+            ) : null}
+            {can('template:write') ? (
+              <ConfirmButton
+                label="Delete"
+                variant="danger"
+                title={`Delete template ${t.name}?`}
+                description="VMs created from it keep running."
+                onConfirm={async () => {
+                  await call(api.templates.delete, { params: { id: t.id } });
+                  await qc.invalidateQueries({ queryKey: ['templates'] });
+                }}
+              />
+            ) : null}
           </>
         }
       >

@@ -1,12 +1,13 @@
 import { api, type Vm } from '@nqvm/api';
 import { useQuery } from '@tanstack/react-query';
 import { Tabs } from 'radix-ui';
-import { lazy, Suspense } from 'react';
+import { lazy, type ReactNode, Suspense } from 'react';
 import { Link, useNavigate, useParams } from 'react-router';
 import { ConfirmButton } from '../../components/dialog.tsx';
 import { Badge, Card, DefinitionList, ErrorState, Loading, PageHeader } from '../../components/ui.tsx';
 import { call } from '../../lib/api.ts';
 import { formatDate, formatDuration, formatMib } from '../../lib/format.ts';
+import { useCan } from '../../lib/session.tsx';
 import { EventList } from '../events.tsx';
 import { ConfigTab } from './config-tab.tsx';
 import { NetworkTab, StorageTab } from './devices-tab.tsx';
@@ -30,10 +31,27 @@ const TABS = [
   'logs',
   'events',
 ] as const;
+/** Tabs that show nothing without a permission beyond vm:read: a viewer never gets a shell or MMDS data. */
+const TAB_PERMISSION: Partial<Record<(typeof TABS)[number], 'vm:shell' | 'mmds:read'>> = {
+  terminal: 'vm:shell',
+  metadata: 'mmds:read',
+};
+
+/** A tab's editing forms for a caller who may only look: controls disabled, action buttons gone. */
+function ReadOnlyUnless({ write, children }: { write: boolean; children: ReactNode }) {
+  if (write) return children;
+  return (
+    <fieldset disabled className="min-w-0 [&_button]:hidden" data-read-only>
+      {children}
+    </fieldset>
+  );
+}
 
 export function VmDetailPage() {
   const { id = '', tab = 'overview' } = useParams();
   const navigate = useNavigate();
+  const can = useCan();
+  const write = can('vm:write');
   const vm = useQuery({ queryKey: ['vm', id], queryFn: () => call(api.vms.get, { params: { id } }) });
   if (vm.isPending) return <Loading />;
   if (vm.error) return <ErrorState error={vm.error} what="This VM" retry={() => vm.refetch()} />;
@@ -56,7 +74,10 @@ export function VmDetailPage() {
       </p>
       <Tabs.Root value={tab} onValueChange={(t) => navigate(`/vms/${id}/${t}`, { replace: true })}>
         <Tabs.List aria-label="VM sections" className="mb-4 flex gap-1 overflow-x-auto border-b border-slate-200">
-          {TABS.map((t) => (
+          {TABS.filter((t) => {
+            const p = TAB_PERMISSION[t];
+            return !p || can(p);
+          }).map((t) => (
             <Tabs.Trigger
               key={t}
               value={t}
@@ -70,13 +91,19 @@ export function VmDetailPage() {
           <Overview vm={v} />
         </Tabs.Content>
         <Tabs.Content value="config">
-          <ConfigTab vm={v} />
+          <ReadOnlyUnless write={write}>
+            <ConfigTab vm={v} />
+          </ReadOnlyUnless>
         </Tabs.Content>
         <Tabs.Content value="storage">
-          <StorageTab vm={v} />
+          <ReadOnlyUnless write={write}>
+            <StorageTab vm={v} />
+          </ReadOnlyUnless>
         </Tabs.Content>
         <Tabs.Content value="network">
-          <NetworkTab vm={v} />
+          <ReadOnlyUnless write={write}>
+            <NetworkTab vm={v} />
+          </ReadOnlyUnless>
         </Tabs.Content>
         <Tabs.Content value="terminal">
           <Suspense fallback={<Loading />}>
@@ -107,7 +134,8 @@ export function VmDetailPage() {
 
 function Overview({ vm }: { vm: Vm }) {
   const run = useRunAction(vm);
-  const hosts = useQuery({ queryKey: ['hosts'], queryFn: () => call(api.hosts.list) });
+  const can = useCan();
+  const hosts = useQuery({ queryKey: ['hosts'], queryFn: () => call(api.hosts.list), enabled: can('host:read') });
   const host = hosts.data?.items.find((h) => h.id === vm.host_id);
   // The guest agent answers only while the VM runs; an old ready time says nothing about a stopped VM.
   const guest =
@@ -120,27 +148,33 @@ function Overview({ vm }: { vm: Vm }) {
         : 'not running';
   return (
     <div className="flex flex-col gap-4">
-      <Card title="Actions">
-        <div className="flex flex-wrap gap-2">
-          {LIFECYCLE.filter((a) => a.action !== 'delete' && a.when.includes(vm.state)).map((a) => (
-            <ConfirmButton
-              key={a.action}
-              label={a.label}
-              variant="secondary"
-              title={`${a.label} ${vm.name}?`}
-              description={a.explain}
-              confirmLabel={a.label}
-              onConfirm={() => run(a)}
-            />
-          ))}
-          <VmActionMenu vm={vm} label="More actions" />
-        </div>
-        {vm.last_error ? (
-          <p role="alert" className="mt-3 text-sm text-red-700">
-            Last error: {vm.last_error}
-          </p>
-        ) : null}
-      </Card>
+      {can('vm:write') ? (
+        <Card title="Actions">
+          <div className="flex flex-wrap gap-2">
+            {LIFECYCLE.filter((a) => a.action !== 'delete' && a.when.includes(vm.state)).map((a) => (
+              <ConfirmButton
+                key={a.action}
+                label={a.label}
+                variant="secondary"
+                title={`${a.label} ${vm.name}?`}
+                description={a.explain}
+                confirmLabel={a.label}
+                onConfirm={() => run(a)}
+              />
+            ))}
+            <VmActionMenu vm={vm} label="More actions" />
+          </div>
+          {vm.last_error ? (
+            <p role="alert" className="mt-3 text-sm text-red-700">
+              Last error: {vm.last_error}
+            </p>
+          ) : null}
+        </Card>
+      ) : vm.last_error ? (
+        <p role="alert" className="text-sm text-red-700">
+          Last error: {vm.last_error}
+        </p>
+      ) : null}
       <Card title="Details">
         <DefinitionList
           items={[

@@ -6,6 +6,7 @@ import { Modal } from '../../components/dialog.tsx';
 import { Button, Card, Empty, ErrorState, Field, Loading, PageHeader } from '../../components/ui.tsx';
 import { call, errorMessage } from '../../lib/api.ts';
 import { useMediaQuery } from '../../lib/media.ts';
+import { useCan } from '../../lib/session.tsx';
 import { type BulkAction, type BulkResult, bulkVmAction } from './vm-actions.ts';
 import { VmCards, VmTable } from './vm-table.tsx';
 
@@ -18,6 +19,7 @@ export function VmListPage() {
   const qc = useQueryClient();
   const [searchText, setSearchText] = useState(params.get('search') ?? '');
   const [selected, setSelected] = useState<Set<string>>(new Set());
+  const can = useCan();
   const [bulk, setBulk] = useState<BulkAction | null>(null);
   const [results, setResults] = useState<BulkResult[] | null>(null);
   const [busy, setBusy] = useState(false);
@@ -57,7 +59,7 @@ export function VmListPage() {
     return () => clearTimeout(t);
   }, [searchText]);
 
-  const hosts = useQuery({ queryKey: ['hosts'], queryFn: () => call(api.hosts.list) });
+  const hosts = useQuery({ queryKey: ['hosts'], queryFn: () => call(api.hosts.list), enabled: can('host:read') });
   const hostName = useMemo(() => new Map((hosts.data?.items ?? []).map((h) => [h.id, h.name])), [hosts.data]);
   const vms = useInfiniteQuery({
     queryKey: ['vms', 'list', query],
@@ -141,12 +143,14 @@ export function VmListPage() {
       <PageHeader
         title="Virtual machines"
         actions={
-          <Link
-            to="/vms/new"
-            className="rounded-md bg-blue-600 px-3 py-1.5 text-sm font-medium text-white hover:bg-blue-700"
-          >
-            Create VM
-          </Link>
+          can('vm:write') ? (
+            <Link
+              to="/vms/new"
+              className="rounded-md bg-blue-600 px-3 py-1.5 text-sm font-medium text-white hover:bg-blue-700"
+            >
+              Create VM
+            </Link>
+          ) : null
         }
       />
       <Card className="mb-4">
@@ -219,7 +223,7 @@ export function VmListPage() {
           ) : null}
         </div>
       </Card>
-      {selected.size > 0 ? (
+      {selected.size > 0 && can('vm:write') ? (
         <div
           className="mb-3 flex flex-wrap items-center gap-2 rounded-md bg-blue-50 p-2 text-sm"
           role="toolbar"

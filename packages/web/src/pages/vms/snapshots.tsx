@@ -6,6 +6,8 @@ import { ConfirmButton, Modal } from '../../components/dialog.tsx';
 import { Badge, Button, Card, DefinitionList, Empty, ErrorState, Field, Loading } from '../../components/ui.tsx';
 import { call, errorMessage, fieldErrors } from '../../lib/api.ts';
 import { formatBytes, formatDate } from '../../lib/format.ts';
+import { useCan } from '../../lib/session.tsx';
+import { SnapshotCompare } from './snapshot-compare.tsx';
 
 /** A default snapshot name that satisfies the API's Name pattern: `<vm>-<yyyymmdd-hhmmss>`. */
 function defaultName(vm: Vm): string {
@@ -19,6 +21,7 @@ export function SnapshotsTab({ vm }: { vm: Vm }) {
   const [name, setName] = useState('');
   const [busy, setBusy] = useState<'Full' | 'Diff' | null>(null);
   const [error, setError] = useState<unknown>(null);
+  const can = useCan();
   const q = useQuery({
     queryKey: ['snapshots', vm.id],
     queryFn: () => call(api.snapshots.listForVm, { params: { id: vm.id } }),
@@ -42,36 +45,38 @@ export function SnapshotsTab({ vm }: { vm: Vm }) {
   const canSnapshot = vm.state === 'running' || vm.state === 'paused';
   return (
     <div className="flex flex-col gap-4">
-      <Card title="Take a snapshot">
-        <form className="flex flex-wrap items-end gap-2" onSubmit={(e) => create(e, 'Full')}>
-          <div className="min-w-64 flex-1">
-            <Field
-              label="Snapshot name"
-              error={fieldErrors(error).name}
-              hint={
-                !canSnapshot
-                  ? `The VM is ${vm.state}: start it first`
-                  : vm.guest_ready_at
-                    ? 'Empty: named after the VM and the time'
-                    : 'The guest agent is not ready yet: a VM instantiated from a snapshot taken now cannot take its new address'
-              }
-            >
-              {(p) => <input {...p} value={name} onChange={(e) => setName(e.target.value)} placeholder={vm.name} />}
-            </Field>
-          </div>
-          <Button type="submit" variant="primary" disabled={!canSnapshot || busy !== null}>
-            {busy === 'Full' ? 'Saving…' : 'Full snapshot'}
-          </Button>
-          <Button disabled={!canSnapshot || busy !== null} onClick={(e) => create(e, 'Diff')}>
-            {busy === 'Diff' ? 'Saving…' : 'Diff snapshot'}
-          </Button>
-        </form>
-        {error && !fieldErrors(error).name ? (
-          <p role="alert" className="mt-3 text-sm text-red-700">
-            {errorMessage(error)}
-          </p>
-        ) : null}
-      </Card>
+      {can('snapshot:write') ? (
+        <Card title="Take a snapshot">
+          <form className="flex flex-wrap items-end gap-2" onSubmit={(e) => create(e, 'Full')}>
+            <div className="min-w-64 flex-1">
+              <Field
+                label="Snapshot name"
+                error={fieldErrors(error).name}
+                hint={
+                  !canSnapshot
+                    ? `The VM is ${vm.state}: start it first`
+                    : vm.guest_ready_at
+                      ? 'Empty: named after the VM and the time'
+                      : 'The guest agent is not ready yet: a VM instantiated from a snapshot taken now cannot take its new address'
+                }
+              >
+                {(p) => <input {...p} value={name} onChange={(e) => setName(e.target.value)} placeholder={vm.name} />}
+              </Field>
+            </div>
+            <Button type="submit" variant="primary" disabled={!canSnapshot || busy !== null}>
+              {busy === 'Full' ? 'Saving…' : 'Full snapshot'}
+            </Button>
+            <Button disabled={!canSnapshot || busy !== null} onClick={(e) => create(e, 'Diff')}>
+              {busy === 'Diff' ? 'Saving…' : 'Diff snapshot'}
+            </Button>
+          </form>
+          {error && !fieldErrors(error).name ? (
+            <p role="alert" className="mt-3 text-sm text-red-700">
+              {errorMessage(error)}
+            </p>
+          ) : null}
+        </Card>
+      ) : null}
       <Card title="Snapshots">
         {q.isPending ? (
           <Loading />
@@ -104,6 +109,7 @@ export function SnapshotsTab({ vm }: { vm: Vm }) {
           </div>
         )}
       </Card>
+      {q.data && q.data.items.length >= 2 ? <SnapshotCompare snapshots={q.data.items} /> : null}
     </div>
   );
 }
@@ -111,6 +117,7 @@ export function SnapshotsTab({ vm }: { vm: Vm }) {
 function SnapshotRow({ s, onDeleted }: { s: Snapshot; onDeleted: () => Promise<unknown> }) {
   const [details, setDetails] = useState(false);
   const [instantiating, setInstantiating] = useState(false);
+  const can = useCan();
   return (
     <tr aria-label={s.name}>
       <td className="py-1.5 pr-3 font-medium">{s.name}</td>
@@ -126,17 +133,21 @@ function SnapshotRow({ s, onDeleted }: { s: Snapshot; onDeleted: () => Promise<u
         <Button variant="ghost" onClick={() => setDetails(true)} aria-label={`Details of ${s.name}`}>
           Details
         </Button>
-        <Button disabled={s.state !== 'ready'} onClick={() => setInstantiating(true)}>
-          Instantiate
-        </Button>
-        <ConfirmButton
-          label="Delete"
-          variant="danger"
-          title={`Delete snapshot ${s.name}?`}
-          description="Its memory, device state and disk files are removed. VMs created from it keep running."
-          confirmLabel="Delete"
-          onConfirm={() => call(api.snapshots.delete, { params: { id: s.id } }).then(onDeleted)}
-        />
+        {can('vm:write') ? (
+          <Button disabled={s.state !== 'ready'} onClick={() => setInstantiating(true)}>
+            Instantiate
+          </Button>
+        ) : null}
+        {can('snapshot:write') ? (
+          <ConfirmButton
+            label="Delete"
+            variant="danger"
+            title={`Delete snapshot ${s.name}?`}
+            description="Its memory, device state and disk files are removed. VMs created from it keep running."
+            confirmLabel="Delete"
+            onConfirm={() => call(api.snapshots.delete, { params: { id: s.id } }).then(onDeleted)}
+          />
+        ) : null}
         <Modal open={details} onOpenChange={setDetails} title={`Snapshot ${s.name}`}>
           <DefinitionList
             items={[

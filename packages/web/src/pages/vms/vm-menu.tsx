@@ -6,6 +6,7 @@ import { useNavigate } from 'react-router';
 import { useToast } from '../../components/toast.tsx';
 import { Button } from '../../components/ui.tsx';
 import { call, errorMessage } from '../../lib/api.ts';
+import { useCan } from '../../lib/session.tsx';
 import { type Goal, trackTask } from '../../lib/tasks.ts';
 import { type BulkAction, vmAction } from './vm-actions.ts';
 
@@ -96,8 +97,10 @@ export type Dialog =
 /** Everyday actions of one VM: a menu (list rows, the VM page) and the dialogs it opens. */
 export function VmActionMenu({ vm, label }: { vm: Vm; label?: ReactNode }) {
   const [dialog, setDialog] = useState<Dialog>(null);
+  const can = useCan();
   const item =
     'flex cursor-default items-center rounded px-2 py-1.5 text-sm outline-none select-none data-[disabled]:text-slate-400 data-[highlighted]:bg-blue-50 data-[highlighted]:text-blue-800';
+  if (!can('vm:write')) return null;
   return (
     <>
       <DropdownMenu.Root>
