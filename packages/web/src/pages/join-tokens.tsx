@@ -22,7 +22,10 @@ export function JoinTokensPage() {
   const [ttl, setTtl] = useState(3600);
   const [description, setDescription] = useState('');
   const [created, setCreated] = useState<string | null>(null);
-  const tokens = useQuery({ queryKey: ['join-tokens'], queryFn: () => call(api.joinTokens.list) });
+  const tokens = useQuery({
+    queryKey: ['join-tokens'],
+    queryFn: () => call(api.joinTokens.list, { query: { limit: 500 } }),
+  });
   const create = useMutation({
     mutationFn: () => call(api.joinTokens.create, { body: { ttl_s: ttl, description } }),
     onSuccess: async (t) => {
