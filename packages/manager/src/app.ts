@@ -410,9 +410,9 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
     },
     config.webhooks,
   );
-  // Deliveries are written with their events (a trigger): any manager's new events may have brought some.
+  // Deliveries are written with their events (a trigger), and announced (migration 0022) by any manager.
   const unfollowDeliveries = changes.subscribe((c) => {
-    if ('first' in c) deliverer.kick();
+    if (c.table === 'webhook_deliveries') deliverer.kick();
   });
   if (database.kind === 'pglite') await webhooksRepo.releaseAll();
   deliverer.start();

@@ -1,7 +1,9 @@
 import { type SQL, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.ts';
+import type { vmNics } from '../../db/schema.ts';
 
 type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
+type NicRow = typeof vmNics.$inferSelect;
 type Runner = Db | Tx;
 
 /** How many addresses the pool grows by when it runs dry. */
@@ -55,4 +57,37 @@ export async function claimAddress(tx: Runner, network: string, vmId: string): P
     );
     await tx.execute(sql`UPDATE networks SET pool_next = ${(to + 1n).toString()}::bigint WHERE name = ${network}`);
   }
+}
+
+/**
+ * A NIC with the lowest free address of its network, claimed and inserted in one statement (one round trip: creates
+ * are bound by them on PGlite); when the pool's rows are all taken it grows first, as `claimAddress` does. Null when
+ * the network is full.
+ */
+export async function insertNicWithAddress(
+  tx: Runner,
+  nic: { vmId: string; ifaceId: string; network: string; mac: string; config: Record<string, unknown> },
+): Promise<NicRow | null> {
+  const [row] = await rows<NicRow>(
+    tx,
+    sql`WITH claimed AS (
+          UPDATE network_addresses SET vm_id = ${nic.vmId}
+           WHERE (network, ip) = (
+             SELECT network, ip FROM network_addresses WHERE network = ${nic.network} AND vm_id IS NULL
+             ORDER BY ip LIMIT 1 FOR UPDATE SKIP LOCKED)
+          RETURNING ip)
+        INSERT INTO vm_nics (vm_id, iface_id, network, mac, ip, config)
+        SELECT ${nic.vmId}, ${nic.ifaceId}, ${nic.network}, ${nic.mac}, ip, ${JSON.stringify(nic.config)}::jsonb FROM claimed
+        RETURNING vm_id AS "vmId", iface_id AS "ifaceId", network, mac, ip, config`,
+  );
+  if (row) return row;
+  const ip = await claimAddress(tx, nic.network, nic.vmId);
+  if (!ip) return null;
+  const [added] = await rows<NicRow>(
+    tx,
+    sql`INSERT INTO vm_nics (vm_id, iface_id, network, mac, ip, config)
+        VALUES (${nic.vmId}, ${nic.ifaceId}, ${nic.network}, ${nic.mac}, ${ip}::inet, ${JSON.stringify(nic.config)}::jsonb)
+        RETURNING vm_id AS "vmId", iface_id AS "ifaceId", network, mac, ip, config`,
+  );
+  return added ?? null;
 }

@@ -2,9 +2,11 @@ import type { VmState } from '@nqvm/api';
 import { and, eq, ilike, inArray, notInArray, or, type SQL, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.ts';
 import { isoMs, type JsonPage, jsonPage, type Key } from '../../db/keyset.ts';
-import { networks, vmNics, vms } from '../../db/schema.ts';
+import { hosts, networks, vmNics, vms } from '../../db/schema.ts';
 import { Conflict } from '../../domain/errors.ts';
-import { claimAddress } from './address-pool.ts';
+import type { HostRow } from '../hosts/hosts.repository.ts';
+import type { Allocation } from '../hosts/hosts.service.ts';
+import { insertNicWithAddress } from './address-pool.ts';
 
 export type VmRow = typeof vms.$inferSelect;
 export type NewVmRow = typeof vms.$inferInsert;
@@ -91,13 +93,9 @@ export class VmsRepository {
   async insertIn(tx: Tx, vm: NewVmRow, nic: NewNic | null): Promise<{ row: VmRow; nic: NicRow | null }> {
     const [row] = await tx.insert(vms).values(vm).returning();
     if (!nic) return { row: row!, nic: null };
-    const ip = await claimAddress(tx, nic.network, row!.id);
-    if (!ip) throw new Conflict('network_full', `network ${nic.network} has no free address`, 'body.network');
-    const [added] = await tx
-      .insert(vmNics)
-      .values({ ...nic, ip, vmId: row!.id })
-      .returning();
-    return { row: row!, nic: added! };
+    const added = await insertNicWithAddress(tx, { ...nic, vmId: row!.id });
+    if (!added) throw new Conflict('network_full', `network ${nic.network} has no free address`, 'body.network');
+    return { row: row!, nic: added };
   }
 
   async get(id: string): Promise<VmRow | undefined> {
@@ -162,6 +160,22 @@ export class VmsRepository {
     return new Map(
       res.rows.map((r) => [r.host_id, { vcpu: Number(r.vcpu), mem_mib: Number(r.mem), vms: Number(r.count) }]),
     );
+  }
+
+  /** Every host with what it holds, in one query (placing a VM reads both). */
+  async hostsWithAllocations(): Promise<{ row: HostRow; alloc: Allocation | undefined }[]> {
+    const rows = await this.db
+      .select({
+        row: hosts,
+        alloc: sql<[number, number, number] | null>`(SELECT json_build_array(a.vcpu, a.mem_mib, a.vms)
+          FROM host_allocations a WHERE a.host_id = ${hosts.id})`,
+      })
+      .from(hosts)
+      .orderBy(hosts.name);
+    return rows.map(({ row, alloc }) => ({
+      row,
+      alloc: alloc ? { vcpu: Number(alloc[0]), mem_mib: Number(alloc[1]), vms: Number(alloc[2]) } : undefined,
+    }));
   }
 
   byHost(hostId: string): Promise<VmRow[]> {

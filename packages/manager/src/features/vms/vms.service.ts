@@ -179,9 +179,8 @@ export class VmsService {
   }
 
   private async candidates(): Promise<(Candidate & { row: HostRow })[]> {
-    const [rows, alloc] = await Promise.all([this.hosts.rows(), this.repo.allocationsByHost()]);
-    return rows.map((r) => {
-      const h = this.hosts.toHost(r, alloc.get(r.id));
+    return (await this.repo.hostsWithAllocations()).map(({ row: r, alloc }) => {
+      const h = this.hosts.toHost(r, alloc);
       return {
         id: h.id,
         name: h.name,
