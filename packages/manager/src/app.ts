@@ -410,7 +410,7 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
     },
     config.webhooks,
   );
-  // Deliveries are written with their events (a trigger), and announced (migration 0022) by any manager.
+  // Deliveries are written with their events (a trigger), and announced (migration 0023) by any manager.
   const unfollowDeliveries = changes.subscribe((c) => {
     if (c.table === 'webhook_deliveries') deliverer.kick();
   });
