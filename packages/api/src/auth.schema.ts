@@ -2,6 +2,7 @@ import { type Static, Type } from 'typebox';
 import { IdParams, Ok, Timestamp, Uuid } from './common.schema.ts';
 import { UserPermissionSchema } from './permissions.ts';
 import { route } from './route.ts';
+import { ChangePasswordRequest } from './user.schema.ts';
 
 export const LoginRequest = Type.Object(
   {
@@ -53,7 +54,14 @@ export type ApiToken = Static<typeof ApiToken>;
 export const CreateTokenRequest = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 100 }),
-    expires_in_days: Type.Optional(Type.Integer({ minimum: 1, maximum: 3650 })),
+    expires_in_days: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 3650,
+        description:
+          "Absent: the manager's cap (NQVM_TOKEN_MAX_TTL, 365 days by default), which no token outlives; a token minted by a token never outlives it",
+      }),
+    ),
     permissions: Type.Optional(
       Type.Array(UserPermissionSchema, {
         uniqueItems: true,
@@ -104,6 +112,18 @@ export const authRoutes = {
     auth: 'user',
     status: 200,
     response: Me,
+  }),
+  changePassword: route({
+    method: 'POST',
+    path: '/v1/auth/password',
+    operationId: 'changePassword',
+    permission: 'session',
+    summary: "Change one's own password (the current one is needed); the user's other sessions end, API tokens stay",
+    tag: 'auth',
+    auth: 'user',
+    status: 200,
+    body: ChangePasswordRequest,
+    response: Ok,
   }),
   listTokens: route({
     method: 'GET',

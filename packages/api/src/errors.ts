@@ -49,9 +49,12 @@ export const ERROR_CODES: Readonly<Record<string, ErrorCodeInfo>> = {
   join_token_used: { status: 401, meaning: 'the host join token joined a host already; each joins one host once' },
   join_token_expired: { status: 401, meaning: 'the host join token expired; an admin makes a new one' },
   forbidden: { status: 403, meaning: 'the caller may not do this' },
+  wrong_password: { status: 403, meaning: 'the current password given to change it is wrong' },
   too_many_requests: { status: 429, meaning: 'rate limited; retry after `retry_after_s`' },
   invalid_cursor: { status: 400, meaning: 'the page cursor is not one this list gave out' },
   invalid_range: { status: 400, meaning: 'the time range is empty or reversed' },
+  password_unchanged: { status: 400, meaning: 'the new password is the current one' },
+  token_ttl_too_long: { status: 400, meaning: "the token would outlive the manager's cap (NQVM_TOKEN_MAX_TTL)" },
   internal: { status: 500, meaning: 'a bug: the server failed; its log has the details under `request_id`' },
   database_unavailable: { status: 503, meaning: 'the database does not answer' },
 
@@ -69,6 +72,7 @@ export const ERROR_CODES: Readonly<Record<string, ErrorCodeInfo>> = {
   webhook_not_found: { status: 404, meaning: 'no such webhook' },
   alert_rule_not_found: { status: 404, meaning: 'no such alert rule' },
   token_not_found: { status: 404, meaning: 'no such API token' },
+  user_not_found: { status: 404, meaning: 'no such user' },
   drive_not_found: { status: 404, meaning: 'the VM has no such drive' },
   nic_not_found: { status: 404, meaning: 'the VM has no such NIC' },
   device_not_set: { status: 404, meaning: 'the VM has no such device configured' },
@@ -128,6 +132,11 @@ export const ERROR_CODES: Readonly<Record<string, ErrorCodeInfo>> = {
   wait_timeout: { status: 408, meaning: 'the VM did not reach the state before the timeout' },
 
   // The resource's state or other resources stand in the way: 409
+  user_exists: { status: 409, meaning: 'a user with this username exists' },
+  last_admin: {
+    status: 409,
+    meaning: 'the last active admin cannot be disabled, demoted or deleted: make another admin first',
+  },
   invalid_transition: { status: 409, meaning: "the VM's state does not allow this action" },
   quota_exceeded: {
     status: 409,

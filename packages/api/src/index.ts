@@ -27,6 +27,7 @@ export * from './routes.ts';
 export * from './snapshot.schema.ts';
 export * from './stats.schema.ts';
 export * from './template.schema.ts';
+export * from './user.schema.ts';
 export * from './vm.schema.ts';
 export * from './vm-devices.schema.ts';
 export * from './vm-observe.schema.ts';

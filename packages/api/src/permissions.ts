@@ -35,6 +35,8 @@ export const USER_PERMISSIONS = [
   'quota:read',
   'quota:write',
   'usage:read',
+  'user:read',
+  'user:write',
 ] as const;
 
 export type UserPermission = (typeof USER_PERMISSIONS)[number];
@@ -73,7 +75,7 @@ const OPERATOR: readonly UserPermission[] = [
   'snapshot:write',
 ];
 
-/** Every role's permissions. Hosts, the manager's log, webhooks and alert rules (global) are the admin's alone. */
+/** Every role's permissions. Hosts, users, the manager's log, webhooks and alert rules (global) are the admin's alone. */
 export const ROLE_PERMISSIONS: Record<Role, readonly UserPermission[]> = {
   admin: USER_PERMISSIONS,
   owner: [...OPERATOR, 'quota:read', 'usage:read'],

@@ -22,6 +22,7 @@ import type { RouteDef } from './route.ts';
 import { snapshotRoutes } from './snapshot.schema.ts';
 import { statsRoutes } from './stats.schema.ts';
 import { templateRoutes } from './template.schema.ts';
+import { userRoutes } from './user.schema.ts';
 import { vmRoutes } from './vm.schema.ts';
 import { vmDeviceRoutes } from './vm-devices.schema.ts';
 import { vmObserveRoutes } from './vm-observe.schema.ts';
@@ -30,6 +31,7 @@ import { webhookRoutes } from './webhook.schema.ts';
 /** Every route of the public API, grouped by feature. New features add their group here. */
 export const api = {
   auth: authRoutes,
+  users: userRoutes,
   hosts: hostRoutes,
   joinTokens: joinTokenRoutes,
   events: eventRoutes,

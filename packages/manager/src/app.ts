@@ -69,6 +69,9 @@ import { templatesRoutes } from './features/templates/templates.routes.ts';
 import { TemplatesService } from './features/templates/templates.service.ts';
 import { UsageRepository } from './features/usage/usage.repository.ts';
 import { UsageService } from './features/usage/usage.service.ts';
+import { UsersRepository } from './features/users/users.repository.ts';
+import { usersRoutes } from './features/users/users.routes.ts';
+import { UsersService } from './features/users/users.service.ts';
 import { type AgentApi, AgentClient, HttpAgentApi } from './features/vms/agent-client.ts';
 import { startReconciler } from './features/vms/reconciler.ts';
 import { bootHandler, deleteHandler, stopHandler } from './features/vms/vm-operations.ts';
@@ -150,10 +153,13 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
 
   const secrets = SecretBox.fromConfig(config.secretKey, config.dataDir);
   const events = new EventsService(new EventsRepository(database.db));
+  const passwords = new PasswordHasher(opts.passwordLog2N);
   const auth = new AuthService(new AuthRepository(database.db), {
     sessionTtlHours: config.sessionTtlHours,
-    passwords: new PasswordHasher(opts.passwordLog2N),
+    tokenMaxTtlDays: config.tokenMaxTtlDays,
+    passwords,
   });
+  const users = new UsersService(new UsersRepository(database.db), passwords, events);
   const joinTokens = new JoinTokens(database.db);
   const pki = await ManagerPki.open(database.db, secrets);
   const hosts = new HostsService(new HostsRepository(database.db), secrets, {
@@ -436,6 +442,7 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
   await app.register(async (v1) => {
     installRateLimits(v1, rateLimiter);
     authRoutes(v1, authn, auth, events);
+    usersRoutes(v1, authn, users);
     hostsRoutes(v1, authn, hosts, joinTokens, events);
     eventsRoutes(v1, authn, events);
     imagesRoutes(v1, authn, images);

@@ -21,6 +21,8 @@ export interface ManagerConfig {
   secretKey: string | undefined;
   logLevel: string;
   sessionTtlHours: number;
+  /** No API token outlives this many days; one asked for without an expiry gets it. */
+  tokenMaxTtlDays: number;
   maxUploadBytes: number;
   maxImportBytes: number;
   metricsRetentionDays: number;
@@ -127,6 +129,14 @@ export function loadConfig(env: Env): ManagerConfig {
     if (!parseCidr(c))
       problems.push(`NQVM_IMPORT_ALLOW_CIDRS must list CIDRs like 10.1.0.0/16 or fd00::/8, got "${c}"`);
 
+  // NQVM_TOKEN_MAX_TTL: days, written `90` or `90d`.
+  const ttl = /^([0-9]{1,4})d?$/.exec((env.NQVM_TOKEN_MAX_TTL ?? '365').trim());
+  const tokenMaxTtlDays = ttl ? Number(ttl[1]) : 365;
+  if (!ttl || tokenMaxTtlDays < 1 || tokenMaxTtlDays > 3650)
+    problems.push(
+      `NQVM_TOKEN_MAX_TTL must be a number of days from 1 to 3650 (like 90d), got "${env.NQVM_TOKEN_MAX_TTL}"`,
+    );
+
   const config: ManagerConfig = {
     databaseUrl,
     bind,
@@ -142,6 +152,7 @@ export function loadConfig(env: Env): ManagerConfig {
     secretKey,
     logLevel,
     sessionTtlHours: num('NQVM_SESSION_TTL_HOURS', 12, 1, 24 * 90),
+    tokenMaxTtlDays,
     maxUploadBytes: num('NQVM_MAX_UPLOAD_BYTES', 20 * 1024 ** 3, 1024, 2 ** 50),
     maxImportBytes: num('NQVM_MAX_IMPORT_BYTES', 20 * 1024 ** 3, 1024, 2 ** 50),
     metricsRetentionDays: num('NQVM_METRICS_RETENTION_DAYS', 30, 1, 3650),

@@ -22,6 +22,8 @@ export const users = pgTable('users', {
   passwordHash: text('password_hash').notNull(),
   role: text('role').$type<'admin' | 'user'>().notNull(),
   createdAt: tz('created_at').notNull().defaultNow(),
+  disabled: boolean('disabled').notNull().default(false),
+  lastLoginAt: tz('last_login_at'),
 });
 
 /** The project every resource that existed before projects moved into (migration 0020). */

@@ -11,6 +11,8 @@ export type Principal =
       tokenName?: string;
       /** A token's scope: the permissions it was minted with (absent: all of its user's). */
       scope?: readonly UserPermission[];
+      /** When a token expires (absent: a session, or a token from before expiries were capped). */
+      expiresAt?: Date;
     }
   | { kind: 'host'; hostId: string }
   | { kind: 'guest'; vmId: string }

@@ -1,4 +1,4 @@
-import { and, desc, eq, gt, isNull, lt, or } from 'drizzle-orm';
+import { and, desc, eq, gt, isNull, lt, ne, or } from 'drizzle-orm';
 import type { Db } from '../../db/client.ts';
 import { apiTokens, sessions, users } from '../../db/schema.ts';
 
@@ -15,6 +15,25 @@ export class AuthRepository {
 
   async setPasswordHash(id: string, passwordHash: string): Promise<void> {
     await this.db.update(users).set({ passwordHash }).where(eq(users.id, id));
+  }
+
+  async userById(id: string): Promise<UserRow | undefined> {
+    const [u] = await this.db.select().from(users).where(eq(users.id, id));
+    return u;
+  }
+
+  async recordLogin(id: string, at: Date): Promise<void> {
+    await this.db.update(users).set({ lastLoginAt: at }).where(eq(users.id, id));
+  }
+
+  /** A changed password: every session of the user but `keep` ends (tokens stay). */
+  async changePassword(id: string, passwordHash: string, keep: string | undefined): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      await tx.update(users).set({ passwordHash }).where(eq(users.id, id));
+      await tx
+        .delete(sessions)
+        .where(keep ? and(eq(sessions.userId, id), ne(sessions.id, keep)) : eq(sessions.userId, id));
+    });
   }
 
   async countUsers(): Promise<number> {
@@ -46,7 +65,7 @@ export class AuthRepository {
       .select({ session: sessions, user: users })
       .from(sessions)
       .innerJoin(users, eq(users.id, sessions.userId))
-      .where(and(eq(sessions.tokenHash, hash), gt(sessions.expiresAt, now)));
+      .where(and(eq(sessions.tokenHash, hash), gt(sessions.expiresAt, now), eq(users.disabled, false)));
     return row;
   }
 
@@ -63,7 +82,13 @@ export class AuthRepository {
       .select({ token: apiTokens, user: users })
       .from(apiTokens)
       .innerJoin(users, eq(users.id, apiTokens.userId))
-      .where(and(eq(apiTokens.tokenHash, hash), or(isNull(apiTokens.expiresAt), gt(apiTokens.expiresAt, now))));
+      .where(
+        and(
+          eq(apiTokens.tokenHash, hash),
+          or(isNull(apiTokens.expiresAt), gt(apiTokens.expiresAt, now)),
+          eq(users.disabled, false),
+        ),
+      );
     return row;
   }
 

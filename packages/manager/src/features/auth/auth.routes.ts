@@ -48,6 +48,17 @@ export function authRoutes(app: FastifyInstance, authn: Authenticator, auth: Aut
     return { id: u.userId, username: u.username, role: u.role, auth: u.via, permissions: permissionsOf(u) };
   });
 
+  mount(app, authn, api.auth.changePassword, async ({ principal, body, req }) => {
+    await auth.changePassword(principal, body.current_password, body.new_password, req.ip);
+    await events.record({
+      actor: actorOf(principal),
+      resourceType: 'user',
+      resourceId: userOf(principal).userId,
+      action: 'change_password',
+    });
+    return { ok: true as const };
+  });
+
   mount(app, authn, api.auth.listTokens, async ({ principal }) => ({
     items: await auth.listTokens(userOf(principal).userId),
   }));

@@ -1,16 +1,19 @@
 import { randomBytes } from 'node:crypto';
 import { type ApiToken, isUserPermission, type UserPermission } from '@nqvm/api';
-import { Forbidden, NotFound, TooManyRequests, Unauthorized } from '../../domain/errors.ts';
+import { BadRequest, DomainError, Forbidden, NotFound, TooManyRequests, Unauthorized } from '../../domain/errors.ts';
 import { type Principal, permissionsOf } from '../../http/principal.ts';
 import { LoginThrottle } from '../../security/login-throttle.ts';
 import { PasswordHasher } from '../../security/passwords.ts';
 import { hashToken, newToken, tokenKind } from '../../security/tokens.ts';
 import type { AuthRepository, TokenRow } from './auth.repository.ts';
 
-const AUTH_CACHE_MS = 1000;
+/** A token's last use is written at most this often (one UPDATE a minute per busy token, not one a request). */
+const TOUCH_EVERY_MS = 60_000;
 
 export interface AuthServiceOptions {
   sessionTtlHours: number;
+  /** No token outlives this; a token asked for without an expiry gets it (NQVM_TOKEN_MAX_TTL). */
+  tokenMaxTtlDays?: number;
   now?: () => Date;
   passwords?: PasswordHasher;
 }
@@ -40,7 +43,6 @@ export class AuthService {
   private readonly passwords: PasswordHasher;
   // 10 evaluated logins per 5 minutes per client address; an account with 10 failures backs off failing sources.
   private readonly throttle = new LoginThrottle({ perSource: 10, perUser: 10, windowMs: 5 * 60_000 });
-  private readonly cache = new Map<string, { principal: Principal; until: number }>();
 
   constructor(
     private readonly repo: AuthRepository,
@@ -74,45 +76,52 @@ export class AuthService {
       admission.done(ok);
     }
     if (!user || !ok) throw new Unauthorized('invalid username or password');
+    if (user.disabled) throw new Unauthorized('this user is disabled');
     if (this.passwords.needsRehash(user.passwordHash))
       await this.repo.setPasswordHash(user.id, await this.passwords.hash(password));
     const token = newToken('session');
     const expiresAt = new Date(this.now().getTime() + this.opts.sessionTtlHours * 3600_000);
     await this.repo.insertSession({ userId: user.id, tokenHash: hashToken(token), expiresAt });
+    await this.repo.recordLogin(user.id, this.now());
     await this.repo.deleteExpiredSessions(this.now());
     return { token, expires_at: expiresAt.toISOString(), user: { id: user.id, username: user.username } };
   }
 
   async logout(p: Principal): Promise<void> {
-    if (p.kind === 'user' && p.via === 'session') {
-      await this.repo.deleteSession(p.credentialId);
-      this.evict(p.credentialId);
-    }
+    if (p.kind === 'user' && p.via === 'session') await this.repo.deleteSession(p.credentialId);
   }
 
   /**
-   * Credentials checked in the last second are answered from memory: a hot API path then costs one
-   * database round trip, not two. Logout and revocation on this manager evict at once; another manager
-   * sharing the database may accept a revoked credential for at most AUTH_CACHE_MS.
+   * Changes the caller's own password, given the current one (failures count against the login throttle). Every
+   * other session of the user ends; the caller's own session and the user's API tokens stay.
+   */
+  async changePassword(p: Principal, current: string, next: string, clientIp: string): Promise<void> {
+    if (p.kind !== 'user') throw new Unauthorized();
+    const admission = this.throttle.admit(clientIp, p.username);
+    if (!admission.ok) throw new TooManyRequests('too many failed attempts; try again later', admission.retryAfterS);
+    let ok = false;
+    let user: Awaited<ReturnType<AuthRepository['userById']>>;
+    try {
+      user = await this.repo.userById(p.userId);
+      ok = !!user && (await this.passwords.verify(current, user.passwordHash));
+    } finally {
+      admission.done(ok);
+    }
+    if (!ok) throw new DomainError(403, 'wrong_password', 'the current password is wrong', 'body.current_password');
+    if (next === current)
+      throw new BadRequest('password_unchanged', 'the new password is the current one', 'body.new_password');
+    await this.repo.changePassword(
+      p.userId,
+      await this.passwords.hash(next),
+      p.via === 'session' ? p.credentialId : undefined,
+    );
+  }
+
+  /**
+   * Who a credential belongs to, read from the database on every request (no cache): a revoked token, an ended
+   * session or a disabled or deleted user is refused at once, by every manager sharing the database.
    */
   async authenticate(token: string): Promise<Principal | null> {
-    const key = hashToken(token);
-    const hit = this.cache.get(key);
-    const t = this.now().getTime();
-    if (hit && hit.until > t) return hit.principal;
-    const principal = await this.lookup(token);
-    if (this.cache.size > 10_000) this.cache.clear();
-    if (principal) this.cache.set(key, { principal, until: t + AUTH_CACHE_MS });
-    else this.cache.delete(key);
-    return principal;
-  }
-
-  private evict(credentialId: string): void {
-    for (const [k, v] of this.cache)
-      if (v.principal.kind === 'user' && v.principal.credentialId === credentialId) this.cache.delete(k);
-  }
-
-  private async lookup(token: string): Promise<Principal | null> {
     const kind = tokenKind(token);
     const now = this.now();
     if (kind === 'session') {
@@ -130,7 +139,8 @@ export class AuthService {
     if (kind === 'api') {
       const row = await this.repo.tokenByHash(hashToken(token), now);
       if (!row) return null;
-      await this.repo.touchToken(row.token.id, now);
+      if (!row.token.lastUsedAt || now.getTime() - row.token.lastUsedAt.getTime() >= TOUCH_EVERY_MS)
+        await this.repo.touchToken(row.token.id, now);
       return {
         kind: 'user',
         userId: row.user.id,
@@ -139,6 +149,7 @@ export class AuthService {
         via: 'token',
         credentialId: row.token.id,
         tokenName: row.token.name,
+        ...(row.token.expiresAt ? { expiresAt: row.token.expiresAt } : {}),
         ...(row.token.permissions ? { scope: scopeOf(row.token)! } : {}),
       };
     }
@@ -148,7 +159,7 @@ export class AuthService {
   /**
    * A new API token for the caller's user. Its scope is the one asked for, which must be a subset of the caller's
    * own permissions (a token never mints more rights than it holds); without one, a scoped token passes its own
-   * scope on and a session gives all of the user's.
+   * scope on and a session gives all of the user's. No token outlives the configured cap, nor the token minting it.
    */
   async createToken(p: Principal, name: string, expiresInDays?: number, permissions?: UserPermission[]) {
     if (p.kind !== 'user') throw new Unauthorized();
@@ -156,6 +167,15 @@ export class AuthService {
     const beyond = (permissions ?? []).filter((x) => !own.includes(x));
     if (beyond.length > 0)
       throw new Forbidden(`a token cannot hold what its creator may not do: ${beyond.join(', ')}`, 'body.permissions');
+    const maxDays = this.opts.tokenMaxTtlDays ?? 365;
+    if (expiresInDays !== undefined && expiresInDays > maxDays)
+      throw new BadRequest(
+        'token_ttl_too_long',
+        `a token expires within ${maxDays} days on this manager (NQVM_TOKEN_MAX_TTL)`,
+        'body.expires_in_days',
+      );
+    let expiresAt = new Date(this.now().getTime() + (expiresInDays ?? maxDays) * 86400_000);
+    if (p.expiresAt && p.expiresAt < expiresAt) expiresAt = p.expiresAt;
     const token = newToken('api');
     const row = await this.repo.insertToken({
       userId: p.userId,
@@ -163,7 +183,7 @@ export class AuthService {
       name,
       prefix: token.slice(0, 10),
       tokenHash: hashToken(token),
-      expiresAt: expiresInDays ? new Date(this.now().getTime() + expiresInDays * 86400_000) : null,
+      expiresAt,
     });
     return { ...toApiToken(row), token };
   }
@@ -174,6 +194,5 @@ export class AuthService {
 
   async deleteToken(userId: string, id: string): Promise<void> {
     if (!(await this.repo.deleteToken(userId, id))) throw new NotFound('token', id);
-    this.evict(id);
   }
 }
