@@ -26,6 +26,7 @@ const OVERRIDES: Record<string, { group?: string; verb: string }> = {
   createJoinToken: { verb: 'create' },
   listJoinTokens: { verb: 'list' },
   deleteJoinToken: { verb: 'delete' },
+  deleteToken: { verb: 'revoke' },
 };
 
 /** Routes that are not a user's to call: agents and guests use them, or a dedicated command wraps them. */

@@ -1,7 +1,7 @@
 import { commands, findCommand, groupOf, groups } from './catalog.ts';
 import { GLOBAL_FLAGS } from './help.ts';
 
-const SPECIAL = ['up', 'login', 'console', 'logs', 'events', 'profile', 'completion', 'help'];
+const SPECIAL = ['up', 'login', 'passwd', 'console', 'logs', 'events', 'profile', 'completion', 'help'];
 
 /** Candidates for the word being typed, given the words before it (without `nqvm`). */
 export function complete(words: string[]): string[] {

@@ -31,6 +31,8 @@ const SPECIAL: [string, string][] = [
   ['nqvm logs VM [-f] [--vmm] [--lines N]', 'the VM console log (or the VMM log); -f follows'],
   ['nqvm events [-f] [--json]', 'recent events; -f streams new ones'],
   ['nqvm profile list|use NAME', 'saved profiles'],
+  ['nqvm passwd [--current-password P --new-password P]', 'change your password (asked, or 2 lines on stdin)'],
+  ['nqvm users disable|enable USER', 'a disabled user cannot log in; their sessions and tokens stop (admin)'],
   ['nqvm install manager|agent [--set KEY=VALUE …] [--no-start]', 'systemd unit + /etc/nqvm/ROLE.env, started (root)'],
   ['nqvm host join URL --token TOKEN [--name N] [--bind H:P]', 'make this machine a host of that manager (root)'],
   ['nqvm admin reset-password [--username NAME] [--data-dir DIR]', "new password, on the manager's host (root)"],

@@ -17,9 +17,9 @@ export interface Tty {
 export const DETACH = 0x1d;
 
 /** Reads a password: typed without echo on a terminal, else the whole of stdin. */
-export async function readPassword(io: Io, tty?: Tty): Promise<string> {
+export async function readPassword(io: Io, tty?: Tty, prompt = 'Password: '): Promise<string> {
   if (!tty?.stdin.isTTY) return (await io.readStdin()).trim();
-  tty.stderr.write('Password: ');
+  tty.stderr.write(prompt);
   const stdin = tty.stdin;
   stdin.setRawMode(true);
   stdin.resume();

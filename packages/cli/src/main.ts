@@ -83,6 +83,9 @@ async function dispatch(
   const cfg = configOf(p, env);
   if (cmd === 'login') return login(cfg, p, io, tty);
   if (cmd === 'profile' || cmd === 'profiles') return profiles(cfg, rest, io);
+  if (cmd === 'passwd') return (await import('./users.ts')).passwd(cfg, p, io, tty);
+  if (groupOf(cmd) === 'users' && (rest[0] === 'disable' || rest[0] === 'enable') && !on(p, 'help'))
+    return (await import('./users.ts')).setUserDisabled(cfg, rest, p, io);
   if (cmd === 'console') {
     if (!rest[0]) throw new UsageError('console needs a VM (id or name)');
     if (!tty) throw new UsageError('console needs a terminal');

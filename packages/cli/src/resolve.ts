@@ -32,6 +32,8 @@ export function collectionOfField(field: string): string | undefined {
 interface Named {
   id: string;
   name?: string;
+  /** Users go by their username. */
+  username?: string;
   /** Versioned resources (images) mark the version their name resolves to. */
   latest?: boolean;
   tag?: string | null;
@@ -58,6 +60,7 @@ export async function resolveId(client: NqvmClient, collection: string | undefin
     if (searchKey) query[searchKey] = tag === undefined ? value : base;
     const page = (await client.call(def, { query } as never)) as { items: Named[]; next_cursor: string | null };
     for (const item of page.items) {
+      item.name ??= item.username;
       versioned ||= item.latest !== undefined;
       if (item.name === value) named.push(item);
       else if (tag !== undefined && item.name === base && (item.tag === tag || (tag === 'latest' && item.latest)))

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_PASSWORD, startTestApp, type TestApp } from '../../../manager/test/support/harness.ts';
 import { type StandinHost, startStandinHost } from '../../../manager/test/support/standin-agent.ts';
 import { commands } from '../../src/catalog.ts';
+import { EXIT } from '../../src/help.ts';
 import { main } from '../../src/main.ts';
 
 const BIN = new URL('../../bin/nqvm.ts', import.meta.url).pathname;
@@ -262,5 +263,43 @@ describe('nqvm CLI against a live manager', () => {
     const ev = await run(['events', '--limit', '50']);
     expect(ev.status, ev.stderr).toBe(0);
     expect(ev.stdout).toMatch(/vm\s+create/);
+  });
+
+  it('manages users by username, changes the own password with passwd, and revokes tokens', async () => {
+    const created = await cli(['users', 'create', '--username', 'bob', '--password', 'bobs-first-password', '--json']);
+    expect(created.code, created.err).toBe(0);
+    expect(JSON.parse(created.out)).toMatchObject({ username: 'bob', role: 'user', disabled: false });
+    expect((await cli(['users', 'list'])).out).toMatch(/bob\s+user\s+false/);
+    const off = await cli(['users', 'disable', 'bob', '--json']);
+    expect(off.code, off.err).toBe(0);
+    expect(JSON.parse(off.out)).toMatchObject({ disabled: true });
+    const refused = await cli(
+      ['login', '--url', url, '--profile', 'bob', '--username', 'bob'],
+      'bobs-first-password\n',
+    );
+    expect(refused.code).toBe(EXIT.auth);
+    expect((await cli(['users', 'enable', 'bob'])).code).toBe(0);
+    const bob = await cli(['login', '--url', url, '--profile', 'bob', '--username', 'bob'], 'bobs-first-password\n');
+    expect(bob.code, bob.err).toBe(0);
+    expect((await cli(['profile', 'use', 'default'])).code).toBe(0);
+
+    const pw = await cli(['passwd', '--profile', 'bob'], 'bobs-first-password\nbobs-second-password\n');
+    expect(pw.code, pw.err).toBe(0);
+    const weak = await cli(['passwd', '--profile', 'bob'], 'bobs-second-password\nshort\n');
+    expect(weak.code).toBe(EXIT.refused);
+    expect(weak.err).toMatch(/new_password/);
+    const token = await cli(['tokens', 'create', '--profile', 'bob', '--name', 'bob-ci', '--json']);
+    expect(token.code, token.err).toBe(0);
+    const { id } = JSON.parse(token.out) as { id: string };
+    expect((await cli(['tokens', 'list', '--profile', 'bob'])).out).toContain('bob-ci');
+    expect((await cli(['tokens', 'revoke', '--profile', 'bob', id])).code).toBe(0);
+    expect((await cli(['tokens', 'list', '--profile', 'bob'])).out).not.toContain('bob-ci');
+    expect((await cli(['users', 'list', '--profile', 'bob'])).code).toBe(EXIT.auth);
+
+    const me = JSON.parse((await cli(['auth', 'me', '--json'])).out) as { id: string };
+    const last = await cli(['users', 'disable', me.id]);
+    expect(last.code).toBe(EXIT.conflict);
+    expect(last.err).toMatch(/409 last_admin/);
+    expect((await cli(['users', 'delete', 'bob'])).code).toBe(0);
   });
 });
