@@ -186,7 +186,15 @@ describe('web console admin pages and permissions in Chromium', () => {
       await p.getByRole('heading', { name: 'Dashboard' }).waitFor();
       const nav = p.getByRole('navigation', { name: 'Main' });
       const links = await nav.getByRole('link').allTextContents();
-      expect(links).toEqual(['Dashboard', 'Virtual machines', 'Registry', 'Templates', 'Events', 'Settings']);
+      expect(links).toEqual([
+        'Dashboard',
+        'Virtual machines',
+        'Registry',
+        'Templates',
+        'Events',
+        'API tokens',
+        'Settings',
+      ]);
 
       await nav.getByRole('link', { name: 'Registry' }).click();
       await p.locator('tr[data-image-name="scratch"]').first().waitFor();

@@ -20,6 +20,8 @@ const PAGES: [string, string, string][] = [
   ['templates', '/templates', 'Templates'],
   ['hosts', '/hosts', 'Hosts'],
   ['events', '/events', 'Events'],
+  ['users', '/users', 'Users'],
+  ['tokens', '/tokens', 'API tokens'],
   ['settings', '/settings', 'Settings'],
 ];
 
@@ -107,7 +109,7 @@ describe('web console in Chromium against a real manager', () => {
   });
 
   it('creates an API token that is shown once and listed afterwards', async () => {
-    await page.goto(`${env.baseUrl}/settings`);
+    await page.goto(`${env.baseUrl}/tokens`);
     await page.getByLabel('Token name').fill('e2e-token');
     await page.getByRole('button', { name: 'Create token' }).click();
     const value = await page.getByTestId('new-token-value').textContent();

@@ -33,6 +33,8 @@ export const router = createBrowserRouter([
       { path: 'join-tokens', lazy: page(() => import('./pages/join-tokens.tsx').then((m) => m.JoinTokensPage)) },
       { path: 'alerts', lazy: page(() => import('./pages/alerts.tsx').then((m) => m.AlertsPage)) },
       { path: 'webhooks', lazy: page(() => import('./pages/webhooks.tsx').then((m) => m.WebhooksPage)) },
+      { path: 'users', lazy: page(() => import('./pages/users.tsx').then((m) => m.UsersPage)) },
+      { path: 'tokens', lazy: page(() => import('./pages/tokens.tsx').then((m) => m.TokensPage)) },
       { path: 'settings', lazy: page(() => import('./pages/settings.tsx').then((m) => m.SettingsPage)) },
       { path: '*', element: <NotFoundPage /> },
     ],

@@ -6,6 +6,7 @@ import { call } from '../lib/api.ts';
 import { useLiveConnected } from '../lib/live.ts';
 import { useCan, useMe } from '../lib/session.tsx';
 import { setThemeChoice, type ThemeChoice, useThemeChoice } from '../lib/theme.ts';
+import { PasswordButton } from './password-dialog.tsx';
 import { TaskPanel } from './task-panel.tsx';
 import { Button } from './ui.tsx';
 
@@ -20,6 +21,8 @@ const NAV: [string, string, UserPermission][] = [
   ['/events', 'Events', 'event:read'],
   ['/alerts', 'Alerts', 'alert:read'],
   ['/webhooks', 'Webhooks', 'webhook:read'],
+  ['/users', 'Users', 'user:read'],
+  ['/tokens', 'API tokens', 'token:read'],
   ['/settings', 'Settings', 'session'],
 ];
 
@@ -83,6 +86,7 @@ export function AppShell() {
           <span className="text-slate-700">
             {me.username} <span className="text-slate-400">({me.role})</span>
           </span>
+          {me.auth === 'session' ? <PasswordButton /> : null}
           <TaskPanel />
           <ThemeToggle />
           <Button variant="secondary" onClick={logout}>
