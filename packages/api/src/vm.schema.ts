@@ -104,6 +104,14 @@ export const Vm = Type.Object(
 );
 export type Vm = Static<typeof Vm>;
 
+/** An image by name instead of id: `name` (the version `latest` points at), `name:tag` or `name@version`. */
+export const ImageRef = Type.String({
+  maxLength: 200,
+  pattern: '^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}(?::[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}|@[1-9][0-9]{0,8})?$',
+  description:
+    'An image by name: `name` (its latest version), `name:tag` or `name@version`; instead of the `_id` field',
+});
+
 export const CreateVmRequest = Type.Object(
   {
     name: Name,
@@ -113,9 +121,12 @@ export const CreateVmRequest = Type.Object(
     vmm: Type.Optional(VmmKind),
     smt: Type.Optional(Type.Boolean()),
     cpu_template: Type.Optional(CpuTemplate),
-    kernel_image_id: Uuid,
+    kernel_image_id: Type.Optional(Uuid),
     initrd_image_id: Type.Optional(Uuid),
-    rootfs_image_id: Uuid,
+    rootfs_image_id: Type.Optional(Uuid),
+    kernel_image: Type.Optional(ImageRef),
+    initrd_image: Type.Optional(ImageRef),
+    rootfs_image: Type.Optional(ImageRef),
     boot_args: Type.Optional(Type.String({ maxLength: 1024, pattern: '^[\\x20-\\x7e]*$' })),
     network: Type.Optional(
       Type.Union([Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,31}$' }), Type.Null()], {

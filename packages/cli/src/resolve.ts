@@ -37,11 +37,13 @@ interface Named {
   /** Versioned resources (images) mark the version their name resolves to. */
   latest?: boolean;
   tag?: string | null;
+  version?: number;
 }
 
 /**
  * An id as given, or the id of the one resource of the collection with that exact name. A versioned resource
- * (images) answers by name with the version `latest` marks, and by `name:tag` with that tagged version.
+ * (images) answers by name with the version `latest` marks, by `name:tag` with that tagged version and by
+ * `name@N` with version N.
  */
 export async function resolveId(client: NqvmClient, collection: string | undefined, value: string): Promise<string> {
   if (UUID.test(value) || !collection) return value;
@@ -49,15 +51,21 @@ export async function resolveId(client: NqvmClient, collection: string | undefin
   if (!def) throw new UsageError(`give an id for ${collection.split('/').pop()}: it cannot be found by name`);
   const props = (def.query as { properties?: Record<string, unknown> } | undefined)?.properties ?? {};
   const searchKey = ['search', 'q', 'name'].find((k) => k in props);
+  const at = /^(.+)@([1-9][0-9]*)$/.exec(value);
   const colon = value.lastIndexOf(':');
-  const [base, tag] = colon > 0 ? [value.slice(0, colon), value.slice(colon + 1)] : [value, undefined];
+  const [base, tag] = at
+    ? [at[1]!, undefined]
+    : colon > 0
+      ? [value.slice(0, colon), value.slice(colon + 1)]
+      : [value, undefined];
+  const version = at ? Number(at[2]) : undefined;
   const named: Named[] = [];
   const tagged: Named[] = [];
   let versioned = false;
   let cursor: string | undefined;
   do {
     const query: Record<string, unknown> = { limit: 100, ...(cursor ? { cursor } : {}) };
-    if (searchKey) query[searchKey] = tag === undefined ? value : base;
+    if (searchKey) query[searchKey] = tag === undefined && version === undefined ? value : base;
     const page = (await client.call(def, { query } as never)) as { items: Named[]; next_cursor: string | null };
     for (const item of page.items) {
       item.name ??= item.username;
@@ -65,6 +73,7 @@ export async function resolveId(client: NqvmClient, collection: string | undefin
       if (item.name === value) named.push(item);
       else if (tag !== undefined && item.name === base && (item.tag === tag || (tag === 'latest' && item.latest)))
         tagged.push(item);
+      else if (version !== undefined && item.name === base && item.version === version) tagged.push(item);
     }
     cursor = page.next_cursor ?? undefined;
   } while (cursor && (versioned || named.length + tagged.length < 2));

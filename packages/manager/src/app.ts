@@ -236,6 +236,10 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
       const rows = await images.rows(ids);
       return new Map([...rows].map(([id, img]) => [id, catalogImage(img)]));
     },
+    byReference: async (name, sel) => {
+      const img = await images.byReference(name, sel);
+      return img && catalogImage(img);
+    },
   };
   const vms = new VmsService(
     vmsRepo,

@@ -200,12 +200,37 @@ describe('nqvm CLI against a live manager', () => {
     const version = async (ref: string) => JSON.parse((await cli(['images', 'get', ref, '--json'])).out).version;
     expect(await version('ver')).toBe(2);
     expect(await version('ver:first')).toBe(1);
+    expect(await version('ver@2')).toBe(2);
     const back = await cli(['images', 'rollback', 'ver:first', '--json']);
     expect(back.code, back.err).toBe(0);
     expect(JSON.parse(back.out)).toMatchObject({ version: 1, latest: true });
     expect(await version('ver')).toBe(1);
     expect(await version('ver:latest')).toBe(1);
     expect((await cli(['images', 'get', 'ver:third'])).code).toBe(5);
+    expect((await cli(['images', 'get', 'ver@3'])).code).toBe(5);
+    // VM create takes image references itself: the manager resolves --kernel-image / --rootfs-image.
+    const ids = async (ref: string) => JSON.parse((await cli(['images', 'get', ref, '--json'])).out).id;
+    const vm = await cli(
+      ['vms', 'create', '--name', 'by-ref', '--vcpu', '1', '--mem-mib', '128', '--no-start', '--json'].concat([
+        '--kernel-image',
+        'ver@2',
+        '--rootfs-image',
+        'r1:latest',
+      ]),
+    );
+    expect(vm.code, vm.err).toBe(0);
+    expect(JSON.parse(vm.out)).toMatchObject({ kernel_image_id: await ids('ver@2'), rootfs_image_id: await ids('r1') });
+    const missing = await cli(
+      ['vms', 'create', '--name', 'by-ref2', '--vcpu', '1', '--mem-mib', '128'].concat([
+        '--no-start',
+        '--kernel-image',
+        'ver:third',
+        '--rootfs-image',
+        'r1',
+      ]),
+    );
+    expect(missing.code).toBe(5);
+    expect(missing.err).toMatch(/ver:third/);
   });
 
   it('answers with documented exit codes', async () => {

@@ -69,6 +69,63 @@ describe.each(DB_KINDS)('VM API on %s', (kind) => {
     expect((await t.request({ method: 'GET', url: '/v1/vms' })).json().items).toHaveLength(0);
   });
 
+  it('takes images by name, name:tag and name@version, and answers a wrong reference naming its field', async () => {
+    const upload = async (tag: string) =>
+      (
+        await t.request({
+          method: 'POST',
+          url: `/v1/images/upload?name=named-root&kind=rootfs&tag=${tag}`,
+          headers: { 'content-type': 'application/octet-stream' },
+          payload: Buffer.from(`named ${tag}`),
+        })
+      ).json().id as string;
+    const v1 = await upload('one');
+    const v2 = await upload('two');
+    const { kernel_image_id: _k, initrd_image_id: _i, rootfs_image_id: _r, ...rest } = base();
+    const create = (refs: Record<string, string>) =>
+      t.request({
+        method: 'POST',
+        url: '/v1/vms',
+        payload: { ...rest, name: `ref-${Math.random().toString(36).slice(2, 8)}`, start: false, ...refs },
+      });
+    for (const [ref, id] of [
+      ['named-root', v2],
+      ['named-root:latest', v2],
+      ['named-root:one', v1],
+      ['named-root@1', v1],
+      ['named-root@2', v2],
+    ] as const) {
+      const res = await create({ kernel_image: 'k1', initrd_image: 'i1:latest', rootfs_image: ref });
+      expect(res.statusCode, `${ref}: ${res.body}`).toBe(202);
+      expect(res.json()).toMatchObject({
+        kernel_image_id: ids.kernel,
+        initrd_image_id: ids.initrd,
+        rootfs_image_id: id,
+      });
+    }
+    const mixed = await create({ kernel_image_id: ids.kernel as string, rootfs_image: 'named-root:two' });
+    expect(mixed.json()).toMatchObject({ rootfs_image_id: v2, initrd_image_id: null });
+    const before = (await t.request({ method: 'GET', url: '/v1/vms?limit=500' })).json().items.length;
+    for (const [refs, status, code, field] of [
+      [{ kernel_image: 'k1', rootfs_image: 'named-root:three' }, 404, 'image_not_found', 'body.rootfs_image'],
+      [{ kernel_image: 'k1', rootfs_image: 'named-root@9' }, 404, 'image_not_found', 'body.rootfs_image'],
+      [{ kernel_image: 'nope', rootfs_image: 'named-root' }, 404, 'image_not_found', 'body.kernel_image'],
+      [{ kernel_image: 'k1', rootfs_image: 'Bad ref!' }, 400, 'validation_failed', 'body.rootfs_image'],
+      [
+        { kernel_image: 'k1', rootfs_image: 'named-root', rootfs_image_id: v1 },
+        400,
+        'image_ref_conflict',
+        'body.rootfs_image',
+      ],
+      [{ kernel_image: 'k1' }, 400, 'image_required', 'body.rootfs_image'],
+      [{ kernel_image: 'named-root', rootfs_image: 'named-root' }, 422, 'wrong_image_kind', 'body.kernel_image'],
+    ] as const) {
+      const res = await create(refs as Record<string, string>);
+      expect(res.json(), JSON.stringify(refs)).toMatchObject({ status, code, field });
+    }
+    expect((await t.request({ method: 'GET', url: '/v1/vms?limit=500' })).json().items).toHaveLength(before);
+  });
+
   it('refuses unknown images, the wrong kind of image and a VMM no host runs, naming the field', async () => {
     const unknown = await t.request({
       method: 'POST',

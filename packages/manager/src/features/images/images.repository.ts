@@ -104,6 +104,21 @@ export class ImagesRepository {
     return row;
   }
 
+  /** A version of `name` by its tag or its number; `latestOf` when neither is asked for. */
+  async version(name: string, sel: { tag?: string; version?: number }): Promise<ImageRow | undefined> {
+    if (sel.tag === undefined && sel.version === undefined) return this.latestOf(name);
+    const [row] = await this.db
+      .select()
+      .from(images)
+      .where(
+        and(
+          eq(images.name, name),
+          sel.tag !== undefined ? eq(images.tag, sel.tag) : eq(images.version, sel.version ?? 0),
+        ),
+      );
+    return row;
+  }
+
   /** The newest ready version of `name`, if any (where `latest` falls back to when the latest is deleted). */
   async newestReady(name: string): Promise<ImageRow | undefined> {
     const [row] = await this.db

@@ -154,6 +154,11 @@ export class ImagesService {
   }
 
   /** Ready images by id, for validating references (templates, VMs). */
+  /** `name` (its latest), `name:tag` or `name@version`, as VM create takes them; undefined when there is none. */
+  async byReference(name: string, sel: { tag?: string; version?: number }): Promise<ImageRow | undefined> {
+    return this.repo.version(name, sel);
+  }
+
   async rows(ids: string[]): Promise<Map<string, ImageRow>> {
     return new Map((await this.repo.getMany([...new Set(ids)])).map((r) => [r.id, r]));
   }

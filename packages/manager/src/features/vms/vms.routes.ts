@@ -78,12 +78,13 @@ export function instantiateRoute(
           `template ${field} cannot be instantiated yet`,
           `spec.${field}`,
         );
-    return vms.create(
-      { ...spec, ...(network ? { network } : {}), ...(body.overrides ?? {}), name: body.name },
-      actorOf(principal),
-      {
-        templateId: t.id,
-      },
-    );
+    const req = { ...spec, ...(network ? { network } : {}), ...(body.overrides ?? {}), name: body.name };
+    // An override naming an image (`rootfs_image: "name:tag"`) replaces the template's id for that kind.
+    for (const kind of ['kernel', 'initrd', 'rootfs'] as const)
+      if (body.overrides?.[`${kind}_image`] !== undefined && body.overrides[`${kind}_image_id`] === undefined)
+        delete req[`${kind}_image_id`];
+    return vms.create(req, actorOf(principal), {
+      templateId: t.id,
+    });
   });
 }

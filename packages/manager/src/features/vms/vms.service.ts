@@ -22,6 +22,7 @@ import type { Tx } from '../operations/operations.repository.ts';
 import type { AgentApi, AgentTarget } from './agent-client.ts';
 import { randomMac } from './ipam.ts';
 import { type Candidate, place } from './scheduler.ts';
+import { type ResolvedCreateVmRequest, resolveImageRefs } from './vm-image-refs.ts';
 import { ACTIONS, assertAction } from './vm-state.ts';
 import type { StartOperation, VmStateMachine } from './vm-state-machine.ts';
 import { toVm } from './vm-view.ts';
@@ -50,6 +51,8 @@ export interface ImageCatalog {
   find(id: string): Promise<CatalogImage | undefined>;
   /** Several at once (one read); absent ids are missing from the map. */
   findMany(ids: string[]): Promise<Map<string, CatalogImage>>;
+  /** The version a VM create's `name`, `name:tag` or `name@version` means. */
+  byReference(name: string, sel: { tag?: string; version?: number }): Promise<CatalogImage | undefined>;
 }
 
 export interface VmsServiceOptions {
@@ -156,7 +159,7 @@ export class VmsService {
   }
 
   private async checkImages(
-    req: Pick<CreateVmRequest, ImageField>,
+    req: Pick<ResolvedCreateVmRequest, ImageField>,
   ): Promise<Record<ImageField, CatalogImage | undefined>> {
     const out = {} as Record<ImageField, CatalogImage | undefined>;
     const fields = (Object.keys(IMAGE_KINDS) as ImageField[]).filter((f) => req[f]);
@@ -196,10 +199,11 @@ export class VmsService {
 
   /** A VM, placed, with its address; booted by a `create` operation (or `extra.boot`'s) unless `start` is false. */
   async create(
-    req: CreateVmRequest,
+    input: CreateVmRequest,
     actor: string,
     extra: { templateId?: string; sourceSnapshotId?: string; boot?: BootRequest } = {},
   ): Promise<Vm> {
+    const req = await resolveImageRefs(input, (name, sel) => this.images.byReference(name, sel));
     const networkName = req.network === null ? null : (req.network ?? this.opts.defaultNetwork.name);
     const [images, hosts, network] = await Promise.all([
       this.checkImages(req),
