@@ -50,6 +50,10 @@ export const ERROR_CODES: Readonly<Record<string, ErrorCodeInfo>> = {
   join_token_expired: { status: 401, meaning: 'the host join token expired; an admin makes a new one' },
   forbidden: { status: 403, meaning: 'the caller may not do this' },
   wrong_password: { status: 403, meaning: 'the current password given to change it is wrong' },
+  function_queue_full: {
+    status: 429,
+    meaning: 'the function runs its concurrency limit and its queue is full; retry after `retry_after_s`',
+  },
   too_many_requests: { status: 429, meaning: 'rate limited; retry after `retry_after_s`' },
   invalid_cursor: { status: 400, meaning: 'the page cursor is not one this list gave out' },
   invalid_range: { status: 400, meaning: 'the time range is empty or reversed' },
@@ -76,12 +80,15 @@ export const ERROR_CODES: Readonly<Record<string, ErrorCodeInfo>> = {
   drive_not_found: { status: 404, meaning: 'the VM has no such drive' },
   nic_not_found: { status: 404, meaning: 'the VM has no such NIC' },
   device_not_set: { status: 404, meaning: 'the VM has no such device configured' },
+  function_not_found: { status: 404, meaning: 'no such function (or its HTTP trigger is off)' },
+  invocation_not_found: { status: 404, meaning: 'no such invocation' },
   log_not_found: { status: 404, meaning: 'the VM has no such log (it never ran on a host)' },
 
   // References in a request body: 422 with `field`
   unknown_image: { status: 422, meaning: 'the body names an image that does not exist' },
   image_ref_conflict: { status: 400, meaning: 'an image is given both by id and by name (`…_image_id` and `…_image`)' },
   image_required: { status: 400, meaning: 'a VM needs a kernel and a rootfs image, by id or by name' },
+  unknown_project: { status: 422, meaning: 'the body names a project that does not exist' },
   unknown_host: { status: 422, meaning: 'the body names a host that does not exist' },
   network_not_found: { status: 422, meaning: 'the body names a network that does not exist' },
   image_not_ready: { status: 422, meaning: 'the body names an image that is still importing or failed' },
@@ -108,6 +115,10 @@ export const ERROR_CODES: Readonly<Record<string, ErrorCodeInfo>> = {
   parent_not_allowed: { status: 422, meaning: 'only a Diff snapshot has a parent' },
   snapshot_parent_invalid: { status: 422, meaning: 'the parent is not a snapshot of this VM' },
   snapshot_parent_required: { status: 422, meaning: 'a Diff snapshot needs an earlier snapshot of the VM' },
+  function_code_invalid: {
+    status: 422,
+    meaning: 'the code needs exactly one of `code` and `files`, within the size limit, holding the handler file',
+  },
   template_field_unsupported: { status: 422, meaning: 'the template does not allow overriding this field' },
   log_unavailable: { status: 422, meaning: 'this log is not kept as a file (it goes to standard output)' },
   unsupported_on_host: { status: 422, meaning: "the VM's VMM or host cannot do this" },
@@ -147,6 +158,7 @@ export const ERROR_CODES: Readonly<Record<string, ErrorCodeInfo>> = {
   no_capacity: { status: 409, meaning: 'no host has room for the VM; `hosts` says why per host' },
   vm_name_taken: { status: 409, meaning: 'a VM with this name exists' },
   image_name_taken: { status: 409, meaning: 'an image with this name and tag exists' },
+  function_name_taken: { status: 409, meaning: 'a function with this name exists' },
   template_name_taken: { status: 409, meaning: 'a template with this name exists' },
   image_in_use: { status: 409, meaning: 'VMs or templates still use the image version; `used_by` names them' },
   image_kind_differs: { status: 409, meaning: 'the name has versions of another kind; all versions share one kind' },
@@ -203,6 +215,11 @@ export const ERROR_CODES: Readonly<Record<string, ErrorCodeInfo>> = {
   function_not_loaded: { status: 409, meaning: 'no function is loaded in this VM (or its one invocation already ran)' },
   runner_busy: { status: 409, meaning: "the runtime VM's function is already loading or running an invocation" },
   runner_too_large: { status: 413, meaning: "the function's files or the event exceed their size limit" },
+  function_failed: { status: 502, meaning: 'the HTTP-triggered invocation failed; `invocation_id` names it' },
+  function_timed_out: {
+    status: 504,
+    meaning: 'the HTTP-triggered invocation ran out of time; `invocation_id` names it',
+  },
   relay_failed: { status: 502, meaning: "the host agent could not relay the guest's report to the manager" },
   snapshot_chain_loop: { status: 500, meaning: "a bug: a snapshot's parent chain loops" },
 

@@ -8,6 +8,7 @@ export * from './cloud-init.schema.ts';
 export * from './common.schema.ts';
 export * from './errors.ts';
 export * from './event.schema.ts';
+export * from './function.schema.ts';
 export * from './function-runner.schema.ts';
 export * from './guest-api.schema.ts';
 export * from './host.schema.ts';

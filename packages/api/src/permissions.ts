@@ -37,6 +37,9 @@ export const USER_PERMISSIONS = [
   'usage:read',
   'user:read',
   'user:write',
+  'function:read',
+  'function:write',
+  'function:invoke',
 ] as const;
 
 export type UserPermission = (typeof USER_PERMISSIONS)[number];
@@ -62,6 +65,7 @@ const VIEWER: readonly UserPermission[] = [
   'template:read',
   'vm:read',
   'snapshot:read',
+  'function:read',
 ];
 /** Create, change, act on and delete resources; shell and MMDS data, which a viewer never sees. */
 const OPERATOR: readonly UserPermission[] = [
@@ -73,6 +77,8 @@ const OPERATOR: readonly UserPermission[] = [
   'mmds:read',
   'mmds:write',
   'snapshot:write',
+  'function:write',
+  'function:invoke',
 ];
 
 /** Every role's permissions. Hosts, users, the manager's log, webhooks and alert rules (global) are the admin's alone. */

@@ -9,6 +9,7 @@ import {
 import { alertRuleRoutes } from './alert.schema.ts';
 import { authRoutes } from './auth.schema.ts';
 import { eventRoutes } from './event.schema.ts';
+import { functionRoutes } from './function.schema.ts';
 import { agentFunctionRoutes, guestFunctionRoutes } from './function-runner.schema.ts';
 import { guestAgentRoutes, guestEndpointRoutes } from './guest-api.schema.ts';
 import { hostRoutes } from './host.schema.ts';
@@ -48,6 +49,7 @@ export const api = {
   webhooks: webhookRoutes,
   alertRules: alertRuleRoutes,
   quotas: quotaRoutes,
+  functions: functionRoutes,
   agentCallbacks: agentCallbackRoutes,
 };
 

@@ -28,6 +28,10 @@ import { DevicesService } from './features/devices/devices.service.ts';
 import { EventsRepository } from './features/events/events.repository.ts';
 import { eventsRoutes } from './features/events/events.routes.ts';
 import { EventsService } from './features/events/events.service.ts';
+import { FunctionsRepository, readyImageId } from './features/functions/functions.repository.ts';
+import { functionsRoutes } from './features/functions/functions.routes.ts';
+import { FunctionRunner } from './features/functions/functions.runner.ts';
+import { FunctionsService } from './features/functions/functions.service.ts';
 import { HostsRepository } from './features/hosts/hosts.repository.ts';
 import { hostsRoutes } from './features/hosts/hosts.routes.ts';
 import { HostsService } from './features/hosts/hosts.service.ts';
@@ -114,6 +118,8 @@ export interface Services {
   observe: ObserveService;
   /** Runs this manager's share of the durable operations; `idle()` waits for what it runs now. */
   operations: OperationWorker;
+  /** Runs function invocations, keeps warm snapshots and pools; `reap()` is its housekeeping pass. */
+  functions: FunctionRunner;
 }
 
 export interface BuiltApp {
@@ -437,6 +443,25 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
     app.log,
   );
   alertEvaluator.start();
+  const functionsRepo = new FunctionsRepository(database.db);
+  const functionCalls = new HttpAgentApi(agentClient);
+  const functionRunner = new FunctionRunner({
+    repo: functionsRepo,
+    vms,
+    snapshots,
+    guest: {
+      load: (t, vmId, body) => functionCalls.functionLoad(t, vmId, body),
+      invoke: (t, vmId, body) => functionCalls.functionInvoke(t, vmId, body),
+    },
+    secrets,
+    imageId: (name) => readyImageId(database.db, name),
+    owner: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
+    log: app.log,
+    config: config.functions,
+  });
+  if (database.kind === 'pglite') await functionRunner.recoverAll();
+  functionRunner.start();
+  const functions = new FunctionsService(functionsRepo, secrets, events, functionRunner);
   vms.followChanges(changes);
   await changes.start();
 
@@ -472,6 +497,7 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
       quotas,
       new UsageService(new UsageRepository(database.db), (id) => quotasRepo.projectExists(id)),
     );
+    functionsRoutes(v1, authn, functions);
   });
 
   await app.register(webConsole);
@@ -480,6 +506,7 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
     unfollowEvents();
     unfollowDeliveries();
     await alertEvaluator.stop();
+    await functionRunner.stop();
     await deliverer.stop();
     await changes.stop();
     await stopReconciler();
@@ -505,6 +532,7 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
       vms,
       observe,
       operations: worker,
+      functions: functionRunner,
     },
     generatedAdminPassword: admin.generatedPassword,
   };

@@ -2,6 +2,18 @@ import { resolve } from 'node:path';
 import { originOf } from './http/browser-guard.ts';
 import { parseCidr } from './security/url-guard.ts';
 
+export interface FunctionsConfig {
+  /** Paused pre-restored instances kept per current version (0: none). */
+  poolSize: number;
+  /** The kernel (and initrd, when one of that name exists) runtime VMs boot; the rootfs is `runtime-<runtime>`. */
+  kernelImage: string;
+  initrdImage: string;
+  /** Caps stdout and stderr each, and the value. */
+  outputLimitBytes: number;
+  /** How long an instance may take to boot or restore and report its guest agent ready. */
+  readyTimeoutMs: number;
+}
+
 export interface ManagerConfig {
   databaseUrl: string | undefined;
   bind: { host: string; port: number };
@@ -41,6 +53,7 @@ export interface ManagerConfig {
   alertIntervalMs: number;
   /** The managed default network: a bridge of this name on every host, addresses from this CIDR. */
   network: { cidr: string; gateway: string; bridge: string; nat: boolean };
+  functions: FunctionsConfig;
 }
 
 export class ConfigError extends Error {
@@ -72,6 +85,12 @@ export function loadConfig(env: Env): ManagerConfig {
       return def;
     }
     return n;
+  };
+
+  const imageName = (name: string, def: string): string => {
+    const v = env[name] || def;
+    if (!/^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/.test(v)) problems.push(`${name} must be an image name, got "${v}"`);
+    return v;
   };
 
   const bindRaw = env.MANAGER_BIND || '127.0.0.1:18080';
@@ -169,6 +188,13 @@ export function loadConfig(env: Env): ManagerConfig {
       backoffMs: num('NQVM_WEBHOOK_BACKOFF_MS', 5000, 10, 3_600_000),
       maxBackoffMs: num('NQVM_WEBHOOK_MAX_BACKOFF_S', 3600, 1, 86_400) * 1000,
       timeoutMs: num('NQVM_WEBHOOK_TIMEOUT_S', 10, 1, 120) * 1000,
+    },
+    functions: {
+      poolSize: num('NQVM_FUNCTION_POOL_SIZE', 1, 0, 16),
+      kernelImage: imageName('NQVM_FUNCTION_KERNEL', 'demo-kernel'),
+      initrdImage: imageName('NQVM_FUNCTION_INITRD', 'demo-initrd'),
+      outputLimitBytes: num('NQVM_FUNCTION_OUTPUT_LIMIT_BYTES', 1024 * 1024, 1024, 4 * 1024 * 1024),
+      readyTimeoutMs: num('NQVM_FUNCTION_READY_TIMEOUT_S', 180, 5, 3600) * 1000,
     },
     rateLimits: {
       windowS: num('NQVM_RATE_LIMIT_WINDOW_S', 60, 1, 3600),
