@@ -19,6 +19,8 @@ node --import tsx scripts/release.ts --seed-npm-cache
 node --import tsx scripts/build-demo-images.ts .cache/demo-images .cache/demo-cache >/dev/null
 # Guests with other inits (Debian + systemd, + sysvinit, + sysvinit with OpenRC; debootstrap) prove the agent install.
 node --import tsx scripts/build-systemd-rootfs.ts .cache/demo-cache systemd sysvinit openrc >/dev/null
+# Function runtimes (node20: the demo rootfs; python3: the demo rootfs + python3.11 from its .debs), from the demo images.
+node --import tsx scripts/build-runtime-images.ts .cache/demo-images .cache/runtime-cache .cache/runtime-images >/dev/null
 report=$(mktemp -t nqvm-vitest-XXXXXX.json)
 status=0
 unshare -n -- bash -c 'ip link set lo up && exec npx vitest run --reporter=default --reporter=json --outputFile.json="$0"' "$report" || status=$?

@@ -37,6 +37,7 @@ export const TEST_NETWORKS = {
   ociImages: { cidr: '10.235.0.0/24', bridge: 'nqbr-oci', agentPort: 19105, registryPort: 19106 },
   crashMatrix: { cidr: '10.228.0.0/24', bridge: 'nqbr-cmx', agentPort: 19631, managerPort: 18631 },
   alertsE2e: { cidr: '10.241.0.0/24', bridge: 'nqbr-alert', agentPort: 19641 },
+  functionRuntimes: { cidr: '10.247.0.0/24', bridge: 'nqbr-fnrt', agentPort: 19677 },
   productionInstall: { cidr: '10.88.0.0/24', bridge: 'nqbr-rel', agentPort: 19611, managerPort: 18611 },
   // Also written out in their tests.
   vmBootOrder: { cidr: '10.231.0.0/24', bridge: 'nqbr-order', agentPort: 19099 },
