@@ -38,6 +38,7 @@ export const TEST_NETWORKS = {
   crashMatrix: { cidr: '10.228.0.0/24', bridge: 'nqbr-cmx', agentPort: 19631, managerPort: 18631 },
   alertsE2e: { cidr: '10.241.0.0/24', bridge: 'nqbr-alert', agentPort: 19641 },
   functionRuntimes: { cidr: '10.247.0.0/24', bridge: 'nqbr-fnrt', agentPort: 19677 },
+  usageE2e: { cidr: '10.242.0.0/24', bridge: 'nqbr-usage', agentPort: 19651 },
   productionInstall: { cidr: '10.88.0.0/24', bridge: 'nqbr-rel', agentPort: 19611, managerPort: 18611 },
   // Also written out in their tests.
   vmBootOrder: { cidr: '10.231.0.0/24', bridge: 'nqbr-order', agentPort: 19099 },

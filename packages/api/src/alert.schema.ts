@@ -3,11 +3,17 @@ import { CursorQuery, Description, IdParams, Name, Page, Timestamp, Uuid } from 
 import { route } from './route.ts';
 
 export const AlertRuleKind = Type.Union(
-  [Type.Literal('vm_crashed'), Type.Literal('host_unreachable'), Type.Literal('metric_above')],
+  [
+    Type.Literal('vm_crashed'),
+    Type.Literal('host_unreachable'),
+    Type.Literal('metric_above'),
+    Type.Literal('quota_above'),
+  ],
   {
     description:
       '`vm_crashed`: a VM whose VMM died (or that is in error or unknown) until it runs again; `host_unreachable`: a host ' +
-      'past its heartbeat timeout; `metric_above`: a running VM whose metric stayed above `threshold` for `duration_s`',
+      'past its heartbeat timeout; `metric_above`: a running VM whose metric stayed above `threshold` for `duration_s`; ' +
+      "`quota_above`: a project using more than `threshold` percent of one of its quota's limits",
   },
 );
 export type AlertRuleKind = Static<typeof AlertRuleKind>;
@@ -22,7 +28,7 @@ export type AlertMetric = Static<typeof AlertMetric>;
 export const FiringAlert = Type.Object(
   {
     id: Uuid,
-    subject_type: Type.Union([Type.Literal('vm'), Type.Literal('host')]),
+    subject_type: Type.Union([Type.Literal('vm'), Type.Literal('host'), Type.Literal('project')]),
     subject_id: Uuid,
     subject_name: Type.String(),
     since: Timestamp,
@@ -36,6 +42,9 @@ const RuleFields = {
   description: Description,
   vm_id: Type.Union([Uuid, Type.Null()], { description: 'Only this VM (vm_crashed, metric_above); null: every VM' }),
   host_id: Type.Union([Uuid, Type.Null()], { description: 'Only this host (host_unreachable); null: every host' }),
+  project_id: Type.Union([Uuid, Type.Null()], {
+    description: 'Only this project (quota_above); null: every project with a quota',
+  }),
   metric: Type.Union([AlertMetric, Type.Null()]),
   threshold: Type.Union([Type.Number({ minimum: 0, maximum: 100 }), Type.Null()], { description: 'Percent' }),
   duration_s: Type.Union([Type.Integer({ minimum: 1, maximum: 86_400 }), Type.Null()]),
@@ -63,6 +72,7 @@ export const AlertRuleRequest = Type.Object(
     description: Type.Optional(Description),
     vm_id: Type.Optional(RuleFields.vm_id),
     host_id: Type.Optional(RuleFields.host_id),
+    project_id: Type.Optional(RuleFields.project_id),
     metric: Type.Optional(RuleFields.metric),
     threshold: Type.Optional(RuleFields.threshold),
     duration_s: Type.Optional(RuleFields.duration_s),
@@ -78,6 +88,7 @@ export const AlertRulePatch = Type.Object(
     description: Type.Optional(Description),
     vm_id: Type.Optional(RuleFields.vm_id),
     host_id: Type.Optional(RuleFields.host_id),
+    project_id: Type.Optional(RuleFields.project_id),
     metric: Type.Optional(RuleFields.metric),
     threshold: Type.Optional(RuleFields.threshold),
     duration_s: Type.Optional(RuleFields.duration_s),

@@ -59,6 +59,7 @@ import { QuotasRepository } from './features/quotas/quotas.repository.ts';
 import { quotasRoutes } from './features/quotas/quotas.routes.ts';
 import { QuotasService } from './features/quotas/quotas.service.ts';
 import { installRateLimits } from './features/ratelimit/ratelimit.hook.ts';
+import { ProjectLimitOverrides } from './features/ratelimit/ratelimit.overrides.ts';
 import { RateLimitRepository } from './features/ratelimit/ratelimit.repository.ts';
 import { RateLimiter } from './features/ratelimit/ratelimit.service.ts';
 import { snapshotDeleteHandler, snapshotHandler } from './features/snapshots/snapshots.operations.ts';
@@ -292,7 +293,8 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
     waiter,
   );
   const quotasRepo = new QuotasRepository(database.db);
-  const quotas = new QuotasService(quotasRepo, events);
+  const limitOverrides = new ProjectLimitOverrides(database.db);
+  const quotas = new QuotasService(quotasRepo, events, () => limitOverrides.invalidate());
   vms.useQuotaCheck(quotas);
   snapshots.useQuotaCheck(quotas);
   images.useQuotaCheck(quotas);
@@ -441,6 +443,7 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
       sampleIntervalS: config.metricsSampleIntervalMs / 1000,
     },
     app.log,
+    quotas,
   );
   alertEvaluator.start();
   const functionsRepo = new FunctionsRepository(database.db);
@@ -466,6 +469,7 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
   await changes.start();
 
   const rateLimiter = new RateLimiter(new RateLimitRepository(database.db), config.rateLimits, {
+    overrides: limitOverrides,
     onError: (err) => app.log.warn({ err }, 'rate limit counters unreachable; requests go on uncounted'),
   });
   await app.register(async (v1) => {

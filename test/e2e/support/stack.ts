@@ -48,6 +48,8 @@ export interface Stack {
   images: Record<'kernel' | 'initrd' | 'rootfs', string>;
   /** HTTP status of each demo image upload (201 when it was stored). */
   imageUploads: Record<'kernel' | 'initrd' | 'rootfs', number>;
+  /** Closes the manager (its VMs keep running under the agent) and starts a new one on the same database and port. */
+  restartManager(): Promise<void>;
   /**
    * Starts another agent on the same data dir (close the running one first), with `env` over the first one's
    * settings (e.g. another AGENT_BIND); `agent` is the new one from then on.
@@ -78,21 +80,21 @@ export async function startStack(opts: {
   const admin = 'stack-admin-password';
   const managerData = await mkdtemp(path.join(tmpdir(), 'nqvm-stack-'));
   const agentData = await mkdtemp(path.join(tmpdir(), 'nqs-'));
-  const manager = await buildApp(
-    loadConfig({
-      NQVM_DATA_DIR: managerData,
-      NQVM_ADMIN_PASSWORD: admin,
-      NQVM_LOG_LEVEL: 'silent',
-      NQVM_RECONCILE_INTERVAL_MS: '1000',
-      NQVM_NETWORK_CIDR: opts.cidr,
-      FC_BRIDGE: opts.bridge,
-      ...opts.env,
-    }),
-    { database: await openPglite(newPglite()), logger: false },
-  );
+  const config = loadConfig({
+    NQVM_DATA_DIR: managerData,
+    NQVM_ADMIN_PASSWORD: admin,
+    NQVM_LOG_LEVEL: 'silent',
+    NQVM_RECONCILE_INTERVAL_MS: '1000',
+    NQVM_NETWORK_CIDR: opts.cidr,
+    FC_BRIDGE: opts.bridge,
+    ...opts.env,
+  });
+  const database = await openPglite(newPglite());
+  let manager = await buildApp(config, { database, logger: false });
   await manager.app.listen({ host: '127.0.0.1', port: 0 });
   const addr = manager.app.server.address();
-  const base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+  const port = typeof addr === 'object' && addr ? addr.port : 0;
+  const base = `http://127.0.0.1:${port}`;
   const login = await fetch(`${base}/v1/auth/login`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -143,7 +145,14 @@ export async function startStack(opts: {
   return {
     base,
     token,
-    manager,
+    get manager() {
+      return manager;
+    },
+    async restartManager() {
+      await manager.app.close();
+      manager = await buildApp(config, { database, logger: false });
+      await manager.app.listen({ host: '127.0.0.1', port });
+    },
     get agent() {
       return agent;
     },
@@ -159,6 +168,7 @@ export async function startStack(opts: {
     async close() {
       await agent.close();
       await manager.app.close();
+      await database.close();
       const ids = await readdir(path.join(agentData, 'vms')).catch(() => [] as string[]);
       for (const id of ids) {
         const pid = Number(await readFile(path.join(agentData, 'vms', id, 'vmm.pid'), 'utf8').catch(() => '0'));

@@ -41,7 +41,7 @@ describe.each(DB_KINDS)('quotas and usage on %s', (kind) => {
     t.database.withSession((s) => s.query<T>(text, params));
 
   beforeAll(async () => {
-    t = await startTestApp(kind, { MANAGER_RECONCILER_DISABLED: 'true' });
+    t = await startTestApp(kind, { MANAGER_RECONCILER_DISABLED: 'true', NQVM_ALERT_INTERVAL_S: '1' });
     ids.kernel = await image('kernel', 'k1');
     ids.rootfs = await image('rootfs', 'r1');
     // A host that registered and reported capacity; its agent address answers nothing (port 9 on loopback).
@@ -109,6 +109,37 @@ describe.each(DB_KINDS)('quotas and usage on %s', (kind) => {
     expect(booting.statusCode).toBe(409);
     expect(booting.json()).toMatchObject({ resource: 'vcpus' });
     await quota({ vcpus: null });
+  });
+
+  it('fires a quota_above alert rule while a project uses more than the share, and resolves it after', async () => {
+    const made = await t.request({
+      method: 'POST',
+      url: '/v1/alert-rules',
+      payload: { name: 'vms-80', kind: 'quota_above', project_id: DEFAULT_PROJECT, threshold: 80 },
+    });
+    expect(made.statusCode, made.body).toBe(201);
+    const rule = async () => (await t.request({ method: 'GET', url: `/v1/alert-rules/${made.json().id}` })).json();
+    const used = (await t.request({ method: 'GET', url: `/v1/projects/${DEFAULT_PROJECT}/quota` })).json().used.vms;
+    await quota({ vms: used });
+    const deadline = Date.now() + 30_000;
+    let firing: { subject_type: string; subject_id: string; reason: string } | undefined;
+    while (!firing && Date.now() < deadline) {
+      firing = (await rule()).firing[0];
+      if (!firing) await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(firing).toMatchObject({ subject_type: 'project', subject_id: DEFAULT_PROJECT });
+    expect(firing!.reason).toBe(`vms at 100 % of its quota (${used} of ${used})`);
+    await quota({ vms: null });
+    while ((await rule()).firing.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    expect((await rule()).firing).toHaveLength(0);
+    const wrong = await t.request({
+      method: 'POST',
+      url: '/v1/alert-rules',
+      payload: { name: 'no-threshold', kind: 'quota_above' },
+    });
+    expect(wrong.statusCode).toBe(422);
+    expect(wrong.json()).toMatchObject({ code: 'alert_rule_invalid', field: 'body.threshold' });
+    await t.request({ method: 'DELETE', url: `/v1/alert-rules/${made.json().id}` });
   });
 
   it('refuses an image import once the disk quota is used up', async () => {

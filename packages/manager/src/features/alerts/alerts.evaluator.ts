@@ -2,6 +2,11 @@ import type { FastifyBaseLogger } from 'fastify';
 import { LeasePoller } from '../../domain/lease-poller.ts';
 import type { AlertRow, AlertsRepository, RuleRow, Subject } from './alerts.repository.ts';
 
+export interface QuotaShares {
+  /** Projects (one, or every one with a quota) using more than `percent` of a limit, the fullest named. */
+  above(projectId: string | null, percent: number): Promise<Subject[]>;
+}
+
 export interface EvaluatorOptions {
   intervalMs: number;
   /** A host is unreachable after this long without a heartbeat. */
@@ -22,6 +27,8 @@ export class AlertEvaluator {
     private readonly repo: AlertsRepository,
     private readonly o: EvaluatorOptions,
     log: Pick<FastifyBaseLogger, 'error'>,
+    /** Projects using more than a share of a quota limit (the quotas feature). */
+    private readonly quotas: QuotaShares = { above: async () => [] },
   ) {
     this.poller = new LeasePoller<never>({
       claim: async () => {
@@ -83,6 +90,8 @@ export class AlertEvaluator {
         return this.repo.unreachableHosts(rule.hostId, this.o.heartbeatTimeoutS);
       case 'metric_above':
         return this.repo.metricAbove(rule, this.o.sampleIntervalS);
+      case 'quota_above':
+        return this.quotas.above(rule.projectId, rule.threshold ?? 100);
     }
   }
 
@@ -96,7 +105,11 @@ export class AlertEvaluator {
     }
     const still = new Set(holds.map((s) => s.id));
     const why =
-      rule.kind === 'host_unreachable' ? 'the host sends heartbeats again' : 'the metric is back under the threshold';
+      rule.kind === 'host_unreachable'
+        ? 'the host sends heartbeats again'
+        : rule.kind === 'quota_above'
+          ? 'the quota use is back under the threshold'
+          : 'the metric is back under the threshold';
     for (const a of mine) if (!still.has(a.subjectId)) out.set(a.subjectId, why);
     return out;
   }

@@ -9,7 +9,7 @@ export type NewRule = Omit<typeof alertRules.$inferInsert, 'id' | 'seq' | 'event
 
 /** Something a rule fires for: a VM or a host, and why. */
 export interface Subject {
-  type: 'vm' | 'host';
+  type: 'vm' | 'host' | 'project';
   id: string;
   name: string;
   reason: string;
@@ -66,6 +66,10 @@ export class AlertsRepository {
 
   async vmExists(id: string): Promise<boolean> {
     return (await rows(this.db, sql`SELECT 1 FROM vms WHERE id = ${id}`)).length > 0;
+  }
+
+  async projectExists(id: string): Promise<boolean> {
+    return (await rows(this.db, sql`SELECT 1 FROM projects WHERE id = ${id}`)).length > 0;
   }
 
   async hostExists(id: string): Promise<boolean> {

@@ -22,6 +22,7 @@ function toRule(r: RuleRow, firing: AlertRow[]): AlertRule {
     description: r.description,
     vm_id: r.vmId,
     host_id: r.hostId,
+    project_id: r.projectId,
     metric: r.metric,
     threshold: r.threshold,
     duration_s: r.durationS,
@@ -57,11 +58,20 @@ export class AlertsService {
     if (r.kind === 'metric_above') {
       for (const [name, v] of metricFields)
         if (v === null || v === undefined) throw invalid(`a metric_above rule needs ${name}`, `body.${name}`);
+    } else if (r.kind === 'quota_above') {
+      if (r.threshold === null || r.threshold === undefined)
+        throw invalid('a quota_above rule needs threshold (percent of a limit)', 'body.threshold');
+      for (const [name, v] of metricFields.filter(([n]) => n !== 'threshold'))
+        if (v !== null && v !== undefined) throw invalid(`a quota_above rule has no ${name}`, `body.${name}`);
+      if (r.vmId) throw invalid('a quota_above rule has no vm_id', 'body.vm_id');
     } else
       for (const [name, v] of metricFields)
         if (v !== null && v !== undefined) throw invalid(`a ${r.kind} rule has no ${name}`, `body.${name}`);
     if (r.kind === 'host_unreachable' && r.vmId) throw invalid('a host_unreachable rule has no vm_id', 'body.vm_id');
     if (r.kind !== 'host_unreachable' && r.hostId) throw invalid(`a ${r.kind} rule has no host_id`, 'body.host_id');
+    if (r.kind !== 'quota_above' && r.projectId) throw invalid(`a ${r.kind} rule has no project_id`, 'body.project_id');
+    if (r.projectId && !(await this.repo.projectExists(r.projectId)))
+      throw invalid(`no project ${r.projectId}`, 'body.project_id');
     if (r.vmId && !(await this.repo.vmExists(r.vmId))) throw invalid(`no VM ${r.vmId}`, 'body.vm_id');
     if (r.hostId && !(await this.repo.hostExists(r.hostId))) throw invalid(`no host ${r.hostId}`, 'body.host_id');
   }
@@ -90,6 +100,7 @@ export class AlertsService {
       kind: req.kind,
       vmId: req.vm_id ?? null,
       hostId: req.host_id ?? null,
+      projectId: req.project_id ?? null,
       metric: req.metric ?? null,
       threshold: req.threshold ?? null,
       durationS: req.duration_s ?? null,
@@ -116,6 +127,7 @@ export class AlertsService {
       kind: cur.kind,
       vmId: p.vm_id === undefined ? cur.vmId : p.vm_id,
       hostId: p.host_id === undefined ? cur.hostId : p.host_id,
+      projectId: p.project_id === undefined ? cur.projectId : p.project_id,
       metric: p.metric === undefined ? cur.metric : p.metric,
       threshold: p.threshold === undefined ? cur.threshold : p.threshold,
       durationS: p.duration_s === undefined ? cur.durationS : p.duration_s,

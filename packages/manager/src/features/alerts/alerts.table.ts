@@ -22,6 +22,7 @@ export const alertRules = pgTable('alert_rules', {
   kind: text('kind').$type<AlertRuleKind>().notNull(),
   vmId: uuid('vm_id'),
   hostId: uuid('host_id'),
+  projectId: uuid('project_id'),
   metric: text('metric').$type<AlertMetric>(),
   threshold: doublePrecision('threshold'),
   durationS: integer('duration_s'),
@@ -34,7 +35,7 @@ export const alertRules = pgTable('alert_rules', {
 export const alerts = pgTable('alerts', {
   id: uuid('id').primaryKey().defaultRandom(),
   ruleId: uuid('rule_id').notNull(),
-  subjectType: text('subject_type').$type<'vm' | 'host'>().notNull(),
+  subjectType: text('subject_type').$type<'vm' | 'host' | 'project'>().notNull(),
   subjectId: uuid('subject_id').notNull(),
   subjectName: text('subject_name').notNull(),
   state: text('state').$type<'firing' | 'resolved'>().notNull(),

@@ -1,5 +1,6 @@
-import type { Quota, QuotaRequest, QuotaResource } from '@nqvm/api';
+import { QUOTA_RESOURCES, type Quota, type QuotaRequest, type QuotaResource } from '@nqvm/api';
 import { NotFound, QuotaExceeded } from '../../domain/errors.ts';
+import type { Subject } from '../alerts/alerts.repository.ts';
 import type { EventsService } from '../events/events.service.ts';
 import type { Tx } from '../operations/operations.repository.ts';
 import type { VmRow } from '../vms/vms.repository.ts';
@@ -23,6 +24,8 @@ export class QuotasService {
   constructor(
     private readonly repo: QuotasRepository,
     private readonly events: EventsService,
+    /** Told after a quota changed (the rate-limit overrides are read again). */
+    private readonly onChanged: () => void = () => {},
   ) {}
 
   async get(projectId: string): Promise<Quota> {
@@ -34,6 +37,7 @@ export class QuotasService {
   async put(projectId: string, req: QuotaRequest, actor: string): Promise<Quota> {
     if (!(await this.repo.projectExists(projectId))) throw new NotFound('project', projectId);
     await this.repo.put(projectId, req);
+    this.onChanged();
     await this.events.record({
       actor,
       resourceType: 'project',
@@ -42,6 +46,31 @@ export class QuotasService {
       detail: { ...req },
     });
     return this.get(projectId);
+  }
+
+  /** Projects using more than `percent` of one of their limits, each with its fullest resource (alert rules). */
+  async above(projectId: string | null, percent: number): Promise<Subject[]> {
+    const out: Subject[] = [];
+    for (const p of await this.repo.all()) {
+      if (projectId && p.projectId !== projectId) continue;
+      const used = await this.repo.use(p.projectId);
+      let worst: { k: QuotaResource; share: number } | undefined;
+      for (const k of QUOTA_RESOURCES) {
+        const limit = p.quota[k];
+        if (limit === null) continue;
+        const share = limit === 0 ? (used[k] > 0 ? Number.POSITIVE_INFINITY : 0) : (100 * used[k]) / limit;
+        if (share > percent && (!worst || share > worst.share)) worst = { k, share };
+      }
+      if (!worst) continue;
+      const pct = Number.isFinite(worst.share) ? `${Math.round(worst.share)} %` : 'over';
+      out.push({
+        type: 'project',
+        id: p.projectId,
+        name: p.name,
+        reason: `${worst.k} at ${pct} of its quota (${round(used[worst.k])} of ${p.quota[worst.k]})`,
+      });
+    }
+    return out;
   }
 
   /** Refuses (rolling the transaction back) a write that took the project past a limit it adds to. */

@@ -69,3 +69,29 @@ describe('RateLimiter', () => {
     expect(errors).toHaveLength(1);
   });
 });
+
+describe('RateLimiter with per-project overrides', () => {
+  it("counts a token against its project's override and a user against theirs, others against the defaults", async () => {
+    let refreshed = 0;
+    const overrides = {
+      fresh: async () => {
+        refreshed++;
+      },
+      forToken: (id: string) => (id === 't1' ? 3 : undefined),
+      forUser: (id: string) => (id === 'u2' ? 2 : undefined),
+    };
+    const limiter = new RateLimiter(new FakeCounters(), { ...limits, perUser: 100 }, { overrides });
+    const verdicts = [];
+    for (let i = 0; i < 4; i++) verdicts.push(await limiter.check(token, '::1'));
+    expect(verdicts.map((v) => v?.exceeded)).toEqual([false, false, false, true]);
+    expect(verdicts[3]).toMatchObject({ limit: 3, scope: 'token' });
+    const other: Principal = { ...token, userId: 'u2', via: 'session', credentialId: 's2' };
+    const theirs = [];
+    for (let i = 0; i < 3; i++) theirs.push(await limiter.check(other, '::1'));
+    expect(theirs.map((v) => v?.exceeded)).toEqual([false, false, true]);
+    expect(theirs[2]).toMatchObject({ limit: 2, scope: 'user' });
+    const plain: Principal = { ...token, userId: 'u3', credentialId: 't3' };
+    expect(await limiter.check(plain, '::1')).toMatchObject({ limit: 100, exceeded: false });
+    expect(refreshed).toBe(8);
+  });
+});

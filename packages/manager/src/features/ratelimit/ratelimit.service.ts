@@ -12,6 +12,14 @@ export interface RateLimits {
   perAddress: number;
 }
 
+/** Per-project overrides of the per-token and per-user limits (set with the project's quota), read from a cache. */
+export interface LimitOverrides {
+  /** Brings the cache up to date when it is stale (one read every few seconds at most). */
+  fresh(): Promise<void>;
+  forToken(tokenId: string): number | undefined;
+  forUser(userId: string): number | undefined;
+}
+
 /** The limit a request met, for the `RateLimit-*` headers; `exceeded` when it must be refused. */
 export interface Verdict {
   limit: number;
@@ -57,7 +65,7 @@ export class RateLimiter {
   constructor(
     private readonly store: CounterStore,
     private readonly limits: RateLimits,
-    private readonly opts: { now?: () => number; onError?: (err: unknown) => void } = {},
+    private readonly opts: { now?: () => number; onError?: (err: unknown) => void; overrides?: LimitOverrides } = {},
   ) {
     this.now = opts.now ?? Date.now;
   }
@@ -67,9 +75,12 @@ export class RateLimiter {
     const out: Counted[] = [];
     if (!p) return out;
     if (p.kind === 'user') {
-      if (p.via === 'token' && this.limits.perToken > 0)
-        out.push({ key: `token:${p.credentialId}`, scope: 'token', limit: this.limits.perToken });
-      if (this.limits.perUser > 0) out.push({ key: `user:${p.userId}`, scope: 'user', limit: this.limits.perUser });
+      const o = this.opts.overrides;
+      const perToken = (p.via === 'token' ? o?.forToken(p.credentialId) : undefined) ?? this.limits.perToken;
+      const perUser = o?.forUser(p.userId) ?? this.limits.perUser;
+      if (p.via === 'token' && perToken > 0)
+        out.push({ key: `token:${p.credentialId}`, scope: 'token', limit: perToken });
+      if (perUser > 0) out.push({ key: `user:${p.userId}`, scope: 'user', limit: perUser });
     } else if (p.kind === 'anonymous' && this.limits.perAddress > 0)
       out.push({ key: `addr:${address}`, scope: 'address', limit: this.limits.perAddress });
     return out;
@@ -77,6 +88,7 @@ export class RateLimiter {
 
   /** Counts one request; undefined when nothing limits this caller (or the counters cannot be reached). */
   async check(p: Principal | undefined, address: string): Promise<Verdict | undefined> {
+    if (p?.kind === 'user') await this.opts.overrides?.fresh().catch((err: unknown) => this.opts.onError?.(err));
     const counted = this.countedAs(p, address);
     if (counted.length === 0) return undefined;
     // Another request of the same caller may spend what a refill brought before this one resumes: refill again. Each
