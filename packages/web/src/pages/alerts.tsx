@@ -58,6 +58,8 @@ export function AlertsPage() {
 
 function describe(r: AlertRule): string {
   const scope = r.vm_id ? `VM ${r.vm_id.slice(0, 8)}` : r.host_id ? `host ${r.host_id.slice(0, 8)}` : '';
+  if (r.kind === 'quota_above')
+    return `A quota limit over ${r.threshold}% used (${r.project_id ? `project ${r.project_id.slice(0, 8)}` : 'any project'})`;
   if (r.kind === 'metric_above')
     return `${METRICS.find(([m]) => m === r.metric)?.[1] ?? r.metric} above ${r.threshold}% for ${r.duration_s} s${scope ? ` on ${scope}` : ''}`;
   return `${KINDS.find(([k]) => k === r.kind)?.[1]}${scope ? ` (${scope})` : ' (any)'}`;
