@@ -39,6 +39,10 @@ export const TEST_NETWORKS = {
   alertsE2e: { cidr: '10.241.0.0/24', bridge: 'nqbr-alert', agentPort: 19641 },
   functionRuntimes: { cidr: '10.247.0.0/24', bridge: 'nqbr-fnrt', agentPort: 19677 },
   usageE2e: { cidr: '10.242.0.0/24', bridge: 'nqbr-usage', agentPort: 19651 },
+  // Two managers on one PostgreSQL (two-managers.test.ts): manager A on twoManagers' port, B on twoManagersB's (its
+  // subnet, bridge and agent port are reserved and unused).
+  twoManagers: { cidr: '10.243.0.0/24', bridge: 'nqbr-2mgr', agentPort: 19661, managerPort: 18661 },
+  twoManagersB: { cidr: '10.243.1.0/24', bridge: 'nqbr-2mgrb', agentPort: 19662, managerPort: 18662 },
   productionInstall: { cidr: '10.88.0.0/24', bridge: 'nqbr-rel', agentPort: 19611, managerPort: 18611 },
   // Also written out in their tests.
   vmBootOrder: { cidr: '10.231.0.0/24', bridge: 'nqbr-order', agentPort: 19099 },
