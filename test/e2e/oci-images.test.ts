@@ -11,6 +11,8 @@ const NET = TEST_NETWORKS.ociImages;
 const USER = { name: 'e2e', password: 'e2e-registry-password' };
 const START = `#!/bin/sh
 echo "oci-marker: $GREETING in $(pwd) as $(id -u)"
+env | grep -E '^(VM_ONLY|PATH)=' | sort | sed 's/^/oci-env: /'
+
 if [ -e /app/secret.txt ]; then echo "oci-secret: present"; else echo "oci-secret: absent"; fi
 mkdir -p /tmp/www
 echo "hello from an OCI image" > /tmp/www/index.html
@@ -26,7 +28,7 @@ beforeAll(async () => {
   s = await startStack({ ...NET, env: { NQVM_IMPORT_ALLOW_CIDRS: '127.0.0.0/8' } });
   registry = await startRegistry(NET.registryPort, USER);
   const layout = new OciLayout(dir);
-  const applets = ['sh', 'httpd', 'mkdir', 'id', 'echo', 'cat'];
+  const applets = ['sh', 'httpd', 'mkdir', 'id', 'echo', 'cat', 'env', 'grep', 'sort', 'sed'];
   layout.tag('1.0', [
     layout.image({
       layers: [
@@ -59,7 +61,7 @@ afterAll(async () => {
 });
 
 describe('a VM from an OCI image (demo kernel, real QEMU)', () => {
-  it('boots with nqvm init running the entrypoint: marker on the console, HTTP from the host, whiteout applied', async () => {
+  it('boots with nqvm init running the entrypoint with the VM env over the image env: marker on the console, HTTP from the host, whiteout applied', async () => {
     const pulled = await s.api<{ id: string; state: string }>('POST', '/v1/images', {
       name: 'oci-web',
       kind: 'rootfs',
@@ -79,6 +81,8 @@ describe('a VM from an OCI image (demo kernel, real QEMU)', () => {
       initrd_image_id: s.images.initrd,
       rootfs_image_id: pulled.body.id,
       restart_policy: 'always',
+      // The VM's environment over the image's Env: GREETING overridden, VM_ONLY added, PATH kept.
+      env: { GREETING: 'hello-vm', VM_ONLY: 'set by the VM' },
     });
     expect(vm.status, JSON.stringify(vm.body)).toBe(202);
     const text = await until(
@@ -89,7 +93,10 @@ describe('a VM from an OCI image (demo kernel, real QEMU)', () => {
       },
       300_000,
     );
-    expect(text).toContain('oci-marker: hello-oci in /app as 0');
+    expect(text).toContain('oci-marker: hello-vm in /app as 0');
+    // The service's environment as `env` prints it in the guest (Debian's busybox has no printenv applet).
+    expect(text).toContain('oci-env: PATH=/bin');
+    expect(text).toContain('oci-env: VM_ONLY=set by the VM');
     expect(text).toContain('oci-secret: absent');
     const ip = (vm.body.nics[0]?.ip ?? '').split('/')[0];
     const page = await until(

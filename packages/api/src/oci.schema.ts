@@ -46,11 +46,13 @@ export const OciSourceFields = {
 /**
  * The service a VM of an OCI image runs (agent spec): nqvm's init starts the guest agent, which runs `argv` with
  * `env` in `working_dir` as `user`, its output on the console, restarted per `restart` (the VM's restart policy).
+ * `vm_env` is the VM's own environment (`KEY=value`), applied after the image's `env` so that it overrides it.
  */
 export const AgentService = Type.Object(
   {
     argv: Type.Array(Type.String(), { minItems: 1 }),
     env: Type.Array(Type.String()),
+    vm_env: Type.Optional(Type.Array(Type.String())),
     working_dir: Type.String(),
     user: Type.String(),
     restart: Type.Union([Type.Literal('never'), Type.Literal('on-failure'), Type.Literal('always')]),

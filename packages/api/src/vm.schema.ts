@@ -104,6 +104,19 @@ export const Vm = Type.Object(
 );
 export type Vm = Static<typeof Vm>;
 
+/** A VM's environment for its image's service: POSIX-style names, values without NUL. */
+export const VmEnv = Type.Record(
+  Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]{0,127}$' }),
+  Type.String({ maxLength: 8192, pattern: '^[^\\x00]*$' }),
+  {
+    maxProperties: 128,
+    additionalProperties: false,
+    description:
+      "Environment of the service of a VM made from an OCI image, applied over the image's own `Env` (a VM key wins)",
+  },
+);
+export type VmEnv = Static<typeof VmEnv>;
+
 /** An image by name instead of id: `name` (the version `latest` points at), `name:tag` or `name@version`. */
 export const ImageRef = Type.String({
   maxLength: 200,
@@ -127,6 +140,7 @@ export const CreateVmRequest = Type.Object(
     kernel_image: Type.Optional(ImageRef),
     initrd_image: Type.Optional(ImageRef),
     rootfs_image: Type.Optional(ImageRef),
+    env: Type.Optional(VmEnv),
     boot_args: Type.Optional(Type.String({ maxLength: 1024, pattern: '^[\\x20-\\x7e]*$' })),
     network: Type.Optional(
       Type.Union([Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,31}$' }), Type.Null()], {

@@ -5,6 +5,8 @@ import type { Logger } from './log';
 export interface ServiceSpec {
   argv: string[];
   env: string[];
+  /** The VM's own environment, applied after the image's. */
+  vm_env?: string[];
   working_dir: string;
   user: string;
   restart: 'never' | 'on-failure' | 'always';
@@ -21,6 +23,7 @@ export function parseService(text: string): ServiceSpec {
   return {
     argv: v.argv,
     env: v.env as string[],
+    vm_env: strings(v.vm_env) ? (v.vm_env as string[]) : [],
     working_dir: typeof v.working_dir === 'string' ? v.working_dir : '',
     user: typeof v.user === 'string' ? v.user : '',
     restart,
@@ -44,10 +47,10 @@ export function resolveUser(user: string, passwd: string, group: string): { uid:
   return { uid, gid };
 }
 
-/** The image's env, the image's PATH or a default one. */
-export function serviceEnv(env: string[]): Record<string, string> {
+/** The image's env, then the VM's over it (a VM key wins); the image's PATH or a default one. */
+export function serviceEnv(env: string[], vmEnv: string[] = []): Record<string, string> {
   const out: Record<string, string> = { PATH: DEFAULT_PATH, HOME: '/' };
-  for (const kv of env) {
+  for (const kv of [...env, ...vmEnv]) {
     const eq = kv.indexOf('=');
     if (eq > 0) out[kv.slice(0, eq)] = kv.slice(eq + 1);
   }
@@ -92,7 +95,7 @@ export function runService(spec: ServiceSpec, deps: ServiceDeps): () => void {
       const code = await new Promise<number | null>((resolve) => {
         child = (deps.spawn ?? spawn)(cmd, args, {
           cwd: spec.working_dir || '/',
-          env: serviceEnv(spec.env),
+          env: serviceEnv(spec.env, spec.vm_env),
           uid: ids.uid,
           gid: ids.gid,
           stdio: ['ignore', 'inherit', 'inherit'],

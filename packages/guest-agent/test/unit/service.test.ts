@@ -77,4 +77,9 @@ describe('the image service run by the guest agent', () => {
     expect(() => resolveUser('nobody', PASSWD, GROUP)).toThrow(/not in \/etc\/passwd/);
     expect(serviceEnv([]).PATH).toContain('/usr/bin');
   });
+
+  it("applies the VM's environment over the image's: a VM key wins, the image's other keys stay", () => {
+    const env = serviceEnv(['PATH=/bin', 'GREETING=image', 'KEEP=1'], ['GREETING=vm', 'EXTRA=a=b']);
+    expect(env).toMatchObject({ PATH: '/bin', GREETING: 'vm', KEEP: '1', EXTRA: 'a=b', HOME: '/' });
+  });
 });

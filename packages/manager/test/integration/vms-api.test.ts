@@ -61,6 +61,7 @@ describe.each(DB_KINDS)('VM API on %s', (kind) => {
     [{ vmm: 'xen' }, 'body.vmm'],
     [{ mac: 'zz:00:00:00:00:00' }, 'body.mac'],
     [{ surprise: 1 }, 'body.surprise'],
+    [{ env: { '1BAD': 'x' } }, 'body.env.1BAD'],
   ])('refuses %j with a 400 naming %s and creates nothing', async (patch, field) => {
     const res = await t.request({ method: 'POST', url: '/v1/vms', payload: { ...base(), ...patch } });
     expect(res.statusCode).toBe(400);

@@ -258,10 +258,13 @@ export class VmsService {
       restartCount: 0,
       desiredRunning: start,
       // cloud-init's seed drive content, built by the agent at each boot.
-      config:
-        req.user_data !== undefined || req.meta_data !== undefined
+      config: {
+        ...(req.user_data !== undefined || req.meta_data !== undefined
           ? { cloud_init: { user_data: req.user_data, meta_data: req.meta_data } }
-          : {},
+          : {}),
+        // The environment of an OCI image's service, over the image's own.
+        ...(req.env && Object.keys(req.env).length ? { env: req.env } : {}),
+      },
       createdBy: actor,
     };
 

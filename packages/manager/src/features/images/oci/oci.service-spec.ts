@@ -4,7 +4,8 @@ import type { ImageRow } from '../images.repository.ts';
 
 /**
  * A VM whose rootfs was pulled from a registry runs the image's entrypoint + cmd as its service (the agent spec's
- * `service`), restarted per the VM's restart policy. A VM of any other image boots as before.
+ * `service`), restarted per the VM's restart policy, with the VM's `env` over the image's. A VM of any other image
+ * boots as before.
  */
 export async function withOciService(
   rootfsOf: (id: string) => Promise<ImageRow | undefined>,
@@ -16,11 +17,13 @@ export async function withOciService(
   if (source?.type !== 'oci') return spec;
   const argv = [...source.config.entrypoint, ...source.config.cmd];
   if (argv.length === 0) return spec;
+  const vmEnv = (row.config as { env?: Record<string, string> }).env ?? {};
   return {
     ...spec,
     service: {
       argv,
       env: source.config.env,
+      vm_env: Object.entries(vmEnv).map(([k, v]) => `${k}=${v}`),
       working_dir: source.config.working_dir,
       user: source.config.user,
       restart: row.restartPolicy,
