@@ -1,5 +1,6 @@
 import type { LightMyRequestResponse } from 'fastify';
 import { expect } from 'vitest';
+import { DEFAULT_PROJECT_ID } from '../../packages/manager/src/db/schema.ts';
 import { type DbKind, startTestApp, type TestApp } from '../../packages/manager/test/support/harness.ts';
 import {
   type BootCall,
@@ -91,11 +92,13 @@ export function urlOf(target: Target, def: { path: string }): string {
     [/^\/v1\/hosts\//, target.host.id],
     [/^\/v1\/images\//, target.images.rootfs],
     [/^\/v1\/vms\//, target.vms[0]!.id],
+    [/^\/v1\/projects\//, DEFAULT_PROJECT_ID],
   ];
   const id = byPrefix.find(([re]) => re.test(def.path))?.[1] ?? '00000000-0000-4000-8000-000000000000';
   return def.path
     .replace(':id', id)
     .replace(':drive_id', 'rootfs')
     .replace(':nic_id', 'eth0')
+    .replace(':user_id', '00000000-0000-4000-8000-000000000000')
     .concat(def.path === '/v1/images/upload' ? '?name=x&kind=rootfs' : '');
 }

@@ -70,6 +70,13 @@ export const CreateTokenRequest = Type.Object(
           "The token's scope, a subset of the caller's own permissions (403 otherwise); absent: the caller's",
       }),
     ),
+    project_id: Type.Optional(
+      Type.String({
+        format: 'uuid',
+        description:
+          "The one project the token reaches (absent: the caller's own reach; a project token's, its project)",
+      }),
+    ),
   },
   { additionalProperties: false },
 );

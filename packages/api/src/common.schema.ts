@@ -42,4 +42,12 @@ export function Page<T extends ReturnType<typeof Type.Object>>(item: T) {
   );
 }
 
+/** The project a create goes into; absent: the caller's default project (a token's, else its first membership). */
+export const ProjectIdField = Type.String({
+  format: 'uuid',
+  description: "The project it goes into (default: the caller's default project: a token's, else its first)",
+});
+/** Filters a list by project. */
+export const ProjectFilter = Type.String({ format: 'uuid', description: "Only this project's" });
+
 export const Ok = Type.Object({ ok: Type.Literal(true) }, { additionalProperties: false });

@@ -1,5 +1,15 @@
 import { type Static, Type } from 'typebox';
-import { Description, IdParams, Name, Page, Sha256, Timestamp, Uuid } from './common.schema.ts';
+import {
+  Description,
+  IdParams,
+  Name,
+  Page,
+  ProjectFilter,
+  ProjectIdField,
+  Sha256,
+  Timestamp,
+  Uuid,
+} from './common.schema.ts';
 import { OciImageSource, OciSourceFields } from './oci.schema.ts';
 import { route } from './route.ts';
 
@@ -68,6 +78,7 @@ export const ListImagesQuery = Type.Object(
     q: Type.Optional(Type.String({ maxLength: 63, description: 'Substring of the name' })),
     name: Type.Optional(Type.String({ maxLength: 63, description: 'Exactly this name: its versions' })),
     latest: Type.Optional(Type.Boolean({ description: 'Only the version each name resolves to' })),
+    project_id: Type.Optional(ProjectFilter),
   },
   { additionalProperties: false },
 );
@@ -102,19 +113,32 @@ export const CreateImageRequest = Type.Object(
     tag: Type.Optional(ImageTag),
     description: Type.Optional(Description),
     source: CreateImageSource,
+    project_id: Type.Optional(ProjectIdField),
+    public: Type.Optional(Type.Boolean({ description: 'Readable by every project (default false)' })),
   },
   { additionalProperties: false },
 );
 export type CreateImageRequest = Static<typeof CreateImageRequest>;
 
 export const UploadImageQuery = Type.Object(
-  { name: Name, kind: ImageKind, tag: Type.Optional(ImageTag), description: Type.Optional(Description) },
+  {
+    name: Name,
+    kind: ImageKind,
+    tag: Type.Optional(ImageTag),
+    description: Type.Optional(Description),
+    project_id: Type.Optional(ProjectIdField),
+    public: Type.Optional(Type.Boolean({ description: 'Readable by every project (default false)' })),
+  },
   { additionalProperties: false },
 );
 export type UploadImageQuery = Static<typeof UploadImageQuery>;
 
 export const UpdateImageRequest = Type.Object(
-  { name: Type.Optional(Name), description: Type.Optional(Description) },
+  {
+    name: Type.Optional(Name),
+    description: Type.Optional(Description),
+    public: Type.Optional(Type.Boolean({ description: 'Readable by every project (default false)' })),
+  },
   { additionalProperties: false, minProperties: 1 },
 );
 export type UpdateImageRequest = Static<typeof UpdateImageRequest>;

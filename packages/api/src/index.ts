@@ -22,6 +22,7 @@ export * from './openapi.ts';
 export * from './operation.schema.ts';
 export * from './permissions.ts';
 export * from './problem.ts';
+export * from './project.schema.ts';
 export * from './quota.schema.ts';
 export * from './route.ts';
 export * from './routes.ts';

@@ -1,5 +1,5 @@
 import { type Static, Type } from 'typebox';
-import { CursorQuery, IdParams, Page, Timestamp, Uuid } from './common.schema.ts';
+import { CursorQuery, IdParams, Page, ProjectFilter, Timestamp, Uuid } from './common.schema.ts';
 import { route } from './route.ts';
 
 /** Every long action on a VM is one of these; the manager refuses to start if one has no handler. */
@@ -66,6 +66,7 @@ export const ListOperationsQuery = Type.Object(
   {
     ...CursorQuery,
     vm_id: Type.Optional(Uuid),
+    project_id: Type.Optional(ProjectFilter),
     state: Type.Optional(OperationState),
     kind: Type.Optional(OperationKind),
   },

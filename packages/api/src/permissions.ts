@@ -11,6 +11,9 @@ export const USER_PERMISSIONS = [
   'session',
   'token:read',
   'token:write',
+  'project:read',
+  'project:write',
+  'member:write',
   'event:read',
   'operation:read',
   'stats:read',
@@ -58,6 +61,7 @@ const VIEWER: readonly UserPermission[] = [
   'session',
   'token:read',
   'token:write',
+  'project:read',
   'event:read',
   'operation:read',
   'stats:read',
@@ -81,10 +85,16 @@ const OPERATOR: readonly UserPermission[] = [
   'function:invoke',
 ];
 
-/** Every role's permissions. Hosts, users, the manager's log, webhooks and alert rules (global) are the admin's alone. */
+/** An operator who also manages the project's members. */
+const OWNER: readonly UserPermission[] = [...OPERATOR, 'member:write'];
+
+/**
+ * Every role's permissions. Hosts, users, creating, renaming and deleting projects, the manager's log, webhooks and
+ * alert rules (global) are the admin's alone.
+ */
 export const ROLE_PERMISSIONS: Record<Role, readonly UserPermission[]> = {
   admin: USER_PERMISSIONS,
-  owner: [...OPERATOR, 'quota:read', 'usage:read'],
+  owner: [...OWNER, 'quota:read', 'usage:read'],
   operator: OPERATOR,
   viewer: VIEWER,
 };

@@ -18,6 +18,7 @@ import { joinTokenRoutes } from './join-token.schema.ts';
 import { logRoutes } from './logs.schema.ts';
 import { mmdsRoutes } from './mmds.schema.ts';
 import { operationRoutes } from './operation.schema.ts';
+import { projectRoutes } from './project.schema.ts';
 import { quotaRoutes } from './quota.schema.ts';
 import type { RouteDef } from './route.ts';
 import { snapshotRoutes } from './snapshot.schema.ts';
@@ -33,6 +34,7 @@ import { webhookRoutes } from './webhook.schema.ts';
 export const api = {
   auth: authRoutes,
   users: userRoutes,
+  projects: projectRoutes,
   hosts: hostRoutes,
   joinTokens: joinTokenRoutes,
   events: eventRoutes,

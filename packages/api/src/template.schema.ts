@@ -1,6 +1,6 @@
 import { type Static, Type } from 'typebox';
 import { MetaData, UserData } from './cloud-init.schema.ts';
-import { Description, IdParams, Name, Page, Timestamp, Uuid } from './common.schema.ts';
+import { Description, IdParams, Name, Page, ProjectFilter, ProjectIdField, Timestamp, Uuid } from './common.schema.ts';
 import { VmmKind } from './host.schema.ts';
 import { route } from './route.ts';
 
@@ -63,7 +63,13 @@ export const Template = Type.Object(
 export type Template = Static<typeof Template>;
 
 export const TemplateRequest = Type.Object(
-  { name: Name, description: Type.Optional(Description), spec: VmSpec },
+  {
+    name: Name,
+    description: Type.Optional(Description),
+    spec: VmSpec,
+    project_id: Type.Optional(ProjectIdField),
+    public: Type.Optional(Type.Boolean({ description: 'Readable by every project (default false)' })),
+  },
   { additionalProperties: false },
 );
 export type TemplateRequest = Static<typeof TemplateRequest>;
@@ -72,6 +78,7 @@ export const ListTemplatesQuery = Type.Object(
   {
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100 })),
     cursor: Type.Optional(Type.String({ maxLength: 200 })),
+    project_id: Type.Optional(ProjectFilter),
   },
   { additionalProperties: false },
 );

@@ -1,6 +1,16 @@
 import { type Static, Type } from 'typebox';
 import { MetaData, UserData } from './cloud-init.schema.ts';
-import { Description, IdParams, Labels, Name, Page, Timestamp, Uuid } from './common.schema.ts';
+import {
+  Description,
+  IdParams,
+  Labels,
+  Name,
+  Page,
+  ProjectFilter,
+  ProjectIdField,
+  Timestamp,
+  Uuid,
+} from './common.schema.ts';
 import { VmmKind } from './host.schema.ts';
 import { route } from './route.ts';
 
@@ -159,6 +169,7 @@ export const CreateVmRequest = Type.Object(
     meta_data: Type.Optional(MetaData),
     host_id: Type.Optional(Uuid),
     host_labels: Type.Optional(Labels),
+    project_id: Type.Optional(ProjectIdField),
     start: Type.Optional(Type.Boolean({ default: true, description: 'Boot right after creation' })),
   },
   { additionalProperties: false },
@@ -197,6 +208,7 @@ export const ListVmsQuery = Type.Object(
     tag: Type.Optional(Tag),
     owner: Type.Optional(Type.String({ maxLength: 64 })),
     environment: Type.Optional(Type.String({ maxLength: 64 })),
+    project_id: Type.Optional(ProjectFilter),
     sort: Type.Optional(VmSort),
   },
   { additionalProperties: false },

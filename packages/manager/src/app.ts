@@ -55,6 +55,10 @@ import { operationsRoutes } from './features/operations/operations.routes.ts';
 import { OperationsService } from './features/operations/operations.service.ts';
 import { OperationWaiter } from './features/operations/operations.waiter.ts';
 import { OperationWorker } from './features/operations/operations.worker.ts';
+import { ProjectsRepository } from './features/projects/projects.repository.ts';
+import { projectsRoutes } from './features/projects/projects.routes.ts';
+import { guardOf, resourceGuards } from './features/projects/projects.scope.ts';
+import { ProjectsService } from './features/projects/projects.service.ts';
 import { QuotasRepository } from './features/quotas/quotas.repository.ts';
 import { quotasRoutes } from './features/quotas/quotas.routes.ts';
 import { QuotasService } from './features/quotas/quotas.service.ts';
@@ -191,7 +195,11 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
   const admin = await auth.ensureAdmin(config.adminPassword);
   if (admin.created) await events.record({ actor: 'system', resourceType: 'user', action: 'create_admin' });
 
+  const guards = resourceGuards(database.db);
+  const projects = new ProjectsService(new ProjectsRepository(database.db), events);
   const authn: Authenticator = {
+    resource: (path) => guardOf(guards, path),
+    projectExists: (id) => projects.exists(id),
     user: (token) => auth.authenticate(token),
     host: (id, secret) => hosts.authenticate(id, secret),
     guest: async (id, token) =>
@@ -233,6 +241,8 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
     state: img.state,
     sha256: img.sha256,
     size_bytes: Number(img.sizeBytes ?? 0),
+    project_id: img.projectId,
+    public: img.public,
   });
   const vmImages: ImageCatalog = {
     find: async (id) => {
@@ -476,6 +486,7 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
     installRateLimits(v1, rateLimiter);
     authRoutes(v1, authn, auth, events);
     usersRoutes(v1, authn, users);
+    projectsRoutes(v1, authn, projects);
     hostsRoutes(v1, authn, hosts, joinTokens, events);
     eventsRoutes(v1, authn, events);
     imagesRoutes(v1, authn, images);

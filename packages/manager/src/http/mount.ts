@@ -1,9 +1,19 @@
 import type {} from '@fastify/cookie';
-import type { Permission, RouteAuth, RouteBody, RouteDef, RouteParams, RouteQuery, RouteResponse } from '@nqvm/api';
+import type {
+  Permission,
+  RouteAuth,
+  RouteBody,
+  RouteDef,
+  RouteParams,
+  RouteQuery,
+  RouteResponse,
+  UserPermission,
+} from '@nqvm/api';
 import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
 import type { ListCaches } from '../db/list-cache.ts';
 import { Forbidden, Unauthorized } from '../domain/errors.ts';
 import { type Authenticator, allows, type Principal } from './principal.ts';
+import { checkAccess } from './scope.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -55,6 +65,8 @@ export interface RouteGuard {
   auth: RouteAuth;
   permission?: Permission;
   operationId: string;
+  /** The route's path: a path naming a resource's `:id` takes the project check too (http/scope.ts). */
+  path?: string;
 }
 
 /**
@@ -83,7 +95,17 @@ export function authHook(route: RouteGuard, authn: Authenticator): onRequestHook
       req.principal = p;
     }
     if (!allows(req.principal, permission)) throw new Forbidden(`this needs the permission ${permission}`);
+    if (auth === 'user') await checkResource(req, route, authn, permission as UserPermission);
   };
+}
+
+/** The resource-level half of the check: the caller's permission in the project of the resource `:id` names. */
+async function checkResource(req: FastifyRequest, route: RouteGuard, authn: Authenticator, permission: UserPermission) {
+  const id = (req.params as Record<string, string> | undefined)?.id;
+  const guard = id && route.path ? authn.resource?.(route.path) : undefined;
+  if (!guard || !id) return;
+  const owned = await guard.owner(id);
+  if (owned) checkAccess(req.principal, guard.kind, id, owned, permission, guard.publicUse);
 }
 
 /** The Fastify schema of a route from its table entry. */
@@ -133,7 +155,7 @@ export function mount<D extends RouteDef>(
 function scopeOf(p: Principal): string {
   switch (p.kind) {
     case 'user':
-      return `user:${p.userId}:${p.role}:${p.via === 'token' ? p.credentialId : 'session'}`;
+      return `user:${p.userId}:${p.role}:${p.via === 'token' ? p.credentialId : 'session'}:${JSON.stringify(p.projects)}`;
     case 'host':
       return `host:${p.hostId}`;
     case 'guest':

@@ -1,6 +1,6 @@
-import { and, desc, eq, gt, isNull, lt, ne, or } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, isNull, lt, ne, or } from 'drizzle-orm';
 import type { Db } from '../../db/client.ts';
-import { apiTokens, sessions, users } from '../../db/schema.ts';
+import { apiTokens, type ProjectRole, projectMembers, sessions, users } from '../../db/schema.ts';
 
 export type UserRow = typeof users.$inferSelect;
 export type TokenRow = typeof apiTokens.$inferSelect;
@@ -75,6 +75,16 @@ export class AuthRepository {
 
   async deleteExpiredSessions(now: Date): Promise<void> {
     await this.db.delete(sessions).where(lt(sessions.expiresAt, now));
+  }
+
+  /** The projects a user is a member of, with its role in each. */
+  async memberships(userId: string): Promise<Record<string, ProjectRole>> {
+    const rows = await this.db
+      .select({ projectId: projectMembers.projectId, role: projectMembers.role })
+      .from(projectMembers)
+      .where(eq(projectMembers.userId, userId))
+      .orderBy(asc(projectMembers.createdAt));
+    return Object.fromEntries(rows.map((r) => [r.projectId, r.role]));
   }
 
   async tokenByHash(hash: string, now: Date) {

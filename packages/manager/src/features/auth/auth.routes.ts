@@ -1,6 +1,6 @@
 import { api } from '@nqvm/api';
 import type { FastifyInstance } from 'fastify';
-import { Unauthorized } from '../../domain/errors.ts';
+import { NotFound, Unauthorized } from '../../domain/errors.ts';
 import { mount, SESSION_COOKIE } from '../../http/mount.ts';
 import { type Authenticator, actorOf, type Principal, permissionsOf } from '../../http/principal.ts';
 import type { EventsService } from '../events/events.service.ts';
@@ -64,7 +64,15 @@ export function authRoutes(app: FastifyInstance, authn: Authenticator, auth: Aut
   }));
 
   mount(app, authn, api.auth.createToken, async ({ principal, body }) => {
-    const created = await auth.createToken(userOf(principal), body.name, body.expires_in_days, body.permissions);
+    if (body.project_id !== undefined && !(await authn.projectExists?.(body.project_id)))
+      throw new NotFound('project', body.project_id);
+    const created = await auth.createToken(
+      userOf(principal),
+      body.name,
+      body.expires_in_days,
+      body.permissions,
+      body.project_id,
+    );
     await events.record({
       actor: actorOf(principal),
       resourceType: 'token',

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { type ApiToken, isUserPermission, type UserPermission } from '@nqvm/api';
 import { BadRequest, DomainError, Forbidden, NotFound, TooManyRequests, Unauthorized } from '../../domain/errors.ts';
 import { type Principal, permissionsOf } from '../../http/principal.ts';
+import { reaches } from '../../http/scope.ts';
 import { LoginThrottle } from '../../security/login-throttle.ts';
 import { PasswordHasher } from '../../security/passwords.ts';
 import { hashToken, newToken, tokenKind } from '../../security/tokens.ts';
@@ -134,6 +135,7 @@ export class AuthService {
         role: row.user.role,
         via: 'session',
         credentialId: row.session.id,
+        projects: await this.repo.memberships(row.user.id),
       };
     }
     if (kind === 'api') {
@@ -151,9 +153,18 @@ export class AuthService {
         tokenName: row.token.name,
         ...(row.token.expiresAt ? { expiresAt: row.token.expiresAt } : {}),
         ...(row.token.permissions ? { scope: scopeOf(row.token)! } : {}),
+        ...(await this.tokenProjects(row.user, row.token.projectId)),
       };
     }
     return null;
+  }
+
+  /** A token minted for one project reaches that project alone, with its user's role there (an admin's: owner). */
+  private async tokenProjects(user: { id: string; role: 'admin' | 'user' }, projectId: string | null) {
+    const member = await this.repo.memberships(user.id);
+    if (projectId === null) return { projects: member };
+    const role = user.role === 'admin' ? 'owner' : member[projectId];
+    return { projectId, projects: role ? { [projectId]: role } : {} };
   }
 
   /**
@@ -161,8 +172,16 @@ export class AuthService {
    * own permissions (a token never mints more rights than it holds); without one, a scoped token passes its own
    * scope on and a session gives all of the user's. No token outlives the configured cap, nor the token minting it.
    */
-  async createToken(p: Principal, name: string, expiresInDays?: number, permissions?: UserPermission[]) {
+  async createToken(
+    p: Principal,
+    name: string,
+    expiresInDays?: number,
+    permissions?: UserPermission[],
+    projectId?: string,
+  ) {
     if (p.kind !== 'user') throw new Unauthorized();
+    // A project token mints tokens of its project only; anyone else, tokens of a project it reaches.
+    if (projectId !== undefined && !reaches(p, projectId)) throw new NotFound('project', projectId);
     const own = permissionsOf(p);
     const beyond = (permissions ?? []).filter((x) => !own.includes(x));
     if (beyond.length > 0)
@@ -180,6 +199,7 @@ export class AuthService {
     const row = await this.repo.insertToken({
       userId: p.userId,
       permissions: permissions ?? (p.scope ? own : null),
+      projectId: projectId ?? p.projectId ?? null,
       name,
       prefix: token.slice(0, 10),
       tokenHash: hashToken(token),

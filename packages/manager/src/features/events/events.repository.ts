@@ -17,6 +17,18 @@ export interface EventFilter {
   actor?: string;
   since?: Date;
   until?: Date;
+  /** Only events about resources of these projects (null or absent: all). */
+  projects?: string[] | null;
+}
+
+/** An event is about a project's resource when its resource (a VM, image, template, snapshot or the project) is. */
+function inProjectsSql(ids: string[]): SQL {
+  if (ids.length === 0) return sql`false`;
+  const of = (table: string) =>
+    sql`${events.resourceId} IN (SELECT id::text FROM ${sql.identifier(table)} WHERE project_id IN ${ids})`;
+  return sql`CASE ${events.resourceType}
+    WHEN 'vm' THEN ${of('vms')} WHEN 'image' THEN ${of('images')} WHEN 'template' THEN ${of('templates')}
+    WHEN 'snapshot' THEN ${of('snapshots')} WHEN 'project' THEN ${events.resourceId} IN ${ids} ELSE false END`;
 }
 
 export class EventsRepository {
@@ -36,6 +48,7 @@ export class EventsRepository {
     if (f.actor) w.push(eq(events.actor, f.actor));
     if (f.since) w.push(gte(events.at, f.since));
     if (f.until) w.push(lte(events.at, f.until));
+    if (f.projects) w.push(inProjectsSql(f.projects));
     return w;
   }
 
@@ -52,6 +65,15 @@ export class EventsRepository {
         'resource_type', v.resource_type, 'resource_id', v.resource_id, 'action', v.action, 'result', v.result,
         'detail', v.detail)`,
     });
+  }
+
+  /** Whether one event is about a resource of these projects. */
+  async inProjects(id: string, projects: string[]): Promise<boolean> {
+    const rows = await this.db
+      .select({ id: events.id })
+      .from(events)
+      .where(and(eq(events.id, asBigint(BigInt(id))), inProjectsSql(projects)));
+    return rows.length === 1;
   }
 
   /** Oldest first, strictly newer than `after` (the live stream's resume). */

@@ -3,12 +3,14 @@ import { api, type Event, wsRoutes } from '@nqvm/api';
 import type { FastifyInstance } from 'fastify';
 import { authHook, mountJson } from '../../http/mount.ts';
 import type { Authenticator } from '../../http/principal.ts';
+import { visibleProjects } from '../../http/scope.ts';
 import type { EventsService } from './events.service.ts';
 
 export function eventsRoutes(app: FastifyInstance, authn: Authenticator, events: EventsService): void {
-  mountJson(app, authn, api.events.list, async ({ query }) =>
+  mountJson(app, authn, api.events.list, async ({ query, principal }) =>
     events.listJson(
       {
+        projects: visibleProjects(principal),
         resourceType: query.resource_type,
         resourceId: query.resource_id,
         action: query.action,
@@ -32,6 +34,7 @@ export function eventsRoutes(app: FastifyInstance, authn: Authenticator, events:
     },
     (socket, req) => {
       const q = req.query as { after?: string; resource_type?: string; resource_id?: string };
+      const projects = visibleProjects(req.principal);
       const matches = (e: Event) =>
         (!q.resource_type || e.resource_type === q.resource_type) &&
         (!q.resource_id || e.resource_id === q.resource_id);
@@ -49,17 +52,26 @@ export function eventsRoutes(app: FastifyInstance, authn: Authenticator, events:
         if (id > lastSent) lastSent = id;
         socket.send(JSON.stringify({ type: 'event', event: e }));
       };
-      const unsubscribe = events.subscribe((e) => (pending ? pending.push(e) : send(e)));
+      // A member of some projects gets only their events: each live one is checked against the database first.
+      const sendVisible = (e: Event) => {
+        if (projects === null) return send(e);
+        if (!matches(e)) return;
+        events.visibleIn(e, projects).then(
+          (ok) => ok && socket.readyState === socket.OPEN && send(e),
+          (err) => req.log.warn({ err }, 'event visibility check failed'),
+        );
+      };
+      const unsubscribe = events.subscribe((e) => (pending ? pending.push(e) : sendVisible(e)));
       socket.on('close', unsubscribe);
       const backlog = q.after
-        ? events.after({ resourceType: q.resource_type, resourceId: q.resource_id }, q.after)
+        ? events.after({ resourceType: q.resource_type, resourceId: q.resource_id, projects }, q.after)
         : Promise.resolve([]);
       backlog
         .then((rows) => {
           rows.forEach(send);
           const queued = pending ?? [];
           pending = null;
-          queued.forEach(send);
+          queued.forEach(sendVisible);
           socket.send(JSON.stringify({ type: 'ready', after: lastSent < 0n ? null : lastSent.toString() }));
         })
         .catch((err) => {

@@ -119,6 +119,11 @@ export class EventsService {
     return (await this.repo.listAfter(f, parseCursor(after, 'query.after'), limit)).map(toEvent);
   }
 
+  /** Whether an event is about a resource of these projects (null: every project's, a global admin's view). */
+  async visibleIn(e: Event, projects: string[] | null): Promise<boolean> {
+    return projects === null || this.repo.inProjects(e.id, projects);
+  }
+
   subscribe(fn: (e: Event) => void): () => void {
     this.bus.on('event', fn);
     return () => this.bus.off('event', fn);

@@ -1,13 +1,14 @@
-import { and, desc, eq, gt, ilike, lt, ne, type SQL, sql } from 'drizzle-orm';
+import { and, desc, eq, gt, ilike, lt, ne, or, type SQL, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.ts';
 import { isoMs, type JsonPage, jsonPage, type Key } from '../../db/keyset.ts';
 import { images } from '../../db/schema.ts';
+import { inProjects } from '../../http/scope.ts';
 import type { Tx } from '../operations/operations.repository.ts';
 
 export type ImageRow = typeof images.$inferSelect;
 export type NewImage = Pick<
   typeof images.$inferInsert,
-  'name' | 'kind' | 'description' | 'source' | 'bytesTotal' | 'tag'
+  'name' | 'kind' | 'description' | 'source' | 'bytesTotal' | 'tag' | 'projectId' | 'public'
 >;
 
 export interface ImageFilter {
@@ -16,6 +17,9 @@ export interface ImageFilter {
   q?: string;
   name?: string;
   latest?: boolean;
+  projectId?: string;
+  /** Only these projects' and public ones (null: all). */
+  projects?: string[] | null;
 }
 
 /** The SQLSTATE of a database error, whether the driver or Drizzle's wrapper carries it. */
@@ -75,6 +79,15 @@ export class ImagesRepository {
   }
 
   /** The kind of the versions of `name`, if it has any. */
+  async projectOf(name: string): Promise<string | undefined> {
+    const [row] = await this.db
+      .select({ projectId: images.projectId })
+      .from(images)
+      .where(eq(images.name, name))
+      .limit(1);
+    return row?.projectId;
+  }
+
   async kindOf(name: string): Promise<ImageRow['kind'] | undefined> {
     const [row] = await this.db.select({ kind: images.kind }).from(images).where(eq(images.name, name)).limit(1);
     return row?.kind;
@@ -174,6 +187,8 @@ export class ImagesRepository {
     if (f.state) w.push(eq(images.state, f.state));
     if (f.name !== undefined) w.push(eq(images.name, f.name));
     if (f.latest !== undefined) w.push(eq(images.latest, f.latest));
+    if (f.projectId) w.push(eq(images.projectId, f.projectId));
+    if (f.projects) w.push(or(inProjects(images.projectId, f.projects), eq(images.public, true))!);
     if (f.q) w.push(ilike(images.name, `%${f.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`));
     return w;
   }
@@ -210,7 +225,7 @@ export class ImagesRepository {
     });
   }
 
-  async update(id: string, set: { description?: string }): Promise<ImageRow | undefined> {
+  async update(id: string, set: { description?: string; public?: boolean }): Promise<ImageRow | undefined> {
     const [row] = await this.db
       .update(images)
       .set({ ...set, updatedAt: new Date() })

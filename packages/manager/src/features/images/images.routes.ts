@@ -1,11 +1,12 @@
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { api } from '@nqvm/api';
+import { api, type CreateImageRequest, type UploadImageQuery } from '@nqvm/api';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Unauthorized } from '../../domain/errors.ts';
 import { authHook, bearerOf, mount, mountJson, type RouteGuard, schemaOf } from '../../http/mount.ts';
 import { type Authenticator, actorOf } from '../../http/principal.ts';
 import { sendProblem } from '../../http/problem.ts';
+import { createIn, visibleProjects } from '../../http/scope.ts';
 import { parseRange } from './images.range.ts';
 import type { ImagesService } from './images.service.ts';
 
@@ -37,7 +38,9 @@ export function imagesRoutes(app: FastifyInstance, authn: Authenticator, images:
   );
   mount(app, authn, api.images.delete, async ({ params, principal }) => images.delete(params.id, actorOf(principal)));
 
-  mountJson(app, authn, api.images.list, async ({ query }) => images.listJson(query));
+  mountJson(app, authn, api.images.list, async ({ query, principal }) =>
+    images.listJson(query, visibleProjects(principal)),
+  );
 
   const create = api.images.create;
   app.route({
@@ -46,7 +49,9 @@ export function imagesRoutes(app: FastifyInstance, authn: Authenticator, images:
     schema: schemaOf(create),
     onRequest: authHook(create, authn),
     handler: async (req, reply) => {
-      const { image, status } = await images.create(req.body as never, actorOf(req.principal));
+      const body = req.body as CreateImageRequest;
+      const projectId = await createIn(authn, req.principal, body.project_id, 'image:write');
+      const { image, status } = await images.create({ ...body, project_id: projectId }, actorOf(req.principal));
       return reply.code(status).send(image);
     },
   });
@@ -64,8 +69,10 @@ export function imagesRoutes(app: FastifyInstance, authn: Authenticator, images:
         });
       const declared = req.headers['content-length'];
       try {
+        const query = req.query as UploadImageQuery;
+        const projectId = await createIn(authn, req.principal, query.project_id, 'image:write');
         const image = await images.upload(
-          req.query as never,
+          { ...query, project_id: projectId },
           req.body as Readable,
           declared !== undefined ? Number(declared) : undefined,
           actorOf(req.principal),

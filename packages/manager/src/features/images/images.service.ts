@@ -2,6 +2,7 @@ import { createReadStream } from 'node:fs';
 import { addAbortSignal, type Readable } from 'node:stream';
 import type { CreateImageRequest, Image, ImageKind, ImageSource, ListImagesQuery, UpdateImageRequest } from '@nqvm/api';
 import { decodeCursor, encodeCursor, pageBody } from '../../db/keyset.ts';
+import { DEFAULT_PROJECT_ID } from '../../db/schema.ts';
 import { BadRequest, Conflict, DomainError, NotFound, Unprocessable } from '../../domain/errors.ts';
 import type { GuardedResponse, UrlGuard } from '../../security/url-guard.ts';
 import type { EventsService } from '../events/events.service.ts';
@@ -136,9 +137,18 @@ export class ImagesService {
   }
 
   /** One page as JSON text (`{items, next_cursor}`), serialised by the database for speed. */
-  async listJson(q: ListImagesQuery): Promise<string> {
+  /** `scope`: the caller's projects (their images and public ones; null: all). */
+  async listJson(q: ListImagesQuery, scope: string[] | null = null): Promise<string> {
     const after = q.cursor === undefined ? undefined : decodeCursor(q.cursor, IMAGE_KEYS);
-    const filter = { kind: q.kind, state: q.state, q: q.q, name: q.name, latest: q.latest };
+    const filter = {
+      kind: q.kind,
+      state: q.state,
+      q: q.q,
+      name: q.name,
+      latest: q.latest,
+      projectId: q.project_id,
+      projects: scope,
+    };
     const page = await this.repo.listJson(filter, q.limit ?? 100, after);
     return pageBody(page.items, page.next ? encodeCursor(page.next) : null);
   }
@@ -170,7 +180,14 @@ export class ImagesService {
       if (!this.opts.allowImagePaths || !this.opts.imageRoot)
         throw new DomainError(403, 'image_paths_disabled', 'adding images by path is off', 'body.source.type');
       const real = await resolveImagePath(this.opts.imageRoot, src.path);
-      const row = await this.insert(req.name, req.kind, req.description, { type: 'path', path: src.path }, req.tag);
+      const row = await this.insert(
+        req.name,
+        req.kind,
+        req.description,
+        { type: 'path', path: src.path },
+        req.tag,
+        req,
+      );
       const image = await this.fill(row, actor, 'create', () =>
         this.intake(createReadStream(real), { limit: Number.MAX_SAFE_INTEGER }),
       );
@@ -185,6 +202,7 @@ export class ImagesService {
         req.description,
         { type: 'blank', size_mib: src.size_mib },
         req.tag,
+        req,
       );
       const image = await this.fill(row, actor, 'create', async () => {
         const tmp = this.store.tempPath();
@@ -217,7 +235,7 @@ export class ImagesService {
       .finally(() => clearTimeout(connectTimeout));
     let row: ImageRow;
     try {
-      row = await this.insert(req.name, req.kind, req.description, { type: 'url', url: url.href }, req.tag);
+      row = await this.insert(req.name, req.kind, req.description, { type: 'url', url: url.href }, req.tag, req);
     } catch (err) {
       if ('res' in opened) opened.res.body.destroy();
       throw err;
@@ -239,14 +257,14 @@ export class ImagesService {
 
   /** Streams a request body into the store; the caller passes the declared length to refuse early. */
   async upload(
-    q: { name: string; kind: ImageKind; description?: string; tag?: string },
+    q: { name: string; kind: ImageKind; description?: string; tag?: string; project_id?: string; public?: boolean },
     body: Readable,
     declaredLength: number | undefined,
     actor: string,
   ): Promise<Image> {
     const limit = this.opts.maxUploadBytes;
     if (declaredLength !== undefined && declaredLength > limit) throw new ImageTooLarge(limit, 'body');
-    const row = await this.insert(q.name, q.kind, q.description, { type: 'upload' }, q.tag);
+    const row = await this.insert(q.name, q.kind, q.description, { type: 'upload' }, q.tag, q);
     return this.fill(row, actor, 'upload', async () => {
       try {
         return await this.intake(body, { limit });
@@ -263,7 +281,7 @@ export class ImagesService {
     const before = await this.row(id);
     if (patch.name !== undefined && patch.name !== before.name && !(await this.repo.renameAll(before.name, patch.name)))
       throw new Conflict('image_name_taken', `an image named ${patch.name} exists`, 'body.name');
-    const row = await this.repo.update(id, { description: patch.description });
+    const row = await this.repo.update(id, { description: patch.description, public: patch.public });
     if (!row) throw new NotFound('image', id);
     await this.events.record({
       actor,
@@ -348,7 +366,7 @@ export class ImagesService {
       limit: this.opts.maxImportBytes,
       idleMs: this.opts.importIdleTimeoutMs ?? 60_000,
       progressEveryMs: this.opts.progressIntervalMs ?? 250,
-      insert: (source) => this.insert(req.name, req.kind, req.description, source, req.tag),
+      insert: (source) => this.insert(req.name, req.kind, req.description, source, req.tag, req),
       started: async (row) => {
         await this.events.record({
           actor,
@@ -381,8 +399,14 @@ export class ImagesService {
     kind: ImageKind,
     description: string | undefined,
     source: Record<string, unknown>,
-    tag?: string,
+    tag: string | undefined,
+    owner: { project_id?: string; public?: boolean },
   ): Promise<ImageRow> {
+    const projectId = owner.project_id ?? DEFAULT_PROJECT_ID;
+    // A name's versions live in one project (names are global for now).
+    const holder = await this.repo.projectOf(name);
+    if (holder !== undefined && holder !== projectId)
+      throw new Conflict('image_name_taken', `an image named ${name} exists in another project`, 'body.name');
     const existing = await this.repo.kindOf(name);
     if (existing !== undefined && existing !== kind)
       throw new Conflict(
@@ -395,7 +419,16 @@ export class ImagesService {
       try {
         const quota = this.quota;
         return await this.repo.insert(
-          { name, kind, description: description ?? '', source, bytesTotal: null, tag },
+          {
+            name,
+            kind,
+            description: description ?? '',
+            source,
+            bytesTotal: null,
+            tag,
+            projectId,
+            public: owner.public ?? false,
+          },
           quota && ((tx, row) => quota.imageAdded(tx, row.id)),
         );
       } catch (err) {

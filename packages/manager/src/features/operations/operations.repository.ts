@@ -28,6 +28,15 @@ export interface OperationFilter {
   vmId?: string;
   state?: OperationState;
   kind?: OperationKind;
+  /** Only operations on VMs of these projects (null or absent: all); `projectId`: of that one. */
+  projects?: string[] | null;
+  projectId?: string;
+}
+
+/** The operation's VM is in one of `ids` (an operation without a VM belongs to no project). */
+function ofProjects(ids: string[]): SQL {
+  if (ids.length === 0) return sql`false`;
+  return sql`${operations.vmId} IN (SELECT id FROM vms WHERE project_id IN ${ids})`;
 }
 
 /** What the worker needs of the table; an interface so its unit tests can pass an in-memory fake. */
@@ -166,6 +175,8 @@ export class OperationsRepository implements OperationStore {
     if (f.vmId) w.push(eq(operations.vmId, f.vmId));
     if (f.state) w.push(eq(operations.state, f.state));
     if (f.kind) w.push(eq(operations.kind, f.kind));
+    if (f.projects) w.push(ofProjects(f.projects));
+    if (f.projectId) w.push(ofProjects([f.projectId]));
     if (beforeSeq !== undefined) w.push(lt(operations.seq, beforeSeq));
     return this.db
       .select()

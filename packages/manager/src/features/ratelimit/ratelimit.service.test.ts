@@ -25,6 +25,7 @@ const token: Principal = {
   role: 'user',
   via: 'token',
   credentialId: 't1',
+  projects: {},
 };
 const limits = { windowS: 60, perToken: 1000, perUser: 0, perAddress: 5 };
 

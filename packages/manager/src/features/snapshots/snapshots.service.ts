@@ -170,6 +170,7 @@ export class SnapshotsService {
           diskBytes: 0,
           sourceSpec: { ...sourceSpecOf(vm, nic?.network ?? null), source_vm_id: vm.id, source_vm_name: vm.name },
           passwordEnc: vm.passwordEnc,
+          projectId: vm.projectId,
         });
         await this.quota?.snapshotAdded(tx, sid);
         return written;
@@ -234,7 +235,7 @@ export class SnapshotsService {
     return this.vms.create(
       { ...(spec as SourceSpec), name, host_id: snap.hostId, ...(password ? { password } : {}) },
       actor,
-      { sourceSnapshotId: id, boot: { kind: 'instantiate', input: { snapshot_id: id } } },
+      { sourceSnapshotId: id, projectId: snap.projectId, boot: { kind: 'instantiate', input: { snapshot_id: id } } },
     );
   }
 
@@ -257,8 +258,11 @@ export class SnapshotsService {
       ...(vm.sshAuthorizedKeys.length ? { ssh_authorized_keys: vm.sshAuthorizedKeys } : {}),
     };
     // Never booted: it has no disk of its own yet, and a fresh copy of its base image is what that disk would be.
-    if (!vm.bootedAt) return this.vms.create({ ...spec, start: true }, actor);
-    return this.vms.create(spec, actor, { boot: { kind: 'clone', input: { source_vm_id: vmId } } });
+    if (!vm.bootedAt) return this.vms.create({ ...spec, start: true }, actor, { projectId: vm.projectId });
+    return this.vms.create(spec, actor, {
+      projectId: vm.projectId,
+      boot: { kind: 'clone', input: { source_vm_id: vmId } },
+    });
   }
 
   async saveTemplate(vmId: string, name: string, description: string | undefined, actor: string): Promise<Template> {
@@ -275,6 +279,9 @@ export class SnapshotsService {
       ...(nic ? { network: nic.network } : {}),
       ...(vm.tags.length ? { tags: vm.tags } : {}),
     };
-    return this.templates.create({ name, description: description ?? `saved from VM ${vm.name}`, spec }, actor);
+    return this.templates.create(
+      { name, description: description ?? `saved from VM ${vm.name}`, spec, project_id: vm.projectId },
+      actor,
+    );
   }
 }

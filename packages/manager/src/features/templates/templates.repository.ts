@@ -1,6 +1,7 @@
-import { asc, eq, gt } from 'drizzle-orm';
+import { and, asc, eq, gt, or } from 'drizzle-orm';
 import type { Db } from '../../db/client.ts';
 import { templateImages, templates } from '../../db/schema.ts';
+import { inProjects } from '../../http/scope.ts';
 
 export type TemplateRow = typeof templates.$inferSelect;
 
@@ -9,6 +10,8 @@ export interface TemplateValues {
   description: string;
   spec: Record<string, unknown>;
   imageIds: string[];
+  projectId?: string;
+  public: boolean;
 }
 
 /** Writes a template and the images it references together; duplicate names and vanished images surface as driver errors. */
@@ -19,7 +22,7 @@ export class TemplatesRepository {
     return this.db.transaction(async (tx) => {
       const [row] = await tx
         .insert(templates)
-        .values({ name: v.name, description: v.description, spec: v.spec })
+        .values({ name: v.name, description: v.description, spec: v.spec, projectId: v.projectId, public: v.public })
         .returning();
       if (v.imageIds.length)
         await tx.insert(templateImages).values(v.imageIds.map((imageId) => ({ templateId: row!.id, imageId })));
@@ -31,7 +34,7 @@ export class TemplatesRepository {
     return this.db.transaction(async (tx) => {
       const [row] = await tx
         .update(templates)
-        .set({ name: v.name, description: v.description, spec: v.spec, updatedAt: new Date() })
+        .set({ name: v.name, description: v.description, spec: v.spec, public: v.public, updatedAt: new Date() })
         .where(eq(templates.id, id))
         .returning();
       if (!row) return undefined;
@@ -47,11 +50,21 @@ export class TemplatesRepository {
     return row;
   }
 
-  list(limit: number, afterName?: string): Promise<TemplateRow[]> {
+  list(
+    limit: number,
+    afterName?: string,
+    scope: { projects?: string[] | null; projectId?: string } = {},
+  ): Promise<TemplateRow[]> {
     return this.db
       .select()
       .from(templates)
-      .where(afterName !== undefined ? gt(templates.name, afterName) : undefined)
+      .where(
+        and(
+          afterName !== undefined ? gt(templates.name, afterName) : undefined,
+          scope.projectId ? eq(templates.projectId, scope.projectId) : undefined,
+          scope.projects ? or(inProjects(templates.projectId, scope.projects), eq(templates.public, true)) : undefined,
+        ),
+      )
       .orderBy(asc(templates.name))
       .limit(limit);
   }

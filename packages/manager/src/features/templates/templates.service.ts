@@ -1,4 +1,5 @@
 import type { ImageKind, Template, TemplateRequest, VmSpec } from '@nqvm/api';
+import { DEFAULT_PROJECT_ID } from '../../db/schema.ts';
 import { BadRequest, Conflict, NotFound, Unprocessable } from '../../domain/errors.ts';
 import type { EventsService } from '../events/events.service.ts';
 import { pgCode } from '../images/images.repository.ts';
@@ -57,13 +58,18 @@ export class TemplatesService implements ImageUsage {
     return (await this.repo.namesUsingImage(imageId)).map((n) => `template:${n}`);
   }
 
-  async list(limit: number, cursor?: string): Promise<{ items: Template[]; next_cursor: string | null }> {
+  /** By name; `projects`: only theirs and public ones (null: all); `projectId`: only that project's. */
+  async list(
+    limit: number,
+    cursor?: string,
+    scope: { projects?: string[] | null; projectId?: string } = {},
+  ): Promise<{ items: Template[]; next_cursor: string | null }> {
     let after: string | undefined;
     if (cursor !== undefined) {
       after = Buffer.from(cursor, 'base64url').toString('utf8');
       if (!NAME.test(after)) throw new BadRequest('invalid_cursor', 'cursor is not valid', 'query.cursor');
     }
-    const rows = await this.repo.list(limit + 1, after);
+    const rows = await this.repo.list(limit + 1, after, scope);
     const items = rows.slice(0, limit).map(toTemplate);
     const last = items[items.length - 1];
     return { items, next_cursor: rows.length > limit && last ? Buffer.from(last.name).toString('base64url') : null };
@@ -75,8 +81,10 @@ export class TemplatesService implements ImageUsage {
     return toTemplate(row);
   }
 
+  /** A new template in `req.project_id` (resolved by the caller; default: the default project). */
   async create(req: TemplateRequest, actor: string): Promise<Template> {
-    const values = await this.validate(req);
+    const projectId = req.project_id ?? DEFAULT_PROJECT_ID;
+    const values = { ...(await this.validate(req, projectId)), projectId, public: req.public ?? false };
     const row = await this.repo.insert(values).catch((err) => this.writeError(err, req.name));
     await this.events.record({
       actor,
@@ -89,8 +97,9 @@ export class TemplatesService implements ImageUsage {
   }
 
   async replace(id: string, req: TemplateRequest, actor: string): Promise<Template> {
-    if (!(await this.repo.get(id))) throw new NotFound('template', id);
-    const values = await this.validate(req);
+    const old = await this.repo.get(id);
+    if (!old) throw new NotFound('template', id);
+    const values = { ...(await this.validate(req, old.projectId)), public: req.public ?? old.public };
     const row = await this.repo.replace(id, values).catch((err) => this.writeError(err, req.name));
     if (!row) throw new NotFound('template', id);
     await this.events.record({
@@ -118,13 +127,16 @@ export class TemplatesService implements ImageUsage {
   /** Every referenced image must exist, be ready and be of the kind its field needs. */
   private async validate(
     req: TemplateRequest,
+    projectId: string,
   ): Promise<{ name: string; description: string; spec: VmSpec; imageIds: string[] }> {
     const spec: VmSpec = { ...req.spec, vmm: req.spec.vmm ?? 'qemu' };
     const refs = imageRefs(spec);
     const found = await this.images.rows(refs.map((r) => r.id));
     for (const ref of refs) {
       const img = found.get(ref.id);
-      if (!img) throw new Unprocessable('unknown_image', `image ${ref.id} does not exist`, ref.field);
+      // An image of another project, unless public, is answered like a missing one.
+      if (!img || (img.projectId !== projectId && !img.public))
+        throw new Unprocessable('unknown_image', `image ${ref.id} does not exist`, ref.field);
       if (!ref.kinds.includes(img.kind))
         throw new Unprocessable(
           'image_wrong_kind',

@@ -4,6 +4,7 @@ import type { Db } from '../../db/client.ts';
 import { isoMs, type JsonPage, jsonPage, type Key } from '../../db/keyset.ts';
 import { hosts, networks, vmNics, vms } from '../../db/schema.ts';
 import { Conflict } from '../../domain/errors.ts';
+import { inProjects } from '../../http/scope.ts';
 import type { HostRow } from '../hosts/hosts.repository.ts';
 import type { Allocation } from '../hosts/hosts.service.ts';
 import { insertNicWithAddress } from './address-pool.ts';
@@ -21,6 +22,9 @@ export interface VmListFilter {
   tag?: string;
   owner?: string;
   environment?: string;
+  /** Only these projects' (null: every project). */
+  projects?: string[] | null;
+  projectId?: string;
 }
 
 export type SortKey = 'name' | 'created_at' | 'state';
@@ -141,6 +145,8 @@ export class VmsRepository {
     if (f.owner) w.push(eq(vms.owner, f.owner));
     if (f.environment) w.push(eq(vms.environment, f.environment));
     if (f.tag) w.push(sql`${vms.tags} @> ARRAY[${f.tag}]::text[]`);
+    if (f.projectId) w.push(eq(vms.projectId, f.projectId));
+    if (f.projects) w.push(inProjects(vms.projectId, f.projects));
     return jsonPage(this.db, { table: 'vms', where: w, keys: SORT_KEYS[sort], dir, limit, after, item: VM_JSON });
   }
 

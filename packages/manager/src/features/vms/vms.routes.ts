@@ -3,13 +3,19 @@ import type { FastifyInstance } from 'fastify';
 import { DomainError, Forbidden, Unprocessable } from '../../domain/errors.ts';
 import { mount, mountJson } from '../../http/mount.ts';
 import { type Authenticator, actorOf } from '../../http/principal.ts';
+import { checkId, createIn, visibleProjects } from '../../http/scope.ts';
 import type { VmUpdates } from './vm-update.ts';
 import type { VmsService } from './vms.service.ts';
 
 export function vmsRoutes(app: FastifyInstance, authn: Authenticator, vms: VmsService, updates: VmUpdates): void {
-  mount(app, authn, api.vms.create, async ({ body, principal }) => vms.create(body, actorOf(principal)));
-  mountJson(app, authn, api.vms.list, async ({ query }) =>
+  mount(app, authn, api.vms.create, async ({ body, principal }) => {
+    const projectId = await createIn(authn, principal, body.project_id, 'vm:write');
+    return vms.create(body, actorOf(principal), { projectId });
+  });
+  mountJson(app, authn, api.vms.list, async ({ query, principal }) =>
     vms.listJson({
+      projects: visibleProjects(principal),
+      projectId: query.project_id,
       search: query.search,
       state: query.state,
       hostId: query.host_id,
@@ -27,6 +33,7 @@ export function vmsRoutes(app: FastifyInstance, authn: Authenticator, vms: VmsSe
     const results = await Promise.all(
       body.ids.map(async (id) => {
         try {
+          await checkId(authn, principal, api.vms.get.path, id, 'vm:write');
           const vm = body.action === 'delete' ? await vms.delete(id, actor) : await vms.action(id, body.action, actor);
           return { id, ok: true, state: vm.state };
         } catch (err) {
@@ -69,6 +76,7 @@ export function instantiateRoute(
 ): void {
   mount(app, authn, api.vms.instantiateTemplate, async ({ params, body, principal }) => {
     const t = await templates.get(params.id);
+    const projectId = await createIn(authn, principal, body.overrides?.project_id, 'vm:write');
     const { drives, nics, metadata, network, ...spec } = t.spec;
     // Extra drives, extra NICs and metadata are applied by the device features; refuse rather than drop them.
     for (const [field, v] of Object.entries({ drives, nics, metadata }))
@@ -83,8 +91,6 @@ export function instantiateRoute(
     for (const kind of ['kernel', 'initrd', 'rootfs'] as const)
       if (body.overrides?.[`${kind}_image`] !== undefined && body.overrides[`${kind}_image_id`] === undefined)
         delete req[`${kind}_image_id`];
-    return vms.create(req, actorOf(principal), {
-      templateId: t.id,
-    });
+    return vms.create(req, actorOf(principal), { templateId: t.id, projectId });
   });
 }

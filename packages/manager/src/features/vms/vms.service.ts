@@ -12,6 +12,7 @@ import type {
 } from '@nqvm/api';
 import type { ChangeFeed } from '../../db/changes.ts';
 import { decodeCursor, encodeCursor, pageBody } from '../../db/keyset.ts';
+import { DEFAULT_PROJECT_ID } from '../../db/schema.ts';
 import { Conflict, Forbidden, InvalidTransition, NotFound, Unprocessable, WaitTimeout } from '../../domain/errors.ts';
 import type { SecretBox } from '../../security/secret-box.ts';
 import { hashToken, newToken } from '../../security/tokens.ts';
@@ -44,6 +45,9 @@ export interface CatalogImage {
   state: string;
   sha256: string | null;
   size_bytes: number;
+  /** Its project and whether every project may use it. */
+  project_id?: string;
+  public?: boolean;
 }
 
 /** Looks images up for VM creation; the images feature implements it. */
@@ -160,6 +164,7 @@ export class VmsService {
 
   private async checkImages(
     req: Pick<ResolvedCreateVmRequest, ImageField>,
+    projectId: string,
   ): Promise<Record<ImageField, CatalogImage | undefined>> {
     const out = {} as Record<ImageField, CatalogImage | undefined>;
     const fields = (Object.keys(IMAGE_KINDS) as ImageField[]).filter((f) => req[f]);
@@ -167,7 +172,9 @@ export class VmsService {
     for (const field of fields) {
       const id = req[field]!;
       const img = found.get(id);
-      if (!img) throw new Unprocessable('unknown_image', `image ${id} does not exist`, `body.${field}`);
+      // An image of another project, unless public, is answered like a missing one.
+      if (!img || (img.project_id !== undefined && img.project_id !== projectId && !img.public))
+        throw new Unprocessable('unknown_image', `image ${id} does not exist`, `body.${field}`);
       if (img.kind !== IMAGE_KINDS[field])
         throw new Unprocessable(
           'wrong_image_kind',
@@ -201,12 +208,13 @@ export class VmsService {
   async create(
     input: CreateVmRequest,
     actor: string,
-    extra: { templateId?: string; sourceSnapshotId?: string; boot?: BootRequest } = {},
+    extra: { templateId?: string; sourceSnapshotId?: string; boot?: BootRequest; projectId?: string } = {},
   ): Promise<Vm> {
     const req = await resolveImageRefs(input, (name, sel) => this.images.byReference(name, sel));
+    const projectId = extra.projectId ?? DEFAULT_PROJECT_ID;
     const networkName = req.network === null ? null : (req.network ?? this.opts.defaultNetwork.name);
     const [images, hosts, network] = await Promise.all([
-      this.checkImages(req),
+      this.checkImages(req, projectId),
       this.candidates(),
       networkName ? this.repo.network(networkName) : undefined,
     ]);
@@ -266,6 +274,7 @@ export class VmsService {
         ...(req.env && Object.keys(req.env).length ? { env: req.env } : {}),
       },
       createdBy: actor,
+      projectId,
     };
 
     let row: VmRow | undefined;
