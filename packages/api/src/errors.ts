@@ -65,6 +65,8 @@ export const ERROR_CODES: Readonly<Record<string, ErrorCodeInfo>> = {
   // Resources by id (URL): 404
   vm_not_found: { status: 404, meaning: 'no such VM (or not visible to the caller)' },
   project_not_found: { status: 404, meaning: 'no such project (or not visible to the caller)' },
+  user_not_found: { status: 404, meaning: 'no such user' },
+  member_not_found: { status: 404, meaning: 'the user is not a member of the project' },
   image_not_found: { status: 404, meaning: 'no such image' },
   host_not_found: { status: 404, meaning: 'no such host' },
   join_token_not_found: { status: 404, meaning: 'no such host join token' },
@@ -160,6 +162,11 @@ export const ERROR_CODES: Readonly<Record<string, ErrorCodeInfo>> = {
   image_name_taken: { status: 409, meaning: 'an image with this name and tag exists' },
   function_name_taken: { status: 409, meaning: 'a function with this name exists' },
   template_name_taken: { status: 409, meaning: 'a template with this name exists' },
+  project_name_taken: { status: 409, meaning: 'a project with this name exists' },
+  project_not_empty: {
+    status: 409,
+    meaning: 'the project still holds VMs, images, templates or snapshots (counted by kind)',
+  },
   image_in_use: { status: 409, meaning: 'VMs or templates still use the image version; `used_by` names them' },
   image_kind_differs: { status: 409, meaning: 'the name has versions of another kind; all versions share one kind' },
   image_importing: { status: 409, meaning: "the image's content is not there yet (still importing)" },

@@ -15,6 +15,8 @@ const sources = [join(packages, 'manager', 'src'), join(packages, 'agent', 'src'
  */
 const FORWARDERS: Record<string, string> = {
   'manager/src/domain/errors.ts': 'NotFound / Conflict / BadRequest / Unprocessable: codes come from each call site',
+  'manager/src/http/scope.ts':
+    "answers a resource of another project as its kind's <kind>_not_found, made literally by that kind's service",
   'manager/src/http/problem.ts': 'sends DomainError codes and the framework codes of codeForStatus',
   'manager/src/features/vms/agent-client.ts': "passes an agent's own 4xx code through",
   'agent/src/mount.ts': 'sends AgentError codes and the framework codes of codeForStatus',
