@@ -65,7 +65,6 @@ export const ERROR_CODES: Readonly<Record<string, ErrorCodeInfo>> = {
   // Resources by id (URL): 404
   vm_not_found: { status: 404, meaning: 'no such VM (or not visible to the caller)' },
   project_not_found: { status: 404, meaning: 'no such project (or not visible to the caller)' },
-  user_not_found: { status: 404, meaning: 'no such user' },
   member_not_found: { status: 404, meaning: 'the user is not a member of the project' },
   image_not_found: { status: 404, meaning: 'no such image' },
   host_not_found: { status: 404, meaning: 'no such host' },

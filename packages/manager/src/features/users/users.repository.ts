@@ -1,6 +1,6 @@
 import { and, asc, eq, gt } from 'drizzle-orm';
 import type { Db } from '../../db/client.ts';
-import { sessions, users } from '../../db/schema.ts';
+import { DEFAULT_PROJECT_ID, projectMembers, sessions, users } from '../../db/schema.ts';
 
 export type UserRow = typeof users.$inferSelect;
 export type UserChange = { role?: 'admin' | 'user'; disabled?: boolean };
@@ -27,10 +27,19 @@ export class UsersRepository {
     return row;
   }
 
-  /** The new user, or undefined when the username is taken. */
+  /**
+   * The new user, or undefined when the username is taken. A user starts as a member of the `default` project, as
+   * every user that existed before projects did (migration 0020): an operator, an admin its owner.
+   */
   async insert(u: { username: string; passwordHash: string; role: 'admin' | 'user' }): Promise<UserRow | undefined> {
-    const [row] = await this.db.insert(users).values(u).onConflictDoNothing({ target: users.username }).returning();
-    return row;
+    return this.db.transaction(async (tx) => {
+      const [row] = await tx.insert(users).values(u).onConflictDoNothing({ target: users.username }).returning();
+      if (row)
+        await tx
+          .insert(projectMembers)
+          .values({ projectId: DEFAULT_PROJECT_ID, userId: row.id, role: u.role === 'admin' ? 'owner' : 'operator' });
+      return row;
+    });
   }
 
   /**
