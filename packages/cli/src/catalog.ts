@@ -27,6 +27,9 @@ const OVERRIDES: Record<string, { group?: string; verb: string }> = {
   listJoinTokens: { verb: 'list' },
   deleteJoinToken: { verb: 'delete' },
   deleteToken: { verb: 'revoke' },
+  listFunctionInvocations: { verb: 'invocations' },
+  listFunctionVersions: { verb: 'versions' },
+  getInvocation: { group: 'functions', verb: 'invocation' },
 };
 
 /** Routes that are not a user's to call: agents and guests use them, or a dedicated command wraps them. */

@@ -86,6 +86,12 @@ async function dispatch(
   if (cmd === 'passwd') return (await import('./users.ts')).passwd(cfg, p, io, tty);
   if (groupOf(cmd) === 'users' && (rest[0] === 'disable' || rest[0] === 'enable') && !on(p, 'help'))
     return (await import('./users.ts')).setUserDisabled(cfg, rest, p, io);
+  if (
+    groupOf(cmd) === 'functions' &&
+    (rest[0] === 'deploy' || rest[0] === 'logs' || (rest[0] === 'create' && p.flags.has('file'))) &&
+    !on(p, 'help')
+  )
+    return (await import('./functions.ts')).functionsCommand(cfg, argv, io);
   if (cmd === 'console') {
     if (!rest[0]) throw new UsageError('console needs a VM (id or name)');
     if (!tty) throw new UsageError('console needs a terminal');

@@ -124,6 +124,32 @@ describe('nqvm CLI against a live manager', () => {
     expect(got.out).toMatch(/^name: web1$/m);
   });
 
+  it('creates and deploys a function from files, lists its versions and invocations, and deletes it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nqvm-fn-'));
+    const file = join(dir, 'index.js');
+    writeFileSync(file, 'exports.handler = async () => 1;\n');
+    const made = await cli(['functions', 'create', 'cli-fn', '--runtime', 'node20', '--file', file, '--json']);
+    expect(made.code, made.err).toBe(0);
+    expect(JSON.parse(made.out)).toMatchObject({
+      name: 'cli-fn',
+      version: 1,
+      files: { 'index.js': expect.any(String) },
+    });
+    writeFileSync(file, 'exports.handler = async () => 2;\n');
+    const deployed = await cli(['functions', 'deploy', 'cli-fn', '--file', file, '--json']);
+    expect(deployed.code, deployed.err).toBe(0);
+    expect(JSON.parse(deployed.out)).toMatchObject({ version: 2, files: { 'index.js': expect.stringContaining('2') } });
+    const versions = await cli(['functions', 'versions', 'cli-fn', '--json']);
+    expect(JSON.parse(versions.out).items.map((v: { version: number }) => v.version)).toEqual([2, 1]);
+    expect((await cli(['functions', 'list'])).out).toContain('cli-fn');
+    const logs = await cli(['functions', 'logs', 'cli-fn']);
+    expect(logs.code, logs.err).toBe(0);
+    expect((await cli(['functions', 'invocations', 'cli-fn', '--json'])).code).toBe(0);
+    expect((await cli(['functions', 'delete', 'cli-fn'])).code).toBe(0);
+    expect((await cli(['functions', 'get', 'cli-fn'])).code).toBe(EXIT.notFound);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it('follows cursors with --all and tells about the next page without it', async () => {
     for (let i = 0; i < 5; i++) {
       const made = await cli([
