@@ -379,4 +379,29 @@ describe('the VM page in Chromium with a real VM', () => {
     expect(actions).toEqual(expect.arrayContaining(['stop', 'start']));
     expect(errors.filter((e) => !/status of 409/.test(e))).toEqual([]);
   });
+
+  it('forces a running VM off: the VMM is killed at once, the VM ends stopped and its event says forced', async () => {
+    const running = await getVm(vm.id);
+    expect(running.state).toBe('running');
+    expect(running.pid).toBeGreaterThan(1);
+    await page.goto(`${s.base}/vms/${vm.id}`);
+    await page.getByRole('button', { name: 'Force off', exact: true }).click();
+    await page
+      .getByRole('dialog')
+      .getByText(/like pulling the plug/)
+      .waitFor();
+    await page.getByRole('dialog').getByRole('button', { name: 'Force off', exact: true }).click();
+    await expect.poll(async () => (await getVm(vm.id)).state, { timeout: 60_000 }).toBe('stopped');
+    // The agent runs in this process's namespace: the VMM it ran is gone, not waiting for an ACPI power-down.
+    expect(() => process.kill(running.pid as number, 0)).toThrow();
+    const events = (
+      await s.api<{ items: { action: string; detail: Record<string, unknown> }[] }>(
+        'GET',
+        `/v1/events?resource_id=${vm.id}&limit=20`,
+      )
+    ).body.items;
+    expect(events.find((e) => e.action === 'stopped')?.detail).toMatchObject({ forced: true });
+    await expect.poll(() => page.getByTestId('vm-state-badge').textContent()).toBe('stopped');
+    await shot('forced-off');
+  });
 });

@@ -31,7 +31,10 @@ export const AgentVmList = Type.Object({ items: Type.Array(AgentVmStatus) }, { a
 export type AgentVmList = Static<typeof AgentVmList>;
 
 export const AgentStopRequest = Type.Object(
-  { timeout_s: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600 })) },
+  {
+    timeout_s: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600 })),
+    force: Type.Optional(Type.Boolean({ description: 'SIGKILL the VMM at once, no ACPI power-down' })),
+  },
   { additionalProperties: false },
 );
 

@@ -24,7 +24,12 @@ export interface ClientOptions {
 
 export type CallArgs<D> = (RouteParams<D> extends undefined ? { params?: undefined } : { params: RouteParams<D> }) &
   (RouteQuery<D> extends undefined ? { query?: undefined } : { query?: RouteQuery<D> }) &
-  (RouteBody<D> extends undefined ? { body?: undefined } : { body: RouteBody<D> }) & {
+  (RouteBody<D> extends undefined
+    ? { body?: undefined }
+    : // A body whose fields are all optional may be left out (the server reads it as `{}`).
+      object extends RouteBody<D>
+      ? { body?: RouteBody<D> }
+      : { body: RouteBody<D> }) & {
     signal?: AbortSignal;
     /** Overrides the route's `timeoutMs` (`null`: none); without either, the call waits as long as the signal allows. */
     timeoutMs?: number | null;

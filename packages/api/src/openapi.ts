@@ -3,7 +3,7 @@ import { Problem } from './common.schema.ts';
 import { exampleOf } from './examples.ts';
 import * as exported from './index.ts';
 import { Components, type JsonObject, plain } from './openapi-components.ts';
-import type { RouteDef } from './route.ts';
+import { bodyRequired, type RouteDef } from './route.ts';
 import { allRoutes } from './routes.ts';
 import { type WsRouteDef, wsRoutes } from './ws.schema.ts';
 
@@ -54,7 +54,11 @@ function operation(def: RouteDef, components: Components): JsonObject {
       '5XX': { description: 'Server error', content: problem },
     },
   };
-  if (def.body) op.requestBody = { required: true, content: { 'application/json': media(def.body, components) } };
+  if (def.body)
+    op.requestBody = {
+      required: bodyRequired(def.body),
+      content: { 'application/json': media(def.body, components) },
+    };
   if (def.rawBody)
     op.requestBody = {
       required: true,

@@ -71,3 +71,13 @@ export type RouteResponse<D> =
   D extends RouteDef<TSchema | undefined, TSchema | undefined, TSchema | undefined, infer R>
     ? StaticOr<R, void>
     : never;
+
+/**
+ * Whether a JSON body must be sent: an object body whose fields are all optional (and that may be empty) may be
+ * left out, and the server reads it as `{}` (the typed client makes `body` optional for it too).
+ */
+export function bodyRequired(schema: TSchema): boolean {
+  const s = schema as { type?: unknown; required?: unknown; minProperties?: unknown };
+  const required = Array.isArray(s.required) && s.required.length > 0;
+  return s.type !== 'object' || required || (typeof s.minProperties === 'number' && s.minProperties > 0);
+}

@@ -245,6 +245,20 @@ const action = (name: VmAction, summary: string) =>
     response: Vm,
   });
 
+export const StopVmRequest = Type.Object(
+  {
+    force: Type.Optional(
+      Type.Boolean({
+        default: false,
+        description:
+          'Kill the VMM at once (SIGKILL) instead of an ACPI power-down: like pulling the plug, the guest gets no chance to shut down',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type StopVmRequest = Static<typeof StopVmRequest>;
+
 export const BulkActionRequest = Type.Object(
   {
     ids: Type.Array(Uuid, { minItems: 1, maxItems: 500, uniqueItems: true }),
@@ -361,7 +375,13 @@ export const vmRoutes = {
     response: Vm,
   }),
   start: action('start', 'Boot a stopped VM (cold boot from its own disk)'),
-  stop: action('stop', 'ACPI power-down, then force after a timeout'),
+  stop: route({
+    ...action(
+      'stop',
+      'ACPI power-down, then force after a timeout; `force: true` kills the VMM at once (the body may be left out)',
+    ),
+    body: StopVmRequest,
+  }),
   pause: action('pause', 'Freeze the vCPUs'),
   resume: action('resume', 'Continue a paused VM'),
   ctrlAltDel: action('ctrl-alt-del', 'Send Ctrl-Alt-Del (QEMU: ACPI power button)'),

@@ -17,7 +17,9 @@ export function vmRoutes(api: FastifyInstance, vms: VmService): void {
       throw new AgentError(400, 'id_mismatch', 'the path id and body.vm_id differ', { field: 'body.vm_id' });
     return vms.boot(req.body);
   });
-  mountRoute(api, r.stop, async (req) => vms.stop(req.params.id, req.body?.timeout_s ?? DEFAULT_STOP_TIMEOUT_S));
+  mountRoute(api, r.stop, async (req) =>
+    vms.stop(req.params.id, req.body?.timeout_s ?? DEFAULT_STOP_TIMEOUT_S, req.body?.force === true),
+  );
   mountRoute(api, r.pause, async (req) => vms.action(req.params.id, 'pause'));
   mountRoute(api, r.resume, async (req) => vms.action(req.params.id, 'resume'));
   mountRoute(api, r.ctrlAltDel, async (req) => vms.action(req.params.id, 'ctrl-alt-del'));

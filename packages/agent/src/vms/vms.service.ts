@@ -501,7 +501,8 @@ export class VmService {
     });
   }
 
-  stop(id: string, timeoutS: number): Promise<AgentVmStatus> {
+  /** ACPI power-down, the VMM killed after `timeoutS`; `force` kills it at once (SIGKILL), as pulling the plug. */
+  stop(id: string, timeoutS: number, force = false): Promise<AgentVmStatus> {
     return this.locked(assertVmId(id), async () => {
       const rec = this.vms.get(id);
       if (!rec) throw new VmNotFound(id);
@@ -509,9 +510,12 @@ export class VmService {
         const driver = this.d.drivers.get(rec.spec.vmm)!;
         rec.stopping = true;
         try {
-          // A paused guest cannot see the ACPI power button.
-          if (rec.state === 'paused') await driver.resume(rec.handle).catch(() => undefined);
-          await driver.stop(rec.handle, { timeoutMs: Math.max(1, timeoutS) * 1000 });
+          if (force) await driver.kill(rec.handle);
+          else {
+            // A paused guest cannot see the ACPI power button.
+            if (rec.state === 'paused') await driver.resume(rec.handle).catch(() => undefined);
+            await driver.stop(rec.handle, { timeoutMs: Math.max(1, timeoutS) * 1000 });
+          }
         } finally {
           rec.stopping = false;
         }

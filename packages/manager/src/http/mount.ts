@@ -1,13 +1,14 @@
 import type {} from '@fastify/cookie';
-import type {
-  Permission,
-  RouteAuth,
-  RouteBody,
-  RouteDef,
-  RouteParams,
-  RouteQuery,
-  RouteResponse,
-  UserPermission,
+import {
+  bodyRequired,
+  type Permission,
+  type RouteAuth,
+  type RouteBody,
+  type RouteDef,
+  type RouteParams,
+  type RouteQuery,
+  type RouteResponse,
+  type UserPermission,
 } from '@nqvm/api';
 import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
 import type { ListCaches } from '../db/list-cache.ts';
@@ -108,6 +109,16 @@ async function checkResource(req: FastifyRequest, route: RouteGuard, authn: Auth
   if (owned) checkAccess(req.principal, guard.kind, id, owned, permission, guard.publicUse);
 }
 
+/** A body whose fields are all optional may be left out: an absent one is validated and handled as `{}`. */
+function absentBodyHook(def: RouteDef) {
+  if (!def.body || def.rawBody || bodyRequired(def.body)) return {};
+  return {
+    preValidation: async (req: FastifyRequest) => {
+      if (req.body === undefined || req.body === null) req.body = {};
+    },
+  };
+}
+
 /** The Fastify schema of a route from its table entry. */
 export function schemaOf(def: RouteDef) {
   return {
@@ -134,6 +145,7 @@ export function mount<D extends RouteDef>(
     url: def.path,
     schema: schemaOf(def),
     onRequest: authHook(def, authn),
+    ...absentBodyHook(def),
     handler: async (req, reply) => {
       const result = await handler({
         params: req.params as RouteParams<D>,

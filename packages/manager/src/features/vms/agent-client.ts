@@ -186,7 +186,8 @@ function failure(t: AgentTarget, def: RouteDef, timeoutMs: number | undefined, e
 /** What the VM service asks of a host agent; an interface so unit tests can pass a small fake. */
 export interface AgentApi {
   boot(t: AgentTarget, spec: AgentVmSpec): Promise<AgentVmStatus>;
-  stop(t: AgentTarget, vmId: string, timeoutS: number): Promise<AgentVmStatus>;
+  /** `force`: SIGKILL the VMM at once instead of an ACPI power-down. */
+  stop(t: AgentTarget, vmId: string, timeoutS: number, force?: boolean): Promise<AgentVmStatus>;
   action(t: AgentTarget, vmId: string, action: 'pause' | 'resume' | 'ctrl-alt-del'): Promise<AgentVmStatus>;
   remove(t: AgentTarget, vmId: string): Promise<void>;
   list(t: AgentTarget): Promise<AgentVmStatus[]>;
@@ -205,10 +206,11 @@ export class HttpAgentApi implements AgentApi {
   boot(t: AgentTarget, spec: AgentVmSpec) {
     return this.agent.call(t, agentApi.vms.boot, { params: { id: spec.vm_id }, body: spec });
   }
-  stop(t: AgentTarget, vmId: string, timeoutS: number) {
+  stop(t: AgentTarget, vmId: string, timeoutS: number, force = false) {
     // The agent waits up to timeout_s for the guest before it kills the VMM.
     const timeoutMs = Math.max(agentApi.vms.stop.timeoutMs ?? 0, (timeoutS + 30) * 1000);
-    return this.agent.call(t, agentApi.vms.stop, { params: { id: vmId }, body: { timeout_s: timeoutS }, timeoutMs });
+    const body = { timeout_s: timeoutS, ...(force ? { force } : {}) };
+    return this.agent.call(t, agentApi.vms.stop, { params: { id: vmId }, body, timeoutMs });
   }
   action(t: AgentTarget, vmId: string, action: 'pause' | 'resume' | 'ctrl-alt-del') {
     return this.agent.call(t, ACTIONS[action], { params: { id: vmId } });

@@ -93,7 +93,10 @@ export function bootHandler(d: VmOperationDeps, launch: Launcher): OperationHand
   };
 }
 
-/** ACPI power-down, forced after the timeout; a VM its agent does not know is stopped already. */
+/**
+ * ACPI power-down, forced after the timeout (input `force`: the VMM killed at once, the event says so); a VM its
+ * agent does not know is stopped already.
+ */
 export function stopHandler(d: VmOperationDeps): OperationHandler {
   return {
     async run({ op }) {
@@ -101,9 +104,10 @@ export function stopHandler(d: VmOperationDeps): OperationHandler {
       if (!row) return cancelled('the VM was deleted');
       if (row.state !== 'stopping') return cancelled(`the VM is ${row.state}: this stop was overtaken`);
       const timeoutS = Number(op.input.timeout_s ?? 20);
+      const force = op.input.force === true;
       if (row.hostId) {
         try {
-          await d.agent.stop(await d.vms.target(row.hostId), row.id, timeoutS);
+          await d.agent.stop(await d.vms.target(row.hostId), row.id, timeoutS, force);
         } catch (err) {
           if (agentStatus(err) !== 404) throw classifyAgentError(err);
         }
@@ -114,7 +118,7 @@ export function stopHandler(d: VmOperationDeps): OperationHandler {
         from: ['stopping'],
         to: 'stopped',
         patch: { pid: null },
-        event: { actor: op.actor, action: 'stopped' },
+        event: { actor: op.actor, action: 'stopped', ...(force ? { detail: { forced: true } } : {}) },
         finish: ending(op, 'succeeded', reason),
       });
       if (!done) return cancelled('the VM left stopping meanwhile');

@@ -49,7 +49,10 @@ export function vmsRoutes(app: FastifyInstance, authn: Authenticator, vms: VmsSe
   );
   mount(app, authn, api.vms.delete, async ({ params, principal }) => vms.delete(params.id, actorOf(principal)));
   mount(app, authn, api.vms.wait, async ({ params, query }) => vms.wait(params.id, query.state, query.timeout ?? 60));
-  for (const action of ['start', 'stop', 'pause', 'resume', 'ctrlAltDel'] as const) {
+  mount(app, authn, api.vms.stop, async ({ params, body, principal }) =>
+    vms.action(params.id, 'stop', actorOf(principal), { force: body?.force === true }),
+  );
+  for (const action of ['start', 'pause', 'resume', 'ctrlAltDel'] as const) {
     const name = action === 'ctrlAltDel' ? 'ctrl-alt-del' : action;
     mount(app, authn, api.vms[action], async ({ params, principal }) =>
       vms.action(params.id, name, actorOf(principal)),

@@ -426,7 +426,8 @@ export class VmsService {
     return { row: moved.row, ...(moved.operation ? { operationId: moved.operation.id } : {}) };
   }
 
-  async action(id: string, action: VmAction, actor: string): Promise<Vm> {
+  /** `opts.force` (stop only): the VMM is killed at once instead of an ACPI power-down. */
+  async action(id: string, action: VmAction, actor: string, opts: { force?: boolean } = {}): Promise<Vm> {
     switch (action) {
       case 'start': {
         const { row, operationId } = await this.guard(
@@ -445,7 +446,7 @@ export class VmsService {
           'stop',
           actor,
           { desiredRunning: false },
-          { kind: 'stop', actor, input: { timeout_s: this.opts.stopTimeoutS } },
+          { kind: 'stop', actor, input: { timeout_s: this.opts.stopTimeoutS, ...(opts.force ? { force: true } : {}) } },
         );
         return this.view(row, operationId);
       }

@@ -155,7 +155,7 @@ function Overview({ vm }: { vm: Vm }) {
               <ConfirmButton
                 key={a.action}
                 label={a.label}
-                variant="secondary"
+                variant={a.danger ? 'danger' : 'secondary'}
                 title={`${a.label} ${vm.name}?`}
                 description={a.explain}
                 confirmLabel={a.label}

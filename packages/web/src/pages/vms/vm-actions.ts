@@ -22,13 +22,16 @@ export async function bulkVmAction(ids: string[], action: BulkAction): Promise<B
   return out;
 }
 
-export function vmAction(id: string, action: BulkAction): Promise<Vm> {
+/** One VM's action; `force-off` is a stop that kills the VMM at once (`POST /v1/vms/{id}/stop {force: true}`). */
+export function vmAction(id: string, action: BulkAction | 'force-off'): Promise<Vm> {
   const params = { params: { id } };
   switch (action) {
     case 'start':
       return call(api.vms.start, params);
     case 'stop':
       return call(api.vms.stop, params);
+    case 'force-off':
+      return call(api.vms.stop, { ...params, body: { force: true } });
     case 'pause':
       return call(api.vms.pause, params);
     case 'resume':

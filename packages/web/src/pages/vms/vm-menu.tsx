@@ -16,7 +16,7 @@ const ALIVE: VmState[] = ['creating', 'starting', 'running', 'paused', 'stopping
 
 /** What each everyday action needs from the VM's state, what it does, and where it ends. */
 export const LIFECYCLE: {
-  action: BulkAction | 'restart';
+  action: BulkAction | 'restart' | 'force-off';
   label: string;
   when: VmState[];
   explain: string;
@@ -39,6 +39,16 @@ export const LIFECYCLE: {
     explain: 'ACPI power-down; the VMM is forced off if the guest does not stop within the timeout.',
     goal: { states: ['stopped'] },
     done: 'is stopped',
+  },
+  {
+    action: 'force-off',
+    label: 'Force off',
+    when: ['running', 'paused', 'starting', 'unknown'],
+    explain:
+      'Kills the VMM at once, like pulling the plug: the guest gets no chance to shut down and unwritten data in it is lost.',
+    goal: { states: ['stopped'] },
+    done: 'is off',
+    danger: true,
   },
   {
     action: 'restart',
