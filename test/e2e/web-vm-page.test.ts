@@ -29,6 +29,7 @@ interface Vm {
   vcpu: number;
   booted_at: string | null;
   guest_ready_at: string | null;
+  pid: number | null;
 }
 
 /** Issue 17 from a user's seat, on one real VM: every tab, the logs, the metadata editor as the guest reads it. */
