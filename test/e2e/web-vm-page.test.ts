@@ -402,7 +402,8 @@ describe('the VM page in Chromium with a real VM', () => {
       )
     ).body.items;
     expect(events.find((e) => e.action === 'stopped')?.detail).toMatchObject({ forced: true });
-    await expect.poll(() => page.getByTestId('vm-state-badge').textContent()).toBe('stopped');
+    // The page learns it from the live event stream, after the API.
+    await expect.poll(() => page.getByTestId('vm-state-badge').textContent(), { timeout: 30_000 }).toBe('stopped');
     await shot('forced-off');
   });
 });
