@@ -19,6 +19,8 @@ describe.each(DB_KINDS)('projects: roles per project and isolation (%s)', (kind)
   const userIds: Record<string, string> = {};
   let snapshotId: string;
   let templateId: string;
+  let functionId: string;
+  let invocationId: string;
 
   const as = (who: keyof typeof tokens, opts: InjectOptions) =>
     target.t.app.inject({ ...opts, headers: { authorization: `Bearer ${tokens[who]}`, ...(opts.headers ?? {}) } });
@@ -88,6 +90,24 @@ describe.each(DB_KINDS)('projects: roles per project and isolation (%s)', (kind)
     });
     expect(tpl.statusCode, tpl.body).toBe(201);
     templateId = tpl.json().id;
+    // A function of project A and an invocation of it (a row: the matrix must not boot anything).
+    const fn = await target.t.request({
+      method: 'POST',
+      url: '/v1/functions',
+      payload: { name: 'fn-a', runtime: 'node20', code: 'exports.handler = async () => 1;' },
+    });
+    expect(fn.statusCode, fn.body).toBe(201);
+    expect(fn.json().project_id).toBe(DEFAULT_PROJECT_ID);
+    functionId = fn.json().id;
+    const [inv] = await target.t.database.withSession((s) =>
+      s.query<{ id: string }>(
+        `INSERT INTO function_invocations (function_id, version_id, version, state, trigger)
+         SELECT id, (SELECT id FROM function_versions WHERE function_id = functions.id LIMIT 1), 1, 'succeeded', 'api'
+         FROM functions WHERE id = $1 RETURNING id`,
+        [functionId],
+      ),
+    );
+    invocationId = inv!.id;
   });
   afterAll(async () => target?.close());
 
@@ -108,6 +128,8 @@ describe.each(DB_KINDS)('projects: roles per project and isolation (%s)', (kind)
       [/^\/v1\/snapshots\/:id/, snapshotId],
       [/^\/v1\/templates\/:id/, templateId],
       [/^\/v1\/projects\/:id/, DEFAULT_PROJECT_ID],
+      [/^\/v1\/functions\/:id/, functionId],
+      [/^\/v1\/invocations\/:id/, invocationId],
     ];
     const hit = own.find(([re]) => re.test(def.path));
     return (hit ? def.path.replace(':id', hit[1]) : urlOf(target, def)).replace(':user_id', userIds.viewer!);
@@ -119,9 +141,12 @@ describe.each(DB_KINDS)('projects: roles per project and isolation (%s)', (kind)
       templateId,
       snapshotId,
       DEFAULT_PROJECT_ID,
+      functionId,
+      invocationId,
     ]);
   /** Whether the URL names one of project A's resources by `:id`. */
-  const namesA = (path: string) => /^\/v1\/(vms|images|snapshots|templates|projects)\/:id/.test(path);
+  const namesA = (path: string) =>
+    /^\/v1\/(vms|images|snapshots|templates|projects|functions|invocations)\/:id/.test(path);
 
   async function call(who: keyof typeof tokens, def: ReturnType<typeof userRoutes>[number], real: boolean) {
     const res = await as(who, {
@@ -177,7 +202,7 @@ describe.each(DB_KINDS)('projects: roles per project and isolation (%s)', (kind)
   }
 
   it('lists only what the caller may see, and filters by project_id', async () => {
-    for (const path of ['/v1/vms', '/v1/images', '/v1/templates', '/v1/operations', '/v1/events']) {
+    for (const path of ['/v1/vms', '/v1/images', '/v1/templates', '/v1/operations', '/v1/events', '/v1/functions']) {
       const mine = await as('outsider', { method: 'GET', url: path });
       expect(mine.statusCode, mine.body).toBe(200);
       // (The matrix above made project B an image of its own by upload: B sees that one.)

@@ -89,7 +89,6 @@ export const ERROR_CODES: Readonly<Record<string, ErrorCodeInfo>> = {
   unknown_image: { status: 422, meaning: 'the body names an image that does not exist' },
   image_ref_conflict: { status: 400, meaning: 'an image is given both by id and by name (`…_image_id` and `…_image`)' },
   image_required: { status: 400, meaning: 'a VM needs a kernel and a rootfs image, by id or by name' },
-  unknown_project: { status: 422, meaning: 'the body names a project that does not exist' },
   unknown_host: { status: 422, meaning: 'the body names a host that does not exist' },
   network_not_found: { status: 422, meaning: 'the body names a network that does not exist' },
   image_not_ready: { status: 422, meaning: 'the body names an image that is still importing or failed' },

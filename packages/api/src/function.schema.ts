@@ -120,7 +120,12 @@ export const CreateFunctionRequest = Type.Object(
     network: Type.Optional(Type.Boolean({ default: false })),
     concurrency: Type.Optional({ ...Concurrency, default: 4 }),
     queue_limit: Type.Optional({ ...QueueLimit, default: 16 }),
-    http_enabled: Type.Optional(Type.Boolean({ default: true })),
+    http_enabled: Type.Optional(
+      Type.Boolean({
+        default: false,
+        description: 'Whether /fn/{name}/* invokes it without an API credential (off unless asked for)',
+      }),
+    ),
     http_token: Type.Optional(HttpToken),
     project_id: Type.Optional({ ...Uuid, description: 'The project it belongs to (default: the default project)' }),
   },

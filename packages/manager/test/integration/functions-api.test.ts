@@ -60,8 +60,9 @@ describe.each(DB_KINDS)('functions API (%s)', (kind) => {
     expect(outside.statusCode).toBe(422);
     expect(outside.json()).toMatchObject({ code: 'function_code_invalid', field: 'body.files' });
     const project = await create({ name: 'nowhere', runtime: 'node20', code: HELLO, project_id: randomUUID() });
-    expect(project.statusCode).toBe(422);
-    expect(project.json()).toMatchObject({ code: 'unknown_project', field: 'body.project_id' });
+    expect(project.statusCode).toBe(404);
+    // A project the caller cannot see answers like a missing one (as every create does).
+    expect(project.json()).toMatchObject({ code: 'project_not_found', field: 'body.project_id' });
     const made = await create({ name: 'taken', runtime: 'node20', code: HELLO });
     expect(made.statusCode).toBe(201);
     expect(made.json().project_id).toBe('00000000-0000-4000-8000-000000000001');
@@ -182,7 +183,7 @@ describe.each(DB_KINDS)('functions API (%s)', (kind) => {
   it('demands the HTTP trigger token when one is set, and answers 404 when the trigger is off', async () => {
     const token = 'trigger-token-0123456789';
     const fn = (
-      await create({ name: 'guarded', runtime: 'node20', code: HELLO, http_token: token })
+      await create({ name: 'guarded', runtime: 'node20', code: HELLO, http_enabled: true, http_token: token })
     ).json() as FunctionResource;
     expect(fn).toMatchObject({ http_enabled: true, http_token_set: true });
     const none = await t.app.inject({ method: 'POST', url: '/fn/guarded/hook', payload: 'x' });

@@ -2,6 +2,7 @@ import type { InvocationState } from '@nqvm/api';
 import { and, asc, desc, eq, gt, inArray, lt, ne, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.ts';
 import { images, projects, vms } from '../../db/schema.ts';
+import { inProjects } from '../../http/scope.ts';
 import {
   functionInstances,
   functionInvocations,
@@ -66,7 +67,12 @@ export class FunctionsRepository {
     return row;
   }
 
-  async list(limit: number, afterName?: string, projectId?: string): Promise<FunctionRow[]> {
+  async list(
+    limit: number,
+    afterName?: string,
+    projectId?: string,
+    visible: string[] | null = null,
+  ): Promise<FunctionRow[]> {
     return this.db
       .select()
       .from(functions)
@@ -74,6 +80,7 @@ export class FunctionsRepository {
         and(
           afterName === undefined ? undefined : gt(functions.name, afterName),
           projectId === undefined ? undefined : eq(functions.projectId, projectId),
+          visible === null ? undefined : inProjects(functions.projectId, visible),
         ),
       )
       .orderBy(asc(functions.name))

@@ -6,13 +6,17 @@ import { authHook, bearerOf, mount } from '../../http/mount.ts';
 import type { Authenticator } from '../../http/principal.ts';
 import { actorOf } from '../../http/principal.ts';
 import { sendProblem } from '../../http/problem.ts';
+import { createIn, visibleProjects } from '../../http/scope.ts';
 import { hashToken } from '../../security/tokens.ts';
 import type { FunctionsService } from './functions.service.ts';
 
 export function functionsRoutes(app: FastifyInstance, authn: Authenticator, functions: FunctionsService) {
   const f = api.functions;
-  mount(app, authn, f.list, async ({ query }) => functions.list(query));
-  mount(app, authn, f.create, async ({ body, principal }) => functions.create(body, actorOf(principal)));
+  mount(app, authn, f.list, async ({ query, principal }) => functions.list(query, visibleProjects(principal)));
+  mount(app, authn, f.create, async ({ body, principal }) => {
+    const projectId = await createIn(authn, principal, body.project_id, 'function:write');
+    return functions.create({ ...body, project_id: projectId }, actorOf(principal));
+  });
   mount(app, authn, f.get, async ({ params }) => functions.get(params.id));
   mount(app, authn, f.update, async ({ params, body, principal }) =>
     functions.update(params.id, body, actorOf(principal)),

@@ -93,9 +93,11 @@ export class FunctionsService {
     return { fn, version };
   }
 
-  async list(q: { limit?: number; cursor?: string; project_id?: string }) {
+  /** `projects`: the projects the caller sees (null: all, a global admin's). */
+  async list(q: { limit?: number; cursor?: string; project_id?: string }, projects: string[] | null = null) {
     const limit = q.limit ?? 50;
-    const rows = await this.repo.list(limit + 1, decodeCursor(q.cursor, /^[a-z0-9-]{1,63}$/), q.project_id);
+    const after = decodeCursor(q.cursor, /^[a-z0-9-]{1,63}$/);
+    const rows = await this.repo.list(limit + 1, after, q.project_id, projects);
     const withVersions = await Promise.all(
       rows.map(async (fn) => ({ fn, version: await this.repo.version(fn.id, fn.version) })),
     );
@@ -118,9 +120,8 @@ export class FunctionsService {
 
   async create(req: CreateFunctionRequest, actor: string): Promise<FunctionResource> {
     const code = codeOf(req.runtime, req);
+    // The route checked the caller's project (createIn): it exists and the caller may write there.
     const projectId = req.project_id ?? DEFAULT_PROJECT_ID;
-    if (!(await this.repo.projectExists(projectId)))
-      throw new Unprocessable('unknown_project', `project ${projectId} does not exist`, 'body.project_id');
     const made = await this.repo.insert(
       {
         projectId,
@@ -129,7 +130,7 @@ export class FunctionsService {
         runtime: req.runtime,
         concurrency: req.concurrency ?? 4,
         queueLimit: req.queue_limit ?? 16,
-        httpEnabled: req.http_enabled ?? true,
+        httpEnabled: req.http_enabled ?? false,
         httpTokenHash: req.http_token ? hashToken(req.http_token) : null,
       },
       {

@@ -2,6 +2,7 @@ import { eq } from 'drizzle-orm';
 import type { Db } from '../../db/client.ts';
 import { images, operations, projects, templates, vms } from '../../db/schema.ts';
 import type { ResourceGuard } from '../../http/principal.ts';
+import { functionInvocations, functions } from '../functions/functions.table.ts';
 import { snapshots } from '../snapshots/snapshots.table.ts';
 
 /**
@@ -62,6 +63,28 @@ export function resourceGuards(db: Db): Map<string, ResourceGuard> {
           );
           return row && { projectId: row.projectId ?? '' };
         },
+      },
+    ],
+    [
+      '/v1/functions/:id',
+      {
+        kind: 'function',
+        owner: (id) => one(db.select({ projectId: functions.projectId }).from(functions).where(eq(functions.id, id))),
+      },
+    ],
+    [
+      '/v1/invocations/:id',
+      {
+        kind: 'invocation',
+        // An invocation belongs to its function's project.
+        owner: (id) =>
+          one(
+            db
+              .select({ projectId: functions.projectId })
+              .from(functionInvocations)
+              .innerJoin(functions, eq(functions.id, functionInvocations.functionId))
+              .where(eq(functionInvocations.id, id)),
+          ),
       },
     ],
     [
