@@ -47,6 +47,21 @@ export async function call<D extends RouteDef>(def: D, args?: CallArgs<D>): Prom
   }
 }
 
+/**
+ * Every host, page after page: the hosts list is a keyset page (50 by default), and placement, capacity and the
+ * host pickers must see them all, not the first page. Answers in the list's shape.
+ */
+export async function listAllHosts(): Promise<RouteResponse<typeof api.hosts.list>> {
+  const items: RouteResponse<typeof api.hosts.list>['items'] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await call(api.hosts.list, { query: { limit: 500, ...(cursor ? { cursor } : {}) } });
+    items.push(...page.items);
+    cursor = page.next_cursor ?? undefined;
+  } while (cursor);
+  return { items, next_cursor: null };
+}
+
 /** A `rawResponse` route (logs, downloads): the checked Response with its body unread. */
 export async function callRaw<D extends RouteDef>(def: D, args?: CallArgs<D>): Promise<Response> {
   const sentIn = sessions;

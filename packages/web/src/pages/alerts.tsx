@@ -3,7 +3,7 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { type FormEvent, useState } from 'react';
 import { ConfirmButton, Modal } from '../components/dialog.tsx';
 import { Badge, Button, Card, Empty, ErrorState, Field, Loading, PageHeader } from '../components/ui.tsx';
-import { call, errorMessage, fieldErrors } from '../lib/api.ts';
+import { call, errorMessage, fieldErrors, listAllHosts } from '../lib/api.ts';
 import { formatAgo } from '../lib/format.ts';
 import { useCan } from '../lib/session.tsx';
 
@@ -162,7 +162,7 @@ function RuleDialog({ rule, close }: { rule: AlertRule | null; close: () => void
   const [d, setD] = useState(() => draftOf(rule));
   const set = (patch: Partial<Draft>) => setD((x) => ({ ...x, ...patch }));
   const vms = useQuery({ queryKey: ['vms', 'names'], queryFn: () => call(api.vms.list, { query: { limit: 500 } }) });
-  const hosts = useQuery({ queryKey: ['hosts'], queryFn: () => call(api.hosts.list) });
+  const hosts = useQuery({ queryKey: ['hosts'], queryFn: listAllHosts });
   const save = useMutation({
     mutationFn: async () => {
       const { kind, ...patch } = requestOf(d);

@@ -2,11 +2,11 @@ import { api } from '@nqvm/api';
 import { useQuery } from '@tanstack/react-query';
 import { Link } from 'react-router';
 import { Badge, Card, DefinitionList, Empty, ErrorState, Loading, Meter, PageHeader } from '../components/ui.tsx';
-import { call } from '../lib/api.ts';
+import { call, listAllHosts } from '../lib/api.ts';
 import { formatAgo, formatBytes, formatMib } from '../lib/format.ts';
 
 export function HostsPage() {
-  const hosts = useQuery({ queryKey: ['hosts'], queryFn: () => call(api.hosts.list) });
+  const hosts = useQuery({ queryKey: ['hosts'], queryFn: listAllHosts });
   // The overcommit ratios the scheduler places by come with the stats.
   const stats = useQuery({ queryKey: ['stats'], queryFn: () => call(api.stats.get) });
   const oc = stats.data?.capacity;

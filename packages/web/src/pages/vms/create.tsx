@@ -3,8 +3,9 @@ import { useMutation, useQuery } from '@tanstack/react-query';
 import { type FormEvent, type ReactNode, useState } from 'react';
 import { Link, useNavigate, useSearchParams } from 'react-router';
 import { Button, Card, ErrorState, Field, PageHeader } from '../../components/ui.tsx';
-import { call, errorMessage, fieldErrors } from '../../lib/api.ts';
+import { call, errorMessage, fieldErrors, listAllHosts } from '../../lib/api.ts';
 import { formatBytes, formatMib } from '../../lib/format.ts';
+import { useCan } from '../../lib/session.tsx';
 import { diskShortfall, freeOnHosts, machineShortfall } from './wizard-capacity.ts';
 import { deviceSteps, stepErrors } from './wizard-devices.ts';
 import {
@@ -49,7 +50,9 @@ export function VmCreatePage() {
     queryKey: ['templates'],
     queryFn: () => call(api.templates.list, { query: { limit: 500 } }),
   });
-  const hosts = useQuery({ queryKey: ['hosts'], queryFn: () => call(api.hosts.list) });
+  // Capacity per step needs the hosts (host:read); without it the wizard checks the schema alone.
+  const can = useCan();
+  const hosts = useQuery({ queryKey: ['hosts'], queryFn: listAllHosts, enabled: can('host:read') });
   const stats = useQuery({ queryKey: ['stats'], queryFn: () => call(api.stats.get) });
   const kernels = useImages('kernel');
   const initrds = useImages('initrd');
@@ -135,6 +138,7 @@ export function VmCreatePage() {
   };
   const capacityLine = () => {
     const cap = stats.data?.capacity;
+    if (!can('host:read')) return 'Free capacity: the manager checks it when the VM is created.';
     if (!cap) return 'Free capacity: not known yet.';
     const free = freeOnHosts(
       hosts.data?.items ?? [],

@@ -5,7 +5,7 @@ import { lazy, type ReactNode, Suspense } from 'react';
 import { Link, useNavigate, useParams } from 'react-router';
 import { ConfirmButton } from '../../components/dialog.tsx';
 import { Badge, Card, DefinitionList, ErrorState, Loading, PageHeader } from '../../components/ui.tsx';
-import { call } from '../../lib/api.ts';
+import { call, listAllHosts } from '../../lib/api.ts';
 import { formatDate, formatDuration, formatMib } from '../../lib/format.ts';
 import { useCan } from '../../lib/session.tsx';
 import { EventList } from '../events.tsx';
@@ -135,7 +135,7 @@ export function VmDetailPage() {
 function Overview({ vm }: { vm: Vm }) {
   const run = useRunAction(vm);
   const can = useCan();
-  const hosts = useQuery({ queryKey: ['hosts'], queryFn: () => call(api.hosts.list), enabled: can('host:read') });
+  const hosts = useQuery({ queryKey: ['hosts'], queryFn: listAllHosts, enabled: can('host:read') });
   const host = hosts.data?.items.find((h) => h.id === vm.host_id);
   // The guest agent answers only while the VM runs; an old ready time says nothing about a stopped VM.
   const guest =

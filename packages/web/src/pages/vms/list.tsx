@@ -4,7 +4,7 @@ import { useCallback, useEffect, useLayoutEffect, useMemo, useState } from 'reac
 import { Link, useSearchParams } from 'react-router';
 import { Modal } from '../../components/dialog.tsx';
 import { Button, Card, Empty, ErrorState, Field, Loading, PageHeader } from '../../components/ui.tsx';
-import { call, errorMessage } from '../../lib/api.ts';
+import { call, errorMessage, listAllHosts } from '../../lib/api.ts';
 import { useMediaQuery } from '../../lib/media.ts';
 import { useCan } from '../../lib/session.tsx';
 import { type BulkAction, type BulkResult, bulkVmAction } from './vm-actions.ts';
@@ -59,7 +59,7 @@ export function VmListPage() {
     return () => clearTimeout(t);
   }, [searchText]);
 
-  const hosts = useQuery({ queryKey: ['hosts'], queryFn: () => call(api.hosts.list), enabled: can('host:read') });
+  const hosts = useQuery({ queryKey: ['hosts'], queryFn: listAllHosts, enabled: can('host:read') });
   const hostName = useMemo(() => new Map((hosts.data?.items ?? []).map((h) => [h.id, h.name])), [hosts.data]);
   const vms = useInfiniteQuery({
     queryKey: ['vms', 'list', query],
