@@ -168,6 +168,10 @@ export const ERROR_CODES: Readonly<Record<string, ErrorCodeInfo>> = {
   image_in_use: { status: 409, meaning: 'VMs or templates still use the image version; `used_by` names them' },
   image_kind_differs: { status: 409, meaning: 'the name has versions of another kind; all versions share one kind' },
   image_importing: { status: 409, meaning: "the image's content is not there yet (still importing)" },
+  image_content_unavailable: {
+    status: 503,
+    meaning: "this manager does not hold the image's bytes (several managers need shared image storage)",
+  },
   host_in_use: { status: 409, meaning: 'VMs still live on the host' },
   host_exists: { status: 409, meaning: 'a host of this name is registered; registering it again needs its secret' },
   has_dependents: { status: 409, meaning: 'something builds on it (a Diff snapshot on its parent)' },

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, renameSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -116,6 +116,13 @@ describe.each(DB_KINDS)('image URL import and upload streaming on %s', (kind) =>
     expect(filesUnder(join(t.dataDir, 'images', 'sha256'))).toContain(sha(payload));
     const content = await t.request({ method: 'GET', url: `/v1/images/${id}/content` });
     expect(sha(content.rawPayload)).toBe(sha(payload));
+    // A manager without the bytes (image storage not shared between managers) says so: 503, never a 500.
+    const file = join(t.dataDir, 'images', 'sha256', sha(payload).slice(0, 2), sha(payload));
+    renameSync(file, `${file}.aside`);
+    const missing = await t.request({ method: 'GET', url: `/v1/images/${id}/content` });
+    renameSync(`${file}.aside`, file);
+    expect(missing.statusCode).toBe(503);
+    expect(missing.json()).toMatchObject({ code: 'image_content_unavailable' });
     storeClean();
   });
 

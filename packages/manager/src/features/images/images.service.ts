@@ -1,4 +1,5 @@
 import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { addAbortSignal, type Readable } from 'node:stream';
 import type { CreateImageRequest, Image, ImageKind, ImageSource, ListImagesQuery, UpdateImageRequest } from '@nqvm/api';
 import { decodeCursor, encodeCursor, pageBody } from '../../db/keyset.ts';
@@ -350,7 +351,20 @@ export class ImagesService {
     const row = await this.row(id);
     if (row.state !== 'ready' || !row.sha256 || row.sizeBytes === null)
       throw new Conflict('image_importing', `image ${row.name} is still importing`);
-    return { path: this.store.pathOf(row.sha256), size: row.sizeBytes, sha256: row.sha256 };
+    const path = this.store.pathOf(row.sha256);
+    // A row without its file here: another manager stored it and this one does not share its image storage.
+    if (
+      !(await stat(path).then(
+        (s) => s.isFile(),
+        () => false,
+      ))
+    )
+      throw new DomainError(
+        503,
+        'image_content_unavailable',
+        `this manager does not hold the bytes of image ${row.name} (managers need shared image storage)`,
+      );
+    return { path, size: row.sizeBytes, sha256: row.sha256 };
   }
 
   /** Stores a source as a raw image: decompressed while streaming, converted from qcow2/VMDK/VHDX. */
