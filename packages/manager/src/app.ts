@@ -475,6 +475,7 @@ export async function buildApp(config: ManagerConfig, opts: BuildOptions = {}): 
   if (database.kind === 'pglite') await functionRunner.recoverAll();
   functionRunner.start();
   const functions = new FunctionsService(functionsRepo, secrets, events, functionRunner);
+  functions.useQuotaCheck(quotas);
   vms.followChanges(changes);
   await changes.start();
 

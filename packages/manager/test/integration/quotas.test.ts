@@ -157,6 +157,25 @@ describe.each(DB_KINDS)('quotas and usage on %s', (kind) => {
     await quota({ disk_gib: null });
   });
 
+  it('gives the last function slot to exactly one of 4 parallel creates', async () => {
+    await quota({ functions: 1 });
+    const answers = await Promise.all(
+      Array.from({ length: 4 }, (_, i) =>
+        t.request({
+          method: 'POST',
+          url: '/v1/functions',
+          payload: { name: `quota-fn-${i}`, runtime: 'node20', code: 'exports.handler = async () => 1;' },
+        }),
+      ),
+    );
+    expect(answers.map((r) => r.statusCode).sort()).toEqual([201, 409, 409, 409]);
+    for (const r of answers.filter((a) => a.statusCode === 409))
+      expect(r.json()).toMatchObject({ code: 'quota_exceeded', resource: 'functions', limit: 1, used: 1 });
+    const listed = await t.request({ method: 'GET', url: '/v1/functions' });
+    expect(listed.json().items).toHaveLength(1);
+    await quota({ functions: null });
+  });
+
   it('meters a VM from its state changes: vCPU and memory while running, its disk while it exists', async () => {
     const created = await vm('metered', { vcpu: 2, mem_mib: 512 });
     expect(created.statusCode, created.body).toBe(202);

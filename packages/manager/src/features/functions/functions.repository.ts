@@ -3,6 +3,7 @@ import { and, asc, desc, eq, gt, inArray, lt, ne, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.ts';
 import { images, projects, vms } from '../../db/schema.ts';
 import { inProjects } from '../../http/scope.ts';
+import type { Tx } from '../operations/operations.repository.ts';
 import {
   functionInstances,
   functionInvocations,
@@ -34,7 +35,12 @@ export class FunctionsRepository {
   constructor(private readonly db: Db) {}
 
   /** The function and its version 1 in one transaction; undefined when the name is taken. */
-  async insert(f: NewFunction, v: NewVersion): Promise<{ fn: FunctionRow; version: VersionRow } | undefined> {
+  /** `check` runs after the insert in its transaction; throwing undoes it (the project's functions quota). */
+  async insert(
+    f: NewFunction,
+    v: NewVersion,
+    check?: (tx: Tx) => Promise<void>,
+  ): Promise<{ fn: FunctionRow; version: VersionRow } | undefined> {
     try {
       return await this.db.transaction(async (tx) => {
         const [fn] = await tx
@@ -45,6 +51,7 @@ export class FunctionsRepository {
           .insert(functionVersions)
           .values({ ...v, functionId: fn!.id, version: 1, snapshotState: 'none' })
           .returning();
+        await check?.(tx);
         return { fn: fn!, version: version! };
       });
     } catch (err) {

@@ -11,6 +11,7 @@ import { Conflict, NotFound, Unprocessable } from '../../domain/errors.ts';
 import type { SecretBox } from '../../security/secret-box.ts';
 import { hashToken } from '../../security/tokens.ts';
 import type { EventsService } from '../events/events.service.ts';
+import type { Tx } from '../operations/operations.repository.ts';
 import type { FunctionRow, FunctionsRepository, NewVersion, VersionRow } from './functions.repository.ts';
 import { decodeCursor, page, toFunction, toInvocation, toVersion } from './functions.view.ts';
 
@@ -69,6 +70,11 @@ function codeOf(
 
 const sameJson = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 
+/** Refuses, in the transaction of its insert, a function past its project's quota. */
+export interface FunctionQuotaCheck {
+  enforceIn(tx: Tx, projectId: string, adds: { functions: number }): Promise<void>;
+}
+
 export class FunctionsService {
   constructor(
     private readonly repo: FunctionsRepository,
@@ -76,6 +82,13 @@ export class FunctionsService {
     private readonly events: EventsService,
     private readonly engine: FunctionEngine,
   ) {}
+
+  private quota: FunctionQuotaCheck | undefined;
+
+  /** Function creates count against their project's `functions` quota (quotas feature). */
+  useQuotaCheck(check: FunctionQuotaCheck): void {
+    this.quota = check;
+  }
 
   private sealAll(plain: Record<string, string | null>, current: Record<string, string> = {}) {
     const out = { ...current };
@@ -143,6 +156,7 @@ export class FunctionsService {
         env: req.env ?? {},
         secretsEnc: this.sealAll(req.secrets ?? {}),
       },
+      this.quota && ((tx) => this.quota!.enforceIn(tx, projectId, { functions: 1 })),
     );
     if (!made) throw new Conflict('function_name_taken', `a function named ${req.name} exists`, 'body.name');
     await this.events.record({
