@@ -38,6 +38,7 @@ export const TEST_NETWORKS = {
   crashMatrix: { cidr: '10.228.0.0/24', bridge: 'nqbr-cmx', agentPort: 19631, managerPort: 18631 },
   alertsE2e: { cidr: '10.241.0.0/24', bridge: 'nqbr-alert', agentPort: 19641 },
   functionRuntimes: { cidr: '10.247.0.0/24', bridge: 'nqbr-fnrt', agentPort: 19677 },
+  functionsE2e: { cidr: '10.248.0.0/24', bridge: 'nqbr-fn', agentPort: 19681 },
   usageE2e: { cidr: '10.242.0.0/24', bridge: 'nqbr-usage', agentPort: 19651 },
   // Two managers on one PostgreSQL (two-managers.test.ts): manager A on twoManagers' port, B on twoManagersB's (its
   // subnet, bridge and agent port are reserved and unused).

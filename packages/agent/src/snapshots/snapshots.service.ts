@@ -40,6 +40,26 @@ export class SnapshotService {
 
   constructor(private readonly d: SnapshotServiceDeps) {}
 
+  /** Restores holding one of these old guest addresses, in turn (first come, first served). */
+  private readonly restoring = new Map<string, Promise<void>>();
+
+  private async oneAtATime<T>(keys: string[], fn: () => Promise<T>): Promise<T> {
+    const before = keys.map((k) => this.restoring.get(k));
+    let release = () => {};
+    const mine = new Promise<void>((r) => {
+      release = r;
+    });
+    const tail = Promise.allSettled(before).then(() => mine);
+    for (const k of keys) this.restoring.set(k, tail);
+    try {
+      await Promise.allSettled(before);
+      return await fn();
+    } finally {
+      release();
+      for (const k of keys) if (this.restoring.get(k) === tail) this.restoring.delete(k);
+    }
+  }
+
   /**
    * Pauses the VM, saves its device state, then (still paused) its RAM as a full layer or, for a Diff, the pages
    * that differ from `parentId`'s chain, and a sparse copy of its disk; resumes it if it was running.
@@ -156,56 +176,61 @@ export class SnapshotService {
     const ram = guestRamPath(vmFiles(this.d.dataDir, spec.vm_id));
     this.inUse.set(snapshotId, (this.inUse.get(snapshotId) ?? 0) + 1);
     try {
-      const status = await this.d.vms.boot(spec, {
-        disk: f.disk,
-        state: f.state,
-        beforeLaunch: async (taps, clock) => {
-          // The instance's own RAM file (share=on writes back to it), rebuilt from the snapshot's layers.
-          await clock.time('ram', () => materialize(chain, ram, (src, dst) => copyImage(this.d.runner, src, dst)));
-          await clock.time('isolate', async () => {
-            for (const [i, tap] of taps.entries()) {
-              const old = source.nics[i]!;
-              await isolateTap(this.d.runner, tap, old.ip.split('/')[0]!, old.gateway, this.d.isolation);
-            }
-          });
-        },
-        afterLaunch: async (handle, driver, taps, clock) => {
-          await clock.time('resume', () => driver.resume(handle));
-          const old = source.nics[0];
-          const nic = spec.nics[0];
-          const tap = taps[0];
-          if (!old || !nic || !tap) return;
-          if (!source.guest.install_agent)
-            throw new AgentError(
-              422,
-              'snapshot_without_agent',
-              'an instance needs the guest agent to change its address',
+      // Instances of one snapshot share its old addresses until each took its own: one at a time (a second
+      // one's host route to the old address would take the first's identity push to the wrong TAP).
+      const oldIps = source.nics.map((n) => n.ip.split('/')[0] ?? n.ip);
+      const status = await this.oneAtATime(oldIps, () =>
+        this.d.vms.boot(spec, {
+          disk: f.disk,
+          state: f.state,
+          beforeLaunch: async (taps, clock) => {
+            // The instance's own RAM file (share=on writes back to it), rebuilt from the snapshot's layers.
+            await clock.time('ram', () => materialize(chain, ram, (src, dst) => copyImage(this.d.runner, src, dst)));
+            await clock.time('isolate', async () => {
+              for (const [i, tap] of taps.entries()) {
+                const old = source.nics[i]!;
+                await isolateTap(this.d.runner, tap, old.ip.split('/')[0]!, old.gateway, this.d.isolation);
+              }
+            });
+          },
+          afterLaunch: async (handle, driver, taps, clock) => {
+            await clock.time('resume', () => driver.resume(handle));
+            const old = source.nics[0];
+            const nic = spec.nics[0];
+            const tap = taps[0];
+            if (!old || !nic || !tap) return;
+            if (!source.guest.install_agent)
+              throw new AgentError(
+                422,
+                'snapshot_without_agent',
+                'an instance needs the guest agent to change its address',
+              );
+            await reidentify(
+              {
+                runner: this.d.runner,
+                clock,
+                ...(this.d.identityTimeoutMs ? { timeoutMs: this.d.identityTimeoutMs } : {}),
+                ...(this.d.isolation ? { isolation: this.d.isolation } : {}),
+              },
+              {
+                tap,
+                bridge: nic.bridge,
+                oldIp: old.ip.split('/')[0]!,
+                gateway: old.gateway,
+                oldToken: source.guest.token,
+              },
+              {
+                vm_id: spec.vm_id,
+                token: spec.guest.token,
+                hostname: spec.guest.hostname,
+                ip: nic.ip,
+                gateway: nic.gateway,
+                mac: nic.mac,
+              },
             );
-          await reidentify(
-            {
-              runner: this.d.runner,
-              clock,
-              ...(this.d.identityTimeoutMs ? { timeoutMs: this.d.identityTimeoutMs } : {}),
-              ...(this.d.isolation ? { isolation: this.d.isolation } : {}),
-            },
-            {
-              tap,
-              bridge: nic.bridge,
-              oldIp: old.ip.split('/')[0]!,
-              gateway: old.gateway,
-              oldToken: source.guest.token,
-            },
-            {
-              vm_id: spec.vm_id,
-              token: spec.guest.token,
-              hostname: spec.guest.hostname,
-              ip: nic.ip,
-              gateway: nic.gateway,
-              mac: nic.mac,
-            },
-          );
-        },
-      });
+          },
+        }),
+      );
       // Registered now, so the guest endpoint takes its report: ask for it instead of waiting for its retry.
       const ip = spec.nics[0]?.ip.split('/')[0];
       if (ip && source.guest.install_agent && !(await requestReport(ip, spec.guest.token)))

@@ -153,7 +153,7 @@ describe.each(DB_KINDS)('functions API (%s)', (kind) => {
 
   it('queues up to queue_limit behind the concurrency limit and refuses the next with 429 function_queue_full', async () => {
     const fn = (
-      await create({ name: 'busy', runtime: 'node20', code: HELLO, concurrency: 1, queue_limit: 1 })
+      await create({ name: 'busy', runtime: 'node20', code: HELLO, network: true, concurrency: 1, queue_limit: 1 })
     ).json() as FunctionResource;
     const invoke = () =>
       t.request({ method: 'POST', url: `/v1/functions/${fn.id}/invoke?async=true`, payload: { event: { n: 1 } } });

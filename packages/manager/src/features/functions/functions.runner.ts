@@ -237,6 +237,12 @@ export class FunctionRunner implements FunctionEngine {
     ]);
     if (!kernelId || !rootfsId)
       throw new InstanceFailed(`the ${version.runtime} runtime needs the images ${kernelImage} and ${rootfs}`);
+    // The host agent reaches the runner at the guest's address: an instance without a NIC could never report
+    // ready nor be invoked (no vsock channel yet), so say so at once instead of after the ready timeout.
+    if (!version.network)
+      throw new InstanceFailed(
+        'functions with network off cannot run yet: the runner is reached over the instance NIC (set network: true)',
+      );
     const req: CreateVmRequest = {
       name: this.vmName(fn, kind),
       description: `function ${fn.name} v${version.version}`,
@@ -245,8 +251,6 @@ export class FunctionRunner implements FunctionEngine {
       kernel_image_id: kernelId,
       ...(initrdId ? { initrd_image_id: initrdId } : {}),
       rootfs_image_id: rootfsId,
-      // Network off: the instance gets no NIC at all.
-      ...(version.network ? {} : { network: null }),
       tags: [FUNCTION_VM_TAG, `function:${fn.id}`.slice(0, 63)],
     };
     return this.d.vms.create(req, ACTOR);
@@ -262,7 +266,10 @@ export class FunctionRunner implements FunctionEngine {
       if (row.state === 'error' || row.state === 'stopped' || row.state === 'deleting')
         throw new InstanceFailed(`the instance ${row.state === 'error' ? `failed: ${row.lastError}` : row.state}`);
       if (this.stopped) throw new InstanceFailed('the manager is stopping');
-      if (Date.now() > deadline) throw new InstanceFailed('the instance was not ready within the ready timeout');
+      if (Date.now() > deadline)
+        throw new InstanceFailed(
+          `the instance was not ready within the ready timeout (state ${row.state}, guest ready at ${row.guestReadyAt?.toISOString() ?? 'never'}, booted at ${row.bootedAt?.toISOString() ?? 'never'})`,
+        );
       await new Promise((r) => setTimeout(r, 50));
     }
   }
