@@ -91,6 +91,8 @@ describe('nqvm up (the README start command): manager + agent + demo images on o
     );
     expect(up.output()).toContain(`open ${BASE}`);
     expect(up.output()).toContain('demo images registered: demo-kernel, demo-initrd, demo-rootfs');
+    // node20 is the demo rootfs as it is: always registered (python3 once scripts/build-runtime-images.ts ran).
+    expect(up.output()).toMatch(/function runtime images registered: runtime-node20\b/);
     const password = /admin credentials \(shown once\): admin \/ (\S+)/.exec(up.output())?.[1];
     expect(password).toBeTruthy();
 

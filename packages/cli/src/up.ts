@@ -20,6 +20,44 @@ export async function buildDemo(out: string | undefined, env: Env) {
 
 const log = (s: string) => process.stdout.write(`${s}\n`);
 
+/** Where `scripts/build-runtime-images.ts` puts them by default: the checkout's `.cache/runtime-images`. */
+const CHECKOUT_RUNTIME_IMAGES = resolve(import.meta.dirname, '../../../.cache/runtime-images');
+
+/**
+ * Registers the function runtimes' rootfs images (`runtime-node20`, `runtime-python3`) that are missing: from
+ * `$NQVM_RUNTIME_IMAGES`, `<data dir>/runtime-images` or the checkout's `.cache/runtime-images` (what
+ * `scripts/build-runtime-images.ts` builds); node20 is the demo rootfs as it is, so that one is always there.
+ */
+async function registerRuntimes(
+  images: Awaited<ReturnType<typeof buildApp>>['services']['images'],
+  names: Set<string>,
+  dataDir: string,
+  env: Env,
+): Promise<void> {
+  const dirs = [env.NQVM_RUNTIME_IMAGES, join(dataDir, 'runtime-images'), CHECKOUT_RUNTIME_IMAGES];
+  const registered: string[] = [];
+  for (const runtime of ['node20', 'python3'] as const) {
+    const name = `runtime-${runtime}`;
+    if (names.has(name)) continue;
+    const file = [
+      ...dirs.filter((d): d is string => !!d).map((d) => join(d, runtime, 'rootfs.ext4')),
+      ...(runtime === 'node20' ? [join(dataDir, 'demo-images', 'rootfs.ext4')] : []),
+    ].find((f) => existsSync(f));
+    if (!file) {
+      log(`function runtime ${runtime}: no image (build it: node --import tsx scripts/build-runtime-images.ts)`);
+      continue;
+    }
+    await images.upload(
+      { name, kind: 'rootfs', description: `nqvm function runtime ${runtime}` },
+      createReadStream(file),
+      statSync(file).size,
+      'system',
+    );
+    registered.push(name);
+  }
+  if (registered.length) log(`function runtime images registered: ${registered.join(', ')}`);
+}
+
 /** `nqvm up`: manager on the embedded database, a local agent, demo images registered; prints URL and credentials. */
 export async function up(env: Env, flags: Record<string, string | boolean>): Promise<void> {
   if (process.getuid?.() !== 0) {
@@ -99,6 +137,7 @@ export async function up(env: Env, flags: Record<string, string | boolean>): Pro
     }
     log('demo images registered: demo-kernel, demo-initrd, demo-rootfs');
   }
+  await registerRuntimes(images, names, dataDir, env);
   log(`\nnqvm is up: open ${url} (API docs at ${url}/docs); admin credentials: see above`);
 
   const shutdown = async () => {
