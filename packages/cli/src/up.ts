@@ -20,12 +20,10 @@ export async function buildDemo(out: string | undefined, env: Env) {
 
 const log = (s: string) => process.stdout.write(`${s}\n`);
 
-/** Where `scripts/build-runtime-images.ts` puts them by default: the checkout's `.cache/runtime-images`. */
-const CHECKOUT_RUNTIME_IMAGES = resolve(import.meta.dirname, '../../../.cache/runtime-images');
 
 /**
  * Registers the function runtimes' rootfs images (`runtime-node20`, `runtime-python3`) that are missing: from
- * `$NQVM_RUNTIME_IMAGES`, `<data dir>/runtime-images` or the checkout's `.cache/runtime-images` (what
+ * `$NQVM_RUNTIME_IMAGES`, `<data dir>/runtime-images` or `.cache/runtime-images` in the working directory (what
  * `scripts/build-runtime-images.ts` builds); node20 is the demo rootfs as it is, so that one is always there.
  */
 async function registerRuntimes(
@@ -34,7 +32,8 @@ async function registerRuntimes(
   dataDir: string,
   env: Env,
 ): Promise<void> {
-  const dirs = [env.NQVM_RUNTIME_IMAGES, join(dataDir, 'runtime-images'), CHECKOUT_RUNTIME_IMAGES];
+  // The last one: where scripts/build-runtime-images.ts puts them, from the checkout `npm start` runs in.
+  const dirs = [env.NQVM_RUNTIME_IMAGES, join(dataDir, 'runtime-images'), resolve('.cache', 'runtime-images')];
   const registered: string[] = [];
   for (const runtime of ['node20', 'python3'] as const) {
     const name = `runtime-${runtime}`;
