@@ -29,7 +29,7 @@ await client.call(api.images.create, {
 
 const code = (n: number) => `exports.handler = async (event) => ({ hello: event.name, n: ${n} });\n`;
 let fn: FunctionResource = await client.call(api.functions.create, {
-  body: { name: 'bench-hello', runtime: 'node20', code: code(0) },
+  body: { name: 'bench-hello', runtime: 'node20', code: code(0), network: true },
 });
 
 async function invoke(): Promise<{ ms: number; inv: Invocation }> {
