@@ -1,5 +1,5 @@
 import { type Static, Type } from 'typebox';
-import { CursorQuery, Description, IdParams, Name, Page, Timestamp, Uuid } from './common.schema.ts';
+import { CursorQuery, Description, IdParams, Name, Nullable, Page, Timestamp, Uuid } from './common.schema.ts';
 import { route } from './route.ts';
 
 export const AlertRuleKind = Type.Union(
@@ -40,14 +40,12 @@ export type FiringAlert = Static<typeof FiringAlert>;
 
 const RuleFields = {
   description: Description,
-  vm_id: Type.Union([Uuid, Type.Null()], { description: 'Only this VM (vm_crashed, metric_above); null: every VM' }),
-  host_id: Type.Union([Uuid, Type.Null()], { description: 'Only this host (host_unreachable); null: every host' }),
-  project_id: Type.Union([Uuid, Type.Null()], {
-    description: 'Only this project (quota_above); null: every project with a quota',
-  }),
-  metric: Type.Union([AlertMetric, Type.Null()]),
-  threshold: Type.Union([Type.Number({ minimum: 0, maximum: 100 }), Type.Null()], { description: 'Percent' }),
-  duration_s: Type.Union([Type.Integer({ minimum: 1, maximum: 86_400 }), Type.Null()]),
+  vm_id: Nullable(Uuid, { description: 'Only this VM (vm_crashed, metric_above); null: every VM' }),
+  host_id: Nullable(Uuid, { description: 'Only this host (host_unreachable); null: every host' }),
+  project_id: Nullable(Uuid, { description: 'Only this project (quota_above); null: every project with a quota' }),
+  metric: Nullable(AlertMetric),
+  threshold: Nullable(Type.Number({ minimum: 0, maximum: 100 }), { description: 'Percent' }),
+  duration_s: Nullable(Type.Integer({ minimum: 1, maximum: 86_400 })),
   enabled: Type.Boolean(),
 };
 

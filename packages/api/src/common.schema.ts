@@ -1,4 +1,4 @@
-import { type Static, Type } from 'typebox';
+import { type Static, type TSchema, type TSchemaOptions, Type } from 'typebox';
 
 export const Uuid = Type.String({ format: 'uuid', description: 'A UUID' });
 export const IdParams = Type.Object({ id: Uuid }, { additionalProperties: false });
@@ -51,3 +51,17 @@ export const ProjectIdField = Type.String({
 export const ProjectFilter = Type.String({ format: 'uuid', description: "Only this project's" });
 
 export const Ok = Type.Object({ ok: Type.Literal(true) }, { additionalProperties: false });
+
+/**
+ * A value or null, written as one schema with two types instead of a union: the manager's validator coerces types,
+ * and in a union it reads null as the first branch's type (0, "") or 0 and "" as null, whichever branch comes first.
+ * Takes a scalar schema (its format and bounds kept) or a union of string literals (an enum with null).
+ */
+export function Nullable<T extends TSchema>(schema: T, options: TSchemaOptions = {}) {
+  const plain = JSON.parse(JSON.stringify(schema)) as Record<string, unknown>;
+  const literals = Array.isArray(plain.anyOf) ? (plain.anyOf as { const?: unknown }[]).map((a) => a.const) : [];
+  if (literals.length > 0 && literals.every((v) => typeof v === 'string'))
+    return Type.Unsafe<Static<T> | null>({ type: ['string', 'null'], enum: [...literals, null], ...options });
+  if (typeof plain.type !== 'string') throw new Error('Nullable takes a scalar schema or a union of string literals');
+  return Type.Unsafe<Static<T> | null>({ ...plain, type: [plain.type, 'null'], ...options });
+}

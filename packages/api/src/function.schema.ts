@@ -1,5 +1,5 @@
 import { type Static, Type } from 'typebox';
-import { CursorQuery, IdParams, Page, Timestamp, Uuid } from './common.schema.ts';
+import { CursorQuery, IdParams, Nullable, Page, Timestamp, Uuid } from './common.schema.ts';
 import { route } from './route.ts';
 
 export const RuntimeName = Type.Union([Type.Literal('node20'), Type.Literal('python3')], {
@@ -90,7 +90,7 @@ export const FunctionResource = Type.Object(
 );
 export type FunctionResource = Static<typeof FunctionResource>;
 
-const SecretsPatch = Type.Record(EnvName, Type.Union([Type.Null(), Type.String({ maxLength: 16384 })]), {
+const SecretsPatch = Type.Record(EnvName, Nullable(Type.String({ maxLength: 16384 })), {
   maxProperties: 64,
   description: 'Secret environment variables: a value sets one, null removes one, names not given are kept',
 });
@@ -146,7 +146,7 @@ export const UpdateFunctionRequest = Type.Object(
     concurrency: Type.Optional(Concurrency),
     queue_limit: Type.Optional(QueueLimit),
     http_enabled: Type.Optional(Type.Boolean()),
-    http_token: Type.Optional(Type.Union([Type.Null(), HttpToken], { description: 'null removes the token' })),
+    http_token: Type.Optional(Nullable(HttpToken, { description: 'null removes the token' })),
   },
   { additionalProperties: false, minProperties: 1 },
 );

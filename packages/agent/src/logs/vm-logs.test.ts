@@ -15,7 +15,9 @@ beforeEach(async () => {
 afterEach(async () => {
   logs?.close();
   logs = undefined;
-  await rm(dir, { recursive: true, force: true });
+  // A cap already under way (its .1.tmp written, then renamed) may still add a file while the directory goes:
+  // rm retries ENOTEMPTY.
+  await rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
 });
 
 const size = (p: string) => {

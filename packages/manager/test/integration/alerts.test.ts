@@ -163,6 +163,8 @@ describe.each(DB_KINDS)('alert rules (%s)', (kind) => {
       [{ name: 'm', kind: 'host_unreachable', vm_id: vmId }, 'body.vm_id'],
       [{ name: 'm', kind: 'vm_crashed', vm_id: '00000000-0000-4000-8000-000000000000' }, 'body.vm_id'],
       [{ name: 'm', kind: 'host_unreachable', host_id: '00000000-0000-4000-8000-000000000000' }, 'body.host_id'],
+      // null is no threshold (it was once read as 0: the validator coerced it in a union).
+      [{ name: 'q', kind: 'quota_above', threshold: null }, 'body.threshold'],
     ];
     for (const [body, field] of cases) {
       const res = await t.request({ method: 'POST', url: '/v1/alert-rules', payload: body });
@@ -176,6 +178,12 @@ describe.each(DB_KINDS)('alert rules (%s)', (kind) => {
     const r = await create({ name: 'toggle', kind: 'vm_crashed' });
     const off = await t.request({ method: 'PATCH', url: `/v1/alert-rules/${r.id}`, payload: { enabled: false } });
     expect(off.json()).toMatchObject({ enabled: false });
+    // A rule narrowed to one VM is widened again with null.
+    const one = await t.request({ method: 'PATCH', url: `/v1/alert-rules/${r.id}`, payload: { vm_id: vmId } });
+    expect(one.json()).toMatchObject({ vm_id: vmId });
+    const every = await t.request({ method: 'PATCH', url: `/v1/alert-rules/${r.id}`, payload: { vm_id: null } });
+    expect(every.statusCode, every.body).toBe(200);
+    expect(every.json()).toMatchObject({ vm_id: null });
     const list = (await t.request({ method: 'GET', url: '/v1/alert-rules' })).json() as { items: AlertRule[] };
     expect(list.items.map((x) => x.id)).toContain(r.id);
     expect((await t.request({ method: 'DELETE', url: `/v1/alert-rules/${r.id}` })).statusCode).toBe(204);
