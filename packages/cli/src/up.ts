@@ -20,7 +20,6 @@ export async function buildDemo(out: string | undefined, env: Env) {
 
 const log = (s: string) => process.stdout.write(`${s}\n`);
 
-
 /**
  * Registers the function runtimes' rootfs images (`runtime-node20`, `runtime-python3`) that are missing: from
  * `$NQVM_RUNTIME_IMAGES`, `<data dir>/runtime-images` or `.cache/runtime-images` in the working directory (what
