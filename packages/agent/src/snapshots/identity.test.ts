@@ -62,6 +62,33 @@ describe('reidentify', () => {
     expect(r.cmds.some((c) => c.startsWith('ip neigh replace 10.9.0.2'))).toBe(false);
   });
 
+  it("an instance given its source's address again uses the new MAC after the push, and no stale bridge entry", async () => {
+    const r = runner();
+    const g = guest();
+    const same = { ...NEXT, ip: '10.9.0.2/24' };
+    const f = (async (input: string | URL | Request, init?: RequestInit) =>
+      g.f(String(input).replace('http://10.9.0.2:9000/health', 'http://10.9.0.3:9000/health'), init)) as typeof fetch;
+    // One log of host commands and requests, in order.
+    const both: CommandRunner = {
+      run: async (cmd, args) => {
+        g.calls.push([cmd, ...args].join(' '));
+        return r.run(cmd, args);
+      },
+    };
+    await reidentify({ runner: both, fetch: f, timeoutMs: 5000 }, NIC, same);
+    const pinned = r.cmds.indexOf('ip neigh replace 10.9.0.2 lladdr 02:00:00:00:00:03 dev nqt-abc0 nud permanent');
+    expect(pinned).toBeGreaterThan(-1);
+    // Only after the push: before it, frames to the new MAC would not reach a guest still on the old one.
+    const inOrder = g.calls.filter((c) => c.endsWith('/identity') || c.startsWith('ip neigh replace'));
+    expect(inOrder).toEqual([
+      'POST http://10.9.0.2:9000/identity',
+      'ip neigh replace 10.9.0.2 lladdr 02:00:00:00:00:03 dev nqt-abc0 nud permanent',
+    ]);
+    expect(r.cmds).toContain('ip neigh del 10.9.0.2 dev nqbr-x');
+    expect(r.cmds.indexOf('ip neigh del 10.9.0.2 dev nqbr-x')).toBeGreaterThan(pinned);
+    expect(r.cmds.at(-1)).toBe('ip link set dev nqt-abc0 master nqbr-x');
+  });
+
   it('a push whose 202 was lost, though the guest took it, ends by the new address (no retry into a 401)', async () => {
     const r = runner();
     const g = guest({ lose202: true });

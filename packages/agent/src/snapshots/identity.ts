@@ -109,6 +109,11 @@ export async function reidentify(
   await time('identity apply', async () => {
     if (oldIp !== newIp)
       await runChecked(d.runner, 'ip', ['route', 'del', `${oldIp}/32`, 'dev', tap]).catch(() => undefined);
+    // Given its source's address again (the lowest free one once the source is gone), the guest keeps the address
+    // but takes a new MAC: the host's neighbour entry learned for the push names the old MAC, whose frames the guest
+    // now drops. The push was taken, so the new MAC is the one to use.
+    else
+      await runChecked(d.runner, 'ip', ['neigh', 'replace', newIp, 'lladdr', newMac, 'dev', tap, 'nud', 'permanent']);
     // A SYN sent before the guest holds the address is dropped and retried only a second later: short
     // attempts first, then the usual timeout for a guest that is slow to answer.
     await until('the guest agent on its new address', deadline, (attempt) => answers(attempt < 15 ? 250 : 2000));
@@ -116,6 +121,9 @@ export async function reidentify(
   await time('rebridge', async () => {
     await runChecked(d.runner, 'ip', ['neigh', 'del', newIp, 'dev', tap]).catch(() => undefined);
     await runChecked(d.runner, 'ip', ['route', 'del', `${newIp}/32`, 'dev', tap]).catch(() => undefined);
+    // An entry on the bridge for this address may name the MAC of a VM that held it before (the snapshot's source):
+    // the host would send there until it went stale. Without one, the host asks and the guest answers.
+    await runChecked(d.runner, 'ip', ['neigh', 'del', newIp, 'dev', bridge]).catch(() => undefined);
     await runChecked(d.runner, 'ip', ['link', 'set', 'dev', tap, 'master', bridge]);
     await d.isolation?.release(tap);
   });
