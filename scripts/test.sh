@@ -27,7 +27,7 @@ unshare -n -- bash -c 'ip link set lo up && exec npx vitest run --reporter=defau
 node -e '
   const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
   console.log(`vitest: ${r.numPassedTests} passed, ${r.numFailedTests} failed`);
-  // The slowest files, so the suite's time budget (~25 min on 2 cores) is visible in every CI log.
+  // The slowest files: the time budget of the suite (~25 min on 2 cores) shows in every CI log.
   const files = r.testResults.map((f) => ({ name: f.name.replace(process.cwd() + "/", ""), s: (f.endTime - f.startTime) / 1000 }));
   files.sort((a, b) => b.s - a.s);
   for (const f of files.slice(0, 15)) console.log(`  ${f.s.toFixed(0).padStart(5)} s  ${f.name}`);
