@@ -247,6 +247,26 @@ export function Meter({
   );
 }
 
+/** A table's header row: small uppercase column names, and a last column for row actions named for screen readers. */
+export function TableHead({ columns, actions = false }: { columns: readonly string[]; actions?: boolean }) {
+  return (
+    <thead className="text-xs text-slate-500 uppercase">
+      <tr>
+        {columns.map((c) => (
+          <th key={c} className="py-1 pr-3">
+            {c}
+          </th>
+        ))}
+        {actions ? (
+          <th className="py-1">
+            <span className="sr-only">Actions</span>
+          </th>
+        ) : null}
+      </tr>
+    </thead>
+  );
+}
+
 export function DefinitionList({ items }: { items: [string, ReactNode][] }) {
   return (
     <dl className="grid grid-cols-1 gap-x-6 gap-y-2 text-sm sm:grid-cols-[max-content_1fr]">

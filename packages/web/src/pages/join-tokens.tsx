@@ -3,7 +3,7 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { type FormEvent, useState } from 'react';
 import { ConfirmButton } from '../components/dialog.tsx';
 import { ShownOnce } from '../components/shown-once.tsx';
-import { Badge, Button, Card, Empty, ErrorState, Field, Loading, PageHeader } from '../components/ui.tsx';
+import { Badge, Button, Card, Empty, ErrorState, Field, Loading, PageHeader, TableHead } from '../components/ui.tsx';
 import { call, errorMessage, fieldErrors } from '../lib/api.ts';
 import { formatDate } from '../lib/format.ts';
 import { useCan } from '../lib/session.tsx';
@@ -94,18 +94,7 @@ export function JoinTokensPage() {
         ) : (
           <div className="overflow-x-auto">
             <table className="w-full text-left text-sm">
-              <thead className="text-xs text-slate-500 uppercase">
-                <tr>
-                  <th className="py-1 pr-3">For</th>
-                  <th className="py-1 pr-3">State</th>
-                  <th className="py-1 pr-3">Created</th>
-                  <th className="py-1 pr-3">Expires</th>
-                  <th className="py-1 pr-3">Used</th>
-                  <th className="py-1">
-                    <span className="sr-only">Actions</span>
-                  </th>
-                </tr>
-              </thead>
+              <TableHead columns={['For', 'State', 'Created', 'Expires', 'Used']} actions />
               <tbody className="divide-y divide-slate-100">
                 {tokens.data.items.map((t) => (
                   <tr key={t.id} data-join-token={t.description}>

@@ -2,7 +2,7 @@ import { api, type UserPermission } from '@nqvm/api';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { type FormEvent, useState } from 'react';
 import { ConfirmButton } from '../components/dialog.tsx';
-import { Button, Card, Empty, ErrorState, Field, Loading, PageHeader } from '../components/ui.tsx';
+import { Button, Card, Empty, ErrorState, Field, Loading, PageHeader, TableHead } from '../components/ui.tsx';
 import { call, errorMessage, fieldErrors } from '../lib/api.ts';
 import { formatAgo, formatDate } from '../lib/format.ts';
 import { useMe } from '../lib/session.tsx';
@@ -28,19 +28,7 @@ export function TokensPage() {
           ) : (
             <div className="overflow-x-auto">
               <table className="w-full text-left text-sm">
-                <thead className="text-xs text-slate-500 uppercase">
-                  <tr>
-                    <th className="py-1 pr-3">Name</th>
-                    <th className="py-1 pr-3">Prefix</th>
-                    <th className="py-1 pr-3">Scope</th>
-                    <th className="py-1 pr-3">Created</th>
-                    <th className="py-1 pr-3">Expires</th>
-                    <th className="py-1 pr-3">Last used</th>
-                    <th className="py-1">
-                      <span className="sr-only">Actions</span>
-                    </th>
-                  </tr>
-                </thead>
+                <TableHead columns={['Name', 'Prefix', 'Scope', 'Created', 'Expires', 'Last used']} actions />
                 <tbody className="divide-y divide-slate-100">
                   {tokens.data.items.map((t) => (
                     <tr key={t.id} data-token-name={t.name}>

@@ -2,7 +2,7 @@ import { api, PASSWORD_MIN_LENGTH, type User } from '@nqvm/api';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { type FormEvent, useState } from 'react';
 import { ConfirmButton } from '../components/dialog.tsx';
-import { Badge, Button, Card, Empty, ErrorState, Field, Loading, PageHeader } from '../components/ui.tsx';
+import { Badge, Button, Card, Empty, ErrorState, Field, Loading, PageHeader, TableHead } from '../components/ui.tsx';
 import { call, errorMessage, fieldErrors } from '../lib/api.ts';
 import { formatAgo, formatDate } from '../lib/format.ts';
 import { useMe } from '../lib/session.tsx';
@@ -38,18 +38,7 @@ export function UsersPage() {
           ) : (
             <div className="overflow-x-auto">
               <table className="w-full text-left text-sm">
-                <thead className="text-xs text-slate-500 uppercase">
-                  <tr>
-                    <th className="py-1 pr-3">Username</th>
-                    <th className="py-1 pr-3">Role</th>
-                    <th className="py-1 pr-3">Status</th>
-                    <th className="py-1 pr-3">Created</th>
-                    <th className="py-1 pr-3">Last login</th>
-                    <th className="py-1">
-                      <span className="sr-only">Actions</span>
-                    </th>
-                  </tr>
-                </thead>
+                <TableHead columns={['Username', 'Role', 'Status', 'Created', 'Last login']} actions />
                 <tbody className="divide-y divide-slate-100">
                   {users.data.items.map((u) => (
                     <UserRow key={u.id} user={u} self={u.id === me.id} canWrite={canWrite} />
